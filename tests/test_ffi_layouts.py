@@ -1,0 +1,536 @@
+"""The ctypes structs of ``pylibbpf._ffi.structs`` against the C headers installed on this machine.
+
+Two independent witnesses, both from one small C program compiled with gcc at test time:
+
+* **printf**: the program, generated from the Python table, prints ``sizeof``/``offsetof`` of every
+  named member (nested ones by their C path, e.g. ``iter.cgroup.order``) and, for bitfields, the
+  bytes a struct holds after the bitfield is set to all ones. A Python name the header lacks
+  breaks the compile; a wrong type or position shows as a different number.
+* **DWARF**: the same program is built with ``-g``, so gcc records every member of every struct as
+  the headers declare it (names, order, offsets, bitfield positions, types). Walking that tree
+  with pyelftools lists the C side *from the header*, not from our table, so a field the Python
+  class forgot (or an extra one) fails the comparison. Unnamed bitfields (``__u32 :32``) have no
+  DWARF member; our ``_padN`` stand-ins are checked to lie only in bytes no named member uses.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bpfbuild import compile_bpf, compile_c
+from elftools.elf.elffile import ELFFile
+
+from pylibbpf._ffi import structs
+
+HEADERS = ("<stdio.h>", "<stddef.h>", "<string.h>", "<bpf/libbpf.h>", "<bpf/bpf.h>",
+           "<linux/bpf.h>")
+LAYOUT_DIR = Path(__file__).resolve().parent / "layout"
+
+Aggregate = type[ctypes.Structure] | type[ctypes.Union]
+_FUNC_PTR: type = ctypes.CFUNCTYPE(ctypes.c_int).__mro__[1]  # ctypes' private _CFuncPtr base
+
+
+# --------------------------------------------------------------------------------------------
+# the Python side
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Member:
+    """One member as both sides can describe it; ``path`` is the C designator (``a.b.c``)."""
+
+    path: str  # "" + "<anon>" marks an anonymous aggregate
+    offset: int  # bytes from the start of the top-level type
+    size: int  # bytes of the member's type (the storage unit for a bitfield)
+    bits: tuple[int, int] | None  # (bit offset from `offset`, width) for bitfields
+    kind: Any  # type shape, see _ctypes_kind / _dwarf_kind
+
+
+def _bitfield(field: Any) -> tuple[int, int] | None:
+    """(bit offset inside the storage unit, width) of a ctypes bitfield, else None."""
+    if hasattr(field, "is_bitfield"):  # CPython >= 3.14 spells it out
+        return (field.bit_offset, field.bit_size) if field.is_bitfield else None
+    if field.size >> 16:  # older CPython packs (width << 16) | bit offset into .size
+        return (field.size & 0xFFFF, field.size >> 16)
+    return None
+
+
+def _is_signed(t: Any) -> bool:
+    return bool(t(-1).value < 0)
+
+
+def _ctypes_kind(t: Any) -> Any:
+    if issubclass(t, ctypes.Array):
+        return ("array", _ctypes_kind(t._type_), t._length_)
+    if issubclass(t, ctypes.Structure):
+        return "struct"
+    if issubclass(t, ctypes.Union):
+        return "union"
+    if t is ctypes.c_void_p:
+        return ("ptr", "void")
+    if t is ctypes.c_char_p:
+        return ("ptr", "char")
+    if issubclass(t, ctypes._Pointer):
+        target = t._type_
+        if issubclass(target, (ctypes.Structure, ctypes.Union)):
+            return ("ptr", (_ctypes_kind(target), target.__name__))
+        return ("ptr", _ctypes_kind(target))
+    if issubclass(t, _FUNC_PTR):
+        return ("ptr", "func")
+    if t is ctypes.c_bool:
+        return "bool"
+    if t is ctypes.c_char:
+        return "char"
+    return ("int", ctypes.sizeof(t), _is_signed(t))
+
+
+def python_members(cls: Aggregate, prefix: str = "", base: int = 0) -> Iterator[Member]:
+    """Every member of ``cls``, depth first, in declaration order, padding fields included."""
+    anonymous = set(getattr(cls, "_anonymous_", ()))
+    for name, ctype, *_ in cls._fields_:
+        field = getattr(cls, name)
+        offset = base + field.offset
+        if name in anonymous and issubclass(ctype, (ctypes.Structure, ctypes.Union)):
+            yield Member(prefix + "<anon>", offset, ctypes.sizeof(ctype), None, _ctypes_kind(ctype))
+            yield from python_members(ctype, prefix, offset)
+            continue
+        path = prefix + name
+        yield Member(path, offset, ctypes.sizeof(ctype), _bitfield(field), _ctypes_kind(ctype))
+        if issubclass(ctype, (ctypes.Structure, ctypes.Union)):
+            yield from python_members(ctype, path + ".", offset)
+
+
+def is_padding(member: Member) -> bool:
+    """Our stand-ins for unnamed bitfields: a last path component starting with ``_``."""
+    return member.path.rsplit(".", 1)[-1].startswith("_")
+
+
+def c_type_name(cls: Aggregate) -> str:
+    return f"{'union' if issubclass(cls, ctypes.Union) else 'struct'} {cls.__name__}"
+
+
+# --------------------------------------------------------------------------------------------
+# the C side: one program, printf + DWARF
+# --------------------------------------------------------------------------------------------
+
+
+def generate_c(types: tuple[Aggregate, ...]) -> str:
+    lines = [f"#include {h}" for h in HEADERS]
+    for i, cls in enumerate(types):
+        lines.append(f"{c_type_name(cls)} keep_{i};  /* makes gcc emit the type's DWARF */")
+    lines += [
+        "static void dump(const char *t, const char *m, const void *p, size_t n) {",
+        "    const unsigned char *b = p;",
+        '    printf("bits %s %s ", t, m);',
+        '    for (size_t i = 0; i < n; i++) printf("%02x", b[i]);',
+        '    printf("\\n");',
+        "}",
+        "int main(void) {",
+    ]
+    for cls in types:
+        t = c_type_name(cls)
+        lines.append(f'    printf("size {cls.__name__} - %zu %zu\\n", sizeof({t}), _Alignof({t}));')
+        for m in python_members(cls):
+            if m.path.endswith("<anon>") or is_padding(m):
+                continue
+            if m.bits is None:
+                lines.append(
+                    f'    printf("member {cls.__name__} {m.path} %zu %zu\\n", '
+                    f"offsetof({t}, {m.path}), sizeof((({t} *)0)->{m.path}));"
+                )
+            else:
+                lines += [
+                    "    {",
+                    f"        {t} v; memset(&v, 0, sizeof(v)); v.{m.path} = -1;",
+                    f'        dump("{cls.__name__}", "{m.path}", &v, sizeof(v));',
+                    "    }",
+                ]
+    lines += ["    return 0;", "}", ""]
+    return "\n".join(lines)
+
+
+@dataclass
+class CLayout:
+    sizes: dict[str, tuple[int, int]]  # type -> (sizeof, alignof)
+    members: dict[tuple[str, str], tuple[int, int]]  # (type, path) -> (offsetof, sizeof)
+    bits: dict[tuple[str, str], bytes]  # (type, path) -> bytes after setting the bitfield to ~0
+    binary: Path
+
+
+def build_layout(types: tuple[Aggregate, ...], workdir: Path) -> CLayout:
+    src = workdir / "ffi_layouts.c"
+    src.write_text(generate_c(types))
+    binary = compile_c(src, cflags=("-g", "-O0", "-std=gnu11", "-Wall"))
+    out = subprocess.run([str(binary)], capture_output=True, text=True, check=True).stdout
+    layout = CLayout({}, {}, {}, binary)
+    for line in out.splitlines():
+        tag, tname, path, *rest = line.split()
+        if tag == "size":
+            layout.sizes[tname] = (int(rest[0]), int(rest[1]))
+        elif tag == "member":
+            layout.members[(tname, path)] = (int(rest[0]), int(rest[1]))
+        else:
+            layout.bits[(tname, path)] = bytes.fromhex(rest[0])
+    return layout
+
+
+_DW_ATE_boolean, _DW_ATE_signed, _DW_ATE_signed_char = 0x02, 0x05, 0x06
+
+
+def _strip(die: Any) -> Any:
+    """Follow typedefs and qualifiers; None for ``void`` (a qualifier with no type)."""
+    while die.tag in ("DW_TAG_typedef", "DW_TAG_const_type", "DW_TAG_volatile_type"):
+        if "DW_AT_type" not in die.attributes:
+            return None
+        die = die.get_DIE_from_attribute("DW_AT_type")
+    return die
+
+
+def _dwarf_size(die: Any) -> int:
+    die = _strip(die)
+    if die.tag == "DW_TAG_array_type":
+        return _dwarf_size(die.get_DIE_from_attribute("DW_AT_type")) * _array_len(die)
+    return int(die.attributes["DW_AT_byte_size"].value)
+
+
+def _array_len(die: Any) -> int:
+    (sub,) = [c for c in die.iter_children() if c.tag == "DW_TAG_subrange_type"]
+    if "DW_AT_count" in sub.attributes:
+        return int(sub.attributes["DW_AT_count"].value)
+    return int(sub.attributes["DW_AT_upper_bound"].value) + 1
+
+
+def _dwarf_kind(die: Any) -> Any:
+    die = _strip(die)
+    tag = die.tag
+    if tag == "DW_TAG_array_type":
+        return ("array", _dwarf_kind(die.get_DIE_from_attribute("DW_AT_type")), _array_len(die))
+    if tag == "DW_TAG_structure_type":
+        return "struct"
+    if tag == "DW_TAG_union_type":
+        return "union"
+    if tag == "DW_TAG_pointer_type":
+        if "DW_AT_type" not in die.attributes:
+            return ("ptr", "void")
+        target = _strip(die.get_DIE_from_attribute("DW_AT_type"))
+        if target is None:
+            return ("ptr", "void")
+        if target.tag == "DW_TAG_subroutine_type":
+            return ("ptr", "func")
+        if target.tag in ("DW_TAG_structure_type", "DW_TAG_union_type"):
+            return ("ptr", (_dwarf_kind(target), target.attributes["DW_AT_name"].value.decode()))
+        return ("ptr", _dwarf_kind(target))
+    if tag == "DW_TAG_enumeration_type":
+        under = die.attributes.get("DW_AT_type")
+        if under is not None:
+            return _dwarf_kind(die.get_DIE_from_attribute("DW_AT_type"))
+        return ("int", int(die.attributes["DW_AT_byte_size"].value), False)
+    assert tag == "DW_TAG_base_type", tag
+    enc = die.attributes["DW_AT_encoding"].value
+    name = die.attributes["DW_AT_name"].value.decode()
+    if enc == _DW_ATE_boolean:
+        return "bool"
+    if name == "char":
+        return "char"
+    size = int(die.attributes["DW_AT_byte_size"].value)
+    return ("int", size, enc in (_DW_ATE_signed, _DW_ATE_signed_char))
+
+
+def dwarf_members(die: Any, prefix: str = "", base: int = 0) -> Iterator[Member]:
+    """Every member gcc recorded for the struct/union ``die``, as :func:`python_members` lists."""
+    for child in die.iter_children():
+        if child.tag != "DW_TAG_member":
+            continue
+        attrs = child.attributes
+        offset = base + int(attrs["DW_AT_data_member_location"].value) \
+            if "DW_AT_data_member_location" in attrs else base
+        mtype = child.get_DIE_from_attribute("DW_AT_type")
+        size = _dwarf_size(mtype)
+        bits = None
+        if "DW_AT_bit_size" in attrs:
+            # DWARF 4/5: DW_AT_data_bit_offset counts from the start of the enclosing struct.
+            bit_pos = base * 8 + int(attrs["DW_AT_data_bit_offset"].value)
+            unit = (bit_pos // 8) // size * size
+            offset, bits = unit, (bit_pos - unit * 8, int(attrs["DW_AT_bit_size"].value))
+        kind = _dwarf_kind(mtype)
+        name = attrs["DW_AT_name"].value.decode() if "DW_AT_name" in attrs else None
+        stripped = _strip(mtype)
+        nested = stripped.tag in ("DW_TAG_structure_type", "DW_TAG_union_type")
+        if name is None:
+            yield Member(prefix + "<anon>", offset, size, bits, kind)
+            if nested:
+                yield from dwarf_members(stripped, prefix, offset)
+            continue
+        yield Member(prefix + name, offset, size, bits, kind)
+        if nested:
+            yield from dwarf_members(stripped, prefix + name + ".", offset)
+
+
+def dwarf_types(binary: Path, names: set[str]) -> dict[str, Any]:
+    """The complete struct/union DIE for each wanted C type name."""
+    found: dict[str, Any] = {}
+    with open(binary, "rb") as f:
+        dwarf = ELFFile(f).get_dwarf_info()
+        for cu in dwarf.iter_CUs():
+            for die in cu.iter_DIEs():
+                if die.tag not in ("DW_TAG_structure_type", "DW_TAG_union_type"):
+                    continue
+                name_attr = die.attributes.get("DW_AT_name")
+                if name_attr is None or "DW_AT_declaration" in die.attributes:
+                    continue
+                name = name_attr.value.decode()
+                if name in names and name not in found:
+                    found[name] = (die, list(dwarf_members(die)))
+    # the DIEs die with the file; keep only what was computed from them
+    return {name: members for name, (_, members) in found.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# comparison
+# --------------------------------------------------------------------------------------------
+
+
+def layout_errors(cls: Aggregate, c: CLayout, dwarf: list[Member]) -> list[str]:
+    """Every difference between ``cls`` and the C type of the same name; empty when they agree."""
+    name = cls.__name__
+    errors: list[str] = []
+    py = list(python_members(cls))
+    py_named = [m for m in py if not is_padding(m)]
+
+    c_size = c.sizes[name]
+    if (ctypes.sizeof(cls), ctypes.alignment(cls)) != c_size:
+        errors.append(f"sizeof/alignof: python {(ctypes.sizeof(cls), ctypes.alignment(cls))}, "
+                      f"C {c_size}")
+
+    # printf witness: offsets and sizes of every named member, bit patterns of bitfields
+    for m in py_named:
+        if m.path.endswith("<anon>"):
+            continue
+        if m.bits is None:
+            got = c.members[(name, m.path)]
+            if (m.offset, m.size) != got:
+                errors.append(f"{m.path}: python offset/size {(m.offset, m.size)}, C {got}")
+        else:
+            value = cls()
+            target: Any = value
+            *parents, leaf = m.path.split(".")
+            for part in parents:
+                target = getattr(target, part)
+            setattr(target, leaf, (1 << 64) - 1)
+            if bytes(value) != c.bits[(name, m.path)]:
+                errors.append(f"{m.path}: bitfield bytes python {bytes(value).hex()}, "
+                              f"C {c.bits[(name, m.path)].hex()}")
+
+    # DWARF witness: the complete member list, in order, with types
+    py_paths = [m.path for m in py_named]
+    c_paths = [m.path for m in dwarf]
+    if py_paths != c_paths:
+        missing = [p for p in c_paths if p not in py_paths]
+        extra = [p for p in py_paths if p not in c_paths]
+        errors.append(f"member list differs: missing {missing}, extra {extra}, "
+                      f"python order {py_paths}, C order {c_paths}")
+    else:
+        for pm, cm in zip(py_named, dwarf, strict=True):
+            if pm != cm:
+                errors.append(f"{pm.path}: python {pm}, DWARF {cm}")
+
+    # padding stand-ins must sit in bytes (or bits) that no named member uses
+    used: set[int] = set()
+    for cm in dwarf:
+        if cm.path.endswith("<anon>"):
+            continue
+        if cm.bits is None:
+            used.update(range(cm.offset * 8, (cm.offset + cm.size) * 8))
+        else:
+            start = cm.offset * 8 + cm.bits[0]
+            used.update(range(start, start + cm.bits[1]))
+    for pm in py:
+        if not is_padding(pm):
+            continue
+        start = pm.offset * 8 + (pm.bits[0] if pm.bits else 0)
+        width = pm.bits[1] if pm.bits else pm.size * 8
+        if used & set(range(start, start + width)):
+            errors.append(f"{pm.path}: padding overlaps a named C member")
+    return errors
+
+
+# --------------------------------------------------------------------------------------------
+# tests
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def c_layout(tmp_path_factory: pytest.TempPathFactory) -> CLayout:
+    return build_layout(structs.C_TYPES, tmp_path_factory.mktemp("layout"))
+
+
+@pytest.fixture(scope="module")
+def dwarf(c_layout: CLayout) -> dict[str, list[Member]]:
+    return dwarf_types(c_layout.binary, {cls.__name__ for cls in structs.C_TYPES})
+
+
+@pytest.mark.parametrize("cls", structs.C_TYPES, ids=lambda c: c.__name__)
+def test_layout_matches_header(
+    cls: Aggregate, c_layout: CLayout, dwarf: dict[str, list[Member]]
+) -> None:
+    assert cls.__name__ in dwarf, f"no DWARF for {c_type_name(cls)}"
+    assert dwarf[cls.__name__], "the C type has no members?"
+    assert layout_errors(cls, c_layout, dwarf[cls.__name__]) == []
+
+
+def test_every_exported_type_is_checked() -> None:
+    """Nested helper types are covered through their parent; everything else is in C_TYPES."""
+    reached: set[Aggregate] = set()
+    todo: list[Aggregate] = list(structs.C_TYPES)
+    while todo:
+        cls = todo.pop()
+        if cls in reached:
+            continue
+        reached.add(cls)
+        for _, ctype, *_ in cls._fields_:
+            inner: Any = ctype
+            while issubclass(inner, ctypes.Array):
+                inner = inner._type_
+            if issubclass(inner, (ctypes.Structure, ctypes.Union)):
+                todo.append(inner)
+    exported = {getattr(structs, n) for n in structs.__all__}
+    aggregates = {t for t in exported
+                  if isinstance(t, type) and issubclass(t, (ctypes.Structure, ctypes.Union))}
+    assert aggregates - reached == set()
+    assert all(getattr(structs, c.__name__) is c for c in aggregates)
+
+
+def _mutant(cls: Aggregate, fields: list[Any]) -> Aggregate:
+    attrs: dict[str, Any] = {"_fields_": fields}
+    if hasattr(cls, "_anonymous_"):
+        attrs["_anonymous_"] = cls._anonymous_
+    return type(cls.__name__, (cls.__mro__[1],), attrs)
+
+
+def test_checker_catches_a_missing_field(c_layout: CLayout, dwarf: dict[str, list[Member]]) -> None:
+    fields = [f for f in structs.bpf_map_info._fields_ if f[0] != "map_flags"]
+    errors = layout_errors(_mutant(structs.bpf_map_info, fields), c_layout, dwarf["bpf_map_info"])
+    assert any("missing ['map_flags']" in e for e in errors), errors
+
+
+def test_checker_catches_a_wrong_type(c_layout: CLayout, dwarf: dict[str, list[Member]]) -> None:
+    # Same size and offsets, only the signedness differs: only the type comparison can see it.
+    fields = [(f[0], ctypes.c_int32 if f[0] == "btf_size" else f[1])
+              for f in structs.bpf_btf_info._fields_]
+    errors = layout_errors(_mutant(structs.bpf_btf_info, fields), c_layout, dwarf["bpf_btf_info"])
+    assert len(errors) == 1 and errors[0].startswith("btf_size:"), errors
+
+
+def test_checker_catches_a_missing_padding_field(
+    c_layout: CLayout, dwarf: dict[str, list[Member]]
+) -> None:
+    # `__u32 :32` dropped from bpf_map_info: map_extra stays 8-aligned, so the pad must be there.
+    fields = [f for f in structs.bpf_map_info._fields_ if f[0] != "_pad0"]
+    errors = layout_errors(_mutant(structs.bpf_map_info, fields), c_layout, dwarf["bpf_map_info"])
+    assert errors == []  # ...which is true: the pad is only for readability here
+    fields = [f for f in structs.bpf_object_open_opts._fields_ if f[0] != "_pad0"]
+    errors = layout_errors(_mutant(structs.bpf_object_open_opts, fields), c_layout,
+                           dwarf["bpf_object_open_opts"])
+    assert any(e.startswith("kconfig:") for e in errors), errors
+
+
+def test_checker_catches_a_wrong_bitfield(
+    c_layout: CLayout, dwarf: dict[str, list[Member]]
+) -> None:
+    fields = [("gpl_compatible", ctypes.c_uint32, 2) if f[0] == "gpl_compatible" else
+              ("_pad0", ctypes.c_uint32, 30) if f[0] == "_pad0" else f
+              for f in structs.bpf_prog_info._fields_]
+    errors = layout_errors(_mutant(structs.bpf_prog_info, fields), c_layout, dwarf["bpf_prog_info"])
+    assert any(e.startswith("gpl_compatible: bitfield bytes") for e in errors), errors
+
+
+# --------------------------------------------------------------------------------------------
+# new_opts, and one real libbpf call through a mirrored struct
+# --------------------------------------------------------------------------------------------
+
+
+def test_new_opts_sets_sz_and_fields() -> None:
+    opts = structs.new_opts(structs.bpf_uprobe_opts, retprobe=True, bpf_cookie=7,
+                            func_name=b"malloc")
+    assert opts.sz == ctypes.sizeof(structs.bpf_uprobe_opts) == 40
+    assert (opts.retprobe, opts.bpf_cookie, opts.func_name) == (True, 7, b"malloc")
+    assert opts.ref_ctr_offset == 0
+
+
+def test_new_opts_reaches_anonymous_union_members() -> None:
+    cookie = structs.bpf_link_create_opts__perf_event(bpf_cookie=42)
+    opts = structs.new_opts(structs.bpf_link_create_opts, perf_event=cookie)
+    assert opts.perf_event.bpf_cookie == 42
+    assert opts.tracing.cookie == 42  # same bytes, as in the C union
+
+
+@pytest.mark.parametrize(
+    ("cls", "fields", "message"),
+    [
+        (structs.bpf_kprobe_opts, {"no_such": 1}, "has no field 'no_such'"),
+        (structs.bpf_kprobe_opts, {"sz": 1}, "has no field 'sz'"),
+        (structs.bpf_object_open_opts, {"_pad0": 1}, "has no field '_pad0'"),
+        (structs.bpf_prog_info, {}, "not a libbpf opts struct"),
+        (structs.bpf_tc_opts, {"prog_fd": "3"}, "bpf_tc_opts.prog_fd"),
+    ],
+)
+def test_new_opts_rejects(cls: Any, fields: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        structs.new_opts(cls, **fields)
+
+
+@pytest.fixture(scope="module")
+def libbpf() -> ctypes.CDLL:
+    lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
+    lib.bpf_object__open_file.argtypes = [ctypes.c_char_p,
+                                          ctypes.POINTER(structs.bpf_object_open_opts)]
+    lib.bpf_object__open_file.restype = ctypes.c_void_p
+    lib.bpf_object__name.argtypes = [ctypes.c_void_p]
+    lib.bpf_object__name.restype = ctypes.c_char_p
+    lib.bpf_object__close.argtypes = [ctypes.c_void_p]
+    lib.bpf_object__close.restype = None
+    return lib
+
+
+def test_libbpf_reads_open_opts(libbpf: ctypes.CDLL) -> None:
+    """libbpf itself finds object_name where our layout put it (no root: open only parses)."""
+    obj_file = compile_bpf(LAYOUT_DIR / "minimal.bpf.c")
+    opts = structs.new_opts(structs.bpf_object_open_opts, object_name=b"layout_probe",
+                            kernel_log_level=1)
+    obj = libbpf.bpf_object__open_file(str(obj_file).encode(), ctypes.byref(opts))
+    assert obj, f"open failed: errno {ctypes.get_errno()}"
+    try:
+        assert libbpf.bpf_object__name(obj) == b"layout_probe"
+    finally:
+        libbpf.bpf_object__close(obj)
+
+
+def test_libbpf_refuses_unknown_nonzero_tail(libbpf: ctypes.CDLL) -> None:
+    """The forward-compat rule the module docstring relies on: bytes past what libbpf knows
+    must be zero (libbpf 1.1.2 says "has non-zero extra bytes" and fails with EINVAL); zero
+    bytes past it are accepted."""
+    obj_file = compile_bpf(LAYOUT_DIR / "minimal.bpf.c")
+
+    class grown(ctypes.Structure):
+        _fields_ = [("base", structs.bpf_object_open_opts), ("future", ctypes.c_uint64)]
+
+    for future, ok in ((0, True), (1, False)):
+        opts = grown()
+        opts.base.sz = ctypes.sizeof(grown)
+        opts.future = future
+        ctypes.set_errno(0)
+        obj = libbpf.bpf_object__open_file(
+            str(obj_file).encode(), ctypes.cast(ctypes.byref(opts),
+                                                ctypes.POINTER(structs.bpf_object_open_opts)))
+        if ok:
+            assert obj, f"errno {ctypes.get_errno()}"
+            libbpf.bpf_object__close(obj)
+        else:
+            assert not obj and ctypes.get_errno() == errno.EINVAL
