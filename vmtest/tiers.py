@@ -1,0 +1,211 @@
+"""Run a pytest selection on one tier: the host, a guest kernel, or the host with another libbpf."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vmtest import image
+from vmtest.fetch import SUITES, fetch_kernel, fetch_libbpf, fetch_package
+from vmtest.proc import run_guarded
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+DEFAULT_SELECTION = ("-m", "kernel or needs")
+# host environment variables the guest's pytest sees too
+PASS_ENV_PREFIXES = ("PYLIBBPF_",)
+PASS_ENV = ("CI", "PYTEST_ADDOPTS")
+NO_PASS_ENV = ("PYLIBBPF_VM_CACHE", "PYLIBBPF_LIBBPF", "PYLIBBPF_TEST_CACHE")
+QEMU = "qemu-system-x86_64"
+
+
+class GuestError(OSError):
+    """The guest never reached pytest or never reported an exit code."""
+
+
+@dataclass
+class TierResult:
+    """What a tier run brought back."""
+
+    name: str
+    returncode: int
+    junit: Path | None
+    timings: dict[str, float] = field(default_factory=dict)
+    console: Path | None = None
+
+
+def venv_python(checkout: Path = CHECKOUT) -> Path:
+    """The checkout's ``.venv`` Python (what the tests run with), else this interpreter."""
+    candidate = checkout / ".venv" / "bin" / "python"
+    return candidate if candidate.exists() else Path(sys.executable)
+
+
+def pytest_args(junit: str, extra: Sequence[str], whole_suite: bool) -> list[str]:
+    """pytest's arguments on every tier: the plugin, junit output, the selection."""
+    args = ["-p", "vmtest.pytest_plugin", f"--junitxml={junit}", "-o", "junit_family=xunit1"]
+    if not whole_suite:
+        args += DEFAULT_SELECTION
+    return args + list(extra)
+
+
+def _printer(prefix: str) -> Callable[[str], None]:
+    def emit(line: str) -> None:
+        print(f"{prefix}{line}", flush=True)
+
+    return emit
+
+
+def prebuild_bpf(python: Path, checkout: Path = CHECKOUT) -> None:
+    """Compile every ``tests/bpf/*.bpf.c`` on the host so the guest finds them cached."""
+    script = checkout / "tests" / "bpfbuild.py"
+    if script.exists():
+        subprocess.run([str(python), str(script)], cwd=checkout, check=False,
+                       stdout=subprocess.DEVNULL)
+
+
+def glibc_loader(suite: str) -> tuple[Path, Path]:
+    """(ld.so, library dir) of ``suite``'s glibc, for a libbpf built against a newer glibc."""
+    root = fetch_package(suite, "libc6")
+    libdir = next(iter(sorted(root.glob("usr/lib/*-linux-gnu/libc.so.6")))).parent
+    return libdir / "ld-linux-x86-64.so.2", libdir
+
+
+def run_host(
+    extra: Sequence[str], *, libbpf: str | None = None, whole_suite: bool = False,
+    timeout: float = 1800, outdir: Path, quiet: bool = False,
+) -> TierResult:
+    """Run pytest on this machine's kernel (with libbpf ``libbpf`` if given)."""
+    python = venv_python()
+    name = "host" if libbpf is None else f"host-libbpf-{libbpf}"
+    junit = outdir / f"{name}.xml"
+    env = dict(os.environ)
+    cmd = [str(python)]
+    if libbpf is not None:
+        lib = fetch_libbpf(libbpf)
+        env["PYLIBBPF_LIBBPF"] = str(lib)
+        # trixie's libbpf needs trixie's glibc (GLIBC_2.38): start the same Python through
+        # that glibc's loader; children the tests spawn use the host's own loader again.
+        loader, libdir = glibc_loader("trixie")
+        cmd = [str(loader), "--library-path", str(libdir), "--argv0", str(python),
+               str(python.resolve())]
+    cmd += ["-m", "pytest", *pytest_args(str(junit), extra, whole_suite)]
+    t0 = time.monotonic()
+    rc = run_guarded(cmd, timeout=timeout, env=env, cwd=str(CHECKOUT),
+                     on_line=(lambda line: None) if quiet else _printer(""))
+    return TierResult(name, rc, junit if junit.exists() else None,
+                      {"total": time.monotonic() - t0})
+
+
+def qemu_command(
+    vmlinuz: Path, initrd: Path, disks: Sequence[tuple[Path, bool]], *, mem_mb: int = 2048,
+    smp: int = 2, append: str = "",
+) -> list[str]:
+    """The qemu command line: TCG, serial console on stdout, virtio disks (path, read-only)."""
+    cmd = [QEMU, "-machine", "q35,accel=tcg", "-cpu", "max", "-smp", str(smp),
+           "-m", str(mem_mb), "-nographic", "-no-reboot", "-nic", "none",
+           "-kernel", str(vmlinuz), "-initrd", str(initrd),
+           "-append", f"console=ttyS0 quiet loglevel=4 panic=-1 rdinit=/init {append}".strip()]
+    for path, readonly in disks:
+        ro = ",readonly=on" if readonly else ""
+        cmd += ["-drive", f"file={path},if=virtio,format=raw,cache=unsafe{ro}"]
+    return cmd
+
+
+def stage2_script(checkout: Path, args: Sequence[str], env: dict[str, str]) -> str:
+    """Stage-2 shell script: env exports and the pytest command line, quoted."""
+    exports = "\n".join(f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items()))
+    command = " ".join(shlex.quote(a) for a in [".venv/bin/python", "-m", "pytest", *args])
+    return image.STAGE2.format(env=exports, checkout=shlex.quote(str(checkout)),
+                               command=command + " 2>&1")
+
+
+def guest_env() -> dict[str, str]:
+    """The host variables the guest's pytest should see (CI, PYLIBBPF_*)."""
+    env = {k: v for k, v in os.environ.items()
+           if (k in PASS_ENV or k.startswith(PASS_ENV_PREFIXES)) and k not in NO_PASS_ENV}
+    return env
+
+
+def run_guest(
+    kernel_tier: str, extra: Sequence[str], *, whole_suite: bool = False,
+    timeout: float = 1800, outdir: Path, quiet: bool = False, mem_mb: int = 2048,
+) -> TierResult:
+    """Boot ``kernel_tier`` under QEMU, run the pytest selection inside, bring results back."""
+    if shutil.which(QEMU) is None:
+        raise GuestError(2, f"{QEMU} not found: install qemu-system-x86")
+    timings: dict[str, float] = {}
+    t0 = time.monotonic()
+    kernel = fetch_kernel(kernel_tier)
+    timings["fetch"] = time.monotonic() - t0
+    python = venv_python()
+    t = time.monotonic()
+    prebuild_bpf(python)
+    timings["bpf prebuild"] = time.monotonic() - t
+    t = time.monotonic()
+    system = image.system_image(python)
+    initrd = image.initramfs(kernel)
+    timings["system image+initramfs"] = time.monotonic() - t
+    name = kernel_tier
+    outdir.mkdir(parents=True, exist_ok=True)
+    console_path = outdir / f"{name}.console.log"
+    with tempfile.TemporaryDirectory(prefix="vmtest-") as tmp:
+        work = Path(tmp)
+        t = time.monotonic()
+        args = pytest_args("/tmp/vmtest-out/junit.xml", extra, whole_suite)
+        args += ["-o", "cache_dir=/tmp/pytest-cache"]
+        run = image.run_disk(CHECKOUT, stage2_script(CHECKOUT, args, guest_env()), work)
+        results = image.results_disk(work)
+        timings["run disk"] = time.monotonic() - t
+        cmd = qemu_command(kernel.vmlinuz, initrd, [(system, True), (run, True), (results, False)],
+                           mem_mb=mem_mb)
+        marks: dict[str, float] = {}
+        exit_code: list[int] = []
+        emit = _printer(f"[{name}] ")
+        boot = time.monotonic()
+        with open(console_path, "w") as console:
+            def on_line(line: str) -> None:
+                console.write(line + "\n")
+                if line.startswith("VMTEST-PYTEST"):
+                    marks["pytest start"] = time.monotonic() - boot
+                elif line.startswith("VMTEST-EXIT"):
+                    marks["pytest end"] = time.monotonic() - boot
+                    exit_code.append(int(line.split()[1]))
+                if not quiet and not line.startswith("VMTEST-STAGE2"):
+                    emit(line)
+
+            status = run_guarded(cmd, timeout=timeout, on_line=on_line)
+        timings["boot to pytest"] = marks.get("pytest start", float("nan"))
+        timings["qemu total"] = time.monotonic() - boot
+        if status != 0:
+            raise GuestError(0, f"qemu exited with {status}; console: {console_path}")
+        found = image.read_results(results, outdir / f"{name}.out")
+    if not exit_code and "rc" not in found:
+        raise GuestError(0, f"the guest reported no pytest exit code; console: {console_path}")
+    rc = exit_code[0] if exit_code else int(found["rc"].read_text())
+    junit = outdir / f"{name}.xml"
+    if "junit.xml" in found:
+        shutil.move(str(found["junit.xml"]), junit)
+    timings["total"] = time.monotonic() - t0
+    return TierResult(name, rc, junit if junit.exists() else None, timings, console_path)
+
+
+def run_tier(tier: str, extra: Sequence[str], *, libbpf: str | None = None,
+             whole_suite: bool = False, timeout: float = 1800, outdir: Path,
+             quiet: bool = False) -> TierResult:
+    """Run one tier: ``host`` or a kernel from :data:`vmtest.fetch.SUITES`."""
+    if tier == "host":
+        return run_host(extra, libbpf=libbpf, whole_suite=whole_suite, timeout=timeout,
+                        outdir=outdir, quiet=quiet)
+    if tier not in SUITES:
+        raise ValueError(f"unknown kernel {tier!r}; choose host or one of {sorted(SUITES)}")
+    if libbpf is not None:
+        raise ValueError("--libbpf selects a libbpf for the host tier only")
+    return run_guest(tier, extra, whole_suite=whole_suite, timeout=timeout, outdir=outdir,
+                     quiet=quiet)
