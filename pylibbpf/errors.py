@@ -1,0 +1,111 @@
+"""pylibbpf's exceptions.
+
+Everything the library raises for a failed kernel or libbpf call is a :class:`BpfError`, an
+:class:`OSError`: ``.errno`` holds the error number and the message starts with a sentence saying
+what was being done.  Missing map keys raise :class:`KeyError` and wrongly sized or typed
+arguments raise :class:`ValueError`/:class:`TypeError`, as Python users expect.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+
+_CAP_BITS = {"CAP_NET_ADMIN": 12, "CAP_SYS_ADMIN": 21, "CAP_PERFMON": 38, "CAP_BPF": 39}
+
+
+class BpfError(OSError):
+    """A libbpf or kernel call failed.  ``errno`` is set; ``str()`` says what was attempted."""
+
+    def __init__(self, err: int, message: str) -> None:
+        super().__init__(err, message)
+
+    def __str__(self) -> str:
+        reason = os.strerror(self.errno) if self.errno else "error"
+        return f"{self.strerror}: {reason} (errno {self.errno})"
+
+
+class BpfPermissionError(BpfError, PermissionError):
+    """EPERM/EACCES; the message names the capability that is missing (or why it is not one)."""
+
+
+class NotSupportedError(BpfError):
+    """The running kernel or the installed libbpf lacks a feature (errno EOPNOTSUPP)."""
+
+    def __init__(self, message: str, err: int = _errno.EOPNOTSUPP) -> None:
+        super().__init__(err, message)
+
+
+class ClosedError(BpfError, ValueError):
+    """A method was called on a closed object, program, map or link (errno EBADF)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(_errno.EBADF, f"{what} is closed")
+
+
+class StateError(BpfError):
+    """A call that is only valid before (or only after) load (errno EBUSY or EINVAL)."""
+
+
+class LibbpfNotFoundError(BpfError):
+    """libbpf.so.1 could not be loaded; the message says which package to install."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_errno.ENOENT, message)
+
+
+class VerifierError(BpfError):
+    """The kernel verifier rejected a program.  ``log`` holds the complete verifier log."""
+
+    def __init__(self, err: int, message: str, program: str, log: str) -> None:
+        super().__init__(err, message)
+        self.program = program
+        self.log = log
+
+    TAIL_LINES = 15
+
+    def __str__(self) -> str:
+        lines = self.log.rstrip("\n").splitlines()
+        tail = lines[-self.TAIL_LINES:]
+        omitted = len(lines) - len(tail)
+        head = super().__str__()
+        if not lines:
+            return f"{head} (no verifier log)"
+        shown = "\n".join("  " + line for line in tail)
+        more = f"  ({omitted} earlier lines omitted; see .log)\n" if omitted else ""
+        return f"{head}\nverifier log for '{self.program}':\n{more}{shown}"
+
+
+def _effective_caps() -> int | None:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("CapEff:"):
+                    return int(line.split()[1], 16)
+    except OSError:
+        pass
+    return None
+
+
+def permission_hint(needs: tuple[str, ...] = ("CAP_BPF",)) -> str:
+    """Say which capability the caller lacks, or that capabilities are not the cause."""
+    caps = _effective_caps()
+    if caps is None:
+        return f"needs {' + '.join(needs)} (or CAP_SYS_ADMIN)"
+    if caps & (1 << _CAP_BITS["CAP_SYS_ADMIN"]):
+        return ("the process holds CAP_SYS_ADMIN, so this is not a capability problem: "
+                "the kernel's lockdown mode or an LSM policy refused it")
+    missing = [cap for cap in needs if not caps & (1 << _CAP_BITS[cap])]
+    if not missing:
+        return ("the process holds " + " + ".join(needs) +
+                "; the kernel (lockdown, unprivileged BPF policy or an LSM) refused it")
+    return f"missing capability {' + '.join(missing)} (or CAP_SYS_ADMIN)"
+
+
+def error_from_errno(err: int, context: str, needs: tuple[str, ...] = ("CAP_BPF",)) -> BpfError:
+    """Build the right :class:`BpfError` subclass for ``err`` with a context sentence."""
+    if err in (_errno.EPERM, _errno.EACCES):
+        return BpfPermissionError(err, f"{context} ({permission_hint(needs)})")
+    if err in (_errno.EOPNOTSUPP, _errno.ENOTSUP):
+        return NotSupportedError(context, err)
+    return BpfError(err, context)

@@ -1,0 +1,172 @@
+"""Global variables of a BPF object (``.bss``, ``.data``, ``.rodata``, ``.data.*``) by name.
+
+Before load, reads and writes go to libbpf's initial image of the section (so ``.rodata``
+constants can be set).  After load they go to the kernel's memory, mapped with ``mmap`` on the
+map's fd: read-write for ``.bss``/``.data``, read-only for ``.rodata`` (frozen by libbpf).
+libbpf 1.1's ``bpf_map__initial_value`` still points at a private copy after a plain load, so it
+is never used after load.
+
+Variable layouts come from the object's BTF ``DATASEC`` as libbpf fixed it up at open.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+import mmap
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import _ffi
+from .errors import BpfError, StateError
+from .map import Map, to_bytes
+
+if TYPE_CHECKING:
+    from .object import Object
+
+_BTF_KIND_DATASEC = 15
+
+
+class _btf_type(ctypes.Structure):  # noqa: N801
+    _fields_ = [("name_off", ctypes.c_uint32), ("info", ctypes.c_uint32),
+                ("size", ctypes.c_uint32)]
+
+
+class _btf_var_secinfo(ctypes.Structure):  # noqa: N801
+    _fields_ = [("type", ctypes.c_uint32), ("offset", ctypes.c_uint32),
+                ("size", ctypes.c_uint32)]
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A global variable: where it lives in its section and its BTF type id."""
+
+    name: str
+    offset: int
+    size: int
+    btf_type_id: int
+
+
+def _variables(obj: Object, section: str) -> dict[str, Variable]:
+    lib = _ffi.lib()
+    btf = lib.bpf_object__btf(obj._p)
+    if not btf:
+        raise BpfError(_errno.ENOENT, f"object {obj.name!r} has no BTF: global variables of "
+                       f"{section} cannot be named (compile with -g)")
+    type_id = lib.btf__find_by_name_kind(btf, section.encode(), _BTF_KIND_DATASEC)
+    if type_id < 0:
+        raise KeyError(f"object {obj.name!r} has no global data section {section!r}")
+    header = _btf_type.from_address(lib.btf__type_by_id(btf, type_id))
+    count = header.info & 0xFFFF
+    entries = (_btf_var_secinfo * count).from_address(
+        ctypes.addressof(header) + ctypes.sizeof(_btf_type))
+    variables: dict[str, Variable] = {}
+    for entry in entries:
+        var = _btf_type.from_address(lib.btf__type_by_id(btf, entry.type))
+        name = lib.btf__name_by_offset(btf, var.name_off).decode()
+        variables[name] = Variable(name, entry.offset, entry.size, var.size)
+    return variables
+
+
+class GlobalData(Mapping[str, bytes]):
+    """The variables of one global-data section, as a mapping of name to ``bytes``.
+
+    ``data["counter"]`` reads, ``data["counter"] = 5`` writes (ints, bytes or ctypes objects
+    of the variable's exact size).  :meth:`get_int` / :meth:`read` give typed access.
+    """
+
+    def __init__(self, obj: Object, section: str) -> None:
+        self._obj = obj
+        self.section = section
+        self._map: Map = obj.find_map_by_name(section)
+        self._vars = _variables(obj, section)
+        self._mmap: mmap.mmap | None = None
+
+    @property
+    def variables(self) -> dict[str, Variable]:
+        """Each variable's name, offset, size and BTF type id."""
+        return dict(self._vars)
+
+    @property
+    def map(self) -> Map:
+        """The internal map that holds the section."""
+        return self._map
+
+    @property
+    def readonly(self) -> bool:
+        """True for ``.rodata``-style sections once the object is loaded."""
+        return self.section.startswith(".rodata") and self._obj.loaded
+
+    def _var(self, name: str) -> Variable:
+        try:
+            return self._vars[name]
+        except KeyError:
+            raise KeyError(f"no variable {name!r} in {self.section} of object "
+                           f"{self._obj.name!r}; it has: {', '.join(self._vars)}") from None
+
+    def _memory(self) -> tuple[Any, int]:
+        """(buffer, size) of the live memory: libbpf's image before load, the kernel's after."""
+        self._obj._check()
+        if not self._obj.loaded:
+            size = ctypes.c_size_t(0)
+            addr = _ffi.lib().bpf_map__initial_value(self._map._ptr, ctypes.byref(size))
+            if not addr:
+                raise BpfError(_errno.ENOENT, f"{self.section} has no initial image")
+            return (ctypes.c_char * size.value).from_address(addr), size.value
+        if self._mmap is None:
+            size = self._map.value_size
+            length = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE * mmap.PAGESIZE
+            prot = mmap.PROT_READ if self.section.startswith(".rodata") else (
+                mmap.PROT_READ | mmap.PROT_WRITE)
+            try:
+                self._mmap = mmap.mmap(self._map.fd, length, mmap.MAP_SHARED, prot)
+            except OSError as exc:
+                raise BpfError(exc.errno or _errno.EINVAL, f"failed to map {self.section} "
+                               f"of object {self._obj.name!r} into memory") from None
+        return self._mmap, self._map.value_size
+
+    def read(self, name: str) -> bytes:
+        """The current bytes of variable ``name``."""
+        var = self._var(name)
+        memory, _size = self._memory()
+        if isinstance(memory, mmap.mmap):
+            return memory[var.offset:var.offset + var.size]
+        return bytes(memory[var.offset:var.offset + var.size])
+
+    def write(self, name: str, value: Any) -> None:
+        """Set variable ``name`` (exact size; ints are encoded in native byte order)."""
+        var = self._var(name)
+        if self.readonly:
+            raise StateError(_errno.EPERM, f"{name!r} is in {self.section}, which is read-only "
+                             "after load; set it before load()")
+        data = to_bytes(value, var.size, f"value of {name!r}")
+        memory, _size = self._memory()
+        memory[var.offset:var.offset + var.size] = data
+
+    def get_int(self, name: str, *, signed: bool = False) -> int:
+        """Variable ``name`` read as a native-endian integer."""
+        import sys
+
+        return int.from_bytes(self.read(name), sys.byteorder, signed=signed)
+
+    def close(self) -> None:
+        """Unmap the kernel memory (done by :meth:`Object.close`)."""
+        if self._mmap is not None:
+            self._mmap.close()
+            self._mmap = None
+
+    def __getitem__(self, name: str) -> bytes:
+        return self.read(name)
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self.write(name, value)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._vars)
+
+    def __len__(self) -> int:
+        return len(self._vars)
+
+    def __repr__(self) -> str:
+        return f"<GlobalData {self.section} of {self._obj.name!r}: {', '.join(self._vars)}>"

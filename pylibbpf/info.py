@@ -1,0 +1,209 @@
+"""What the kernel reports about programs, maps and links (``BPF_OBJ_GET_INFO_BY_FD``),
+and iteration over everything loaded in the system (``BPF_*_GET_NEXT_ID``)."""
+
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from . import _ffi
+from ._ffi import structs
+from .enums import AttachType, LinkType, MapType, ProgType, enum_or_int
+from .errors import BpfError, error_from_errno
+
+_S = TypeVar("_S", bound=ctypes.Structure)
+
+
+def _get_info(fd: int, info: _S, what: str) -> _S:
+    size = ctypes.c_uint32(ctypes.sizeof(info))
+    try:
+        _ffi.lib().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size))
+    except BpfError as exc:
+        raise error_from_errno(exc.errno, f"failed to get {what} info of fd {fd}") from None
+    return info
+
+
+@dataclass(frozen=True)
+class ProgramInfo:
+    """A loaded program as the kernel describes it."""
+
+    id: int
+    name: str
+    type: ProgType | int
+    tag: str
+    map_ids: tuple[int, ...]
+    xlated_prog_len: int
+    jited_prog_len: int
+    load_time: int
+    created_by_uid: int
+    btf_id: int
+    gpl_compatible: bool
+    run_time_ns: int
+    run_cnt: int
+    verified_insns: int
+    xlated_insns: bytes = field(repr=False)
+    jited_insns: bytes = field(repr=False)
+
+    @classmethod
+    def from_fd(cls, fd: int) -> ProgramInfo:
+        """Query the program behind ``fd``, with its translated and jited instructions."""
+        first = _get_info(fd, structs.bpf_prog_info(), "program")
+        nmaps = first.nr_map_ids
+        xlated = ctypes.create_string_buffer(first.xlated_prog_len)
+        jited = ctypes.create_string_buffer(first.jited_prog_len)
+        map_ids = (ctypes.c_uint32 * max(nmaps, 1))()
+        second = structs.bpf_prog_info()
+        second.xlated_prog_len = first.xlated_prog_len
+        second.xlated_prog_insns = ctypes.addressof(xlated) if first.xlated_prog_len else 0
+        second.jited_prog_len = first.jited_prog_len
+        second.jited_prog_insns = ctypes.addressof(jited) if first.jited_prog_len else 0
+        second.nr_map_ids = nmaps
+        second.map_ids = ctypes.addressof(map_ids) if nmaps else 0
+        info = _get_info(fd, second, "program")
+        return cls(
+            id=info.id, name=info.name.decode(errors="replace"),
+            type=enum_or_int(ProgType, info.type), tag=bytes(info.tag).hex(),
+            map_ids=tuple(map_ids[: min(nmaps, info.nr_map_ids)]),
+            xlated_prog_len=first.xlated_prog_len, jited_prog_len=first.jited_prog_len,
+            load_time=info.load_time, created_by_uid=info.created_by_uid, btf_id=info.btf_id,
+            gpl_compatible=bool(info.gpl_compatible), run_time_ns=info.run_time_ns,
+            run_cnt=info.run_cnt, verified_insns=info.verified_insns,
+            xlated_insns=xlated.raw[: min(first.xlated_prog_len, info.xlated_prog_len)],
+            jited_insns=jited.raw[: min(first.jited_prog_len, info.jited_prog_len)],
+        )
+
+
+@dataclass(frozen=True)
+class MapInfo:
+    """A map as the kernel describes it."""
+
+    id: int
+    name: str
+    type: MapType | int
+    key_size: int
+    value_size: int
+    max_entries: int
+    map_flags: int
+    btf_id: int
+    btf_key_type_id: int
+    btf_value_type_id: int
+    map_extra: int
+
+    @classmethod
+    def from_fd(cls, fd: int) -> MapInfo:
+        """Query the map behind ``fd``."""
+        info = _get_info(fd, structs.bpf_map_info(), "map")
+        return cls(id=info.id, name=info.name.decode(errors="replace"),
+                   type=enum_or_int(MapType, info.type), key_size=info.key_size,
+                   value_size=info.value_size, max_entries=info.max_entries,
+                   map_flags=info.map_flags, btf_id=info.btf_id,
+                   btf_key_type_id=info.btf_key_type_id,
+                   btf_value_type_id=info.btf_value_type_id, map_extra=info.map_extra)
+
+
+@dataclass(frozen=True)
+class LinkInfo:
+    """A link as the kernel describes it; ``details`` holds the per-type fields."""
+
+    id: int
+    type: LinkType | int
+    prog_id: int
+    details: dict[str, Any]
+
+    @classmethod
+    def from_fd(cls, fd: int) -> LinkInfo:
+        """Query the link behind ``fd``."""
+        name_buf = ctypes.create_string_buffer(256)
+        info = structs.bpf_link_info()
+        kind = _get_info(fd, structs.bpf_link_info(), "link").type
+        if kind == LinkType.RAW_TRACEPOINT:
+            info.raw_tracepoint.tp_name = ctypes.addressof(name_buf)
+            info.raw_tracepoint.tp_name_len = 256
+        elif kind == LinkType.ITER:
+            info.iter.target_name = ctypes.addressof(name_buf)
+            info.iter.target_name_len = 256
+        info = _get_info(fd, info, "link")
+        details: dict[str, Any] = {}
+        if kind == LinkType.RAW_TRACEPOINT:
+            details["tp_name"] = name_buf.value.decode()
+        elif kind == LinkType.TRACING:
+            details.update(attach_type=enum_or_int(AttachType, info.tracing.attach_type),
+                           target_obj_id=info.tracing.target_obj_id,
+                           target_btf_id=info.tracing.target_btf_id)
+        elif kind == LinkType.CGROUP:
+            details.update(cgroup_id=info.cgroup.cgroup_id,
+                           attach_type=enum_or_int(AttachType, info.cgroup.attach_type))
+        elif kind == LinkType.ITER:
+            details.update(target_name=name_buf.value.decode(), map_id=info.iter.map.map_id)
+        elif kind == LinkType.NETNS:
+            details.update(netns_ino=info.netns.netns_ino,
+                           attach_type=enum_or_int(AttachType, info.netns.attach_type))
+        elif kind == LinkType.XDP:
+            details["ifindex"] = info.xdp.ifindex
+        return cls(id=info.id, type=enum_or_int(LinkType, info.type), prog_id=info.prog_id,
+                   details=details)
+
+
+def _ids(func: str) -> Iterator[int]:
+    lib = _ffi.lib()
+    getter = getattr(lib, func)
+    current = 0
+    next_id = ctypes.c_uint32()
+    while True:
+        rc = getter(current, ctypes.byref(next_id))
+        if rc < 0:
+            err = -rc
+            if err == _errno.ENOENT:
+                return
+            raise error_from_errno(err, f"{func} failed", ("CAP_SYS_ADMIN",))
+        current = next_id.value
+        yield current
+
+
+def _each(id_func: str, fd_func: str, make: Callable[[int], Any]) -> Iterator[Any]:
+    for object_id in _ids(id_func):
+        try:
+            fd = getattr(_ffi.lib(), fd_func)(object_id)
+        except BpfError as exc:
+            if exc.errno == _errno.ENOENT:
+                continue  # unloaded between the two calls
+            raise error_from_errno(exc.errno, f"{fd_func}({object_id}) failed",
+                                   ("CAP_SYS_ADMIN",)) from None
+        try:
+            yield make(fd)
+        finally:
+            os.close(fd)
+
+
+def program_ids() -> Iterator[int]:
+    """Ids of every program loaded in the system."""
+    return _ids("bpf_prog_get_next_id")
+
+
+def map_ids() -> Iterator[int]:
+    """Ids of every map in the system."""
+    return _ids("bpf_map_get_next_id")
+
+
+def link_ids() -> Iterator[int]:
+    """Ids of every link in the system."""
+    return _ids("bpf_link_get_next_id")
+
+
+def loaded_programs() -> Iterator[ProgramInfo]:
+    """Info on every program loaded in the system (like ``bpftool prog show``)."""
+    return _each("bpf_prog_get_next_id", "bpf_prog_get_fd_by_id", ProgramInfo.from_fd)
+
+
+def loaded_maps() -> Iterator[MapInfo]:
+    """Info on every map in the system (like ``bpftool map show``)."""
+    return _each("bpf_map_get_next_id", "bpf_map_get_fd_by_id", MapInfo.from_fd)
+
+
+def loaded_links() -> Iterator[LinkInfo]:
+    """Info on every link in the system (like ``bpftool link show``)."""
+    return _each("bpf_link_get_next_id", "bpf_link_get_fd_by_id", LinkInfo.from_fd)

@@ -1,0 +1,169 @@
+"""``Link``: an attachment of a program (libbpf's ``bpf_link``).
+
+A link detaches when destroyed (or garbage-collected, with a ``ResourceWarning``), so keep the
+:class:`Link` an ``attach*`` call returns for as long as the program should stay attached.  A
+link can outlive its :class:`~pylibbpf.Object`; :meth:`disconnect` plus :meth:`pin` keeps the
+attachment after the process exits.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+
+from . import _ffi
+from ._handle import Handle
+from .errors import BpfError, error_from_errno
+
+if TYPE_CHECKING:
+    from .info import LinkInfo
+    from .program import Program
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+class _class_or_instance(Generic[_T, _R]):  # noqa: N801 - behaves like a decorator
+    """``Link.open(path)`` opens a pinned link; ``link.open()`` reads an iterator link.
+
+    libbpf names both ``open`` (``bpf_link__open`` and the iterator's ``open()`` in the kernel
+    docs), so the attribute dispatches on whether it is reached from the class or an instance.
+    """
+
+    def __init__(self, on_class: Callable[..., _R], on_instance: Callable[..., Any]) -> None:
+        self._on_class = on_class
+        self._on_instance = on_instance
+        self.__doc__ = on_class.__doc__
+
+    @overload
+    def __get__(self, instance: None, owner: type[_T]) -> Callable[..., _R]: ...
+
+    @overload
+    def __get__(self, instance: _T, owner: type[_T]) -> Callable[..., Any]: ...
+
+    def __get__(self, instance: Any, owner: Any) -> Callable[..., Any]:
+        if instance is None:
+            return self._on_class.__get__(owner, owner)  # type: ignore[no-any-return]
+        return self._on_instance.__get__(instance, owner)  # type: ignore[no-any-return]
+
+
+def _destroy(ptr: Any) -> None:
+    try:
+        _ffi.lib().bpf_link__destroy(ptr)
+    except BpfError:
+        pass
+
+
+class Link(Handle):
+    """A program's attachment.  ``destroy()`` (= ``close()``) detaches it and frees it."""
+
+    _what = "BPF link"
+
+    def __init__(self, ptr: Any, *, owner: Any = None, description: str = "BPF link") -> None:
+        super().__init__()
+        self._ptr = ptr
+        # USDT links use their object's USDT manager: keep the object alive and let its
+        # close() destroy the link first.
+        self._owner = owner
+        if owner is not None:
+            owner._dependents.add(self)
+        self._description = description
+        self._own(lambda: _destroy(ptr), description)
+
+    @property
+    def _p(self) -> Any:
+        self._check()
+        return self._ptr
+
+    def close(self) -> None:
+        """Detach and free the link (same as :meth:`destroy`)."""
+        if self._closed:
+            return
+        super().close()
+        self._ptr = None
+        self._owner = None
+
+    def destroy(self) -> None:
+        """``bpf_link__destroy``: detach (unless disconnected) and free.  Idempotent."""
+        self.close()
+
+    @property
+    def fd(self) -> int:
+        """The link's fd (-1 for the rare link kinds that have none)."""
+        return int(_ffi.lib().bpf_link__fd(self._p))
+
+    @property
+    def pin_path(self) -> str | None:
+        """Where the link is pinned, or ``None``."""
+        raw = _ffi.lib().bpf_link__pin_path(self._p)
+        return raw.decode() if raw else None
+
+    def _call(self, what: str, func: str, *args: Any) -> int:
+        try:
+            return int(getattr(_ffi.lib(), func)(self._p, *args))
+        except BpfError as exc:
+            raise error_from_errno(exc.errno, f"failed to {what} {self._description}") from None
+
+    def pin(self, path: str | os.PathLike[str]) -> None:
+        """Pin the link at ``path`` in a bpffs; it then outlives this process."""
+        self._call(f"pin at {os.fsdecode(path)}", "bpf_link__pin", os.fsencode(path))
+
+    def unpin(self) -> None:
+        """Remove the link's pin."""
+        self._call("unpin", "bpf_link__unpin")
+
+    def detach(self) -> None:
+        """Detach the program in the kernel now (``BPF_LINK_DETACH``); the fd stays open.
+
+        Not every link kind supports it (perf-event based links: EOPNOTSUPP).
+        """
+        self._call("detach", "bpf_link__detach")
+
+    def disconnect(self) -> None:
+        """Keep the attachment when this link is destroyed (pair it with :meth:`pin`)."""
+        _ffi.lib().bpf_link__disconnect(self._p)
+
+    def update_program(self, program: Program) -> None:
+        """Replace the attached program atomically (``BPF_LINK_UPDATE``)."""
+        self._call(f"update the program of ({program.name!r})", "bpf_link__update_program",
+                   program._p)
+
+    def info(self) -> LinkInfo:
+        """The kernel's view of the link (``bpf_obj_get_info_by_fd``)."""
+        from .info import LinkInfo
+
+        return LinkInfo.from_fd(self.fd)
+
+    @classmethod
+    def _open_pinned(cls, path: str | os.PathLike[str]) -> Link:
+        """Open a link pinned at ``path`` (``bpf_link__open``)."""
+        try:
+            ptr = _ffi.lib().bpf_link__open(os.fsencode(path))
+        except BpfError as exc:
+            raise error_from_errno(exc.errno, f"failed to open pinned link "
+                                   f"{os.fsdecode(path)}") from None
+        return cls(ptr, description=f"pinned link {os.fsdecode(path)}")
+
+    def _open_iter(self) -> io.BufferedReader:
+        """For an iterator link: a new read-only file of the iterator's output."""
+        try:
+            fd = _ffi.lib().bpf_iter_create(self.fd)
+        except BpfError as exc:
+            raise error_from_errno(exc.errno, f"failed to open iterator of "
+                                   f"{self._description}") from None
+        return io.open(fd, "rb", closefd=True)
+
+    open = _class_or_instance(_open_pinned, _open_iter)
+
+    def read(self) -> bytes:
+        """For an iterator link: run the iterator once and return all it wrote."""
+        with self._open_iter() as stream:
+            return stream.read()
+
+    def __repr__(self) -> str:
+        if self._closed:
+            return "<Link closed>"
+        return f"<Link fd={self.fd} {self._description}>"
+

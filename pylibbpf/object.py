@@ -1,0 +1,421 @@
+"""``Object``: a BPF ELF object (libbpf's ``struct bpf_object``) with its programs and maps.
+
+The life of an object follows libbpf's: :meth:`Object.open_file`/:meth:`Object.open_mem` give an
+*open* object whose programs and maps can still be configured; :meth:`Object.load` creates the
+maps and loads the programs into the kernel, in place; :meth:`Object.close` frees it all.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+import os
+import re
+import weakref
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from . import _ffi
+from ._ffi.printcb import capture
+from ._ffi.structs import bpf_object_open_opts, new_opts
+from ._handle import Handle
+from .enums import ProgType
+from .errors import BpfError, StateError, VerifierError, error_from_errno
+from .map import Map
+from .program import Program
+
+if TYPE_CHECKING:
+    from .globals import GlobalData
+    from .link import Link
+
+_LOG_RE = re.compile(
+    r"prog '(?P<name>[^']*)': -- BEGIN PROG LOAD LOG --\n(?P<log>.*?)-- END PROG LOAD LOG --",
+    re.S,
+)
+_NETWORK_TYPES = frozenset({
+    ProgType.SOCKET_FILTER, ProgType.SCHED_CLS, ProgType.SCHED_ACT, ProgType.XDP,
+    ProgType.CGROUP_SKB, ProgType.CGROUP_SOCK, ProgType.LWT_IN, ProgType.LWT_OUT,
+    ProgType.LWT_XMIT, ProgType.SOCK_OPS, ProgType.SK_SKB, ProgType.SK_MSG,
+    ProgType.CGROUP_SOCK_ADDR, ProgType.FLOW_DISSECTOR, ProgType.SK_REUSEPORT,
+    ProgType.SK_LOOKUP,
+})
+
+
+def _close_object(ptr: Any) -> None:
+    _ffi.lib().bpf_object__close(ptr)
+
+
+class Object(Handle):
+    """A BPF object file opened with libbpf: many programs and many maps.
+
+    Create one with :meth:`open_file` or :meth:`open_mem`; configure programs and maps; then
+    :meth:`load`.  Use it as a context manager, or call :meth:`close`.
+    """
+
+    _what = "BPF object"
+
+    def __init__(self, ptr: Any, *, source: Path | None, data: bytes | None,
+                 log_buf: Any = None) -> None:
+        super().__init__()
+        self._ptr = ptr
+        self._source = source
+        self._data = data  # open_mem: libbpf keeps pointers into it until close
+        self._log_buf = log_buf  # kernel_log_buf: libbpf keeps the pointer until load
+        self._loaded = False
+        self._dependents: weakref.WeakSet[Link] = weakref.WeakSet()
+        self._globals: dict[str, GlobalData] = {}
+        self._own(lambda: _close_object(ptr), f"BPF object {self._read_name()!r}")
+        lib = _ffi.lib()
+        programs: dict[str, Program] = {}
+        prog = lib.bpf_object__next_program(ptr, None)
+        while prog:
+            program = Program(self, prog)
+            programs[program.name] = program
+            prog = lib.bpf_object__next_program(ptr, prog)
+        maps: dict[str, Map] = {}
+        bpf_map = lib.bpf_object__next_map(ptr, None)
+        while bpf_map:
+            m = Map._from_object(self, bpf_map)
+            maps[m.name] = m
+            bpf_map = lib.bpf_object__next_map(ptr, bpf_map)
+        self._programs = MappingProxyType(programs)
+        self._maps = MappingProxyType(maps)
+
+    # ----------------------------------------------------------------------------- opening
+
+    @staticmethod
+    def _open_opts(object_name: str | None, btf_custom_path: str | os.PathLike[str] | None,
+                   kconfig: str | None, pin_root_path: str | os.PathLike[str] | None,
+                   kernel_log_level: int, kernel_log_buf: int | bytearray | None,
+                   ) -> tuple[bpf_object_open_opts, Any]:
+        def enc(value: str | os.PathLike[str] | None) -> bytes | None:
+            return None if value is None else os.fsencode(value)
+
+        fields: dict[str, Any] = {
+            "object_name": enc(object_name), "btf_custom_path": enc(btf_custom_path),
+            "kconfig": enc(kconfig), "pin_root_path": enc(pin_root_path),
+            "kernel_log_level": kernel_log_level,
+        }
+        log_buf: Any = None
+        if kernel_log_buf is not None:
+            if isinstance(kernel_log_buf, int):
+                if kernel_log_buf <= 0:
+                    raise ValueError("kernel_log_buf size must be positive")
+                log_buf = ctypes.create_string_buffer(kernel_log_buf)
+            elif isinstance(kernel_log_buf, bytearray):
+                if not kernel_log_buf:
+                    raise ValueError("kernel_log_buf must not be empty")
+                log_buf = (ctypes.c_char * len(kernel_log_buf)).from_buffer(kernel_log_buf)
+            else:
+                raise TypeError("kernel_log_buf must be a size (int) or a bytearray")
+            fields["kernel_log_buf"] = ctypes.cast(log_buf, ctypes.POINTER(ctypes.c_char))
+            fields["kernel_log_size"] = ctypes.sizeof(log_buf)
+        return new_opts(bpf_object_open_opts, **fields), log_buf
+
+    @classmethod
+    def open_file(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        object_name: str | None = None,
+        btf_custom_path: str | os.PathLike[str] | None = None,
+        kconfig: str | None = None,
+        pin_root_path: str | os.PathLike[str] | None = None,
+        kernel_log_level: int = 0,
+        kernel_log_buf: int | bytearray | None = None,
+    ) -> Object:
+        """Open a BPF ELF object file (``bpf_object__open_file``).
+
+        ``kernel_log_buf`` is a size in bytes (pylibbpf allocates the buffer) or a ``bytearray``
+        that receives the kernel's verifier and BTF logs during :meth:`load`; read it back with
+        :attr:`kernel_log`.  ``kernel_log_level`` is libbpf's (1, 2, or 4 for stats).
+        """
+        opts, log_buf = cls._open_opts(object_name, btf_custom_path, kconfig, pin_root_path,
+                                       kernel_log_level, kernel_log_buf)
+        fspath = os.fsencode(path)
+        with capture() as messages:
+            try:
+                ptr = _ffi.lib().bpf_object__open_file(fspath, ctypes.byref(opts))
+            except BpfError as exc:
+                raise _open_error(exc, f"failed to open BPF object {os.fsdecode(path)!r}",
+                                  messages) from None
+        return cls(ptr, source=Path(os.fsdecode(path)), data=None, log_buf=log_buf)
+
+    @classmethod
+    def open_mem(
+        cls,
+        data: bytes | bytearray | memoryview,
+        *,
+        object_name: str | None = None,
+        btf_custom_path: str | os.PathLike[str] | None = None,
+        kconfig: str | None = None,
+        pin_root_path: str | os.PathLike[str] | None = None,
+        kernel_log_level: int = 0,
+        kernel_log_buf: int | bytearray | None = None,
+    ) -> Object:
+        """Open a BPF ELF object from bytes in memory (``bpf_object__open_mem``)."""
+        blob = bytes(data)
+        if not blob:
+            raise ValueError("open_mem needs a non-empty ELF image")
+        opts, log_buf = cls._open_opts(object_name, btf_custom_path, kconfig, pin_root_path,
+                                       kernel_log_level, kernel_log_buf)
+        with capture() as messages:
+            try:
+                ptr = _ffi.lib().bpf_object__open_mem(blob, len(blob), ctypes.byref(opts))
+            except BpfError as exc:
+                what = object_name or f"<{len(blob)} bytes in memory>"
+                raise _open_error(exc, f"failed to open BPF object {what}", messages) from None
+        return cls(ptr, source=None, data=blob, log_buf=log_buf)
+
+    # ----------------------------------------------------------------------------- state
+
+    @property
+    def _p(self) -> Any:
+        if self._closed:
+            self._check()
+        return self._ptr
+
+    def close(self) -> None:
+        """Free the object, its programs and its maps (links the object owns are destroyed)."""
+        if self._closed:
+            return
+        for link in list(self._dependents):
+            link.destroy()
+        for view in self._globals.values():
+            view.close()
+        super().close()
+        self._ptr = None
+        self._log_buf = None
+
+    def _read_name(self) -> str:
+        raw = _ffi.lib().bpf_object__name(self._ptr)
+        return raw.decode() if raw else ""
+
+    @property
+    def name(self) -> str:
+        """The object's name (the file's base name without ``.o``, or ``object_name``)."""
+        self._check()
+        return self._read_name()
+
+    @property
+    def path(self) -> Path | None:
+        """The file the object was opened from (``None`` for :meth:`open_mem`)."""
+        return self._source
+
+    @property
+    def loaded(self) -> bool:
+        """True after a successful :meth:`load`."""
+        return self._loaded
+
+    @property
+    def kversion(self) -> int:
+        """The kernel version the object declares (its ``version`` section), or 0."""
+        return int(_ffi.lib().bpf_object__kversion(self._p))
+
+    @property
+    def btf_fd(self) -> int:
+        """The fd of the object's BTF in the kernel (after load), or -1."""
+        return int(_ffi.lib().bpf_object__btf_fd(self._p))
+
+    @property
+    def kernel_log(self) -> str:
+        """What the kernel wrote into ``kernel_log_buf`` (empty when none was given)."""
+        if self._log_buf is None:
+            return ""
+        return bytes(self._log_buf).split(b"\0", 1)[0].decode("utf-8", "replace")
+
+    def elf_bytes(self) -> bytes:
+        """The ELF image the object was opened from (read from disk for :meth:`open_file`)."""
+        if self._data is not None:
+            return self._data
+        assert self._source is not None
+        return self._source.read_bytes()
+
+    # ----------------------------------------------------------------------------- contents
+
+    @property
+    def programs(self) -> Mapping[str, Program]:
+        """Read-only mapping of program name to :class:`Program`, in ELF order."""
+        self._check()
+        return self._programs
+
+    @property
+    def maps(self) -> Mapping[str, Map]:
+        """Read-only mapping of map name to :class:`Map` (internal maps included), ELF order."""
+        self._check()
+        return self._maps
+
+    def __iter__(self) -> Iterator[Program]:
+        return iter(self.programs.values())
+
+    def find_program_by_name(self, name: str) -> Program:
+        """The program called ``name``; :class:`KeyError` (listing the names) if none is."""
+        self._check()
+        try:
+            return self._programs[name]
+        except KeyError:
+            raise KeyError(f"no program {name!r} in object {self.name!r}; "
+                           f"it has: {', '.join(self._programs) or 'none'}") from None
+
+    def find_map_by_name(self, name: str) -> Map:
+        """The map called ``name``; :class:`KeyError` (listing the names) if none is.
+
+        Internal maps can be found by their libbpf name (``"obj.bss"``) or their section
+        name (``".bss"``), as ``bpf_object__find_map_by_name`` allows.
+        """
+        self._check()
+        found = self._maps.get(name)
+        if found is None:
+            for m in self._maps.values():
+                if m.is_internal and m.name.endswith(name) and name.startswith("."):
+                    return m
+            raise KeyError(f"no map {name!r} in object {self.name!r}; "
+                           f"it has: {', '.join(self._maps) or 'none'}")
+        return found
+
+    def find_map_fd_by_name(self, name: str) -> int:
+        """The fd of the map called ``name`` (after load)."""
+        return self.find_map_by_name(name).fd
+
+    # ----------------------------------------------------------------------------- load
+
+    def load(self) -> Object:
+        """Create the maps and load the programs into the kernel (``bpf_object__load``).
+
+        Returns the object itself.  A program the verifier rejects raises
+        :class:`~pylibbpf.errors.VerifierError` carrying the complete verifier log.
+        """
+        ptr = self._p
+        if self._loaded:
+            raise StateError(_errno.EBUSY, f"BPF object {self.name!r} is already loaded")
+        with capture() as messages:
+            try:
+                _ffi.lib().bpf_object__load(ptr)
+            except BpfError as exc:
+                self._loaded = True  # libbpf refuses a second load of a failed object
+                raise self._load_error(exc.errno, messages) from None
+        self._loaded = True
+        return self
+
+    def _load_error(self, err: int, messages: list[str]) -> BpfError:
+        text = "".join(messages)
+        match = _LOG_RE.search(text)
+        if match is not None or (self._log_buf is not None and self.kernel_log):
+            name = match.group("name") if match else _failed_program(text)
+            log = match.group("log") if match else self.kernel_log
+            return VerifierError(err, f"the verifier rejected program {name!r} of object "
+                                 f"{self.name!r}", name, log)
+        detail = _last_warning(messages)
+        context = f"failed to load BPF object {self.name!r}" + (f": {detail}" if detail else "")
+        return error_from_errno(err, context, self._capabilities_needed())
+
+    def _capabilities_needed(self) -> tuple[str, ...]:
+        needs = ["CAP_BPF"]
+        types = {p.type for p in self._programs.values() if p.autoload}
+        if types - _NETWORK_TYPES:
+            needs.append("CAP_PERFMON")
+        if types & _NETWORK_TYPES:
+            needs.append("CAP_NET_ADMIN")
+        return tuple(needs)
+
+    def _require_open(self, what: str) -> None:
+        """Raise unless the object is open and not yet loaded (pre-load setters)."""
+        self._check()
+        if self._loaded:
+            raise StateError(_errno.EBUSY, f"{what} can only be changed before load(); "
+                             f"object {self.name!r} is already loaded")
+
+    def _require_loaded(self, what: str) -> None:
+        self._check()
+        if not self._loaded:
+            raise StateError(_errno.EINVAL, f"{what} needs the object to be loaded; "
+                             f"call load() on {self.name!r} first")
+
+    # ----------------------------------------------------------------------------- pinning
+
+    def _pin_call(self, func: str, path: str | os.PathLike[str] | None, what: str) -> None:
+        self._require_loaded(what)
+        arg = None if path is None else os.fsencode(path)
+        with capture() as messages:
+            try:
+                getattr(_ffi.lib(), func)(self._p, arg)
+            except BpfError as exc:
+                detail = _last_warning(messages)
+                raise error_from_errno(
+                    exc.errno, f"failed to {what} of {self.name!r}"
+                    f"{' at ' + os.fsdecode(path) if path is not None else ''}"
+                    f"{': ' + detail if detail else ''}") from None
+
+    def pin_maps(self, path: str | os.PathLike[str] | None = None) -> None:
+        """Pin every map under the folder ``path`` (or each map's own pin path if ``None``)."""
+        self._pin_call("bpf_object__pin_maps", path, "pin the maps")
+
+    def unpin_maps(self, path: str | os.PathLike[str] | None = None) -> None:
+        """Remove the pins :meth:`pin_maps` made."""
+        self._pin_call("bpf_object__unpin_maps", path, "unpin the maps")
+
+    def pin_programs(self, path: str | os.PathLike[str]) -> None:
+        """Pin every program under the folder ``path`` (one file per program name)."""
+        self._pin_call("bpf_object__pin_programs", path, "pin the programs")
+
+    def unpin_programs(self, path: str | os.PathLike[str]) -> None:
+        """Remove the pins :meth:`pin_programs` made."""
+        self._pin_call("bpf_object__unpin_programs", path, "unpin the programs")
+
+    # ----------------------------------------------------------------------------- globals
+
+    def global_data(self, section: str) -> GlobalData:
+        """The global variables of ``section`` (``".bss"``, ``".data"``, ``".rodata"``,
+        ``".data.custom"``...), readable and writable by name.  See :class:`GlobalData`."""
+        self._check()
+        view = self._globals.get(section)
+        if view is None:
+            from .globals import GlobalData
+
+            view = GlobalData(self, section)
+            self._globals[section] = view
+        return view
+
+    @property
+    def bss(self) -> GlobalData:
+        """The ``.bss`` variables (shortcut for ``global_data(".bss")``)."""
+        return self.global_data(".bss")
+
+    @property
+    def data(self) -> GlobalData:
+        """The ``.data`` variables."""
+        return self.global_data(".data")
+
+    @property
+    def rodata(self) -> GlobalData:
+        """The ``.rodata`` variables (settable before load, read-only after)."""
+        return self.global_data(".rodata")
+
+    def __repr__(self) -> str:
+        if self._closed:
+            return "<Object closed>"
+        state = "loaded" if self._loaded else "open"
+        return (f"<Object {self.name!r} {state}: {len(self._programs)} programs, "
+                f"{len(self._maps)} maps>")
+
+
+def _last_warning(messages: list[str]) -> str:
+    for message in reversed(messages):
+        line = message.strip()
+        if line and not line.startswith("--"):
+            return line.splitlines()[-1][:300]
+    return ""
+
+
+def _failed_program(text: str) -> str:
+    match = re.search(r"prog '([^']*)': (?:BPF program load failed|failed to load)", text)
+    return match.group(1) if match else "?"
+
+
+def _open_error(exc: BpfError, context: str, messages: list[str]) -> BpfError:
+    detail = _last_warning(messages)
+    if exc.errno == _errno.ENOENT and "No such file" in detail:
+        detail = ""
+    return error_from_errno(exc.errno, context + (f": {detail}" if detail else ""))

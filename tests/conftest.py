@@ -1,0 +1,74 @@
+"""Suite-wide rules.
+
+* ``@pytest.mark.kernel`` tests need root and a BPF-capable kernel.  Outside CI they skip when
+  that is missing; with ``CI=true`` a skipped kernel test is turned into a failure, so a broken
+  environment can never pass as green.
+* ``@pytest.mark.needs("kprobe", ...)`` names kernel features (see ``tests/features.py``): the test
+  skips with the reason where the running kernel lacks one, and fails where the kernel's version
+  says the feature must be there (cilium/ebpf's rule: a broken probe never hides).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import features  # noqa: E402
+from bpfbuild import compile_bpf  # noqa: E402
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _kernel_unavailable() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root"
+    if not os.path.exists("/sys/fs/bpf") or not os.path.ismount("/sys/fs/bpf"):
+        features.ensure_mounts()
+    return None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("kernel") or item.get_closest_marker("needs"):
+        reason = _kernel_unavailable()
+        if reason:
+            pytest.skip(reason)
+    for mark in item.iter_markers("needs"):
+        for feature in mark.args:
+            missing = features.missing(feature)
+            if missing is None:
+                continue
+            if features.expected(feature):
+                pytest.fail(
+                    f"kernel {features.kernel_version_str()} should support {feature!r} "
+                    f"but the probe says: {missing}"
+                )
+            pytest.skip(f"{feature}: {missing}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if not IN_CI or not report.skipped:
+        return
+    is_kernel = item.get_closest_marker("kernel") or item.get_closest_marker("needs")
+    if not is_kernel:
+        return
+    # A feature missing on this kernel is a legitimate skip only when the feature is one the
+    # kernel is *not* expected to have (the VM tier covers it); anything else fails in CI.
+    reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else ""
+    if features.skip_is_legitimate(item, reason):
+        return
+    report.outcome = "failed"
+    report.longrepr = f"kernel test skipped in CI (CI=true forbids it): {reason}"
+
+
+@pytest.fixture(scope="session")
+def bpf_object_path():  # type: ignore[no-untyped-def]
+    """Factory: ``bpf_object_path("maps.bpf.c", cflags=[...])`` compiles (cached) and returns a Path."""
+    return compile_bpf
