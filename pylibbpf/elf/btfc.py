@@ -1,0 +1,291 @@
+"""Print BTF types as C, following libbpf 1.1's ``btf_dump`` (what bpftool prints).
+
+Declarators are built the way ``btf_dump_emit_type_decl`` does: the chain of modifiers from the
+declared name down to its base type is pushed on a stack, then emitted base first. Anonymous
+structs, unions and enums are printed inline; named ones by name. Struct layouts that natural
+alignment does not explain get explicit padding bitfields and ``__attribute__((packed))``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .btf import MAX_DEPTH, PTR_SIZE, BtfKind, BtfType
+from .errors import ElfError
+
+if TYPE_CHECKING:
+    from .btf import Btf
+
+__all__ = ["CPrinter"]
+
+_CHAIN_KINDS = {BtfKind.PTR, BtfKind.VOLATILE, BtfKind.CONST, BtfKind.RESTRICT,
+                BtfKind.FUNC_PROTO, BtfKind.TYPE_TAG, BtfKind.ARRAY}
+_BASE_KINDS = {BtfKind.INT, BtfKind.ENUM, BtfKind.ENUM64, BtfKind.FWD, BtfKind.STRUCT,
+               BtfKind.UNION, BtfKind.TYPEDEF, BtfKind.FLOAT}
+_MAX_NEST = 64
+
+
+def _pfx(lvl: int) -> str:
+    return "\t" * lvl
+
+
+class CPrinter:
+    """Renders types of one :class:`Btf` as C text."""
+
+    def __init__(self, btf: Btf) -> None:
+        self.btf = btf
+        self.out: list[str] = []
+        self._nest = 0
+
+    def _emit(self, text: str) -> None:
+        self.out.append(text)
+
+    def _take(self) -> str:
+        text = "".join(self.out)
+        self.out = []
+        return text
+
+    # -- public ---------------------------------------------------------------------------
+
+    def decl(self, type_id: int, name: str, lvl: int = 0) -> str:
+        """``type name`` as a C declaration (name may be empty)."""
+        saved = self.out
+        self.out = []
+        self._emit_type_decl(type_id, name, lvl)
+        text = self._take()
+        self.out = saved
+        return text
+
+    def definition(self, type_id: int) -> str:
+        """The top-level definition of a type, as bpftool prints it (without the ``;``)."""
+        t = self.btf.type_by_id(type_id)
+        self.out = []
+        if t.kind in (BtfKind.STRUCT, BtfKind.UNION):
+            self._emit_struct_def(t, 0)
+        elif t.kind in (BtfKind.ENUM, BtfKind.ENUM64):
+            self._emit_enum_def(t, 0)
+        elif t.kind == BtfKind.FWD:
+            self._emit(f"{'union' if t.kind_flag else 'struct'} {t.name}")
+        elif t.kind == BtfKind.TYPEDEF:
+            self._emit("typedef ")
+            self._emit_type_decl(t.type_id or 0, t.name, 0)
+        elif t.kind == BtfKind.FUNC:
+            self._emit_type_decl(t.type_id or 0, t.name, 0)
+        elif t.kind == BtfKind.VAR:
+            self._emit_type_decl(t.type_id or 0, t.name, 0)
+        else:
+            self._emit_type_decl(t.id, "", 0)
+        return self._take()
+
+    # -- declarations ---------------------------------------------------------------------
+
+    def _emit_type_decl(self, type_id: int, fname: str, lvl: int) -> None:
+        stack: list[int] = []
+        cur = type_id
+        for _ in range(MAX_DEPTH * 4):
+            stack.append(cur)
+            if cur == 0:
+                break
+            t = self.btf.type_by_id(cur)
+            if t.kind in _BASE_KINDS:
+                break
+            if t.kind == BtfKind.ARRAY:
+                cur = t.elem_type_id
+            elif t.kind in _CHAIN_KINDS:
+                cur = t.type_id or 0
+            else:
+                raise ElfError(f"BTF type [{t.id}] of kind {t.kind.name} in a declaration")
+        else:
+            raise ElfError(f"BTF type [{type_id}]: declaration chain too deep or cyclic")
+        self._emit_chain(stack, fname, lvl)
+
+    def _emit_mods(self, stack: list[int]) -> None:
+        while stack:
+            t = self.btf.type_by_id(stack[-1]) if stack[-1] else None
+            if t is None:
+                return
+            if t.kind == BtfKind.VOLATILE:
+                self._emit("volatile ")
+            elif t.kind == BtfKind.CONST:
+                self._emit("const ")
+            elif t.kind == BtfKind.RESTRICT:
+                self._emit("restrict ")
+            else:
+                return
+            stack.pop()
+
+    def _drop_mods(self, stack: list[int]) -> None:
+        while stack and stack[-1]:
+            kind = self.btf.type_by_id(stack[-1]).kind
+            if kind not in (BtfKind.VOLATILE, BtfKind.CONST, BtfKind.RESTRICT,
+                            BtfKind.TYPE_TAG):
+                return
+            stack.pop()
+
+    def _emit_name(self, name: str, last_was_ptr: bool) -> None:
+        self._emit((" " if name and not last_was_ptr else "") + name)
+
+    def _emit_chain(self, stack: list[int], fname: str, lvl: int) -> None:
+        # ``stack`` holds the declaration chain, outermost first; it is consumed from the end.
+        last_was_ptr = True
+        while stack:
+            type_id = stack.pop()
+            if type_id == 0:
+                self._emit_mods(stack)
+                self._emit("void")
+                last_was_ptr = False
+                continue
+            t = self.btf.type_by_id(type_id)
+            kind = t.kind
+            if kind in (BtfKind.INT, BtfKind.FLOAT):
+                self._emit_mods(stack)
+                self._emit(t.name)
+            elif kind in (BtfKind.STRUCT, BtfKind.UNION):
+                self._emit_mods(stack)
+                if not t.name:
+                    self._emit_struct_def(t, lvl)
+                else:
+                    self._emit(f"{'struct' if kind == BtfKind.STRUCT else 'union'} {t.name}")
+            elif kind in (BtfKind.ENUM, BtfKind.ENUM64):
+                self._emit_mods(stack)
+                if not t.name:
+                    self._emit_enum_def(t, lvl)
+                else:
+                    self._emit(f"enum {t.name}")
+            elif kind == BtfKind.FWD:
+                self._emit_mods(stack)
+                self._emit(f"{'union' if t.kind_flag else 'struct'} {t.name}")
+            elif kind == BtfKind.TYPEDEF:
+                self._emit_mods(stack)
+                self._emit(t.name)
+            elif kind == BtfKind.PTR:
+                self._emit("*" if last_was_ptr else " *")
+            elif kind == BtfKind.VOLATILE:
+                self._emit(" volatile")
+            elif kind == BtfKind.CONST:
+                self._emit(" const")
+            elif kind == BtfKind.RESTRICT:
+                self._emit(" restrict")
+            elif kind == BtfKind.TYPE_TAG:
+                self._emit_mods(stack)
+                self._emit(f' __attribute__((btf_type_tag("{t.name}")))')
+            elif kind == BtfKind.ARRAY:
+                self._drop_mods(stack)
+                if not stack:
+                    self._emit_name(fname, last_was_ptr)
+                    self._emit(f"[{t.nelems}]")
+                    return
+                nxt = stack[-1]
+                multidim = nxt != 0 and self.btf.type_by_id(nxt).kind == BtfKind.ARRAY
+                if fname and not last_was_ptr:
+                    self._emit(" ")
+                if not multidim:
+                    self._emit("(")
+                self._emit_chain(stack, fname, lvl)
+                if not multidim:
+                    self._emit(")")
+                self._emit(f"[{t.nelems}]")
+                return
+            elif kind == BtfKind.FUNC_PROTO:
+                self._drop_mods(stack)
+                if stack:
+                    self._emit(" (")
+                    self._emit_chain(stack, fname, lvl)
+                    self._emit(")")
+                else:
+                    self._emit_name(fname, last_was_ptr)
+                self._emit("(")
+                params = t.params
+                if not params or (len(params) == 1 and params[0].type_id == 0):
+                    self._emit("void)")
+                    return
+                for i, p in enumerate(params):
+                    if i:
+                        self._emit(", ")
+                    if i == len(params) - 1 and p.type_id == 0:
+                        self._emit("...")
+                        break
+                    self._emit_type_decl(p.type_id, p.name, lvl)
+                self._emit(")")
+                return
+            else:
+                raise ElfError(f"BTF type [{t.id}] of kind {kind.name} in a declaration")
+            last_was_ptr = kind == BtfKind.PTR
+        self._emit_name(fname, last_was_ptr)
+
+    # -- definitions ----------------------------------------------------------------------
+
+    def _is_packed(self, t: BtfType) -> bool:
+        align = self.btf.align_of(t)
+        if align and (t.size or 0) % align:
+            return True
+        for m in t.members:
+            m_align = self.btf.align_of(m.type_id)
+            if m_align and m.bitfield_size == 0 and m.bit_offset % (8 * m_align):
+                return True
+        return False
+
+    def _emit_bit_padding(self, cur_off: int, m_off: int, m_bit_sz: int, align: int,
+                          lvl: int) -> None:
+        diff = m_off - cur_off
+        if diff <= 0:
+            return
+        if m_bit_sz == 0 and diff < align * 8:
+            return
+        ptr_bits = PTR_SIZE * 8
+        while diff > 0:
+            if ptr_bits > 32 and diff > 32:
+                pad_type, chunk = "long", ptr_bits
+            elif diff > 16:
+                pad_type, chunk = "int", 32
+            elif diff > 8:
+                pad_type, chunk = "short", 16
+            else:
+                pad_type, chunk = "char", 8
+            bits = diff % chunk or chunk
+            self._emit(f"\n{_pfx(lvl)}{pad_type}: {bits};")
+            diff -= bits
+
+    def _emit_struct_def(self, t: BtfType, lvl: int) -> None:
+        self._nest += 1
+        if self._nest > _MAX_NEST:
+            raise ElfError(f"BTF type [{t.id}]: anonymous types nested too deep or cyclic")
+        is_struct = t.kind == BtfKind.STRUCT
+        packed = self._is_packed(t) if is_struct else False
+        self._emit(f"{'struct' if is_struct else 'union'}{' ' if t.name else ''}{t.name} {{")
+        off = 0
+        for m in t.members:
+            m_align = 1 if packed else self.btf.align_of(m.type_id)
+            if is_struct:
+                self._emit_bit_padding(off, m.bit_offset, m.bitfield_size, m_align, lvl + 1)
+            self._emit(f"\n{_pfx(lvl + 1)}")
+            self._emit_type_decl(m.type_id, m.name, lvl + 1)
+            if m.bitfield_size:
+                self._emit(f": {m.bitfield_size}")
+                off = m.bit_offset + m.bitfield_size
+            else:
+                off = m.bit_offset + max(0, self.btf.size_of(m.type_id)) * 8
+            self._emit(";")
+        if is_struct:
+            align = 1 if packed else self.btf.align_of(t)
+            self._emit_bit_padding(off, (t.size or 0) * 8, 0, align, lvl + 1)
+        if t.members or t.size:
+            self._emit(f"\n{_pfx(lvl)}}}")
+        else:
+            self._emit("}")
+        if packed:
+            self._emit(" __attribute__((packed))")
+        self._nest -= 1
+
+    def _emit_enum_def(self, t: BtfType, lvl: int) -> None:
+        self._emit(f"enum{' ' if t.name else ''}{t.name}")
+        if not t.enum_values:
+            return
+        self._emit(" {")
+        for v in t.enum_values:
+            if t.kind == BtfKind.ENUM:
+                val = v.value if t.kind_flag else v.value & 0xFFFFFFFF
+            else:
+                val = v.value if t.kind_flag else v.value & 0xFFFFFFFFFFFFFFFF
+            self._emit(f"\n{_pfx(lvl + 1)}{v.name} = {val},")
+        self._emit(f"\n{_pfx(lvl)}}}")

@@ -1,0 +1,197 @@
+"""The raw ELF layer: validated sections and symbols read with pyelftools.
+
+Everything input-controlled is checked here before pyelftools sees it (class, byte order,
+machine, header and section bounds, string and symbol tables), and any exception pyelftools
+might still raise is turned into :class:`ElfError`; the layers above work on plain data.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+from typing import Literal
+
+from elftools.elf.elffile import ELFFile
+
+from .errors import ElfError
+
+__all__ = ["RawElf", "Section", "Symbol", "read_elf"]
+
+EM_BPF = 247
+ET_REL = 1
+SHT_NULL, SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB, SHT_REL, SHT_NOBITS = 0, 1, 2, 3, 9, 8
+SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 0x1, 0x2, 0x4
+SHN_UNDEF, SHN_LORESERVE, SHN_ABS, SHN_COMMON, SHN_XINDEX = 0, 0xFF00, 0xFFF1, 0xFFF2, 0xFFFF
+STT_NOTYPE, STT_OBJECT, STT_FUNC, STT_SECTION, STT_FILE = 0, 1, 2, 3, 4
+STB_LOCAL, STB_GLOBAL, STB_WEAK = 0, 1, 2
+STV_DEFAULT, STV_INTERNAL, STV_HIDDEN = 0, 1, 2
+SYM_SIZE = 24
+REL_SIZE = 16
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section header and its bytes (empty for SHT_NOBITS)."""
+
+    index: int
+    name: str
+    type: int
+    flags: int
+    offset: int
+    size: int
+    link: int
+    info: int
+    entsize: int
+    data: bytes
+
+    @property
+    def is_exec(self) -> bool:
+        """Holds code (SHF_EXECINSTR)."""
+        return bool(self.flags & SHF_EXECINSTR)
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """One ``.symtab`` entry."""
+
+    index: int
+    name: str
+    value: int
+    size: int
+    type: int
+    bind: int
+    visibility: int
+    shndx: int
+
+
+@dataclass(frozen=True)
+class Rel:
+    """One SHT_REL entry: byte ``offset`` in the target section, symbol index, reloc type."""
+
+    offset: int
+    sym: int
+    type: int
+
+
+@dataclass
+class RawElf:
+    """Validated sections and symbols of an ELF64 BPF relocatable object."""
+
+    byteorder: Literal["little", "big"]
+    machine: int
+    sections: list[Section]
+    symbols: list[Symbol]
+    symtab_index: int
+
+    def rels(self, sec: Section) -> list[Rel]:
+        """Entries of a SHT_REL section."""
+        e = "<" if self.byteorder == "little" else ">"
+        out = []
+        for pos in range(0, len(sec.data) - REL_SIZE + 1, REL_SIZE):
+            offset, info = struct.unpack_from(e + "QQ", sec.data, pos)
+            out.append(Rel(offset, info >> 32, info & 0xFFFFFFFF))
+        return out
+
+
+def _cstr(blob: bytes, off: int, what: str) -> str:
+    if off >= len(blob) and not (off == 0 and not blob):
+        raise ElfError(f"{what}: name offset {off} is outside its string table")
+    end = blob.find(b"\0", off)
+    if end < 0:
+        raise ElfError(f"{what}: name at offset {off} is not NUL-terminated")
+    return blob[off:end].decode("utf-8", "replace")
+
+
+def read_elf(data: bytes) -> RawElf:
+    """Validate ``data`` as an ELF64 eBPF relocatable object and read its tables."""
+    if len(data) < 64:
+        raise ElfError(f"not an ELF object: {len(data)} bytes is shorter than an ELF64 header")
+    if data[:4] != b"\x7fELF":
+        raise ElfError("not an ELF object: bad magic")
+    if data[4] != 2:
+        raise ElfError(f"ELF class {data[4]} is not ELF64 (eBPF objects are ELF64)")
+    if data[5] not in (1, 2):
+        raise ElfError(f"ELF data encoding {data[5]} is neither little nor big endian")
+    byteorder: Literal["little", "big"] = "little" if data[5] == 1 else "big"
+    e = "<" if byteorder == "little" else ">"
+    (e_type, e_machine, _ver, _entry, _phoff, e_shoff, _flags, _ehsize, _phentsize, _phnum,
+     e_shentsize, e_shnum, e_shstrndx) = struct.unpack_from(e + "HHIQQQIHHHHHH", data, 16)
+    if e_machine not in (0, EM_BPF):
+        raise ElfError(f"ELF machine {e_machine} is not EM_BPF ({EM_BPF})")
+    if e_type != ET_REL:
+        raise ElfError(f"ELF type {e_type} is not a relocatable object (ET_REL)")
+    if e_shnum == 0:
+        raise ElfError("ELF object has no section headers (or uses extended numbering)")
+    if e_shentsize != 64:
+        raise ElfError(f"section header size {e_shentsize} is not 64")
+    if e_shoff > len(data) or e_shoff + e_shnum * 64 > len(data):
+        raise ElfError(f"section header table ({e_shnum} x 64 at {e_shoff}) is past the end")
+    if e_shstrndx >= e_shnum:
+        raise ElfError(f"section name table index {e_shstrndx} out of range ({e_shnum})")
+
+    headers = []
+    for i in range(e_shnum):
+        (sh_name, sh_type, sh_flags, _addr, sh_offset, sh_size, sh_link, sh_info, _align,
+         sh_entsize) = struct.unpack_from(e + "IIQQQQIIQQ", data, e_shoff + i * 64)
+        if sh_type not in (SHT_NOBITS, SHT_NULL) and sh_offset + sh_size > len(data):
+            raise ElfError(f"section {i}: {sh_size} bytes at {sh_offset} are past the end "
+                           f"of the {len(data)}-byte file")
+        headers.append((sh_name, sh_type, sh_flags, sh_offset, sh_size, sh_link, sh_info,
+                        sh_entsize))
+    shstr = headers[e_shstrndx]
+    if shstr[1] != SHT_STRTAB:
+        raise ElfError(f"section name table (section {e_shstrndx}) is not SHT_STRTAB")
+    shstrtab = data[shstr[3]:shstr[3] + shstr[4]]
+
+    # pyelftools reads the header and section table we validated; it must agree with us.
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        if elf.num_sections() != e_shnum:
+            raise ElfError("pyelftools and the ELF header disagree on the section count")
+        pyelf_names = [elf.get_section(i)["sh_name"] for i in range(e_shnum)]
+    except ElfError:
+        raise
+    except Exception as exc:  # pyelftools raises many kinds; none may escape
+        raise ElfError(f"malformed ELF: {exc}") from None
+
+    sections: list[Section] = []
+    for i, (sh_name, sh_type, sh_flags, off, size, link, info, entsize) in enumerate(headers):
+        if pyelf_names[i] != sh_name:
+            raise ElfError(f"section {i}: inconsistent header")
+        name = _cstr(shstrtab, sh_name, f"section {i}")
+        blob = b"" if sh_type in (SHT_NOBITS, SHT_NULL) else data[off:off + size]
+        sections.append(Section(i, name, sh_type, sh_flags, off, size, link, info, entsize,
+                                blob))
+
+    symtabs = [s for s in sections if s.type == SHT_SYMTAB]
+    if len(symtabs) > 1:
+        raise ElfError("more than one symbol table")
+    symbols: list[Symbol] = []
+    symtab_index = -1
+    if symtabs:
+        symtab = symtabs[0]
+        symtab_index = symtab.index
+        if symtab.entsize not in (0, SYM_SIZE) or symtab.size % SYM_SIZE:
+            raise ElfError(f"symbol table size {symtab.size} is not a multiple of {SYM_SIZE}")
+        if not 0 < symtab.link < len(sections) or sections[symtab.link].type != SHT_STRTAB:
+            raise ElfError(f"symbol table links to section {symtab.link}, not a string table")
+        strtab = sections[symtab.link].data
+        for n, pos in enumerate(range(0, symtab.size, SYM_SIZE)):
+            st_name, st_info, st_other, st_shndx, st_value, st_size = struct.unpack_from(
+                e + "IBBHQQ", symtab.data, pos)
+            if st_shndx == SHN_XINDEX:
+                raise ElfError(f"symbol {n}: extended section indexes are not supported")
+            if st_shndx < SHN_LORESERVE and st_shndx >= len(sections):
+                raise ElfError(f"symbol {n}: section index {st_shndx} out of range")
+            symbols.append(Symbol(n, _cstr(strtab, st_name, f"symbol {n}"), st_value, st_size,
+                                  st_info & 0xF, st_info >> 4, st_other & 0x3, st_shndx))
+    for sec in sections:
+        if sec.type == SHT_REL:
+            if sec.size % REL_SIZE:
+                raise ElfError(f"section {sec.name}: size {sec.size} is not a multiple of 16")
+            if sec.info >= len(sections):
+                raise ElfError(f"section {sec.name}: relocates missing section {sec.info}")
+            if sec.link != symtab_index:
+                raise ElfError(f"section {sec.name}: not linked to the symbol table")
+    return RawElf(byteorder, e_machine, sections, symbols, symtab_index)
