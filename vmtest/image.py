@@ -43,7 +43,7 @@ GUEST_MODULES = (
 )
 # Checkout parts never copied into the run disk.
 CHECKOUT_SKIP = {".git", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis"}
-IMAGE_FORMAT = "3"  # bump when the layout of any image changes
+IMAGE_FORMAT = "4"  # bump when the layout of any image changes
 
 INIT = r"""#!/bin/busybox sh
 # vmtest stage 1 (initramfs): load modules, overlay the disks, run stage 2 in a chroot.
@@ -70,6 +70,9 @@ mount --move /dev /newroot/dev
 mount -t tmpfs -o mode=1777 tmpfs /newroot/tmp
 mkdir -p /newroot/tmp/vmtest-out
 cp /run-ro/run/stage2.sh /newroot/tmp/stage2.sh
+if [ -f /run-ro/run/kconfig ]; then
+    mkdir -p /newroot/boot && cp /run-ro/run/kconfig "/newroot/boot/config-$(uname -r)"
+fi
 echo "VMTEST-STAGE2 $(cut -d' ' -f1 /newroot/proc/uptime)"
 chroot /newroot /bin/busybox sh /tmp/stage2.sh
 echo "VMTEST-POWEROFF"
@@ -397,13 +400,19 @@ def _copy_checkout(src: Path, dest: Path) -> None:
         shutil.copytree(src, dest, symlinks=True, ignore=ignore)
 
 
-def run_disk(checkout: Path, stage2: str, workdir: Path) -> Path:
-    """The per-run disk: ``checkout/`` (this tree) and ``run/`` (config, stage-2 script)."""
+def run_disk(checkout: Path, stage2: str, workdir: Path, kconfig: Path | None = None) -> Path:
+    """The per-run disk: ``checkout/`` (this tree) and ``run/`` (config, stage-2 script).
+
+    ``kconfig`` (the kernel's build configuration) becomes the guest's ``/boot/config-*``,
+    which the feature probes read.
+    """
     tree = workdir / "run-tree"
     _copy_checkout(checkout, tree / "checkout")
     (tree / "run").mkdir(parents=True)
     (tree / "run" / "config").write_text(f"CHECKOUT='{checkout}'\n")
     (tree / "run" / "stage2.sh").write_text(stage2)
+    if kconfig is not None and kconfig.exists():
+        shutil.copy(kconfig, tree / "run" / "kconfig")
     image = workdir / "run.ext4"
     make_ext4(tree, image, "vmtest-run")
     shutil.rmtree(tree, ignore_errors=True)

@@ -49,7 +49,8 @@ def venv_python(checkout: Path = CHECKOUT) -> Path:
 
 def pytest_args(junit: str, extra: Sequence[str], whole_suite: bool) -> list[str]:
     """pytest's arguments on every tier: the plugin, junit output, the selection."""
-    args = ["-p", "vmtest.pytest_plugin", f"--junitxml={junit}", "-o", "junit_family=xunit1"]
+    args = ["-p", "vmtest.pytest_plugin", f"--junitxml={junit}", "-o", "junit_family=xunit1",
+            "--color", "yes" if sys.stdout.isatty() else "no"]
     if not whole_suite:
         args += DEFAULT_SELECTION
     return args + list(extra)
@@ -160,7 +161,8 @@ def run_guest(
         t = time.monotonic()
         args = pytest_args("/tmp/vmtest-out/junit.xml", extra, whole_suite)
         args += ["-o", "cache_dir=/tmp/pytest-cache"]
-        run = image.run_disk(CHECKOUT, stage2_script(CHECKOUT, args, guest_env()), work)
+        run = image.run_disk(CHECKOUT, stage2_script(CHECKOUT, args, guest_env()), work,
+                             kernel.config)
         results = image.results_disk(work)
         timings["run disk"] = time.monotonic() - t
         cmd = qemu_command(kernel.vmlinuz, initrd, [(system, True), (run, True), (results, False)],

@@ -1,0 +1,402 @@
+"""Kernel feature probes for test markers, memoized per process.
+
+``missing(name)`` returns ``None`` when the running kernel has the feature, else a sentence saying
+why not.  Where it is cheap the probe is real: ``kprobe`` adds and removes a kprobe event in
+tracefs, ``fentry`` and ``lsm`` load a two-instruction program through the raw ``bpf()``
+syscall (ctypes, no libbpf) against a function found in ``/sys/kernel/btf/vmlinux`` and attach
+it, ``ringbuf`` creates a ring buffer map.  The others are judged from the kernel version and
+build configuration.
+
+``expected(name)`` says whether this kernel *should* have the feature, from its version, its
+configuration (``/proc/config.gz`` or ``/boot/config-<release>``), the active LSMs and the
+lockdown state: a test needing an expected feature fails instead of skipping when the probe says
+no (cilium/ebpf's rule).  Results are not cached on disk: every probe is a few syscalls.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import gzip
+import os
+import platform
+import re
+import struct
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+MOUNTS = [
+    ("tracefs", "nodev", "/sys/kernel/tracing"),
+    ("debugfs", "none", "/sys/kernel/debug"),
+    ("bpf", "bpf", "/sys/fs/bpf"),
+    ("securityfs", "none", "/sys/kernel/security"),
+]
+TRACEFS = Path("/sys/kernel/tracing")
+
+
+def ensure_mounts() -> None:
+    """Mount tracefs, debugfs, bpffs and securityfs where missing (root only; idempotent)."""
+    for fstype, dev, where in MOUNTS:
+        if os.path.ismount(where) or not os.path.isdir(os.path.dirname(where)):
+            continue
+        os.makedirs(where, exist_ok=True)
+        subprocess.run(["mount", "-t", fstype, dev, where], check=False, capture_output=True)
+
+
+@cache
+def kernel_version() -> tuple[int, int]:
+    """(major, minor) of the running kernel."""
+    m = re.match(r"(\d+)\.(\d+)", platform.release())
+    assert m is not None
+    return int(m.group(1)), int(m.group(2))
+
+
+def kernel_version_str() -> str:
+    """The running kernel's release string (``uname -r``)."""
+    return platform.release()
+
+
+@cache
+def kernel_config() -> dict[str, str]:
+    """The running kernel's build configuration; empty when it cannot be found."""
+    text = ""
+    if os.path.exists("/proc/config.gz"):
+        with gzip.open("/proc/config.gz", "rt") as f:
+            text = f.read()
+    else:
+        boot = Path(f"/boot/config-{platform.release()}")
+        if boot.exists():
+            text = boot.read_text()
+    config: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("CONFIG_") and "=" in line:
+            key, _, value = line.partition("=")
+            config[key] = value
+        elif line.startswith("# CONFIG_") and line.endswith(" is not set"):
+            config[line[2:-11]] = "n"
+    return config
+
+
+def _config(name: str) -> bool | None:
+    value = kernel_config().get(name)
+    if value is None:
+        return None
+    return value in ("y", "m")
+
+
+@cache
+def _lockdown() -> str:
+    ensure_mounts()
+    try:
+        text = Path("/sys/kernel/security/lockdown").read_text()
+    except OSError:
+        return "unknown"
+    m = re.search(r"\[(\w+)\]", text)
+    return m.group(1) if m else "unknown"
+
+
+@cache
+def _active_lsms() -> tuple[str, ...] | None:
+    ensure_mounts()
+    try:
+        return tuple(Path("/sys/kernel/security/lsm").read_text().strip().split(","))
+    except OSError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The raw bpf() syscall (x86-64), just enough for the probes and the VM feature tests.
+
+SYS_BPF = 321
+BPF_MAP_CREATE, BPF_MAP_LOOKUP_ELEM, BPF_PROG_LOAD, BPF_RAW_TRACEPOINT_OPEN = 0, 1, 5, 17
+BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_RINGBUF = 2, 27
+BPF_PROG_TYPE_TRACING, BPF_PROG_TYPE_LSM = 26, 29
+BPF_TRACE_FENTRY, BPF_LSM_MAC = 24, 27
+
+
+class MapCreateAttr(ctypes.Structure):
+    """The BPF_MAP_CREATE part of ``union bpf_attr``."""
+
+    _fields_ = [("map_type", ctypes.c_uint32), ("key_size", ctypes.c_uint32),
+                ("value_size", ctypes.c_uint32), ("max_entries", ctypes.c_uint32),
+                ("map_flags", ctypes.c_uint32)]
+
+
+class MapElemAttr(ctypes.Structure):
+    """The BPF_MAP_*_ELEM part of ``union bpf_attr``."""
+
+    _fields_ = [("map_fd", ctypes.c_uint32), ("pad", ctypes.c_uint32),
+                ("key", ctypes.c_uint64), ("value", ctypes.c_uint64),
+                ("flags", ctypes.c_uint64)]
+
+
+class ProgLoadAttr(ctypes.Structure):
+    """The BPF_PROG_LOAD part of ``union bpf_attr`` (up to ``attach_prog_fd``)."""
+
+    _fields_ = [("prog_type", ctypes.c_uint32), ("insn_cnt", ctypes.c_uint32),
+                ("insns", ctypes.c_uint64), ("license", ctypes.c_uint64),
+                ("log_level", ctypes.c_uint32), ("log_size", ctypes.c_uint32),
+                ("log_buf", ctypes.c_uint64), ("kern_version", ctypes.c_uint32),
+                ("prog_flags", ctypes.c_uint32), ("prog_name", ctypes.c_char * 16),
+                ("prog_ifindex", ctypes.c_uint32), ("expected_attach_type", ctypes.c_uint32),
+                ("prog_btf_fd", ctypes.c_uint32), ("func_info_rec_size", ctypes.c_uint32),
+                ("func_info", ctypes.c_uint64), ("func_info_cnt", ctypes.c_uint32),
+                ("line_info_rec_size", ctypes.c_uint32), ("line_info", ctypes.c_uint64),
+                ("line_info_cnt", ctypes.c_uint32), ("attach_btf_id", ctypes.c_uint32),
+                ("attach_prog_fd", ctypes.c_uint32)]
+
+
+class RawTracepointAttr(ctypes.Structure):
+    """The BPF_RAW_TRACEPOINT_OPEN part of ``union bpf_attr``."""
+
+    _fields_ = [("name", ctypes.c_uint64), ("prog_fd", ctypes.c_uint32)]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+
+def bpf(cmd: int, attr: ctypes.Structure) -> int:
+    """``bpf(cmd, &attr, sizeof attr)``; raises OSError with the kernel's errno."""
+    ret = _libc.syscall(ctypes.c_long(SYS_BPF), ctypes.c_long(cmd), ctypes.byref(attr),
+                        ctypes.c_long(ctypes.sizeof(attr)))
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"bpf(cmd {cmd}): {os.strerror(err)}")
+    return int(ret)
+
+
+def insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
+    """One encoded ``struct bpf_insn``."""
+    return struct.pack("<BBhi", code, (src << 4) | dst, off, imm)
+
+
+RET0 = insn(0xB7) + insn(0x95)  # r0 = 0; exit
+
+
+def map_create(map_type: int, key_size: int, value_size: int, max_entries: int) -> int:
+    """Create a map with the raw syscall; returns its fd."""
+    attr = MapCreateAttr(map_type, key_size, value_size, max_entries, 0)
+    return bpf(BPF_MAP_CREATE, attr)
+
+
+def map_lookup_u64(map_fd: int, key: int) -> int:
+    """Look up a u32 key in a map with u64 values."""
+    k = ctypes.c_uint32(key)
+    v = ctypes.c_uint64(0)
+    attr = MapElemAttr(map_fd, 0, ctypes.addressof(k), ctypes.addressof(v), 0)
+    bpf(BPF_MAP_LOOKUP_ELEM, attr)
+    return v.value
+
+
+def prog_load(prog_type: int, code: bytes, *, attach_type: int = 0, attach_btf_id: int = 0,
+              log: bool = False) -> int:
+    """Load a GPL program of raw instructions; returns its fd (OSError with the log)."""
+    insns = ctypes.create_string_buffer(code, len(code))
+    license_ = ctypes.create_string_buffer(b"GPL")
+    log_buf = ctypes.create_string_buffer(65536 if log else 1)
+    attr = ProgLoadAttr(prog_type=prog_type, insn_cnt=len(code) // 8,
+                        insns=ctypes.addressof(insns), license=ctypes.addressof(license_),
+                        expected_attach_type=attach_type, attach_btf_id=attach_btf_id)
+    if log:
+        attr.log_level, attr.log_size, attr.log_buf = 1, 65536, ctypes.addressof(log_buf)
+    try:
+        return bpf(BPF_PROG_LOAD, attr)
+    except OSError as e:
+        detail = log_buf.value.decode(errors="replace").strip()[-500:] if log else ""
+        raise OSError(e.errno, f"{e.strerror}{': ' + detail if detail else ''}") from None
+
+
+def raw_tracepoint_open(prog_fd: int) -> int:
+    """Attach a tracing/LSM program at its BTF target; returns the link fd."""
+    return bpf(BPF_RAW_TRACEPOINT_OPEN, RawTracepointAttr(0, prog_fd))
+
+
+# BTF kinds -> bytes following the 12-byte common header (per vlen entry when marked)
+_BTF_EXTRA = {1: (4, 0), 3: (12, 0), 4: (0, 12), 5: (0, 12), 6: (0, 8), 13: (0, 8), 14: (4, 0),
+              15: (0, 12), 17: (4, 0), 19: (0, 12)}
+BTF_KIND_FUNC = 12
+
+
+@cache
+def btf_funcs() -> dict[str, int]:
+    """Name -> type id of every FUNC in the kernel's BTF (empty without BTF)."""
+    try:
+        data = Path("/sys/kernel/btf/vmlinux").read_bytes()
+    except OSError:
+        return {}
+    magic, _ver, _flags, hdr_len, type_off, type_len, str_off, _str_len = struct.unpack_from(
+        "<HBBIIIII", data)
+    if magic != 0xEB9F:
+        return {}
+    strings = hdr_len + str_off
+    pos, end = hdr_len + type_off, hdr_len + type_off + type_len
+    funcs: dict[str, int] = {}
+    type_id = 1
+    unpack = struct.Struct("<III").unpack_from
+    while pos < end:
+        name_off, info, _ = unpack(data, pos)
+        kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
+        if kind == BTF_KIND_FUNC:
+            stop = data.index(b"\0", strings + name_off)
+            funcs[data[strings + name_off:stop].decode()] = type_id
+        fixed, per = _BTF_EXTRA.get(kind, (0, 0))
+        pos += 12 + fixed + per * vlen
+        type_id += 1
+    return funcs
+
+
+def btf_func_id(*candidates: str) -> tuple[str, int] | None:
+    """The first of ``candidates`` that is a FUNC in the kernel's BTF, with its type id."""
+    funcs = btf_funcs()
+    for name in candidates:
+        if name in funcs:
+            return name, funcs[name]
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Real probes: None when the feature works, else why not.
+
+def _probe_kprobe() -> str | None:
+    ensure_mounts()
+    events = TRACEFS / "kprobe_events"
+    if not events.exists():
+        return "no kprobe_events in tracefs"
+    symbol = "vfs_read" if _in_kallsyms("vfs_read") else "do_sys_openat2"
+    name = f"pylibbpf_probe/p{os.getpid()}"
+    try:
+        write_tracefs(events, f"p:{name} {symbol}")
+        write_tracefs(events, f"-:{name}")
+    except OSError as e:
+        return f"adding a kprobe event on {symbol} fails: {os.strerror(e.errno or 0)}"
+    return None
+
+
+def write_tracefs(path: Path, line: str) -> None:
+    """Append one command line to a tracefs control file.
+
+    ``open(path, "a")`` would not do: it seeks to the end, which tracefs refuses (EINVAL).
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def _in_kallsyms(symbol: str) -> bool:
+    try:
+        text = Path("/proc/kallsyms").read_text()
+    except OSError:
+        return False
+    return re.search(rf" {re.escape(symbol)}$", text, re.M) is not None
+
+
+def _probe_btf_prog(feature: str, prog_type: int, attach_type: int,
+                    targets: tuple[str, ...]) -> str | None:
+    target = btf_func_id(*targets)
+    if target is None:
+        return f"none of {', '.join(targets)} is in the kernel's BTF"
+    try:
+        fd = prog_load(prog_type, RET0, attach_type=attach_type, attach_btf_id=target[1])
+    except OSError as e:
+        why = f"loading a {feature} program on {target[0]} fails: {errno.errorcode.get(e.errno or 0)}"
+        if e.errno == errno.EPERM and _lockdown() not in ("none", "unknown"):
+            why += f" (lockdown: {_lockdown()})"
+        return why
+    try:
+        link = raw_tracepoint_open(fd)
+        os.close(link)
+    except OSError as e:
+        return f"attaching a {feature} program to {target[0]} fails: " \
+               f"{errno.errorcode.get(e.errno or 0)}"
+    finally:
+        os.close(fd)
+    return None
+
+
+def _probe_ringbuf() -> str | None:
+    try:
+        os.close(map_create(BPF_MAP_TYPE_RINGBUF, 0, 0, os.sysconf("SC_PAGE_SIZE")))
+    except OSError as e:
+        return f"creating a ring buffer map fails: {errno.errorcode.get(e.errno or 0)}"
+    return None
+
+
+FENTRY_TARGETS = ("bpf_fentry_test1", "__x64_sys_getpid", "__do_sys_getpid")
+LSM_TARGETS = ("bpf_lsm_file_open",)
+
+# feature -> (minimum kernel version, config options that must be set)
+REQUIREMENTS: dict[str, tuple[tuple[int, int], tuple[str, ...]]] = {
+    "bpf": ((4, 4), ("CONFIG_BPF_SYSCALL",)),
+    "tracepoint": ((4, 7), ("CONFIG_BPF_EVENTS", "CONFIG_FTRACE_SYSCALLS")),
+    "raw_tp": ((4, 17), ("CONFIG_BPF_EVENTS",)),
+    "tp_btf": ((5, 5), ("CONFIG_DEBUG_INFO_BTF",)),
+    "uprobe": ((4, 17), ("CONFIG_UPROBE_EVENTS",)),
+    "kprobe": ((4, 17), ("CONFIG_KPROBES", "CONFIG_KPROBE_EVENTS")),
+    "fentry": ((5, 5), ("CONFIG_DEBUG_INFO_BTF", "CONFIG_FUNCTION_TRACER")),
+    "lsm": ((5, 7), ("CONFIG_BPF_LSM",)),
+    "ringbuf": ((5, 8), ()),
+    "links": ((5, 7), ()),
+    "cgroup": ((4, 10), ("CONFIG_CGROUP_BPF",)),
+    "iter": ((5, 8), ()),
+    "batch": ((5, 6), ()),
+    "perf_event": ((4, 9), ("CONFIG_PERF_EVENTS",)),
+}
+
+PROBES = {
+    "kprobe": _probe_kprobe,
+    "fentry": lambda: _probe_btf_prog("fentry", BPF_PROG_TYPE_TRACING, BPF_TRACE_FENTRY,
+                                      FENTRY_TARGETS),
+    "lsm": lambda: _probe_btf_prog("lsm", BPF_PROG_TYPE_LSM, BPF_LSM_MAC, LSM_TARGETS),
+    "ringbuf": _probe_ringbuf,
+}
+
+
+@cache
+def missing(feature: str) -> str | None:
+    """None if the running kernel has ``feature``; otherwise the reason it does not."""
+    if feature not in REQUIREMENTS:
+        raise KeyError(f"unknown kernel feature {feature!r}; known: {sorted(REQUIREMENTS)}")
+    need_version, options = REQUIREMENTS[feature]
+    if kernel_version() < need_version:
+        return f"kernel {kernel_version_str()} is older than {need_version[0]}.{need_version[1]}"
+    for option in options:
+        if _config(option) is False:
+            return f"{option} is not set in this kernel"
+    if feature == "lsm":
+        lsms = _active_lsms()
+        if lsms is not None and "bpf" not in lsms:
+            return f"the bpf LSM is not active (lsm={','.join(lsms)})"
+    probe = PROBES.get(feature)
+    if probe is not None and os.geteuid() == 0:
+        return probe()
+    return None
+
+
+def expected(feature: str) -> bool:
+    """True when the kernel's version, configuration and security state say it must work."""
+    need_version, options = REQUIREMENTS[feature]
+    if kernel_version() < need_version:
+        return False
+    if any(_config(option) is False for option in options):
+        return False
+    if feature == "lsm":
+        lsms = _active_lsms()
+        if lsms is not None and "bpf" not in lsms:
+            return False
+    if feature in ("fentry", "lsm") and _lockdown() not in ("none", "unknown"):
+        return False  # measured: a locked-down (integrity) kernel refuses these loads
+    return True
+
+
+def skip_is_legitimate(item: Any, reason: str) -> bool:
+    """A CI skip is allowed only for a feature this kernel is not expected to have."""
+    for mark in item.iter_markers("needs"):
+        for feature in mark.args:
+            if reason.startswith(f"Skipped: {feature}:") or reason.startswith(f"{feature}:"):
+                return not expected(feature)
+    return False
