@@ -457,7 +457,11 @@ class Map(Handle):
 
     # ----------------------------------------------------------------------------- encoding
 
-    def _key(self, key: Any, ks: int) -> bytes:
+    def _key(self, key: Any, ks: int) -> bytes | None:
+        if ks == 0:  # queue, stack, bloom filter: the kernel wants a NULL key
+            if key is not None and key != b"":
+                raise ValueError(f"map {self._name!r} has no keys: pass None")
+            return None
         if type(key) is bytes and len(key) == ks:
             return key
         return to_bytes(key, ks, "key")
@@ -497,7 +501,7 @@ class Map(Handle):
         Raises :class:`KeyError` when the key is absent.
         """
         fd, ks, total, stride, percpu = self._ops()
-        kb = key if type(key) is bytes and len(key) == ks else self._key(key, ks)
+        kb = key if type(key) is bytes and len(key) == ks != 0 else self._key(key, ks)
         buf = ctypes.create_string_buffer(total)
         lib = _ffi.lib()
         rc = (lib.bpf_map_lookup_elem(fd, kb, buf) if not flags
@@ -515,7 +519,7 @@ class Map(Handle):
         except KeyError:
             return default
 
-    def update(self, key: KeyLike, value: ValueLike,
+    def update(self, key: KeyLike | None, value: ValueLike,
                flags: UpdateFlags | int = UpdateFlags.ANY) -> None:
         """Store ``value`` at ``key``.  ``flags``: ANY, NOEXIST (create only), EXIST (replace only).
 
@@ -523,7 +527,7 @@ class Map(Handle):
         key EEXIST; EXIST on an absent key ENOENT.
         """
         fd, ks, total, stride, percpu = self._ops()
-        kb = key if type(key) is bytes and len(key) == ks else self._key(key, ks)
+        kb = key if type(key) is bytes and len(key) == ks != 0 else self._key(key, ks)
         vb = value if type(value) is bytes and len(value) == total else self._value(
             value, total, stride, percpu)
         rc = _ffi.lib().bpf_map_update_elem(fd, kb, vb, int(flags))
@@ -625,7 +629,7 @@ class Map(Handle):
             raise ValueError(f"{len(keys)} keys but {len(values)} values")
         if not keys:
             return 0
-        kblob = b"".join(self._key(k, ks) for k in keys)
+        kblob = b"".join(to_bytes(k, ks, "key") for k in keys)
         vblob = b"".join(self._value(v, total, stride, percpu) for v in values)
         count = ctypes.c_uint32(len(keys))
         opts = new_opts(structs.bpf_map_batch_opts, elem_flags=int(flags))
@@ -643,7 +647,7 @@ class Map(Handle):
         fd, ks, _total, _stride, _percpu = self._ops()
         if not keys:
             return 0
-        encoded = [self._key(k, ks) for k in keys]
+        encoded = [to_bytes(k, ks, "key") for k in keys]
         count = ctypes.c_uint32(len(encoded))
         opts = new_opts(structs.bpf_map_batch_opts)
         rc = _ffi.lib().bpf_map_delete_batch(fd, b"".join(encoded), ctypes.byref(count),

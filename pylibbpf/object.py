@@ -349,8 +349,21 @@ class Object(Handle):
                     f"{': ' + detail if detail else ''}") from None
 
     def pin_maps(self, path: str | os.PathLike[str] | None = None) -> None:
-        """Pin every map under the folder ``path`` (or each map's own pin path if ``None``)."""
-        self._pin_call("bpf_object__pin_maps", path, "pin the maps")
+        """Pin every map under the folder ``path`` (or each map's own pin path if ``None``).
+
+        On failure the maps pinned so far are unpinned by libbpf, and each map's pin path is
+        restored to what it was, so a failed call can simply be retried elsewhere.
+        """
+        lib = _ffi.lib()
+        self._check()
+        before = {m: lib.bpf_map__pin_path(m._ptr) for m in self._maps.values()}
+        try:
+            self._pin_call("bpf_object__pin_maps", path, "pin the maps")
+        except BpfError:
+            for m, old in before.items():
+                if not lib.bpf_map__is_pinned(m._ptr):
+                    lib.bpf_map__set_pin_path(m._ptr, old)
+            raise
 
     def unpin_maps(self, path: str | os.PathLike[str] | None = None) -> None:
         """Remove the pins :meth:`pin_maps` made."""

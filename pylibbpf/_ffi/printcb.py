@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from .loader import LibbpfLibrary
 
 logger = logging.getLogger("pylibbpf.libbpf")
+# A library adds no output of its own: configure logging to see libbpf's messages.
+logging.getLogger("pylibbpf").addHandler(logging.NullHandler())
 _LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)
 _VA_LIST_SIZE = {"x86_64": 24, "amd64": 24, "aarch64": 32, "arm64": 32}.get(
     platform.machine().lower())
@@ -89,3 +91,5 @@ def capture() -> Iterator[list[str]]:
         yield sink
     finally:
         _local.sink = previous
+        if previous is not None:
+            previous.extend(sink)  # an enclosing capture sees what a nested one collected

@@ -1,0 +1,147 @@
+"""lathist, the Python user side: mirrors Linux's samples/bpf/lathist_user.c call by call.
+
+    python -m examples.lathist                  # syscall latency, raw_syscalls tracepoints
+    python -m examples.lathist --kprobe FUNC    # kprobe/kretprobe on FUNC (kernels with kprobes)
+    python -m examples.lathist --duration 10 --interval 2
+
+C (lathist_user.c)                          Python (this file)
+  obj = bpf_object__open_file(path, NULL)     obj = Object.open_file(path)
+  bpf_object__load(obj)                       obj.load()
+  links[i] = bpf_program__attach(prog)        links.append(prog.attach())
+  map_fd = bpf_object__find_map_fd_by_name(   map_fd = obj.find_map_fd_by_name("my_lat")
+        obj, "my_lat")
+  bpf_map_lookup_elem(map_fd, &key, &value)   lat.lookup(key)
+  bpf_link__destroy(links[i])                 link.destroy()
+  bpf_object__close(obj)                      obj.close()
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from pylibbpf import Link, Map, Object, num_possible_cpus
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+MAX_ENTRIES = 20
+MAX_CPU = 64
+
+
+def build_object() -> Path:
+    """Compile lathist.bpf.c with clang (cached by content hash)."""
+    source = HERE / "lathist.bpf.c"
+    digest = hashlib.sha256(source.read_bytes() + (ROOT / "vendor/vmlinux.h").read_bytes())
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pylibbpf-examples"
+    target = cache / f"lathist-{digest.hexdigest()[:16]}.bpf.o"
+    if target.exists():
+        return target
+    if shutil.which("clang") is None:
+        sys.exit("lathist: clang is needed to build the BPF program (apt-get install clang)")
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(f".{os.getpid()}.tmp")
+    subprocess.run(["clang", "-target", "bpf", "-g", "-O2", "-D__TARGET_ARCH_x86",
+                    f"-I{ROOT / 'vendor'}", "-c", str(source), "-o", str(tmp)], check=True)
+    tmp.replace(target)
+    return target
+
+
+def read_histograms(lat: Map, ncpus: int) -> dict[int, list[int]]:
+    """Per-CPU bucket counts, as lathist_user.c's get_data() reads them."""
+    hists: dict[int, list[int]] = {}
+    for cpu in range(min(ncpus, MAX_CPU)):
+        counts = [int.from_bytes(lat.lookup(cpu * MAX_ENTRIES + i), "little", signed=True)
+                  for i in range(MAX_ENTRIES)]
+        hists[cpu] = counts
+    return hists
+
+
+def log2_hist_text(counts: list[int], label: str) -> str:
+    """bcc's print_log2_hist layout (to be replaced by pylibbpf.hist)."""
+    width = 40
+    top = max(counts) or 1
+    last = max((i for i, c in enumerate(counts) if c), default=0)
+    lines = [f"{label:>24} : count     distribution"]
+    for i in range(last + 1):
+        low, high = (1 << i) >> 1, (1 << i) - 1
+        stars = "*" * (counts[i] * width // top)
+        lines.append(f"{low:>10} -> {high:<10} : {counts[i]:<8} |{stars:<{width}}|")
+    return "\n".join(lines)
+
+
+def print_histograms(hists: dict[int, list[int]]) -> None:
+    """The sample's print_hist(): one log2 histogram per CPU that saw events."""
+    for cpu, counts in hists.items():
+        if not any(counts):
+            continue
+        print(f"CPU {cpu}")
+        print(log2_hist_text(counts, "nsecs"))
+    sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lathist", description=__doc__.splitlines()[0])
+    parser.add_argument("--kprobe", metavar="FUNC",
+                        help="measure FUNC's latency with kprobe/kretprobe")
+    parser.add_argument("--interval", type=float, default=5.0, help="seconds between prints")
+    parser.add_argument("--duration", type=float, default=0.0,
+                        help="stop after this many seconds (0: run until Ctrl-C)")
+    args = parser.parse_args(argv)
+
+    stop = False
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    obj = Object.open_file(build_object())
+    links: list[Link] = []
+    try:
+        if args.kprobe:
+            obj.programs["bpf_prog1"].set_autoload(False)
+            obj.programs["bpf_prog2"].set_autoload(False)
+        else:
+            obj.programs["bpf_kprobe_start"].set_autoload(False)
+            obj.programs["bpf_kprobe_end"].set_autoload(False)
+        obj.load()
+        if args.kprobe:
+            links.append(obj.programs["bpf_kprobe_start"].attach_kprobe(args.kprobe))
+            links.append(obj.programs["bpf_kprobe_end"].attach_kprobe(args.kprobe,
+                                                                      retprobe=True))
+            what = f"{args.kprobe}() latency (kprobe/kretprobe)"
+        else:
+            links.append(obj.programs["bpf_prog1"].attach())
+            links.append(obj.programs["bpf_prog2"].attach())
+            what = "syscall latency (raw_syscalls:sys_enter -> sys_exit)"
+        map_fd = obj.find_map_fd_by_name("my_lat")
+        with Map.from_fd(map_fd) as lat:
+            print(f"lathist: {what}, per CPU; Ctrl-C to stop", flush=True)
+            started = time.monotonic()
+            ncpus = num_possible_cpus()
+            while not stop:
+                deadline = time.monotonic() + args.interval
+                while not stop and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                print_histograms(read_histograms(lat, ncpus))
+                if args.duration and time.monotonic() - started >= args.duration:
+                    break
+    finally:
+        for link in links:
+            link.destroy()
+        obj.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
