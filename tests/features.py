@@ -303,7 +303,8 @@ def _probe_btf_prog(feature: str, prog_type: int, attach_type: int,
     try:
         fd = prog_load(prog_type, RET0, attach_type=attach_type, attach_btf_id=target[1])
     except OSError as e:
-        why = f"loading a {feature} program on {target[0]} fails: {errno.errorcode.get(e.errno or 0)}"
+        code = errno.errorcode.get(e.errno or 0)
+        why = f"loading a {feature} program on {target[0]} fails: {code}"
         if e.errno == errno.EPERM and _lockdown() not in ("none", "unknown"):
             why += f" (lockdown: {_lockdown()})"
         return why
