@@ -1,0 +1,277 @@
+"""The batch path: read a ring buffer map's records straight from its memory.
+
+The kernel's layout (``kernel/bpf/ringbuf.c``, the same one libbpf's ``ring_buffer`` reads):
+
+* offset 0 of the map fd: the *consumer page*, whose first 8 bytes are ``consumer_pos``; user
+  space writes it (mapped read-write);
+* offset ``PAGE_SIZE``: the *producer page* (``producer_pos`` in its first 8 bytes), followed by
+  the data pages, which are mapped **twice** back to back, so a record that wraps around the end
+  of the ring is still contiguous in memory (all read-only);
+* each record starts with an 8-byte header: a ``u32`` length whose bit 31 (BUSY) says the
+  producer has not committed it yet and bit 30 (DISCARD) says it was discarded, then a ``u32``
+  page offset used by the kernel; the data follows, and the next record starts at the length
+  plus the header rounded up to 8 bytes.
+
+The consumer loads ``producer_pos`` and each header with acquire semantics and publishes
+``consumer_pos`` with release semantics.  On x86-64 (total store order) plain loads and stores
+through ``mmap`` give exactly that: loads are not reordered with older loads, stores not with older
+stores.  Other architectures would need barriers Python cannot issue, so this reader refuses them
+(:class:`~pylibbpf.errors.NotSupportedError`) and callers use libbpf's ``ring_buffer`` instead.
+
+The headers are read first (their committed prefix decides where the batch ends), the data of that
+prefix is copied after; a committed record is never rewritten before ``consumer_pos`` passes it.
+When every record has the same length the headers are checked as one strided view (NumPy when
+installed, else ``memoryview`` slicing), so no Python code runs per record.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import mmap
+import platform
+from array import array
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from .errors import BpfError, NotSupportedError
+
+BUSY_BIT = 1 << 31
+DISCARD_BIT = 1 << 30
+HEADER_SIZE = 8
+_LEN_MASK = ~(BUSY_BIT | DISCARD_BIT) & 0xFFFFFFFF
+_TSO_MACHINES = frozenset({"x86_64", "amd64", "i386", "i686", "x86"})
+
+try:  # optional: vectorized header checks and structured arrays
+    import numpy as _np
+except ImportError:  # pragma: no cover - exercised where numpy is absent
+    _np = None  # type: ignore[assignment]
+
+
+def _round(length: int) -> int:
+    return (length + HEADER_SIZE + 7) & ~7
+
+
+class EventBatch(Sequence[bytes]):
+    """Records read in one call: ``data`` holds them back to back (with their 8-byte headers),
+    ``offsets[i]``/``sizes[i]`` locate record ``i`` in it.  ``batch[i]`` is its ``bytes``;
+    :meth:`view` a zero-copy ``memoryview``; :meth:`to_numpy` a structured array."""
+
+    __slots__ = ("data", "offsets", "sizes", "stride")
+
+    def __init__(self, data: bytes, offsets: Sequence[int], sizes: Sequence[int],
+                 stride: int | None) -> None:
+        self.data = data
+        self.offsets = offsets
+        self.sizes = sizes
+        #: the distance between records when they all have one length (else ``None``)
+        self.stride = stride
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        start = self.offsets[index]
+        return self.data[start:start + self.sizes[index]]
+
+    def __iter__(self) -> Iterator[bytes]:
+        data = self.data
+        for start, size in zip(self.offsets, self.sizes, strict=True):
+            yield data[start:start + size]
+
+    def view(self, index: int) -> memoryview:
+        """Record ``index`` without copying."""
+        start = self.offsets[index]
+        return memoryview(self.data)[start:start + self.sizes[index]]
+
+    def to_numpy(self, dtype: Any = None) -> Any:
+        """The records as a NumPy array: a read-only view of :attr:`data` when the records are
+        evenly spaced, else a copy (discarded records left gaps).
+
+        ``dtype`` (a structured dtype, e.g. from :func:`pylibbpf.typed.numpy_dtype`) must not
+        be larger than the records; without one each record is a row of ``uint8``.  Needs all
+        records to have one length.
+        """
+        if _np is None:
+            raise ImportError("to_numpy needs NumPy: pip install 'pylibbpf[numpy]'")
+        n = len(self)
+        size = self.sizes[0] if n else 0
+        if n and any(s != size for s in self.sizes):
+            raise ValueError("the records have different lengths; a NumPy array needs one")
+        if dtype is None:
+            dtype = _np.dtype((_np.uint8, (size,)))
+        dtype = _np.dtype(dtype)
+        if n and dtype.itemsize > size:
+            raise ValueError(f"dtype is {dtype.itemsize} bytes but the records are {size}")
+        if not n:
+            return _np.empty(0, dtype=dtype)
+        if self.stride is None:  # gaps (discarded records): gather the rows into a copy
+            raw = _np.frombuffer(self.data, dtype=_np.uint8)
+            index = _np.asarray(self.offsets, dtype=_np.intp)[:, None] + _np.arange(
+                dtype.itemsize, dtype=_np.intp)
+            rows = _np.ascontiguousarray(raw[index])
+            return _np.frombuffer(rows.tobytes(), dtype=dtype, count=n)
+        return _np.ndarray(shape=(n,), dtype=dtype, buffer=self.data, offset=self.offsets[0],
+                           strides=(self.stride,))
+
+    def __repr__(self) -> str:
+        return f"<EventBatch {len(self)} records, {len(self.data)} bytes>"
+
+
+class RingReader:
+    """A ``RINGBUF`` map's memory mapped into this process (see the module docstring)."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        if platform.machine().lower() not in _TSO_MACHINES:
+            raise NotSupportedError(
+                f"reading a ring buffer's memory from Python is only safe on x86 (total store "
+                f"order); on {platform.machine()} use RingBuffer.poll()/consume()")
+        if size <= 0 or size & (size - 1):
+            raise ValueError(f"a ring buffer's size is a power of two, not {size}")
+        page = mmap.PAGESIZE
+        try:
+            self._consumer = mmap.mmap(fd, page, mmap.MAP_SHARED,
+                                       mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
+            try:
+                self._ring = mmap.mmap(fd, page + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ,
+                                       offset=page)
+            except BaseException:
+                self._consumer.close()
+                raise
+        except OSError as exc:
+            raise BpfError(exc.errno or _errno.EINVAL,
+                           f"failed to map ring buffer fd {fd} into memory") from None
+        self._page = page
+        self._size = size
+        self._mask = size - 1
+        self._u32 = memoryview(self._ring).cast("I")
+        self._cons32 = memoryview(self._consumer).cast("Q")
+        self._prod64 = memoryview(self._ring).cast("Q")
+        self._np_headers: Any = (None if _np is None else
+                            _np.frombuffer(self._ring, dtype=_np.uint32))
+
+    def close(self) -> None:
+        """Unmap the ring."""
+        if self._ring.closed:
+            return
+        self._np_headers = None
+        for view in (self._u32, self._cons32, self._prod64):
+            view.release()
+        self._ring.close()
+        self._consumer.close()
+
+    @property
+    def consumer_pos(self) -> int:
+        """The consumer position (bytes consumed since the ring was created)."""
+        return int(self._cons32[0])
+
+    @property
+    def producer_pos(self) -> int:
+        """The producer position (bytes reserved since the ring was created)."""
+        return int(self._prod64[0])
+
+    def _same_length_run(self, start: int, count: int, header: int, stride: int) -> int:
+        """How many records from byte ``start`` of the data on have header ``header`` (of
+        ``count`` candidates spaced ``stride`` apart)."""
+        first = (self._page + start) // 4
+        step = stride // 4
+        headers: Any
+        if self._np_headers is not None and count > 32:
+            headers = self._np_headers[first:first + count * step:step]
+            bad = _np.flatnonzero(headers != header)
+            return int(bad[0]) if bad.size else count
+        values = self._u32[first:first + count * step:step].tolist()
+        if values.count(header) == count:
+            return count
+        for i, value in enumerate(values):
+            if value != header:
+                return i
+        return count  # pragma: no cover - count() said otherwise
+
+    def read(self, max_events: int | None = None) -> EventBatch:
+        """Consume the committed records (at most ``max_events``) and return them."""
+        if self._ring.closed:
+            raise BpfError(_errno.EBADF, "ring buffer reader is closed")
+        limit = (1 << 62) if max_events is None else max_events
+        mask, u32 = self._mask, self._u32
+        cons = int(self._cons32[0])
+        prod = int(self._prod64[0])  # acquire: x86 keeps the loads below after this one
+        pos = cons
+        spans: list[tuple[int, int, int, int]] = []  # (start pos, count, length, stride)
+        got = 0
+        while pos < prod and got < limit:
+            header = u32[(self._page + (pos & mask)) // 4]
+            if header & BUSY_BIT:
+                break
+            length = header & _LEN_MASK
+            stride = _round(length)
+            if header & DISCARD_BIT:
+                pos += stride
+                continue
+            count = min((prod - pos) // stride, limit - got)
+            run = self._same_length_run(pos & mask, count, header, stride) if count > 1 else 1
+            spans.append((pos, run, length, stride))
+            got += run
+            pos += run * stride
+        if not spans:
+            if pos != cons:
+                self._cons32[0] = pos  # only discarded records: release them
+            return EventBatch(b"", (), (), None)
+        begin = spans[0][0]
+        data = self._ring[self._page + (begin & mask):self._page + (begin & mask) + pos - begin]
+        self._cons32[0] = pos  # release: x86 keeps it after the copy above
+        if len(spans) == 1:
+            _start, count, length, stride = spans[0]
+            return EventBatch(data, range(HEADER_SIZE, count * stride, stride),
+                              _Repeat(length, count), stride)
+        offsets = array("Q")
+        sizes = array("I")
+        for start, count, length, stride in spans:
+            first = start - begin + HEADER_SIZE
+            offsets.extend(range(first, first + count * stride, stride))
+            sizes.extend(_Repeat(length, count))
+        return EventBatch(data, offsets, sizes, _spacing(offsets, sizes))
+
+    def __enter__(self) -> RingReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _spacing(offsets: array[int], sizes: array[int]) -> int | None:
+    """The common distance between records of one length, or None."""
+    if len(offsets) < 2:
+        return None if not offsets else _round(sizes[0])
+    step = offsets[1] - offsets[0]
+    first = sizes[0]
+    if any(size != first for size in sizes):
+        return None
+    if any(offsets[i + 1] - offsets[i] != step for i in range(len(offsets) - 1)):
+        return None
+    return step
+
+
+class _Repeat(Sequence[int]):
+    """``count`` times ``value``, without a list."""
+
+    __slots__ = ("value", "_n")
+
+    def __init__(self, value: int, count: int) -> None:
+        self.value = value
+        self._n = count
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self.value] * len(range(*index.indices(self._n)))
+        if not -self._n <= index < self._n:
+            raise IndexError(index)
+        return self.value
+
+    def __iter__(self) -> Iterator[int]:
+        for _ in range(self._n):
+            yield self.value

@@ -1,0 +1,96 @@
+"""asyncio support: ``async for`` over ring and perf buffers, driven by their epoll fd.
+
+::
+
+    rb = RingBuffer(obj.maps["events"])          # no callback: queue mode
+    async for data in rb:                        # bytes per record
+        ...
+    pb = PerfBuffer(obj.maps["perf"])
+    async for cpu, data in pb:                   # PerfSample per sample
+        ...
+
+The buffer's epoll fd is registered with the running loop (``loop.add_reader``) while the
+iteration waits; no thread and no busy polling.  Records already in the ring are consumed without
+waiting; when the queue is empty the coroutine sleeps until the kernel wakes the epoll fd.
+Cancelling the task (or breaking out of the loop) unregisters the fd; records not yet yielded
+stay queued in the buffer for the next iteration.
+
+Buffers that use callbacks can be driven with :func:`poll`: ``await aio.poll(rb)`` waits until
+data is there and runs the callbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+
+class Buffer(Protocol):
+    """What :func:`poll` and :func:`iterate` need: a RingBuffer or a PerfBuffer."""
+
+    @property
+    def epoll_fd(self) -> int: ...
+
+    def consume(self) -> int: ...
+
+    def _require_queue(self) -> deque[Any]: ...
+
+
+__all__ = ["iterate", "poll", "wait_readable"]
+
+
+async def wait_readable(fd: int, timeout: float | None = None) -> bool:
+    """Wait (without blocking the loop) until ``fd`` is readable; False on timeout."""
+    loop = asyncio.get_running_loop()
+    ready = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, wake)
+    try:
+        if timeout is None:
+            await ready
+            return True
+        try:
+            await asyncio.wait_for(ready, timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+    finally:
+        loop.remove_reader(fd)
+
+
+async def poll(buffer: Buffer, timeout: float | None = None) -> int:
+    """Wait up to ``timeout`` seconds (``None``: forever) for data, then consume it (callbacks
+    run, or records are queued); returns what ``consume()`` returns (0 on timeout)."""
+    done = buffer.consume()
+    if done:
+        return done
+    if not await wait_readable(buffer.epoll_fd, timeout):
+        return 0
+    return buffer.consume()
+
+
+async def iterate(buffer: Buffer) -> AsyncIterator[Any]:
+    """Yield the queued records of a queue-mode buffer as they arrive (``async for``)."""
+    queue = buffer._require_queue()
+    loop = asyncio.get_running_loop()
+    fd = buffer.epoll_fd
+    readable = asyncio.Event()
+    loop.add_reader(fd, readable.set)
+    try:
+        while True:
+            while queue:
+                yield queue.popleft()
+            readable.clear()
+            buffer.consume()  # after clear(): data that arrives from here on sets the event
+            if queue:
+                continue
+            await readable.wait()
+            buffer.consume()
+    finally:
+        loop.remove_reader(fd)

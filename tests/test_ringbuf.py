@@ -1,0 +1,259 @@
+"""RingBuffer, UserRingBuffer and the batch path against a real kernel.
+
+``events_ringbuf.bpf.c``'s ``emit`` program (run with BPF_PROG_TEST_RUN) writes ``count`` events
+numbered by a global sequence; the BPF side counts what it produced, dropped (failed reserves) and
+discarded, so every count below is exact.
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+import traceback
+from collections.abc import Iterator
+
+import pytest
+
+import pylibbpf
+from pylibbpf import Object
+from pylibbpf.ringbuf import RingBuffer, UserRingBuffer
+
+pytestmark = pytest.mark.kernel
+
+EVENT_SIZE = 64
+
+
+def seq_of(data: bytes) -> int:
+    return int(struct.unpack_from("<Q", data)[0])
+
+
+@pytest.fixture
+def obj(bpf_object_path) -> Iterator[Object]:  # type: ignore[no-untyped-def]
+    with Object.open_file(bpf_object_path("events_ringbuf.bpf.c")) as o:
+        o.load()
+        yield o
+
+
+def setvar(obj: Object, name: str, value: int) -> None:
+    section = obj.data if name in obj.data else obj.bss
+    section[name] = value
+
+
+def emit(obj: Object, count: int, **knobs: int) -> None:
+    setvar(obj, "count", count)
+    for name in ("discard_every", "variable", "target", "wakeup_flags"):
+        setvar(obj, name, knobs.get(name, 0))
+    # BPF_PROG_TEST_RUN of a syscall program refuses repeat=1 (EINVAL): 0 runs it once
+    obj.programs["emit"].test_run(repeat=0)
+
+
+def counter(obj: Object, name: str) -> int:
+    return obj.bss.get_int(name)
+
+
+def test_callback_gets_every_event_in_order(obj: Object) -> None:
+    got: list[bytes] = []
+    with RingBuffer(obj.maps["rb"], got.append) as rb:
+        emit(obj, 1000)
+        assert rb.poll(1000) == 1000
+        assert rb.poll(0) == 0
+    assert [seq_of(d) for d in got] == list(range(1000))
+    assert all(len(d) == EVENT_SIZE for d in got)
+    assert {d[8:12] for d in got} == {struct.pack("<I", __import__("os").getpid())}
+    assert counter(obj, "produced") == 1000
+    assert counter(obj, "dropped") == 0
+
+
+def test_two_rings_each_with_its_callback(obj: Object) -> None:
+    first: list[int] = []
+    second: list[int] = []
+    with RingBuffer(obj.maps["rb"], lambda d: first.append(seq_of(d))) as rb:
+        rb.add(obj.maps["rb2"], lambda d: second.append(seq_of(d)))
+        assert rb.rings == ["map 'rb'", "map 'rb2'"]
+        emit(obj, 10)
+        emit(obj, 7, target=1)
+        emit(obj, 5)
+        total = 0
+        while total < 22:
+            total += rb.poll(1000)
+        assert rb.epoll_fd >= 0
+    assert first == list(range(10)) + list(range(17, 22))
+    assert second == list(range(10, 17))
+
+
+def test_overflow_reports_drops(obj: Object) -> None:
+    got: list[int] = []
+    with RingBuffer(obj.maps["tiny"], lambda d: got.append(seq_of(d))) as rb:
+        emit(obj, 200, target=2)
+        rb.consume()
+    produced, dropped = counter(obj, "produced"), counter(obj, "dropped")
+    # 4096 bytes hold 4096 // (64 + 8) = 56 records; the rest failed to reserve.
+    assert produced == len(got) == 4096 // (EVENT_SIZE + 8)
+    assert dropped == 200 - produced
+    assert got == list(range(200))[:produced]
+
+
+def test_discarded_records_are_skipped(obj: Object) -> None:
+    got: list[int] = []
+    with RingBuffer(obj.maps["rb"], lambda d: got.append(seq_of(d))) as rb:
+        emit(obj, 300, discard_every=3)
+        assert rb.consume() == 200
+    assert counter(obj, "discarded") == 100
+    assert got == [n for n in range(300) if n % 3 != 2]
+
+
+def _raising_callback(data: bytes) -> None:
+    if seq_of(data) == 4:
+        raise ValueError("record 4 is bad")
+
+
+def test_exception_in_callback_is_reraised_with_traceback(obj: Object) -> None:
+    seen: list[int] = []
+
+    def callback(data: bytes) -> None:
+        seen.append(seq_of(data))
+        _raising_callback(data)
+
+    with RingBuffer(obj.maps["rb"], callback) as rb:
+        emit(obj, 10)
+        with pytest.raises(ValueError, match="record 4 is bad") as info:
+            rb.poll(1000)
+        frames = [f.name for f in traceback.extract_tb(info.value.__traceback__)]
+        assert "_raising_callback" in frames and "callback" in frames
+        assert seen == [0, 1, 2, 3, 4]  # stopped at the record that raised
+        assert rb.consume() == 5  # the others stayed in the ring
+    assert seen == list(range(10))
+
+
+def test_negative_return_stops_polling(obj: Object) -> None:
+    seen: list[int] = []
+
+    def callback(data: bytes) -> int:
+        seen.append(seq_of(data))
+        return -7 if len(seen) == 3 else 0
+
+    with RingBuffer(obj.maps["rb"], callback) as rb:
+        emit(obj, 6)
+        assert rb.poll(1000) == -7
+        assert seen == [0, 1, 2]
+        assert rb.consume() == 3
+    assert seen == list(range(6))
+
+
+def test_queue_mode_events(obj: Object) -> None:
+    with RingBuffer(obj.maps["rb"], decode=seq_of) as rb:
+        emit(obj, 50)
+        assert list(rb.events(1000)) == list(range(50))
+        assert list(rb.events(0)) == []
+
+
+def test_callback_and_queue_modes_do_not_mix(obj: Object) -> None:
+    with RingBuffer(obj.maps["rb"], print) as rb:
+        with pytest.raises(ValueError):
+            rb.add(obj.maps["rb2"])
+        with pytest.raises(pylibbpf.StateError):
+            list(rb.events(0))
+
+
+def test_wrong_map_type(obj: Object) -> None:
+    with pytest.raises(ValueError, match="not RINGBUF"):
+        RingBuffer(obj.maps["urb"], print)
+    with pytest.raises(ValueError, match="not USER_RINGBUF"):
+        UserRingBuffer(obj.maps["rb"])
+
+
+def test_closed_ring_buffer_refuses_calls(obj: Object) -> None:
+    rb = RingBuffer(obj.maps["rb"], print)
+    rb.close()
+    rb.close()
+    with pytest.raises(pylibbpf.ClosedError):
+        rb.poll(0)
+
+
+# ----------------------------------------------------------------------------------- batch path
+
+def test_batch_reads_every_event_in_order(obj: Object) -> None:
+    with RingBuffer(obj.maps["rb"]) as rb:
+        emit(obj, 5000)  # 5000 * 72 bytes: more than a quarter of the 1 MiB ring
+        batch = rb.read_batch()
+        assert len(batch) == 5000
+        assert batch.stride == 72
+        assert [seq_of(d) for d in batch] == list(range(5000))
+        assert len(rb.read_batch()) == 0
+        # the consumer position moved: libbpf's consume sees nothing either
+        assert rb.consume() == 0
+        # wrap around the end of the ring many times
+        total = []
+        for _ in range(20):
+            emit(obj, 4000)
+            total.extend(seq_of(d) for d in rb.read_batch())
+        assert total == list(range(5000, 5000 + 80000))
+    assert counter(obj, "dropped") == 0
+
+
+def test_batch_skips_discarded_records(obj: Object) -> None:
+    with RingBuffer(obj.maps["rb"]) as rb:
+        emit(obj, 999, discard_every=4)
+        batch = rb.read_batch()
+        assert [seq_of(d) for d in batch] == [n for n in range(999) if n % 4 != 3]
+        assert batch.stride is None  # uneven gaps where discarded records were
+
+
+def test_batch_variable_length_records(obj: Object) -> None:
+    with RingBuffer(obj.maps["rb"]) as rb:
+        emit(obj, 700, variable=1)
+        batch = rb.read_batch()
+        assert len(batch) == 700
+        for i, data in enumerate(batch):
+            assert seq_of(data) == i
+            assert len(data) == 8 + (i % 7) * 8 + 1 == data[8]
+
+
+def test_batch_max_events_and_mixing_with_libbpf(obj: Object) -> None:
+    got: list[int] = []
+    with RingBuffer(obj.maps["rb"], lambda d: got.append(seq_of(d))) as rb:
+        emit(obj, 100)
+        first = rb.read_batch(max_events=30)
+        assert [seq_of(d) for d in first] == list(range(30))
+        assert rb.consume() == 70
+        assert got == list(range(30, 100))
+
+
+def test_batch_to_numpy(obj: Object) -> None:
+    np = pytest.importorskip("numpy")
+    dtype = np.dtype([("seq", "<u8"), ("pid", "<u4"), ("size", "<u4"), ("payload", "S48")])
+    with RingBuffer(obj.maps["rb"]) as rb:
+        emit(obj, 2000)
+        events = rb.read_batch().to_numpy(dtype)
+        assert events["seq"].tolist() == list(range(2000))
+        assert set(events["size"].tolist()) == {EVENT_SIZE}
+        assert events["payload"][27] == b"b"  # 'a' + 27 % 26
+        emit(obj, 100, discard_every=2)
+        gapped = rb.read_batch().to_numpy(dtype)
+        assert gapped["seq"].tolist() == list(range(2000, 2100, 2))
+
+
+# ----------------------------------------------------------------------------------- user ring
+
+def test_user_ring_buffer_to_bpf(obj: Object) -> None:
+    values = [3, 1 << 40, 12345, 7]
+    with UserRingBuffer(obj.maps["urb"]) as urb:
+        for value in values[:3]:
+            urb.write(struct.pack("<Q", value))
+        with urb.reserve(8) as buf:
+            buf[:] = struct.pack("<Q", values[3])
+        with pytest.raises(RuntimeError), urb.reserve(8) as buf:
+            buf[:] = struct.pack("<Q", 1000)
+            raise RuntimeError("discarded, not sent")
+        obj.programs["drain_user"].test_run(repeat=0)
+    assert counter(obj, "user_count") == 4
+    assert counter(obj, "user_total") == sum(values)
+    assert counter(obj, "user_bad") == 0
+
+
+def test_user_ring_buffer_full(obj: Object) -> None:
+    with UserRingBuffer(obj.maps["urb"]) as urb:
+        with pytest.raises(pylibbpf.BpfError) as info:
+            for _ in range(1 << 16):
+                urb.write(bytes(1000))
+        assert info.value.errno == errno.ENOSPC
