@@ -36,8 +36,12 @@ class NotSupportedError(BpfError):
         super().__init__(err, message)
 
 
-class ClosedError(BpfError, ValueError):
-    """A method was called on a closed object, program, map or link (errno EBADF)."""
+class ClosedError(OSError, ValueError):
+    """A method was called on a closed object, program, map or link (errno EBADF).
+
+    Like ``ValueError: I/O operation on closed file``, this is a programming error, so it is not
+    a :class:`BpfError` (an ``except BpfError`` around kernel calls does not swallow it).
+    """
 
     def __init__(self, what: str) -> None:
         super().__init__(_errno.EBADF, f"{what} is closed")
@@ -102,8 +106,34 @@ def permission_hint(needs: tuple[str, ...] = ("CAP_BPF",)) -> str:
     return f"missing capability {' + '.join(missing)} (or CAP_SYS_ADMIN)"
 
 
-def error_from_errno(err: int, context: str, needs: tuple[str, ...] = ("CAP_BPF",)) -> BpfError:
+# libbpf's private error codes (enum libbpf_errno, from 4000) and the errno each maps to, so
+# that ``.errno`` is always a real errno; libbpf's own wording is kept in the message.
+_LIBBPF_ERRNO = {
+    4000: (_errno.EINVAL, "libelf error"),
+    4001: (_errno.ENOEXEC, "not a valid BPF object (bad ELF format)"),
+    4002: (_errno.EINVAL, "'version' section incorrect or lost"),
+    4003: (_errno.ENOEXEC, "endian mismatch"),
+    4004: (_errno.EINVAL, "internal libbpf error"),
+    4005: (_errno.ENOEXEC, "relocation failed"),
+    4006: (_errno.EINVAL, "load failed"),
+    4007: (_errno.EACCES, "kernel verifier blocked the program"),
+    4008: (_errno.E2BIG, "program too big"),
+    4009: (_errno.EINVAL, "incorrect kernel version"),
+    4010: (_errno.EINVAL, "kernel doesn't support this program type"),
+    4011: (_errno.ESRCH, "wrong pid in netlink message"),
+    4012: (_errno.EINVAL, "invalid netlink sequence"),
+    4013: (_errno.EINVAL, "netlink message parsing failed"),
+}
+
+
+def error_from_errno(err: int | None, context: str,
+                     needs: tuple[str, ...] = ("CAP_BPF",)) -> BpfError:
     """Build the right :class:`BpfError` subclass for ``err`` with a context sentence."""
+    if not err:
+        err = _errno.EINVAL
+    if err in _LIBBPF_ERRNO:
+        err, what = _LIBBPF_ERRNO[err]
+        context = f"{context} ({what})"
     if err in (_errno.EPERM, _errno.EACCES):
         return BpfPermissionError(err, f"{context} ({permission_hint(needs)})")
     if err in (_errno.EOPNOTSUPP, _errno.ENOTSUP):

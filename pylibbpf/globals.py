@@ -115,8 +115,8 @@ class GlobalData(Mapping[str, bytes]):
                 raise BpfError(_errno.ENOENT, f"{self.section} has no initial image")
             return (ctypes.c_char * size.value).from_address(addr), size.value
         if self._mmap is None:
-            size = self._map.value_size
-            length = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE * mmap.PAGESIZE
+            value_size = self._map.value_size
+            length = (value_size + mmap.PAGESIZE - 1) // mmap.PAGESIZE * mmap.PAGESIZE
             prot = mmap.PROT_READ if self.section.startswith(".rodata") else (
                 mmap.PROT_READ | mmap.PROT_WRITE)
             try:

@@ -153,9 +153,9 @@ class Link(Handle):
         except BpfError as exc:
             raise error_from_errno(exc.errno, f"failed to open iterator of "
                                    f"{self._description}") from None
-        return io.open(fd, "rb", closefd=True)
+        return open(fd, "rb", closefd=True)
 
-    open = _class_or_instance(_open_pinned, _open_iter)
+    open: _class_or_instance[Link, Link] = _class_or_instance(_open_pinned, _open_iter)
 
     def read(self) -> bytes:
         """For an iterator link: run the iterator once and return all it wrote."""

@@ -47,13 +47,13 @@ def to_bytes(value: Any, size: int, what: str) -> bytes:
         data = value
     elif kind is int:
         try:
-            return value.to_bytes(size, _BYTEORDER, signed=value < 0)  # type: ignore[no-any-return]
+            return int(value).to_bytes(size, _BYTEORDER, signed=value < 0)
         except OverflowError:
             raise ValueError(f"{what} {value} does not fit in {size} bytes") from None
     elif isinstance(value, (bytearray, memoryview)):
         data = bytes(value)
     elif isinstance(value, (ctypes.Structure, ctypes.Union, ctypes.Array, ctypes._SimpleCData)):
-        data = bytes(memoryview(value).cast("B"))  # type: ignore[arg-type]
+        data = bytes(memoryview(value).cast("B"))
     elif isinstance(value, bool):
         data = int(value).to_bytes(size, _BYTEORDER)
     else:
@@ -453,6 +453,7 @@ class Map(Handle):
         """The kernel's view of the map (``bpf_obj_get_info_by_fd``)."""
         from .info import MapInfo
 
+        self._check()
         return MapInfo.from_fd(self._fd if self._obj is None else self.fd)
 
     # ----------------------------------------------------------------------------- encoding
@@ -614,12 +615,12 @@ class Map(Handle):
     def lookup_batch(self, batch_size: int | None = None) -> list[tuple[bytes, Any]]:
         """Every (key, value) pair, read with ``BPF_MAP_LOOKUP_BATCH`` calls."""
         keys, values = self._batch_read(False, batch_size)
-        return list(zip(keys, values))
+        return list(zip(keys, values, strict=True))
 
     def lookup_and_delete_batch(self, batch_size: int | None = None) -> list[tuple[bytes, Any]]:
         """Drain the map: every (key, value) pair, removed as it is read (hash maps)."""
         keys, values = self._batch_read(True, batch_size)
-        return list(zip(keys, values))
+        return list(zip(keys, values, strict=True))
 
     def update_batch(self, keys: Sequence[KeyLike], values: Sequence[ValueLike],
                      flags: UpdateFlags | int = UpdateFlags.ANY) -> int:
@@ -739,9 +740,9 @@ class Map(Handle):
     def __delitem__(self, key: KeyLike) -> None:
         self.delete(key)
 
-    def __contains__(self, key: object) -> bool:
+    def __contains__(self, key: Any) -> bool:
         try:
-            self.lookup(key)  # type: ignore[arg-type]
+            self.lookup(key)
         except KeyError:
             return False
         return True

@@ -295,7 +295,7 @@ class Object(Handle):
                 _ffi.lib().bpf_object__load(ptr)
             except BpfError as exc:
                 self._loaded = True  # libbpf refuses a second load of a failed object
-                raise self._load_error(exc.errno, messages) from None
+                raise self._load_error(exc.errno or _errno.EINVAL, messages) from None
         self._loaded = True
         return self
 

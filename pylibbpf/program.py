@@ -71,7 +71,7 @@ class Program:
     def __init__(self, obj: Object, ptr: Any) -> None:
         self._obj = obj
         self._ptr = ptr
-        self._name = _ffi.lib().bpf_program__name(ptr).decode()
+        self._name: str = _ffi.lib().bpf_program__name(ptr).decode()
         self._log_buf: Any = None
         self._insns_buf: Any = None
 

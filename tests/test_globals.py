@@ -1,0 +1,83 @@
+"""Global data by variable name: .rodata set before load and read-only after; .bss, .data and
+custom .data.* read and written in the kernel's memory, seen by the BPF program both ways."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+
+import pytest
+from bpfbuild import compile_bpf
+
+from pylibbpf import Object, StateError
+
+pytestmark = pytest.mark.kernel
+
+
+@pytest.fixture
+def obj() -> Iterator[Object]:
+    with Object.open_file(compile_bpf("counters.bpf.c")) as o:
+        yield o
+
+
+def test_variables_are_named_with_offsets(obj: Object) -> None:
+    assert set(obj.rodata) == {"target_pid", "increment"}
+    assert set(obj.bss) == {"hits", "last_ts"}
+    assert set(obj.data) == {"magic", "tag"}
+    assert set(obj.global_data(".data.custom")) == {"custom_hits"}
+    variables = obj.data.variables
+    assert variables["magic"].size == 4 and variables["tag"].size == 8
+    assert variables["tag"].offset == variables["magic"].offset + 4
+
+
+def test_initial_values_before_load(obj: Object) -> None:
+    assert obj.data.get_int("magic") == 0xC0FFEE
+    assert obj.data["tag"] == b"pylibbp\0"
+    assert obj.global_data(".data.custom").get_int("custom_hits") == 7
+    assert obj.rodata.get_int("increment") == 1
+    assert obj.bss.get_int("hits") == 0
+
+
+def test_rodata_set_before_load_is_used_and_read_only_after(obj: Object) -> None:
+    obj.rodata["target_pid"] = os.getpid()
+    obj.rodata["increment"] = 5
+    obj.load()
+    assert obj.rodata.readonly
+    assert obj.rodata.get_int("increment") == 5
+    with pytest.raises(StateError, match="read-only after load") as info:
+        obj.rodata["increment"] = 6
+    assert info.value.errno == errno.EPERM
+    with obj.programs["count_getpid"].attach():
+        for _ in range(10):
+            os.getpid()
+    assert obj.bss.get_int("hits") == 50               # 10 calls x increment 5
+    assert obj.global_data(".data.custom").get_int("custom_hits") == 7 + 10
+
+
+def test_writes_after_load_reach_the_program(obj: Object) -> None:
+    obj.rodata["target_pid"] = os.getpid()
+    obj.load()
+    obj.bss["hits"] = 1000
+    obj.global_data(".data.custom")["custom_hits"] = 0
+    obj.data["magic"] = 0xDEAD
+    with obj.programs["count_getpid"].attach():
+        for _ in range(3):
+            os.getpid()
+    assert obj.bss.get_int("hits") == 1003
+    assert obj.global_data(".data.custom").get_int("custom_hits") == 3
+    assert obj.data.get_int("magic") == 0xDEAD
+    # the kernel's copy, read through the map, agrees with the mapped memory
+    raw = obj.maps["counters.bss"].lookup(0)
+    offset = obj.bss.variables["hits"].offset
+    assert int.from_bytes(raw[offset:offset + 8], "little") == 1003
+    assert obj.bss.get_int("last_ts") > 0
+
+
+def test_bad_names_and_sizes(obj: Object) -> None:
+    with pytest.raises(KeyError, match="no variable 'nope' in .bss.*hits"):
+        obj.bss["nope"]
+    with pytest.raises(ValueError, match="value of 'magic' is 8 bytes"):
+        obj.data["magic"] = b"\0" * 8
+    with pytest.raises(KeyError, match="no map '.data.missing'"):
+        obj.global_data(".data.missing")
