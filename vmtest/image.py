@@ -254,8 +254,37 @@ def _key(*parts: object) -> str:
     return h.hexdigest()[:16]
 
 
+def _quick_key(python: Path) -> str:
+    """Cheap key: dpkg's database and the venv's site-packages entries, with their mtimes."""
+    parts: list[object] = [IMAGE_FORMAT, str(python)]
+    status = Path("/var/lib/dpkg/status")
+    if status.exists():
+        parts.append(status.stat().st_mtime_ns)
+    for site in sorted((python.parent.parent / "lib").glob("python*/site-packages")):
+        parts.extend(sorted((e.name, e.stat().st_mtime_ns) for e in os.scandir(site)))
+    return _key(*parts)
+
+
 def system_image(python: Path, log: bool = True) -> Path:
-    """The cached system disk for ``python`` (rebuilt when any of its host files changed)."""
+    """The cached system disk for ``python`` (rebuilt when any of its host files changed).
+
+    A quick key (dpkg database and venv mtimes) finds the image without listing its files;
+    otherwise every file's size and mtime make the key.
+    """
+    quick = cache_dir() / "images" / f"system-{_quick_key(python)}.quick"
+    if quick.exists():
+        known = quick.parent / quick.read_text().strip()
+        if known.exists():
+            return known
+    out = _system_image(python, log)
+    quick.parent.mkdir(parents=True, exist_ok=True)
+    for old in quick.parent.glob("system-*.quick"):
+        old.unlink()
+    quick.write_text(out.name + "\n")
+    return out
+
+
+def _system_image(python: Path, log: bool) -> Path:
     files, missing = system_files(python)
     stamps = []
     for f in files:

@@ -1,0 +1,367 @@
+"""The VM runner's pieces (``vmtest/``), checked against the real tools, plus one real boot.
+
+Everything but ``test_boot_6_1_runs_pytest_inside`` runs without a VM.  That one boots Debian's
+6.1 cloud kernel under QEMU (TCG) and runs two of ``tests/vm``'s tests inside (about 30 s
+warm; the first run downloads the kernel).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import features
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from vmtest import fetch, image, proc, report, tiers  # noqa: E402
+
+IN_GUEST = os.environ.get("PYLIBBPF_VM_GUEST") == "1"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+# --- apt sources ------------------------------------------------------------------------------
+
+DEB822 = textwrap.dedent("""\
+    Types: deb
+    URIs: http://mirror.example/debian-security
+    Suites: bookworm-security
+    Components: main
+    Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+    Types: deb
+    # a comment
+    URIs: http://mirror.example/debian/
+    Suites: bookworm bookworm-updates
+    Components: main contrib
+    Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+    """)
+
+
+def test_parse_sources_deb822_skips_security_pocket() -> None:
+    mirror = fetch.parse_sources({"debian.sources": DEB822}, "bookworm")
+    assert mirror.uri == "http://mirror.example/debian"
+    assert mirror.signed_by == "/usr/share/keyrings/debian-archive-keyring.gpg"
+
+
+def test_parse_sources_one_line_format() -> None:
+    text = ("deb http://sec.example/debian-security bookworm-security main\n"
+            "# deb http://old.example/debian bookworm main\n"
+            "deb [arch=amd64 signed-by=/k.gpg] http://m.example/debian bookworm main non-free\n")
+    mirror = fetch.parse_sources({"sources.list": text}, "bookworm")
+    assert mirror == fetch.Mirror("http://m.example/debian", "/k.gpg")
+
+
+def test_parse_sources_without_debian_mirror_raises_oserror() -> None:
+    with pytest.raises(fetch.FetchError):
+        fetch.parse_sources({"x.list": "deb https://packages.example/apt stable main\n"},
+                            "bookworm")
+
+
+@pytest.mark.skipif(not Path("/etc/apt").is_dir(), reason="not a Debian machine")
+def test_host_mirror_is_one_of_this_machines_sources() -> None:
+    mirror = fetch.host_mirror()
+    texts = [p.read_text() for p in Path("/etc/apt").rglob("*") if p.is_file()
+             and (p.name == "sources.list" or p.suffix in (".list", ".sources"))]
+    assert any(mirror.uri in t for t in texts)
+
+
+def test_apt_options_keep_apt_state_private(tmp_path: Path) -> None:
+    apt = fetch.Apt("trixie", fetch.Mirror("http://m.example/debian", None), root=tmp_path)
+    opts = dict(o.split("=", 1) for o in apt.options() if "=" in o)
+    assert opts["Dir::Etc::SourceParts"] == "/dev/null"
+    for key in ("Dir::Etc::SourceList", "Dir::State::Lists", "Dir::Cache"):
+        assert opts[key].startswith(str(tmp_path / "trixie"))
+
+
+def test_cache_dir_is_outside_the_checkout() -> None:
+    from vmtest import cache_dir
+
+    assert ROOT not in cache_dir().resolve().parents
+
+
+# --- images -----------------------------------------------------------------------------------
+
+@pytest.mark.skipif(shutil.which("cpio") is None, reason="cpio not installed")
+def test_cpio_archive_unpacks_with_gnu_cpio(tmp_path: Path) -> None:
+    archive = image._cpio_newc([("bin", 0o040755, b""), ("bin/tool", 0o100755, b"#!x\n" * 3),
+                                ("init", 0o100644, b"odd-length")])
+    out = tmp_path / "x"
+    out.mkdir()
+    subprocess.run(["cpio", "-idm", "--quiet"], input=archive, cwd=out, check=True)
+    assert (out / "bin" / "tool").read_bytes() == b"#!x\n" * 3
+    assert os.access(out / "bin" / "tool", os.X_OK)
+    assert (out / "init").read_bytes() == b"odd-length"
+
+
+def test_modinfo_depends_parses_the_modinfo_string() -> None:
+    blob = b"\x7fELF...\0license=GPL\0depends=virtio,virtio_ring\0retpoline=Y\0"
+    assert image._modinfo_depends(blob) == ["virtio", "virtio_ring"]
+    assert image._modinfo_depends(b"\0depends=\0name=x\0") == []
+    assert image._modinfo_depends(b"no modinfo") == []
+
+
+@pytest.mark.skipif(shutil.which("mke2fs") is None or shutil.which("debugfs") is None,
+                    reason="e2fsprogs not installed")
+def test_make_ext4_holds_the_tree(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "a" / "b").mkdir(parents=True)
+    (tree / "a" / "b" / "file").write_bytes(b"payload\n")
+    os.symlink("b/file", tree / "a" / "link")
+    img = tmp_path / "img.ext4"
+    image.make_ext4(tree, img, "t")
+    cat = subprocess.run(["debugfs", "-R", "cat /a/b/file", str(img)], capture_output=True,
+                         check=True)
+    assert cat.stdout == b"payload\n"
+    link = subprocess.run(["debugfs", "-R", "stat /a/link", str(img)], capture_output=True,
+                          text=True, check=True)
+    assert 'Fast link dest: "b/file"' in link.stdout
+
+
+@pytest.mark.skipif(shutil.which("tar") is None, reason="tar not installed")
+def test_results_disk_reads_what_tar_wrote(tmp_path: Path) -> None:
+    disk = image.results_disk(tmp_path, size_mb=1)
+    assert image.read_results(disk, tmp_path / "empty") == {}
+    src = tmp_path / "out"
+    src.mkdir()
+    (src / "rc").write_text("3\n")
+    (src / "junit.xml").write_text("<testsuites/>")
+    with open(disk, "r+b") as f:  # what the guest does: tar -cf /dev/vdc -C out .
+        f.write(subprocess.run(["tar", "-cf", "-", "-C", str(src), "."], capture_output=True,
+                               check=True).stdout)
+    found = image.read_results(disk, tmp_path / "back")
+    assert found["rc"].read_text() == "3\n"
+    assert found["junit.xml"].read_text() == "<testsuites/>"
+
+
+def test_shared_libraries_match_ldd() -> None:
+    python = Path(sys.executable).resolve()
+    libs = image.shared_libraries([python])
+    out = subprocess.run(["ldd", str(python)], capture_output=True, text=True, check=True).stdout
+    expected = {Path(m) for m in re.findall(r"=> (/\S+)", out)}
+    assert expected <= libs
+    assert any("ld-linux" in p.name for p in libs)
+
+
+def test_stage2_script_quotes_pytest_args(tmp_path: Path) -> None:
+    args = ["-k", "a and not b", "--x=it's", "tests/vm"]
+    script = tiers.stage2_script(Path("/some/checkout dir"), args, {"CI": "true; rm -rf /"})
+    subprocess.run(["sh", "-n"], input=script, text=True, check=True)
+    line = next(ln for ln in script.splitlines() if ".venv/bin/python" in ln)
+    assert shlex.split(line.removesuffix(" 2>&1"))[3:] == args
+    assert "export CI='true; rm -rf /'" in script
+
+
+def test_guest_env_passes_ci_and_project_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("PYLIBBPF_DEBUG", "1")
+    monkeypatch.setenv("PYLIBBPF_VM_CACHE", "/elsewhere")
+    monkeypatch.setenv("HOME", "/root")
+    env = tiers.guest_env()
+    assert env["CI"] == "true" and env["PYLIBBPF_DEBUG"] == "1"
+    assert "PYLIBBPF_VM_CACHE" not in env and "HOME" not in env
+
+
+def test_qemu_command_is_tcg_and_never_reboots(tmp_path: Path) -> None:
+    cmd = tiers.qemu_command(tmp_path / "vmlinuz", tmp_path / "initrd",
+                             [(tmp_path / "a", True), (tmp_path / "b", False)])
+    assert cmd[cmd.index("-machine") + 1] == "q35,accel=tcg"
+    assert "-no-reboot" in cmd and "-nographic" in cmd
+    drives = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-drive"]
+    assert drives[0].endswith(",readonly=on") and "readonly" not in drives[1]
+
+
+# --- process guarding -------------------------------------------------------------------------
+
+FAMILY = "sleep 300 & echo grandchild $!; sleep 300"
+
+
+def test_timeout_kills_the_whole_process_group() -> None:
+    lines: list[str] = []
+    t0 = time.monotonic()
+    with pytest.raises(proc.ChildTimeout):
+        proc.run_guarded(["sh", "-c", FAMILY], timeout=1.5, on_line=lines.append)
+    assert time.monotonic() - t0 < 10
+    grandchild = int(lines[0].split()[1])
+    assert not _alive(grandchild)
+
+
+def test_exit_status_and_lines_come_back() -> None:
+    lines: list[str] = []
+    rc = proc.run_guarded(["sh", "-c", "printf 'a\\r\\nb\\n'; exit 7"], timeout=30,
+                          on_line=lines.append)
+    assert (rc, lines) == (7, ["a", "b"])
+
+
+GUARD = textwrap.dedent("""\
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    from vmtest.proc import run_guarded
+    def show(line):
+        print(line, flush=True)
+    try:
+        run_guarded(["sh", "-c", sys.argv[2]], timeout=300, on_line=show,
+                    on_start=lambda pid: print("child", pid, flush=True))
+    except KeyboardInterrupt as e:
+        print("interrupted", type(e).__name__, flush=True)
+        sys.exit(130)
+    """)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL],
+                         ids=lambda s: s.name)
+def test_signal_to_the_runner_leaves_no_child(sig: signal.Signals) -> None:
+    runner = subprocess.Popen([sys.executable, "-c", GUARD, str(ROOT), FAMILY],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert runner.stdout is not None
+        child = int(runner.stdout.readline().split()[1])
+        grandchild = int(runner.stdout.readline().split()[1])
+        runner.send_signal(sig)
+        runner.wait(timeout=15)
+        if sig != signal.SIGKILL:
+            assert runner.returncode == 130
+            assert not _alive(grandchild)
+        deadline = time.monotonic() + 5
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(child)  # PR_SET_PDEATHSIG even when the runner was SIGKILLed
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+        if runner.stdout is not None:
+            runner.stdout.close()
+        if sig == signal.SIGKILL:  # the grandchild was not qemu's to lose: reap it here
+            try:
+                os.kill(grandchild, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+# --- junit and the table ----------------------------------------------------------------------
+
+SAMPLE = textwrap.dedent("""\
+    import pytest
+
+    @pytest.mark.needs("kprobe")
+    def test_kp():
+        pass
+
+    @pytest.mark.needs("fentry", "kprobe")
+    def test_both():
+        pytest.skip("fentry: lockdown (integrity)")
+
+    @pytest.mark.kernel
+    def test_plain():
+        assert False
+    """)
+
+
+def test_junit_from_real_pytest_run_makes_the_table(tmp_path: Path) -> None:
+    (tmp_path / "test_sample.py").write_text(SAMPLE)
+    (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers =\n    needs: x\n    kernel: y\n")
+    junit = tmp_path / "out.xml"
+    args = tiers.pytest_args(str(junit), ["-q", "-p", "no:cacheprovider"], whole_suite=True)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    run = subprocess.run([sys.executable, "-m", "pytest", *args, str(tmp_path)], cwd=tmp_path,
+                         env=env, capture_output=True, text=True)
+    assert run.returncode == 1, run.stdout
+    props = ET.parse(junit).getroot().findall(".//testcase/properties/property")
+    assert ("needs", "fentry,kprobe") in {(p.get("name"), p.get("value")) for p in props}
+    rep = report.parse_junit(junit, "t")
+    status = {o.nodeid.split("::")[1]: (o.status, o.features) for o in rep.outcomes}
+    assert status == {"test_kp": ("passed", ("kprobe",)),
+                      "test_both": ("skipped", ("fentry", "kprobe")),
+                      "test_plain": ("failed", ())}
+    assert rep.kernel_release == os.uname().release
+    table = report.matrix_table([rep])
+    rows = {ln.split(" | ")[0].strip("| "): ln for ln in table.splitlines()}
+    assert "passed 1, skipped 1 (lockdown (integrity))" in rows["kprobe"]
+    assert "skipped 1 (lockdown (integrity))" in rows["fentry"]
+    assert "**failed 1**" in rows[report.NO_FEATURE]
+    assert report.unrun_kernel_tests([rep]) == sorted(
+        o.nodeid for o in rep.outcomes if o.status != "passed")
+
+
+# --- feature probes ---------------------------------------------------------------------------
+
+@pytest.mark.skipif(shutil.which("bpftool") is None or not Path("/sys/kernel/btf/vmlinux")
+                    .exists(), reason="needs bpftool and kernel BTF")
+def test_btf_func_ids_match_bpftool() -> None:
+    out = subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux"],
+                         capture_output=True, text=True, check=True).stdout
+    funcs = features.btf_funcs()
+    dumped = re.findall(r"^\[(\d+)\] FUNC '([^']+)'", out, re.M)
+    assert len(funcs) == len({name for _, name in dumped})
+    for type_id, name in dumped[:: max(1, len(dumped) // 500)]:
+        assert funcs[name] >= int(type_id)  # duplicates keep the last id
+        assert re.search(rf"^\[{funcs[name]}\] FUNC '{re.escape(name)}'", out, re.M)
+
+
+@pytest.mark.kernel
+def test_probes_agree_with_expectations() -> None:
+    """A feature the kernel should have is one the probe finds (what the marker relies on)."""
+    for feature in features.REQUIREMENTS:
+        if features.expected(feature):
+            assert features.missing(feature) is None, feature
+
+
+# --- one real boot ----------------------------------------------------------------------------
+
+def _qemu_processes_using(path: Path) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if str(path).encode() in cmdline and b"qemu" in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(IN_GUEST, reason="no nested guests")
+@pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None, reason="needs qemu-system-x86")
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mke2fs images, apt-get)")
+def test_boot_6_1_runs_pytest_inside(tmp_path: Path) -> None:
+    env = dict(os.environ, TMPDIR=str(tmp_path), CI="true")
+    out = tmp_path / "out"
+    run = subprocess.run(
+        [sys.executable, "-m", "vmtest", "run", "--kernel", "6.1", "--timeout", "600",
+         "--out", str(out), "--", "tests/vm/test_vm_features.py", "-k", "kprobe"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    rep = report.parse_junit(out / "6.1.xml", "6.1")
+    assert rep.kernel_release.startswith("6.1.")
+    assert [(o.status, o.features) for o in rep.outcomes] == [("passed", ("kprobe",))] * 2
+    assert "VMTEST-EXIT 0" in (out / "6.1.console.log").read_text()
+    assert _qemu_processes_using(tmp_path) == []
+
+    # A timeout kills the guest and leaves no qemu behind.
+    run = subprocess.run(
+        [sys.executable, "-m", "vmtest", "run", "--kernel", "6.1", "--timeout", "3",
+         "--out", str(out), "--", "tests/vm"], cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=300)
+    assert run.returncode == 2 and "still running after 3 s" in run.stderr
+    assert _qemu_processes_using(tmp_path) == []
