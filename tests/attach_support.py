@@ -1,0 +1,263 @@
+"""Shared helpers of ``tests/test_attach_*.py`` and ``tests/test_links.py``.
+
+Everything here sets up something real and takes it down again, even when the test fails: a
+private network namespace for the packet tests (so nothing another process does on ``lo``
+reaches the counters, and nothing we attach reaches it), a fresh cgroup v2 directory, a pin
+folder in bpffs, and the helper binary uprobes and USDT probes fire in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from bpfbuild import compile_bpf, compile_c
+
+import pylibbpf
+
+_libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNET = 0x40000000
+SO_ATTACH_BPF = 50
+SO_DETACH_BPF = 27
+BPFFS = Path("/sys/fs/bpf")
+
+
+def u64(raw: bytes) -> int:
+    """A native-endian unsigned integer from map bytes."""
+    return int.from_bytes(raw, sys.byteorder)
+
+
+def count(bpf_map: pylibbpf.Map, key: int) -> int:
+    """The u64 counter at ``key`` of an ARRAY map."""
+    return u64(bpf_map[key])
+
+
+def getpid_loop(n: int) -> None:
+    """Make exactly ``n`` getpid() system calls (CPython does not cache the pid)."""
+    getpid = os.getpid
+    for _ in range(n):
+        getpid()
+
+
+def multiarch_include() -> list[str]:
+    """``-I`` for the multiarch headers (``asm/errno.h``) that ``bpf/usdt.bpf.h`` pulls in."""
+    try:
+        triple = subprocess.run(["gcc", "-print-multiarch"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return []
+    return [f"-I/usr/include/{triple}"] if triple else []
+
+
+def open_object(src: str, cflags: tuple[str, ...] = (), **rodata: int) -> pylibbpf.Object:
+    """Compile ``tests/bpf/<src>``, open it, set ``.rodata`` variables, load it."""
+    obj = pylibbpf.Object.open_file(compile_bpf(src, cflags=cflags))
+    try:
+        for name, value in rodata.items():
+            obj.rodata[name] = value
+        obj.load()
+    except BaseException:
+        obj.close()
+        raise
+    return obj
+
+
+# --------------------------------------------------------------------------------- namespaces
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns(CLONE_NEWNET): {os.strerror(err)}")
+
+
+@contextlib.contextmanager
+def private_netns() -> Iterator[int]:
+    """Move this thread into a new network namespace with ``lo`` up; yields its fd.
+
+    The namespace disappears when the block ends (the fd is closed and the thread goes back),
+    which also removes whatever XDP program, qdisc or netns link was attached in it.
+    """
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if _libc.unshare(CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
+        ns = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            # a child forked from this thread starts in the new namespace
+            subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True)
+            yield ns
+        finally:
+            os.close(ns)
+            _setns(home)
+    finally:
+        os.close(home)
+
+
+def udp_pair() -> tuple[socket.socket, socket.socket, int]:
+    """A receiving UDP socket bound on 127.0.0.1 (free port), a sender, and the port."""
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    return rx, tx, rx.getsockname()[1]
+
+
+def send_and_receive(rx: socket.socket, tx: socket.socket, port: int, n: int,
+                     payload: bytes = b"pylibbpf") -> None:
+    """Send ``n`` datagrams to ``port`` on 127.0.0.1 and receive all of them."""
+    for _ in range(n):
+        tx.sendto(payload, ("127.0.0.1", port))
+    rx.settimeout(2.0)
+    for _ in range(n):
+        rx.recv(2048)
+
+
+def drain(rx: socket.socket, wait: float = 0.1) -> list[bytes]:
+    """Everything queued on ``rx`` (waiting ``wait`` s for the last datagram)."""
+    got = []
+    rx.settimeout(wait)
+    with contextlib.suppress(TimeoutError, socket.timeout):
+        while True:
+            got.append(rx.recv(2048))
+    return got
+
+
+# --------------------------------------------------------------------------------- cgroups
+
+def cgroup2_root() -> Path:
+    """Where cgroup v2 is mounted (``/sys/fs/cgroup/unified`` on hybrid systems)."""
+    for candidate in (Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup")):
+        if _is_cgroup2(candidate):
+            return candidate
+    raise FileNotFoundError("no cgroup v2 hierarchy mounted")
+
+
+def _is_cgroup2(path: Path) -> bool:
+    try:
+        with open("/proc/self/mounts") as mounts:
+            return any(line.split()[1] == str(path) and line.split()[2] == "cgroup2"
+                       for line in mounts)
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def fresh_cgroup() -> Iterator[Path]:
+    """A new, empty cgroup v2 directory, removed afterwards (its processes moved out first)."""
+    root = cgroup2_root()
+    path = root / f"pylibbpf-test-{os.getpid()}-{time.monotonic_ns()}"
+    path.mkdir()
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            for pid in (path / "cgroup.procs").read_text().split():
+                with contextlib.suppress(OSError):
+                    (root / "cgroup.procs").write_text(pid)
+        for _ in range(50):
+            try:
+                path.rmdir()
+                break
+            except OSError:
+                time.sleep(0.02)
+
+
+_SENDER = (
+    "import socket, sys\n"
+    "n, port = int(sys.argv[1]), int(sys.argv[2])\n"
+    "sys.stdin.readline()\n"
+    "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+    "for _ in range(n):\n"
+    "    s.sendto(b'cgroup', ('127.0.0.1', port))\n"
+)
+
+
+def send_from_cgroup(cgroup: Path, port: int, n: int) -> None:
+    """Run a child process inside ``cgroup`` that sends ``n`` UDP datagrams to ``port``."""
+    child = subprocess.Popen([sys.executable, "-c", _SENDER, str(n), str(port)],
+                             stdin=subprocess.PIPE)
+    try:
+        (cgroup / "cgroup.procs").write_text(str(child.pid))
+        assert child.stdin is not None
+        child.stdin.write(b"go\n")
+        child.stdin.close()
+        assert child.wait(timeout=10) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+# --------------------------------------------------------------------------------- bpffs
+
+@contextlib.contextmanager
+def pin_dir() -> Iterator[Path]:
+    """A private folder in bpffs, removed with whatever is still pinned in it."""
+    path = BPFFS / f"pylibbpf-test-{os.getpid()}-{time.monotonic_ns()}"
+    path.mkdir()
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------- helper binary
+
+def helper_binary() -> Path:
+    """The uprobe/USDT target ``tests/helpers/uprobe_target.c``, built (cached)."""
+    return compile_c("helpers/uprobe_target.c", cflags=("-O2", "-g"))
+
+
+class Helper:
+    """A running helper: started and waiting; :meth:`go` lets it call the probed code."""
+
+    def __init__(self, binary: Path, calls: int) -> None:
+        self.calls = calls
+        self.proc = subprocess.Popen([str(binary), str(calls)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE)
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline() == b"ready\n"
+
+    @property
+    def pid(self) -> int:
+        """The helper's process id."""
+        return self.proc.pid
+
+    def go(self) -> int:
+        """Let it run; returns the sum of ``pylibbpf_target``'s return values it printed."""
+        out, _ = self.proc.communicate(b"go\n", timeout=10)
+        assert self.proc.returncode == 0
+        return int(out)
+
+    def close(self) -> None:
+        """Kill it if it still runs."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate()
+
+
+def symbol_file_offset(binary: Path, name: str) -> int:
+    """The file offset of the function ``name`` in an ELF executable (for offset uprobes)."""
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import SymbolTableSection
+
+    with open(binary, "rb") as f:
+        elf = ELFFile(f)
+        symtab = elf.get_section_by_name(".symtab")
+        assert isinstance(symtab, SymbolTableSection), f"{binary} has no .symtab"
+        syms = symtab.get_symbol_by_name(name)
+        assert syms, f"no symbol {name} in {binary}"
+        addr = syms[0]["st_value"]
+        for seg in elf.iter_segments():
+            if seg["p_type"] == "PT_LOAD" and seg["p_vaddr"] <= addr < seg["p_vaddr"] + seg[
+                    "p_memsz"]:
+                return int(addr - seg["p_vaddr"] + seg["p_offset"])
+    raise AssertionError(f"{name} is in no loadable segment of {binary}")

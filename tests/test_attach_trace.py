@@ -1,0 +1,222 @@
+"""Tracing attach paths on the real kernel: tracepoint, raw tracepoint, tp_btf, perf event,
+iterators, and BPF_PROG_TEST_RUN with a context.  Programs: ``tests/bpf/attach_trace.bpf.c``;
+every counter filters on our pid (``.rodata`` ``target_pid``) and the counts must be exact."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import struct
+from collections.abc import Iterator
+
+import pytest
+from attach_support import Helper, count, getpid_loop, helper_binary, open_object
+
+import pylibbpf
+from pylibbpf import LinkType
+
+pytestmark = pytest.mark.kernel
+
+# slots of `counts` in attach_trace.bpf.c
+K_TP, K_RAW, K_BTF, K_TP_EXPLICIT, K_RAW_EXPLICIT, K_PERF, K_OTHER, K_RAW_RET = range(8)
+N = 1000
+
+
+@pytest.fixture
+def obj() -> Iterator[pylibbpf.Object]:
+    o = open_object("attach_trace.bpf.c", target_pid=os.getpid())
+    try:
+        yield o
+    finally:
+        o.close()
+
+
+def _counts(obj: pylibbpf.Object) -> pylibbpf.Map:
+    return obj.maps["counts"]
+
+
+@pytest.mark.parametrize("prog,slot,link_type", [
+    ("tp_getpid", K_TP, LinkType.PERF_EVENT),
+    ("raw_enter", K_RAW, LinkType.RAW_TRACEPOINT),
+    ("btf_enter", K_BTF, LinkType.TRACING),
+])
+def test_attach_by_section_counts_exactly(obj: pylibbpf.Object, prog: str, slot: int,
+                                          link_type: LinkType) -> None:
+    link = obj.programs[prog].attach()
+    try:
+        getpid_loop(N)
+        assert count(_counts(obj), slot) == N
+        info = link.info()
+        assert info.prog_id == obj.programs[prog].info().id
+        # tp_btf links are tracing links on older kernels and raw_tp links on newer ones
+        if link_type == LinkType.TRACING:
+            assert info.type in (LinkType.TRACING, LinkType.RAW_TRACEPOINT)
+        else:
+            assert info.type == link_type
+    finally:
+        link.destroy()
+    getpid_loop(N)
+    assert count(_counts(obj), slot) == N, "destroy() must detach"
+
+
+def test_attach_tracepoint_explicit(obj: pylibbpf.Object) -> None:
+    prog = obj.programs["tp_explicit"]
+    assert prog.section_name == "tracepoint"
+    with prog.attach_tracepoint("syscalls", "sys_enter_getpid"):
+        getpid_loop(N)
+        os.getppid()
+        assert count(_counts(obj), K_TP_EXPLICIT) == N
+
+
+def test_attach_tracepoint_unknown_is_enoent(obj: pylibbpf.Object) -> None:
+    with pytest.raises(pylibbpf.BpfError) as info:
+        obj.programs["tp_explicit"].attach_tracepoint("syscalls", "sys_enter_no_such_call")
+    assert info.value.errno == errno.ENOENT
+    assert "syscalls:sys_enter_no_such_call" in str(info.value)
+
+
+def test_attach_raw_tracepoint_explicit(obj: pylibbpf.Object) -> None:
+    link = obj.programs["raw_explicit"].attach_raw_tracepoint("sys_enter")
+    try:
+        assert link.info().details["tp_name"] == "sys_enter"
+        getpid_loop(N)
+        assert count(_counts(obj), K_RAW_EXPLICIT) == N
+    finally:
+        link.destroy()
+
+
+def test_attach_raw_tracepoint_unknown_is_enoent(obj: pylibbpf.Object) -> None:
+    with pytest.raises(pylibbpf.BpfError) as info:
+        obj.programs["raw_explicit"].attach_raw_tracepoint("no_such_tracepoint_xyz")
+    assert info.value.errno == errno.ENOENT
+    assert "no_such_tracepoint_xyz" in str(info.value)
+
+
+def test_tp_btf_through_attach_trace(obj: pylibbpf.Object) -> None:
+    prog = obj.programs["btf_enter"]
+    assert prog.type == pylibbpf.ProgType.TRACING
+    assert prog.expected_attach_type == pylibbpf.AttachType.TRACE_RAW_TP
+    with prog.attach_trace():
+        getpid_loop(N)
+        assert count(_counts(obj), K_BTF) == N
+
+
+def test_attach_without_a_target_in_the_section_fails(obj: pylibbpf.Object) -> None:
+    # SEC("raw_tp") names no tracepoint: libbpf cannot auto-attach it
+    with pytest.raises(pylibbpf.BpfError) as info:
+        obj.programs["raw_explicit"].attach()
+    assert info.value.errno in (errno.EOPNOTSUPP, errno.ESRCH, errno.EINVAL)
+    assert "raw_explicit" in str(info.value)
+
+
+# ----------------------------------------------------------------------------- perf event
+
+PERF_TYPE_SOFTWARE = 1
+PERF_COUNT_SW_CPU_CLOCK = 0
+PERF_ATTR_SIZE = 112
+SYS_PERF_EVENT_OPEN = 298  # x86_64
+
+
+def perf_event_open_cpu_clock(cpu: int, period_ns: int) -> int:
+    """A sampling software cpu-clock event for this process on ``cpu`` (raw syscall)."""
+    attr = bytearray(PERF_ATTR_SIZE)
+    struct.pack_into("<IIQQ", attr, 0, PERF_TYPE_SOFTWARE, PERF_ATTR_SIZE,
+                     PERF_COUNT_SW_CPU_CLOCK, period_ns)
+    buf = (ctypes.c_char * PERF_ATTR_SIZE).from_buffer(attr)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    fd = libc.syscall(ctypes.c_long(SYS_PERF_EVENT_OPEN), buf, ctypes.c_int(0),
+                      ctypes.c_int(cpu), ctypes.c_int(-1), ctypes.c_ulong(8))  # CLOEXEC
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"perf_event_open: {os.strerror(err)}")
+    return int(fd)
+
+
+def _spin(seconds: float) -> None:
+    end = os.times().elapsed + seconds
+    while os.times().elapsed < end:
+        pass
+
+
+def test_attach_perf_event_cpu_clock(obj: pylibbpf.Object) -> None:
+    affinity = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {0})
+    try:
+        pfd = perf_event_open_cpu_clock(cpu=0, period_ns=100_000)
+        try:
+            link = obj.programs["on_sample"].attach_perf_event(pfd)
+        except BaseException:
+            os.close(pfd)
+            raise
+        try:
+            assert link.info().type == LinkType.PERF_EVENT
+            _spin(0.1)
+            first = count(_counts(obj), K_PERF)
+            _spin(0.1)
+            second = count(_counts(obj), K_PERF)
+            # 100 µs period, 100 ms of CPU: ~1000 samples each time (throttling allowed)
+            assert 10 < first < second
+        finally:
+            link.destroy()  # closes pfd too
+        with pytest.raises(OSError) as closed:
+            os.fstat(pfd)
+        assert closed.value.errno == errno.EBADF
+        after = count(_counts(obj), K_PERF)
+        _spin(0.05)
+        assert count(_counts(obj), K_PERF) == after
+    finally:
+        os.sched_setaffinity(0, affinity)
+
+
+# ----------------------------------------------------------------------------- iterators
+
+def test_iter_task_by_section_lists_our_pid(obj: pylibbpf.Object) -> None:
+    child = Helper(helper_binary(), 1)  # exec'd and waiting once it printed "ready"
+    link = obj.programs["dump_task"].attach()
+    try:
+        info = link.info()
+        assert info.type == LinkType.ITER
+        assert info.details["target_name"] == "task"
+        rows = dict(line.split(" ", 1) for line in link.read().decode().splitlines())
+        with open("/proc/self/comm") as comm:
+            assert rows[str(os.getpid())] == comm.read().strip()
+        assert rows[str(child.pid)] == helper_binary().name[:15]  # TASK_COMM_LEN - 1
+        # link.open(): a fresh file per read, each a full run of the iterator
+        with link.open() as first, link.open() as second:
+            a, b = first.read().decode(), second.read().decode()
+        assert f"\n{os.getpid()} " in "\n" + a and f"\n{os.getpid()} " in "\n" + b
+    finally:
+        link.destroy()
+        child.close()
+
+
+def test_iter_map_elements(obj: pylibbpf.Object) -> None:
+    table = obj.maps["table"]
+    expected = {0: 11, 1: 0, 2: 2**40 + 3, 3: 7, 4: 2**64 - 1}
+    for key, value in expected.items():
+        table[key] = value
+    with obj.programs["dump_elem"].attach_iter(map=table) as link:
+        info = link.info()
+        assert info.details["target_name"] == "bpf_map_elem"
+        assert info.details["map_id"] == table.info().id
+        printed = dict(line.split("=") for line in link.read().decode().splitlines())
+    assert {int(k): int(v) for k, v in printed.items()} == expected
+
+
+def test_iter_map_elements_needs_a_map(obj: pylibbpf.Object) -> None:
+    with pytest.raises(pylibbpf.BpfError) as info:
+        obj.programs["dump_elem"].attach_iter()
+    assert info.value.errno in (errno.EINVAL, errno.EBADF)
+
+
+# ----------------------------------------------------------------------------- test_run
+
+def test_test_run_raw_tp_with_ctx(obj: pylibbpf.Object) -> None:
+    # raw_tp test runs take ctx_in only: no data, no ctx_out, no repeat (the kernel says EINVAL)
+    result = obj.programs["raw_testrun"].test_run(ctx_in=struct.pack("<3Q", 5, 37, 4242),
+                                                  repeat=0, ctx_size_out=0)
+    assert result.retval == 42
+    assert result.data_out == b"" and result.ctx_out == b""
+    assert count(_counts(obj), K_RAW_RET) == 4242
