@@ -1,0 +1,135 @@
+"""asyncio: ``async for`` over ring and perf buffers, driven by the epoll fd."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from pylibbpf import Object, aio
+from pylibbpf.perfbuf import PerfBuffer, PerfSample
+from pylibbpf.ringbuf import RingBuffer
+
+pytestmark = pytest.mark.kernel
+
+
+def seq_of(data: bytes) -> int:
+    return int(struct.unpack_from("<Q", data)[0])
+
+
+@pytest.fixture
+def obj(bpf_object_path) -> Iterator[Object]:  # type: ignore[no-untyped-def]
+    with Object.open_file(bpf_object_path("events_ringbuf.bpf.c")) as o:
+        o.load()
+        yield o
+
+
+def emit(obj: Object, count: int) -> None:
+    section = obj.data if "count" in obj.data else obj.bss
+    section["count"] = count
+    obj.programs["emit"].test_run(repeat=0)
+
+
+def test_async_for_gets_every_event_in_order(obj: Object) -> None:
+    async def main() -> list[int]:
+        got: list[int] = []
+        with RingBuffer(obj.maps["rb"], decode=seq_of) as rb:
+            loop = asyncio.get_running_loop()
+            # producer runs from the loop while the consumer waits
+            for delay in (0.01, 0.02, 0.03):
+                loop.call_later(delay, emit, obj, 400)
+            async for seq in rb:
+                got.append(seq)
+                if len(got) == 1200:
+                    break
+        return got
+
+    assert asyncio.run(main()) == list(range(1200))
+    assert obj.bss.get_int("dropped") == 0
+
+
+def test_waiting_does_not_spin_and_cancels_cleanly(obj: Object) -> None:
+    async def consume(rb: RingBuffer, out: list[int]) -> None:
+        async for seq in rb:
+            out.append(seq)
+
+    async def main() -> tuple[float, list[int], int]:
+        out: list[int] = []
+        with RingBuffer(obj.maps["rb"], decode=seq_of) as rb:
+            task = asyncio.create_task(consume(rb, out))
+            cpu0 = time.process_time()
+            await asyncio.sleep(0.4)  # nothing produced: the task must sleep, not poll
+            cpu = time.process_time() - cpu0
+            emit(obj, 5)
+            await asyncio.sleep(0.05)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            # the reader is gone from the loop: events now stay in the ring
+            emit(obj, 3)
+            await asyncio.sleep(0.05)
+            left = rb.consume()
+        return cpu, out, left
+
+    cpu, out, left = asyncio.run(main())
+    assert cpu < 0.1
+    assert out == list(range(5))
+    assert left == 3
+
+
+def test_aio_poll_with_callbacks(obj: Object) -> None:
+    async def main() -> tuple[int, int, list[int]]:
+        got: list[int] = []
+        with RingBuffer(obj.maps["rb"], lambda d: got.append(seq_of(d))) as rb:
+            idle = await aio.poll(rb, timeout=0.05)
+            asyncio.get_running_loop().call_later(0.02, emit, obj, 7)
+            n = await aio.poll(rb, timeout=2)
+        return idle, n, got
+
+    idle, n, got = asyncio.run(main())
+    assert idle == 0
+    assert n == 7 and got == list(range(7))
+
+
+def test_async_for_perf_buffer(bpf_object_path) -> None:  # type: ignore[no-untyped-def]
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {0})
+    try:
+        with Object.open_file(bpf_object_path("events_perf.bpf.c")) as obj:
+            obj.load()
+            obj.bss["target_tgid"] = os.getpid()
+            obj.bss["target_tid"] = 0xFFFFFFFF  # nobody, until the producer thread runs
+            link = obj.programs["on_getpid"].attach()
+
+            def calls(n: int) -> None:
+                # asyncio itself calls getpid(): count only a thread of our own
+                def run() -> None:
+                    obj.bss["target_tid"] = threading.get_native_id()
+                    for _ in range(n):
+                        os.getpid()
+                thread = threading.Thread(target=run)
+                thread.start()
+                thread.join()
+
+            async def main() -> list[PerfSample]:
+                got: list[PerfSample] = []
+                with PerfBuffer(obj.maps["samples"], None, lambda cpu, n: None,
+                                decode=seq_of) as pb:
+                    asyncio.get_running_loop().call_later(0.01, calls, 250)
+                    async for sample in pb:
+                        got.append(sample)
+                        if len(got) == 250:
+                            break
+                return got
+
+            try:
+                assert asyncio.run(main()) == [PerfSample(0, n) for n in range(250)]
+            finally:
+                link.destroy()
+    finally:
+        os.sched_setaffinity(0, cpus)
