@@ -268,8 +268,11 @@ class Btf:
         if cur.kind in (BtfKind.STRUCT, BtfKind.UNION):
             best = 1
             for m in cur.members:
-                best = max(best, self.align_of(m.type_id, _depth + 1))
-            return best
+                align = self.align_of(m.type_id, _depth + 1)
+                best = max(best, align)
+                if m.bitfield_size == 0 and align and m.bit_offset % (8 * align):
+                    return 1  # a misaligned member: the struct is packed
+            return 1 if (cur.size or 0) % best else best
         raise ElfError(f"BTF type [{cur.id}] of kind {cur.kind.name} has no alignment")
 
     def member_offsets(self, t: BtfType | int) -> list[tuple[str, int, int]]:

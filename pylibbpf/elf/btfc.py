@@ -216,59 +216,73 @@ class CPrinter:
     # -- definitions ----------------------------------------------------------------------
 
     def _is_packed(self, t: BtfType) -> bool:
-        align = self.btf.align_of(t)
-        if align and (t.size or 0) % align:
-            return True
+        max_align = 1
         for m in t.members:
             m_align = self.btf.align_of(m.type_id)
             if m_align and m.bitfield_size == 0 and m.bit_offset % (8 * m_align):
                 return True
-        return False
+            max_align = max(max_align, m_align)
+        return bool((t.size or 0) % max_align)
 
-    def _emit_bit_padding(self, cur_off: int, m_off: int, m_bit_sz: int, align: int,
-                          lvl: int) -> None:
-        diff = m_off - cur_off
-        if diff <= 0:
+    def _emit_bit_padding(self, cur_off: int, next_off: int, next_align: int,
+                          in_bitfield: bool, lvl: int) -> None:
+        # Use the widest of long/int/short/char that reaches a natural boundary not past the
+        # next member, then fill the rest with full-width markers (libbpf 1.1's rules).
+        if cur_off >= next_off:
             return
-        if m_bit_sz == 0 and diff < align * 8:
-            return
-        ptr_bits = PTR_SIZE * 8
-        while diff > 0:
-            if ptr_bits > 32 and diff > 32:
-                pad_type, chunk = "long", ptr_bits
-            elif diff > 16:
-                pad_type, chunk = "int", 32
-            elif diff > 8:
-                pad_type, chunk = "short", 16
-            else:
-                pad_type, chunk = "char", 8
-            bits = diff % chunk or chunk
-            self._emit(f"\n{_pfx(lvl)}{pad_type}: {bits};")
-            diff -= bits
+        pads = (("long", PTR_SIZE * 8), ("int", 32), ("short", 16), ("char", 8))
+        pad_type, pad_bits = pads[-1]
+        new_off = cur_off
+        for pad_type, pad_bits in pads:
+            new_off = -(-cur_off // pad_bits) * pad_bits
+            if new_off <= next_off:
+                break
+        if cur_off < new_off <= next_off:
+            if in_bitfield or (
+                    new_off == next_off
+                    and -(-cur_off // (next_align * 8)) * next_align * 8 != new_off) or (
+                    new_off != next_off and next_off - new_off <= new_off - cur_off):
+                self._emit(f"\n{_pfx(lvl)}{pad_type}: "
+                           f"{new_off - cur_off if in_bitfield else 0};")
+            cur_off = new_off
+        while cur_off != next_off:
+            bits = min(next_off - cur_off, pad_bits)
+            if bits == pad_bits:
+                self._emit(f"\n{_pfx(lvl)}{pad_type}: {pad_bits};")
+                cur_off += bits
+                continue
+            for small_type, small_bits in reversed(pads):
+                if small_bits >= bits:
+                    self._emit(f"\n{_pfx(lvl)}{small_type}: {bits};")
+                    break
+            break
 
     def _emit_struct_def(self, t: BtfType, lvl: int) -> None:
         self._nest += 1
         if self._nest > _MAX_NEST:
             raise ElfError(f"BTF type [{t.id}]: anonymous types nested too deep or cyclic")
         is_struct = t.kind == BtfKind.STRUCT
+        align = self.btf.align_of(t)
         packed = self._is_packed(t) if is_struct else False
         self._emit(f"{'struct' if is_struct else 'union'}{' ' if t.name else ''}{t.name} {{")
         off = 0
+        prev_bitfield = False
         for m in t.members:
             m_align = 1 if packed else self.btf.align_of(m.type_id)
-            if is_struct:
-                self._emit_bit_padding(off, m.bit_offset, m.bitfield_size, m_align, lvl + 1)
+            in_bitfield = prev_bitfield and m.bitfield_size != 0
+            self._emit_bit_padding(off, m.bit_offset, m_align, in_bitfield, lvl + 1)
             self._emit(f"\n{_pfx(lvl + 1)}")
             self._emit_type_decl(m.type_id, m.name, lvl + 1)
             if m.bitfield_size:
                 self._emit(f": {m.bitfield_size}")
                 off = m.bit_offset + m.bitfield_size
+                prev_bitfield = True
             else:
                 off = m.bit_offset + max(0, self.btf.size_of(m.type_id)) * 8
+                prev_bitfield = False
             self._emit(";")
         if is_struct:
-            align = 1 if packed else self.btf.align_of(t)
-            self._emit_bit_padding(off, (t.size or 0) * 8, 0, align, lvl + 1)
+            self._emit_bit_padding(off, (t.size or 0) * 8, align, False, lvl + 1)
         if t.members or t.size:
             self._emit(f"\n{_pfx(lvl)}}}")
         else:
@@ -284,8 +298,10 @@ class CPrinter:
         self._emit(" {")
         for v in t.enum_values:
             if t.kind == BtfKind.ENUM:
-                val = v.value if t.kind_flag else v.value & 0xFFFFFFFF
+                val = str(v.value if t.kind_flag else v.value & 0xFFFFFFFF)
+            elif t.kind_flag:
+                val = f"{v.value}LL"
             else:
-                val = v.value if t.kind_flag else v.value & 0xFFFFFFFFFFFFFFFF
+                val = f"{v.value & 0xFFFFFFFFFFFFFFFF}ULL"
             self._emit(f"\n{_pfx(lvl + 1)}{v.name} = {val},")
         self._emit(f"\n{_pfx(lvl)}}}")
