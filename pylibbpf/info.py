@@ -77,6 +77,19 @@ class ProgramInfo:
         )
 
 
+    def disassemble(self) -> str:
+        """The translated (post-verifier) instructions as text, one per line, numbered by slot
+        like ``bpftool prog dump xlated`` (operands in ``llvm-objdump`` syntax)."""
+        from .elf import decode, format_instruction
+
+        lines = []
+        slot = 0
+        for insn in decode(self.xlated_insns):
+            lines.append(f"{slot:>5}: {format_instruction(insn)}")
+            slot += insn.slots
+        return "\n".join(lines)
+
+
 @dataclass(frozen=True)
 class MapInfo:
     """A map as the kernel describes it."""

@@ -87,6 +87,10 @@ def test_load_in_place_matches_kernel_and_bpftool(counters_o: Path) -> None:
             assert info.type == prog.type
             assert info.xlated_prog_len == len(info.xlated_insns) > 0
             assert info.jited_prog_len == len(info.jited_insns) > 0
+            text = info.disassemble().splitlines()
+            assert text[-1].endswith("exit")
+            last_slot = int(text[-1].split(":")[0])
+            assert last_slot == info.xlated_prog_len // 8 - 1
         for name in ("counts", "by_pid", "lru"):
             m = obj.maps[name]
             shown = bpftool("map", "show", "id", str(m.info().id))
