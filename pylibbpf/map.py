@@ -12,6 +12,7 @@ import ctypes
 import errno as _errno
 import os
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Union
 
@@ -66,6 +67,34 @@ def to_bytes(value: Any, size: int, what: str) -> bytes:
 
 def _possible_cpus() -> int:
     return int(_ffi.lib().libbpf_num_possible_cpus())
+
+
+class _Functions:
+    """The element-operation functions, resolved once (the hot path skips every lookup)."""
+
+    def __getattr__(self, name: str) -> Any:
+        lib = _ffi.lib()
+        self.lookup = lib.bpf_map_lookup_elem
+        self.update = lib.bpf_map_update_elem
+        self.delete = lib.bpf_map_delete_elem
+        return self.__dict__[name]
+
+
+_fns = _Functions()
+_tls = threading.local()
+
+
+def _value_buffer(size: int) -> Any:
+    """A per-thread, per-size output buffer: ctypes releases the GIL during the syscall, so a
+    buffer shared between threads could be overwritten before its contents are copied out."""
+    try:
+        return _tls.buffers[size]
+    except AttributeError:
+        _tls.buffers = {}
+    except KeyError:
+        pass
+    buf = _tls.buffers[size] = ctypes.create_string_buffer(size)
+    return buf
 
 
 class Map(Handle):
@@ -175,6 +204,7 @@ class Map(Handle):
     def close(self) -> None:
         """Close a standalone map's fd.  Maps of an object are closed with the object."""
         if self._obj is None:
+            self._cache = None
             super().close()
             self._fd = -1
 
@@ -205,8 +235,10 @@ class Map(Handle):
         return self._cache
 
     def _ops(self) -> tuple[int, int, int, int, bool]:
+        # The cache is dropped when the map or its object closes, so a non-None cache proves
+        # the fd is still ours: one attribute read guards the hot path.
         cache = self._cache
-        if cache is None or self.closed:
+        if cache is None:
             return self._prepare()
         return cache
 
@@ -501,12 +533,12 @@ class Map(Handle):
 
         Raises :class:`KeyError` when the key is absent.
         """
-        fd, ks, total, stride, percpu = self._ops()
+        cache = self._cache
+        fd, ks, total, stride, percpu = cache if cache is not None else self._prepare()
         kb = key if type(key) is bytes and len(key) == ks != 0 else self._key(key, ks)
-        buf = ctypes.create_string_buffer(total)
-        lib = _ffi.lib()
-        rc = (lib.bpf_map_lookup_elem(fd, kb, buf) if not flags
-              else lib.bpf_map_lookup_elem_flags(fd, kb, buf, flags))
+        buf = _value_buffer(total)
+        rc = (_fns.lookup(fd, kb, buf) if not flags
+              else _ffi.lib().bpf_map_lookup_elem_flags(fd, kb, buf, flags))
         if rc < 0:
             if rc == -_errno.ENOENT:
                 raise KeyError(key)
@@ -527,11 +559,12 @@ class Map(Handle):
         A full map raises :class:`~pylibbpf.BpfError` with errno E2BIG; NOEXIST on a present
         key EEXIST; EXIST on an absent key ENOENT.
         """
-        fd, ks, total, stride, percpu = self._ops()
+        cache = self._cache
+        fd, ks, total, stride, percpu = cache if cache is not None else self._prepare()
         kb = key if type(key) is bytes and len(key) == ks != 0 else self._key(key, ks)
         vb = value if type(value) is bytes and len(value) == total else self._value(
             value, total, stride, percpu)
-        rc = _ffi.lib().bpf_map_update_elem(fd, kb, vb, int(flags))
+        rc = _fns.update(fd, kb, vb, flags)
         if rc < 0:
             raise self._fail(rc, "update")
 
@@ -539,7 +572,7 @@ class Map(Handle):
         """Remove ``key``; :class:`KeyError` when absent."""
         fd, ks, _total, _stride, _percpu = self._ops()
         kb = self._key(key, ks)
-        rc = _ffi.lib().bpf_map_delete_elem(fd, kb)
+        rc = _fns.delete(fd, kb)
         if rc < 0:
             if rc == -_errno.ENOENT:
                 raise KeyError(key)

@@ -185,6 +185,8 @@ class Object(Handle):
             link.destroy()
         for view in self._globals.values():
             view.close()
+        for m in self._maps.values():
+            m._cache = None
         super().close()
         self._ptr = None
         self._log_buf = None
