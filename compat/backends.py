@@ -1,0 +1,227 @@
+"""Attach backends and the module-level attachment registry (spec §7).
+
+A legacy target resolves to an :class:`~compat.targets.AttachPoint`; the backend is chosen by
+what the running kernel supports, unless the caller names one:
+
+* syscall targets -> the ``syscalls/sys_enter_*`` (kprobe, kretprobe@entry) or ``sys_exit_*``
+  (kretprobe@exit) tracepoints of every Linux syscall standing for the legacy one;
+* other symbols -> kprobe / kretprobe when the kernel has kprobes (``CONFIG_KPROBES``).
+
+fentry/fexit is not implemented yet (it is refused under lockdown on the project's hosts).
+Each attachment loads its own Linux program (the variant for its backend and phase) and one
+perf event per tracepoint or probe; programs on one point run in attach order (the kernel
+appends to the point's program array).  Attachments live until detached, like the legacy
+kernel's: :func:`detach`, :func:`detach_all` or :func:`compat.release_program` end them.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import fcntl
+import os
+import threading
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from . import _kernel
+from .context import Backend
+from .errors import LegacyError
+from .loader import LegacyProgram, program_for_fd
+from .targets import Phase, Target
+
+__all__ = ["Attachment", "attach", "detach", "detach_all", "attachments", "choose_backend",
+           "kprobes_available", "tracefs_root"]
+
+_TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+_KPROBE_PMU = Path("/sys/bus/event_source/devices/kprobe")
+
+
+@dataclass
+class Attachment:
+    """One legacy attachment: the Linux program fd and its perf event fds."""
+
+    prog_fd: int
+    target: Target
+    backend: Backend
+    linux_prog_fd: int
+    perf_fds: list[int] = field(default_factory=list)
+    points: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Detach: close the perf events (which detaches the program), then the program."""
+        for fd in self.perf_fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.perf_fds.clear()
+        if self.linux_prog_fd >= 0:
+            os.close(self.linux_prog_fd)
+            self.linux_prog_fd = -1
+
+
+_ATTACHED: dict[tuple[int, Phase, str], Attachment] = {}
+_LOCK = threading.Lock()
+
+
+def tracefs_root() -> Path | None:
+    """The mounted tracefs (``/sys/kernel/tracing`` or the debugfs one), or ``None``."""
+    for root in _TRACEFS:
+        if os.path.isdir(os.path.join(root, "events")):
+            return Path(root)
+    return None
+
+
+@cache
+def kprobes_available() -> bool:
+    """True when the kernel can create kprobes through the perf ``kprobe`` PMU."""
+    return (_KPROBE_PMU / "type").exists()
+
+
+def choose_backend(target: Target, override: Backend | str | None = None) -> Backend:
+    """The backend for ``target``: ``override`` if given, else by kernel support."""
+    if override is not None:
+        backend = Backend(override)
+        if backend is Backend.FENTRY:
+            raise LegacyError(_errno.EOPNOTSUPP, "the fentry/fexit backend is not implemented "
+                              "yet: use 'kprobe' or 'tracepoint'")
+        if backend is Backend.TRACEPOINT and not target.point.syscalls:
+            raise LegacyError(_errno.EINVAL, f"{target.symbol!r} is not a syscall: the "
+                              "tracepoint backend only serves syscall targets")
+        return backend
+    if target.point.syscalls and tracefs_root() is not None:
+        return Backend.TRACEPOINT
+    if target.point.function and kprobes_available():
+        return Backend.KPROBE
+    if target.point.syscalls:
+        raise LegacyError(_errno.ENOENT, "syscall tracepoints need tracefs: mount it with "
+                          "'mount -t tracefs nodev /sys/kernel/tracing'")
+    raise LegacyError(_errno.ENOENT, f"cannot attach to {target.symbol!r}: this kernel has no "
+                      "kprobes (CONFIG_KPROBES) and the symbol is not a syscall")
+
+
+def _tracepoint_id(root: Path, name: str) -> int | None:
+    try:
+        return int((root / "events" / "syscalls" / name / "id").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _open_perf(attr: bytes, prog_fd: int, what: str) -> int:
+    fd = _kernel.perf_event_open(attr, -1, 0, -1, _kernel.PERF_FLAG_FD_CLOEXEC)
+    if fd < 0:
+        raise LegacyError(-fd, f"perf_event_open for {what} failed")
+    try:
+        fcntl.ioctl(fd, _kernel.PERF_EVENT_IOC_SET_BPF, prog_fd)
+        fcntl.ioctl(fd, _kernel.PERF_EVENT_IOC_ENABLE, 0)
+    except OSError as exc:
+        os.close(fd)
+        raise LegacyError(exc.errno or _errno.EINVAL, f"cannot attach the program to "
+                          f"{what}") from None
+    return fd
+
+
+def _attach_tracepoints(att: Attachment) -> None:
+    root = tracefs_root()
+    assert root is not None
+    prefix = "sys_exit_" if att.target.phase.at_exit else "sys_enter_"
+    for syscall in att.target.point.syscalls:
+        name = prefix + syscall
+        tp_id = _tracepoint_id(root, name)
+        if tp_id is None:
+            continue  # this architecture or kernel lacks that syscall
+        attr = _kernel.perf_attr(_kernel.PERF_TYPE_TRACEPOINT, tp_id)
+        att.perf_fds.append(_open_perf(attr, att.linux_prog_fd, f"tracepoint syscalls/{name}"))
+        att.points.append(f"syscalls/{name}")
+    if not att.perf_fds:
+        raise LegacyError(_errno.ENOENT, f"no syscalls/{prefix}* tracepoint exists for "
+                          f"{', '.join(att.target.point.syscalls)} on this kernel")
+
+
+def _pmu_value(name: str) -> int:
+    return int((_KPROBE_PMU / name).read_text())
+
+
+def _attach_kprobe(att: Attachment) -> None:
+    import ctypes
+
+    function = att.target.point.function
+    if function is None:
+        raise LegacyError(_errno.ENOENT, f"{att.target.symbol!r} has no kernel function")
+    retprobe = att.target.phase.at_exit
+    config = 0
+    if retprobe:
+        fmt = (_KPROBE_PMU / "format" / "retprobe").read_text().strip()  # "config:0"
+        config = 1 << int(fmt.split(":")[1])
+    name = ctypes.create_string_buffer(function.encode())
+    attr = _kernel.perf_attr(_pmu_value("type"), config, ctypes.addressof(name), 0)
+    what = f"{'kretprobe' if retprobe else 'kprobe'} {function}"
+    try:
+        att.perf_fds.append(_open_perf(attr, att.linux_prog_fd, what))
+    except LegacyError as exc:
+        if exc.errno in (_errno.ENOENT, _errno.EINVAL):
+            raise LegacyError(_errno.ENOENT, f"kernel function {function!r} cannot be "
+                              "probed (not in kallsyms, or blacklisted)") from None
+        raise
+    att.points.append(what)
+
+
+def attach(prog_fd: int, target: Target, backend: Backend | str | None = None) -> Attachment:
+    """Attach the legacy program ``prog_fd`` at ``target``; EAGAIN for a duplicate."""
+    program: LegacyProgram | None = program_for_fd(prog_fd)
+    if program is None:
+        raise LegacyError(_errno.ENOENT, f"fd {prog_fd} is not a program bpf_prog_load_ex "
+                          "returned")
+    chosen = choose_backend(target, backend)
+    key = (prog_fd, target.phase, target.point.legacy)
+    with _LOCK:
+        if key in _ATTACHED:
+            raise LegacyError(_errno.EAGAIN, f"program fd {prog_fd} is already attached at "
+                              f"{target.text!r}")
+        if program.is_modern and program.modern_type not in (None, 2, 5):
+            raise LegacyError(_errno.EINVAL, "only kprobe and tracepoint programs can be "
+                              "attached through the legacy interface")
+        linux_fd = program.variant(chosen, target.phase)
+        att = Attachment(prog_fd, target, chosen, linux_fd)
+        try:
+            if chosen is Backend.TRACEPOINT:
+                _attach_tracepoints(att)
+            else:
+                _attach_kprobe(att)
+        except BaseException:
+            att.close()
+            raise
+        _ATTACHED[key] = att
+    return att
+
+
+def detach(prog_fd: int, target: Target | None = None) -> int:
+    """Detach ``prog_fd`` from ``target`` (or from everywhere); returns how many attachments
+    ended.  ENOENT when nothing matched."""
+    with _LOCK:
+        keys = [k for k, att in _ATTACHED.items() if k[0] == prog_fd and (
+            target is None or (k[1] is target.phase and k[2] == target.point.legacy))]
+        found = [_ATTACHED.pop(k) for k in keys]
+    for att in found:
+        att.close()
+    if not found and target is not None:
+        raise LegacyError(_errno.ENOENT, f"program fd {prog_fd} is not attached at "
+                          f"{target.text!r}")
+    return len(found)
+
+
+def detach_all(prog_fd: int | None = None) -> int:
+    """Detach every attachment (of ``prog_fd``, or of every program)."""
+    with _LOCK:
+        keys = [k for k in _ATTACHED if prog_fd is None or k[0] == prog_fd]
+        found = [_ATTACHED.pop(k) for k in keys]
+    for att in found:
+        att.close()
+    return len(found)
+
+
+def attachments() -> list[Attachment]:
+    """The live attachments, in attach order."""
+    with _LOCK:
+        return list(_ATTACHED.values())
