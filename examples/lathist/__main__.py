@@ -29,6 +29,7 @@ from pathlib import Path
 from types import FrameType
 
 from pylibbpf import Link, Map, Object, num_possible_cpus
+from pylibbpf.hist import format_log2_hist
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -64,26 +65,13 @@ def read_histograms(lat: Map, ncpus: int) -> dict[int, list[int]]:
     return hists
 
 
-def log2_hist_text(counts: list[int], label: str) -> str:
-    """bcc's print_log2_hist layout (to be replaced by pylibbpf.hist)."""
-    width = 40
-    top = max(counts) or 1
-    last = max((i for i, c in enumerate(counts) if c), default=0)
-    lines = [f"{label:>24} : count     distribution"]
-    for i in range(last + 1):
-        low, high = (1 << i) >> 1, (1 << i) - 1
-        stars = "*" * (counts[i] * width // top)
-        lines.append(f"{low:>10} -> {high:<10} : {counts[i]:<8} |{stars:<{width}}|")
-    return "\n".join(lines)
-
-
 def print_histograms(hists: dict[int, list[int]]) -> None:
     """The sample's print_hist(): one log2 histogram per CPU that saw events."""
     for cpu, counts in hists.items():
         if not any(counts):
             continue
         print(f"CPU {cpu}")
-        print(log2_hist_text(counts, "nsecs"))
+        print(format_log2_hist(counts, "nsecs"))
     sys.stdout.flush()
 
 
