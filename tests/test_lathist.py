@@ -44,10 +44,10 @@ def test_lathist_prints_growing_histograms() -> None:
 @pytest.mark.needs("kprobe")
 def test_lathist_kprobe_variant() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    # vfs_read runs all the time (the demo's own Python reads files while starting)
-    proc = subprocess.run([sys.executable, "-m", "examples.lathist", "--kprobe", "vfs_read",
+    # the demo writes its own output after attaching, so vfs_write always has samples
+    proc = subprocess.run([sys.executable, "-m", "examples.lathist", "--kprobe", "vfs_write",
                            "--duration", "3", "--interval", "1"], capture_output=True, text=True,
                           env=env, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert "vfs_read() latency (kprobe/kretprobe)" in proc.stdout
+    assert "vfs_write() latency (kprobe/kretprobe)" in proc.stdout
     assert sum(_totals(proc.stdout)[-1:]) > 0, proc.stdout
