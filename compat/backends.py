@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno as _errno
 import fcntl
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from functools import cache
@@ -122,21 +123,42 @@ def _open_perf(attr: bytes, prog_fd: int, what: str) -> int:
     return fd
 
 
-def _attach_tracepoints(att: Attachment) -> None:
+def _tracepoint_args(root: Path, name: str) -> int:
+    """How many 8-byte syscall arguments the ``syscalls/<name>`` record holds."""
+    try:
+        text = (root / "events" / "syscalls" / name / "format").read_text()
+    except OSError:
+        return 0
+    ends = [int(m.group(1)) + int(m.group(2))
+            for m in re.finditer(r"offset:(\d+);\s*size:(\d+);", text)]
+    return max(0, (max(ends, default=16) - 16) // 8)
+
+
+def _tracepoints(target: Target) -> tuple[list[tuple[str, int]], int]:
     root = tracefs_root()
     assert root is not None
-    prefix = "sys_exit_" if att.target.phase.at_exit else "sys_enter_"
-    for syscall in att.target.point.syscalls:
+    prefix = "sys_exit_" if target.phase.at_exit else "sys_enter_"
+    found: list[tuple[str, int]] = []
+    nargs = 6
+    for syscall in target.point.syscalls:
         name = prefix + syscall
         tp_id = _tracepoint_id(root, name)
         if tp_id is None:
             continue  # this architecture or kernel lacks that syscall
+        found.append((name, tp_id))
+        if not target.phase.at_exit:
+            nargs = min(nargs, _tracepoint_args(root, name))
+    if not found:
+        raise LegacyError(_errno.ENOENT, f"no syscalls/{prefix}* tracepoint exists for "
+                          f"{', '.join(target.point.syscalls)} on this kernel")
+    return found, nargs
+
+
+def _attach_tracepoints(att: Attachment, found: list[tuple[str, int]]) -> None:
+    for name, tp_id in found:
         attr = _kernel.perf_attr(_kernel.PERF_TYPE_TRACEPOINT, tp_id)
         att.perf_fds.append(_open_perf(attr, att.linux_prog_fd, f"tracepoint syscalls/{name}"))
         att.points.append(f"syscalls/{name}")
-    if not att.perf_fds:
-        raise LegacyError(_errno.ENOENT, f"no syscalls/{prefix}* tracepoint exists for "
-                          f"{', '.join(att.target.point.syscalls)} on this kernel")
 
 
 def _pmu_value(name: str) -> int:
@@ -182,11 +204,15 @@ def attach(prog_fd: int, target: Target, backend: Backend | str | None = None) -
         if program.is_modern and program.modern_type not in (None, 2, 5):
             raise LegacyError(_errno.EINVAL, "only kprobe and tracepoint programs can be "
                               "attached through the legacy interface")
-        linux_fd = program.variant(chosen, target.phase)
+        found: list[tuple[str, int]] = []
+        nargs = 6
+        if chosen is Backend.TRACEPOINT:
+            found, nargs = _tracepoints(target)
+        linux_fd = program.variant(chosen, target.phase, nargs)
         att = Attachment(prog_fd, target, chosen, linux_fd)
         try:
             if chosen is Backend.TRACEPOINT:
-                _attach_tracepoints(att)
+                _attach_tracepoints(att, found)
             else:
                 _attach_kprobe(att)
         except BaseException:

@@ -8,7 +8,7 @@ slot of it a *source*: a field of the Linux context (``("field", offset)``) or a
 slot         syscall tracepoint (sys_enter / sys_exit)    kprobe (x86_64 ``pt_regs``)
 ===========  ==========================================  ====================================
 ptype        0 / 1 / 2 by target type                     same
-paddr        the syscall number (``id``)                  ``ip``
+paddr        the syscall number (``__syscall_nr``)        ``ip``
 a0 (x10)     0 (was ``&self``) / the return value         ``di`` / at exit ``ax``
 a1..a6       the syscall's ``args[0..5]`` (entry only)     ``si, dx, cx, r8, r9`` (a1..a5)
 a7 (x17)     the syscall number                           0
@@ -61,17 +61,23 @@ _TP_ID, _TP_ARGS, _TP_RET = 8, 16, 16
 Source = tuple[str, int]
 
 
-def ctx_sources(backend: Backend, phase: Phase) -> dict[int, Source]:
-    """Legacy context offset -> ``("field", linux_offset)`` or ``("const", value)``."""
+def ctx_sources(backend: Backend, phase: Phase, tp_args: int = 6) -> dict[int, Source]:
+    """Legacy context offset -> ``("field", linux_offset)`` (8 bytes), ``("field32",
+    linux_offset)`` (4 bytes, zero-extended) or ``("const", value)``.
+
+    ``tp_args``: how many arguments the syscall tracepoint record holds (the kernel refuses a
+    program reading past the record); the legacy registers beyond them read as 0.
+    """
     table: dict[int, Source] = {off: ("const", 0) for off in range(0, LEGACY_CTX_SIZE, 8)}
     table[0] = ("const", phase.value)
     if backend is Backend.TRACEPOINT:
-        table[8] = ("field", _TP_ID)
-        table[reg_offset("a7")] = ("field", _TP_ID)
+        # the record's __syscall_nr is an int (4 bytes) at offset 8
+        table[8] = ("field32", _TP_ID)
+        table[reg_offset("a7")] = ("field32", _TP_ID)
         if phase.at_exit:
             table[reg_offset("a0")] = ("field", _TP_RET)
         else:
-            for k in range(6):
+            for k in range(min(tp_args, 6)):
                 table[reg_offset(f"a{k + 1}")] = ("field", _TP_ARGS + 8 * k)
     elif backend is Backend.KPROBE:
         regs = _PT_REGS_X86_64
@@ -94,7 +100,6 @@ def synthetic_prologue(ctx_map_fd: int, sources: dict[int, Source]) -> list[Inst
     """
     stx_dw = I.STX | I.SIZE_DW | I.MODE_MEM
     st_dw = I.ST | I.SIZE_DW | I.MODE_MEM
-    ldx_dw = I.LDX | I.SIZE_DW | I.MODE_MEM
     code = [
         Instruction(I.ALU64 | I.ALU_MOV | I.SRC_X, 6, 1),            # r6 = ctx
         Instruction(I.ST | I.SIZE_W | I.MODE_MEM, 10, 0, -4, 0),     # *(u32 *)(r10 - 4) = 0
@@ -108,8 +113,9 @@ def synthetic_prologue(ctx_map_fd: int, sources: dict[int, Source]) -> list[Inst
     ]
     for off in range(0, LEGACY_CTX_SIZE, 8):
         kind, value = sources[off]
-        if kind == "field":
-            code.append(Instruction(ldx_dw, 2, 6, value, 0))
+        if kind in ("field", "field32"):
+            size = I.SIZE_W if kind == "field32" else I.SIZE_DW
+            code.append(Instruction(I.LDX | size | I.MODE_MEM, 2, 6, value, 0))
             code.append(Instruction(stx_dw, 0, 2, off, 0))
         else:
             code.append(Instruction(st_dw, 0, 0, off, value))

@@ -257,7 +257,8 @@ class LegacyProgram:
             self._ctx_fd = _create_map(BPF_MAP_TYPE_PERCPU_ARRAY, 4, LEGACY_CTX_SIZE, 1)
             self._helper_fds.append(self._ctx_fd)
 
-    def code(self, backend: Backend, phase: Phase) -> tuple[bytes, dict[int, int]]:
+    def code(self, backend: Backend, phase: Phase, tp_args: int = 6
+             ) -> tuple[bytes, dict[int, int]]:
         """The Linux instructions of the variant for ``backend``/``phase``, with the map from
         new instruction index to legacy slot."""
         rw = self.rewritten
@@ -267,7 +268,7 @@ class LegacyProgram:
         for index, offset in rw.fmt_patches:
             old = insns[index]
             insns[index] = Instruction(old.code, old.dst, old.src, 0, self._fmt_fd, offset, 0)
-        sources = ctx_sources(backend, phase)
+        sources = ctx_sources(backend, phase, tp_args)
         origin = dict(rw.origin)
         if rw.needs_synthetic_ctx:
             prologue = synthetic_prologue(self._ctx_fd, sources)
@@ -284,15 +285,18 @@ class LegacyProgram:
                 if kind == "const":
                     insns[index] = mov_imm(old.dst, value)
                 else:
-                    insns[index] = Instruction(old.code, old.dst, old.src, value, 0)
+                    size = I.SIZE_W if kind == "field32" else I.SIZE_DW
+                    insns[index] = Instruction(I.LDX | size | I.MODE_MEM, old.dst, old.src,
+                                               value, 0)
         slot_origin: dict[int, int] = {}
         starts = I.slot_offsets(insns)
         for k, v in origin.items():
             slot_origin[starts[k]] = v
         return I.encode(insns), slot_origin
 
-    def variant(self, backend: Backend, phase: Phase) -> int:
-        """Load the variant for ``backend``/``phase``; returns a new program fd (caller's)."""
+    def variant(self, backend: Backend, phase: Phase, tp_args: int = 6) -> int:
+        """Load the variant for ``backend``/``phase`` (``tp_args``: syscall arguments in the
+        tracepoint record); returns a new program fd (the caller's)."""
         if self.closed:
             raise LegacyError(_errno.EBADF, f"legacy program {self.name!r} was released")
         if self._obj is not None:
@@ -300,7 +304,7 @@ class LegacyProgram:
         prog_type = BPF_PROG_TYPE_KPROBE if backend is Backend.KPROBE else \
             BPF_PROG_TYPE_TRACEPOINT
         with self._lock:
-            code, origin = self.code(backend, phase)
+            code, origin = self.code(backend, phase, tp_args)
         fd = _prog_load(prog_type, code, self.name, 0, None)
         if fd >= 0:
             return fd
