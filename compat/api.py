@@ -113,6 +113,8 @@ def _dispatch(cmd: int, data: bytes, dialect: Dialect, strict: bool) -> int:
         prog, size, count, array = struct.unpack_from("=QIIQ", data)
         if size > _MAX_ELF:
             return -_errno.E2BIG
+        if not prog:
+            return -_errno.EFAULT
         elf = _kernel.read_user(prog, size) if size else b""
         return load_legacy(elf, _read_map_array(array, count))
     if cmd == BpfCmd.PROG_ATTACH:
