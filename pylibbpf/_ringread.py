@@ -51,20 +51,34 @@ def _round(length: int) -> int:
     return (length + HEADER_SIZE + 7) & ~7
 
 
-class EventBatch(Sequence[bytes]):
+class EventBatch(Sequence[Any]):
     """Records read in one call: ``data`` holds them back to back (with their 8-byte headers),
     ``offsets[i]``/``sizes[i]`` locate record ``i`` in it.  ``batch[i]`` is its ``bytes``;
     :meth:`view` a zero-copy ``memoryview``; :meth:`to_numpy` a structured array."""
 
-    __slots__ = ("data", "offsets", "sizes", "stride")
+    __slots__ = ("data", "offsets", "sizes", "stride", "_release")
 
-    def __init__(self, data: bytes, offsets: Sequence[int], sizes: Sequence[int],
-                 stride: int | None) -> None:
+    def __init__(self, data: bytes | memoryview, offsets: Sequence[int], sizes: Sequence[int],
+                 stride: int | None, release: Any = None) -> None:
         self.data = data
         self.offsets = offsets
         self.sizes = sizes
         #: the distance between records when they all have one length (else ``None``)
         self.stride = stride
+        self._release = release
+
+    def release(self) -> None:
+        """Zero-copy batches (``copy=False``): give the records' space back to the producer.
+        ``data`` must not be used afterwards.  Copied batches need no release."""
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+    def __enter__(self) -> EventBatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -75,7 +89,7 @@ class EventBatch(Sequence[bytes]):
         start = self.offsets[index]
         return self.data[start:start + self.sizes[index]]
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator[Any]:
         data = self.data
         for start, size in zip(self.offsets, self.sizes, strict=True):
             yield data[start:start + size]
@@ -97,7 +111,7 @@ class EventBatch(Sequence[bytes]):
             raise ImportError("to_numpy needs NumPy: pip install 'pylibbpf[numpy]'")
         n = len(self)
         size = self.sizes[0] if n else 0
-        if n and any(s != size for s in self.sizes):
+        if n and not isinstance(self.sizes, _Repeat) and any(s != size for s in self.sizes):
             raise ValueError("the records have different lengths; a NumPy array needs one")
         if dtype is None:
             dtype = _np.dtype((_np.uint8, (size,)))
@@ -146,6 +160,8 @@ class RingReader:
         self._size = size
         self._mask = size - 1
         self._u32 = memoryview(self._ring).cast("I")
+        self._bytes = memoryview(self._ring)
+        self._held = False
         self._cons32 = memoryview(self._consumer).cast("Q")
         self._prod64 = memoryview(self._ring).cast("Q")
         self._np_headers: Any = (None if _np is None else
@@ -156,9 +172,12 @@ class RingReader:
         if self._ring.closed:
             return
         self._np_headers = None
-        for view in (self._u32, self._cons32, self._prod64):
+        for view in (self._u32, self._cons32, self._prod64, self._bytes):
             view.release()
-        self._ring.close()
+        try:
+            self._ring.close()
+        except BufferError:
+            pass  # arrays made from zero-copy batches still map it; unmapped when they go
         self._consumer.close()
 
     @property
@@ -189,10 +208,17 @@ class RingReader:
                 return i
         return count  # pragma: no cover - count() said otherwise
 
-    def read(self, max_events: int | None = None) -> EventBatch:
-        """Consume the committed records (at most ``max_events``) and return them."""
+    def read(self, max_events: int | None = None, *, copy: bool = True) -> EventBatch:
+        """Consume the committed records (at most ``max_events``) and return them.
+
+        ``copy=False`` returns them in place, as a read-only view of the ring, and leaves them
+        reserved until :meth:`EventBatch.release` (or the end of a ``with`` block): no copy at
+        all, the fastest path; no other read may happen before the release.
+        """
         if self._ring.closed:
             raise BpfError(_errno.EBADF, "ring buffer reader is closed")
+        if self._held:
+            raise BpfError(_errno.EBUSY, "a zero-copy batch of this ring is not released yet")
         limit = (1 << 62) if max_events is None else max_events
         mask, u32 = self._mask, self._u32
         cons = int(self._cons32[0])
@@ -219,19 +245,36 @@ class RingReader:
                 self._cons32[0] = pos  # only discarded records: release them
             return EventBatch(b"", (), (), None)
         begin = spans[0][0]
-        data = self._ring[self._page + (begin & mask):self._page + (begin & mask) + pos - begin]
-        self._cons32[0] = pos  # release: x86 keeps it after the copy above
+        start = self._page + (begin & mask)
+        release: Any = None
+        data: bytes | memoryview
+        if copy:
+            data = self._ring[start:start + pos - begin]
+            self._cons32[0] = pos  # release: x86 keeps it after the copy above
+        else:
+            view = self._bytes[start:start + pos - begin]
+            data = view
+            self._held = True
+
+            def release() -> None:
+                try:
+                    view.release()
+                except BufferError:
+                    pass  # a NumPy array still uses it: the mapping stays until it is freed
+                self._held = False
+                if not self._ring.closed:
+                    self._cons32[0] = pos
         if len(spans) == 1:
             _start, count, length, stride = spans[0]
             return EventBatch(data, range(HEADER_SIZE, count * stride, stride),
-                              _Repeat(length, count), stride)
+                              _Repeat(length, count), stride, release)
         offsets = array("Q")
         sizes = array("I")
         for start, count, length, stride in spans:
             first = start - begin + HEADER_SIZE
             offsets.extend(range(first, first + count * stride, stride))
             sizes.extend(_Repeat(length, count))
-        return EventBatch(data, offsets, sizes, _spacing(offsets, sizes))
+        return EventBatch(data, offsets, sizes, _spacing(offsets, sizes), release)
 
     def __enter__(self) -> RingReader:
         return self

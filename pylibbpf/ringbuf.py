@@ -267,12 +267,15 @@ class RingBuffer(Handle):
 
     # ----------------------------------------------------------------------------- batch path
 
-    def read_batch(self, ring: int | str = 0, max_events: int | None = None) -> EventBatch:
+    def read_batch(self, ring: int | str = 0, max_events: int | None = None, *,
+                   copy: bool = True) -> EventBatch:
         """Read every committed record of one ring (default: the first added) straight from
         its memory, in one Python call: see :class:`pylibbpf._ringread.EventBatch`.
 
         Skips discarded records and stops at the first record still being written, as
         libbpf does.  Can be mixed with :meth:`poll`/:meth:`consume` on the same thread.
+        ``copy=False``: no copy, the batch views the ring until ``batch.release()`` (use
+        ``with rb.read_batch(copy=False) as batch:``).
         """
         self._check()
         index = ring if isinstance(ring, int) else self.rings.index(f"map {ring!r}")
@@ -283,7 +286,7 @@ class RingBuffer(Handle):
             fd, _what, size, _m = self._rings[index]
             reader = RingReader(fd, size)
             self._readers[index] = reader
-        return reader.read(max_events)
+        return reader.read(max_events, copy=copy)
 
     def close(self) -> None:
         """Free libbpf's ring buffer and unmap the rings."""

@@ -191,6 +191,25 @@ def test_batch_reads_every_event_in_order(obj: Object) -> None:
     assert counter(obj, "dropped") == 0
 
 
+def test_zero_copy_batch_holds_the_space_until_released(obj: Object) -> None:
+    with RingBuffer(obj.maps["rb"]) as rb:
+        emit(obj, 300)
+        with rb.read_batch(copy=False) as batch:
+            assert isinstance(batch.data, memoryview)
+            assert [seq_of(bytes(d)) for d in batch] == list(range(300))
+            with pytest.raises(pylibbpf.BpfError, match="not released"):
+                rb.read_batch()
+            emit(obj, 10)
+        # the space was given back on release; the next batch starts after it
+        assert [seq_of(d) for d in rb.read_batch()] == list(range(300, 310))
+        # unreleased records are not consumed: libbpf's consume still sees nothing new
+        emit(obj, 5)
+        held = rb.read_batch(copy=False)
+        held.release()
+        held.release()
+        assert rb.consume() == 0
+
+
 def test_batch_skips_discarded_records(obj: Object) -> None:
     with RingBuffer(obj.maps["rb"]) as rb:
         emit(obj, 999, discard_every=4)
