@@ -13,6 +13,7 @@ A C libbpf program ports line by line::
 
 from __future__ import annotations
 
+from . import aio, hist, typed
 from ._ffi import version as _libbpf_version
 from .enums import (
     AttachType,
@@ -49,7 +50,9 @@ from .info import (
 from .link import Link
 from .map import Map
 from .object import Object
+from .perfbuf import EventsLostWarning, PerfBuffer, PerfSample
 from .program import Program, TestRunResult
+from .ringbuf import RingBuffer, UserRingBuffer
 from .tc import TcAttachment
 
 __version__ = "0.1.0"
@@ -68,7 +71,9 @@ def num_possible_cpus() -> int:
 
 
 __all__ = [
-    "AttachType", "BpfError", "BpfPermissionError", "ClosedError", "GlobalData",
+    "AttachType", "BpfError", "BpfPermissionError", "ClosedError", "EventsLostWarning",
+    "GlobalData", "PerfBuffer", "PerfSample", "RingBuffer", "UserRingBuffer", "aio", "hist",
+    "typed",
     "LibbpfNotFoundError", "Link", "LinkInfo", "LinkType", "Map", "MapFlags", "MapInfo",
     "MapType", "NotSupportedError", "Object", "PinningType", "ProgType", "Program",
     "ProgramInfo", "StateError", "TcAttachPoint", "TcAttachment", "TestRunResult",

@@ -26,6 +26,7 @@ from .errors import BpfError, StateError, error_from_errno
 if TYPE_CHECKING:
     from .info import MapInfo
     from .object import Object
+    from .typed import TypedMap
 
 KeyLike = Union[bytes, bytearray, memoryview, int, "ctypes._CData"]
 ValueLike = Union[bytes, bytearray, memoryview, int, "ctypes._CData", Sequence[Any]]
@@ -480,6 +481,13 @@ class Map(Handle):
             _ffi.lib().bpf_map_freeze(self._ops()[0])
         except BpfError as exc:
             raise error_from_errno(exc.errno, f"failed to freeze map {self._name!r}") from None
+
+    def typed(self, **kwargs: Any) -> TypedMap:
+        """A view of this map whose keys and values are decoded with BTF (see
+        :func:`pylibbpf.typed.typed` for the options); the map itself stays raw ``bytes``."""
+        from .typed import typed
+
+        return typed(self, **kwargs)
 
     def info(self) -> MapInfo:
         """The kernel's view of the map (``bpf_obj_get_info_by_fd``)."""

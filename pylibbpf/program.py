@@ -30,6 +30,12 @@ if TYPE_CHECKING:
     from .tc import TcAttachment
 
 _INSN_SIZE = 8
+# Program types whose test run copies the context back out (skb- and xdp-based).
+_CTX_OUT_TYPES = frozenset({
+    ProgType.SOCKET_FILTER, ProgType.SCHED_CLS, ProgType.SCHED_ACT, ProgType.XDP,
+    ProgType.CGROUP_SKB, ProgType.LWT_IN, ProgType.LWT_OUT, ProgType.LWT_XMIT,
+    ProgType.LWT_SEG6LOCAL, ProgType.FLOW_DISSECTOR,
+})
 
 
 @dataclass(frozen=True)
@@ -423,17 +429,27 @@ class Program:
 
     # ----------------------------------------------------------------------------- run, info
 
-    def test_run(self, data_in: bytes = b"", *, ctx_in: bytes | None = None, repeat: int = 1,
+    def test_run(self, data_in: bytes = b"", *, ctx_in: bytes | None = None, repeat: int = 0,
                  data_size_out: int | None = None, ctx_size_out: int | None = None,
                  flags: int = 0, cpu: int = 0) -> TestRunResult:
-        """Run the program once or ``repeat`` times on ``data_in`` (``BPF_PROG_TEST_RUN``)."""
+        """Run the program on ``data_in`` (``BPF_PROG_TEST_RUN``); ``repeat`` times if given.
+
+        ``repeat=0`` (the default) runs once; the kernel refuses a repeat count for program
+        types that run only once (``SEC("syscall")``).  ``data_out`` gets room for
+        ``len(data_in) + 256`` bytes unless ``data_size_out`` says otherwise.  ``ctx_out`` is
+        requested with ``ctx_size_out``, or by default (as large as ``ctx_in``) for the
+        packet program types that return their context (XDP, tc, socket, cgroup skb...);
+        raw tracepoint and ``SEC("syscall")`` programs refuse it.
+        """
         fd = self.fd
         data = bytes(data_in)
         out_size = data_size_out if data_size_out is not None else (
             len(data) + 256 if data else 0)
         data_out = ctypes.create_string_buffer(out_size) if out_size else None
         ctx = None if ctx_in is None else bytes(ctx_in)
-        ctx_out_size = ctx_size_out if ctx_size_out is not None else (len(ctx) if ctx else 0)
+        if ctx_size_out is None:
+            ctx_size_out = len(ctx) if ctx and self.type in _CTX_OUT_TYPES else 0
+        ctx_out_size = ctx_size_out
         ctx_out = ctypes.create_string_buffer(ctx_out_size) if ctx_out_size else None
         fields: dict[str, Any] = {"repeat": repeat, "flags": flags, "cpu": cpu}
         if data:

@@ -36,9 +36,9 @@ def _clang_version(clang: str) -> str:
     return out.stdout.splitlines()[0]
 
 
-def _headers_digest() -> str:
+def _headers_digest(*extra: Path) -> str:
     h = hashlib.sha256()
-    for folder in (BPF_SRC, VENDOR):
+    for folder in (BPF_SRC, VENDOR, *extra):
         for path in sorted(folder.glob("*.h")):
             h.update(path.name.encode())
             h.update(path.read_bytes())
@@ -67,7 +67,7 @@ def compile_bpf(
         args.append("-g")
     args += list(cflags)
     key = hashlib.sha256()
-    for part in (source, _headers_digest().encode(), "\0".join(args).encode(),
+    for part in (source, _headers_digest(path.parent).encode(), "\0".join(args).encode(),
                  _clang_version(clang).encode()):
         key.update(part)
         key.update(b"\0")

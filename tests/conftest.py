@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Tests import their helper modules by plain name (``from bpfbuild import ...``); with
+# ``--import-mode=importlib`` (test files in different folders may share a basename) each test
+# folder is put on the path once here.
+_TESTS = Path(__file__).resolve().parent
+for _folder in [_TESTS, *sorted(p for p in _TESTS.iterdir() if p.is_dir() and
+                                 not p.name.startswith((".", "_")))]:
+    if str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
 
 import features  # noqa: E402
 from bpfbuild import compile_bpf  # noqa: E402
