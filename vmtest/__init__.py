@@ -10,9 +10,12 @@ See ``docs/kernel-matrix.md``.
 
 from __future__ import annotations
 
-__all__ = ["cache_dir"]
+__all__ = ["cache_dir", "cache_lock"]
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -23,3 +26,16 @@ def cache_dir() -> Path:
         return Path(override)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "pylibbpf-vm"
+
+
+@contextmanager
+def cache_lock() -> Iterator[None]:
+    """Serialize downloads and image builds between concurrent runs (``flock``)."""
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -8,6 +8,7 @@ The machine's apt state, ``/etc/apt`` and ``/boot`` are never touched.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -184,11 +185,22 @@ class Apt:
         return [dep.split("|")[0].split("(")[0].strip() for dep in m.group(1).split(",")]
 
     def version(self, package: str) -> str:
-        """The candidate version of ``package``."""
+        """The candidate version of ``package`` (remembered until the next update)."""
+        memo = self.root / "versions.json"
+        stamp = str((self.root / "updated").stat().st_mtime_ns)
+        known: dict[str, str] = {}
+        if memo.exists():
+            data = json.loads(memo.read_text())
+            if data.get("stamp") == stamp:
+                known = data["versions"]
+        if package in known:
+            return known[package]
         out = self._cache_tool(["show", "--no-all-versions", package])
         m = re.search(r"^Version: (\S+)$", out, re.M)
         if m is None:
             raise FetchError(0, f"{package} has no version in {self.suite}")
+        known[package] = m.group(1)
+        memo.write_text(json.dumps({"stamp": stamp, "versions": known}))
         return m.group(1)
 
     def unpack(self, package: str) -> Path:
@@ -230,14 +242,24 @@ def fetch_kernel(tier: str) -> Kernel:
         raise ValueError(f"unknown kernel {tier!r}; choose from {sorted(SUITES)} or 'host'")
     apt = Apt(SUITES[tier])
     apt.update()
-    image = next((d for d in apt.depends("linux-image-cloud-amd64")
-                  if d.startswith("linux-image-")), None)
-    if image is None:
-        raise FetchError(0, f"linux-image-cloud-amd64 in {apt.suite} depends on no linux-image")
-    root = apt.unpack(image)
+    # the package the metapackage resolved to, remembered until the next apt-get update
+    resolved = apt.root / "kernel-package"
+    stamp = (apt.root / "updated").stat().st_mtime_ns
+    root: Path | None = None
+    if resolved.exists():
+        when, _, path = resolved.read_text().strip().partition(" ")
+        if when == str(stamp) and (Path(path) / ".done").exists():
+            root = Path(path)
+    if root is None:
+        image = next((d for d in apt.depends("linux-image-cloud-amd64")
+                      if d.startswith("linux-image-")), None)
+        if image is None:
+            raise FetchError(0, f"linux-image-cloud-amd64 in {apt.suite} depends on no image")
+        root = apt.unpack(image)
+        resolved.write_text(f"{stamp} {root}\n")
     vmlinuz = sorted((root / "boot").glob("vmlinuz-*"))
     if not vmlinuz:
-        raise FetchError(0, f"{image} holds no boot/vmlinuz-*")
+        raise FetchError(0, f"{root.name} holds no boot/vmlinuz-*")
     release = vmlinuz[0].name.removeprefix("vmlinuz-")
     return Kernel(
         release=release,

@@ -33,8 +33,9 @@ from vmtest.fetch import Kernel
 # Host packages copied into the system disk, when installed (missing ones are reported).
 BASE_PACKAGES = (
     "busybox-static", "libbpf1", "libbpf-dev", "bpftool", "iproute2",
-    "clang-14", "libclang-common-14-dev", "linux-libc-dev", "libc6-dev", "libc6",
-    "gcc-12", "cpp-12", "binutils-x86-64-linux-gnu", "libgcc-12-dev", "libelf1", "zlib1g",
+    "clang", "clang-14", "libclang-common-14-dev", "llvm-14", "linux-libc-dev", "libc6-dev",
+    "libc6", "gcc", "gcc-12", "cpp", "cpp-12", "binutils", "binutils-x86-64-linux-gnu",
+    "libgcc-12-dev", "libelf1", "zlib1g", "systemtap-sdt-dev",
 )
 # Modules the guest loads at boot, with their dependencies (those built in are skipped).
 GUEST_MODULES = (

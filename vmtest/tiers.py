@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -13,8 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vmtest import image
-from vmtest.fetch import SUITES, fetch_kernel, fetch_libbpf, fetch_package
+from vmtest import cache_lock, image
+from vmtest.fetch import LIBBPF_SUITES, SUITES, fetch_kernel, fetch_libbpf, fetch_package
 from vmtest.proc import run_guarded
 
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -63,12 +64,23 @@ def _printer(prefix: str) -> Callable[[str], None]:
     return emit
 
 
+PREBUILD = """
+import sys
+sys.path.insert(0, "tests")
+from bpfbuild import BPF_SRC, compile_bpf
+for src in sorted(BPF_SRC.glob("*.bpf.c")):
+    try:
+        compile_bpf(src)
+    except Exception:
+        pass  # needs flags of its own: the guest's clang builds it at test time
+"""
+
+
 def prebuild_bpf(python: Path, checkout: Path = CHECKOUT) -> None:
-    """Compile every ``tests/bpf/*.bpf.c`` on the host so the guest finds them cached."""
-    script = checkout / "tests" / "bpfbuild.py"
-    if script.exists():
-        subprocess.run([str(python), str(script)], cwd=checkout, check=False,
-                       stdout=subprocess.DEVNULL)
+    """Compile ``tests/bpf/*.bpf.c`` on the host so the guest finds most of them cached."""
+    if (checkout / "tests" / "bpfbuild.py").exists():
+        subprocess.run([str(python), "-c", PREBUILD], cwd=checkout, check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def glibc_loader(suite: str) -> tuple[Path, Path]:
@@ -76,6 +88,66 @@ def glibc_loader(suite: str) -> tuple[Path, Path]:
     root = fetch_package(suite, "libc6")
     libdir = next(iter(sorted(root.glob("usr/lib/*-linux-gnu/libc.so.6")))).parent
     return libdir / "ld-linux-x86-64.so.2", libdir
+
+
+WRAPPER_C = r"""
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n < 0) { perror("readlink"); return 127; }
+    self[n] = 0;
+    char **args = calloc(argc + 7, sizeof *args);
+    int i = 0;
+    args[i++] = LOADER; args[i++] = "--library-path"; args[i++] = LIBDIR;
+    args[i++] = "--argv0"; args[i++] = self; args[i++] = PYTHON;
+    for (int j = 1; j < argc; j++) args[i++] = argv[j];
+    execv(LOADER, args);
+    perror("execv");
+    return 127;
+}
+"""
+
+
+def shadow_venv(python: Path, glibc: Path, where: Path) -> Path:
+    """A venv in ``where`` whose ``bin/python`` runs ``python`` on the glibc in ``glibc``.
+
+    trixie's libbpf needs glibc 2.38.  ``bin/python`` (a small ELF, since tests treat
+    ``sys.executable`` as one) execs that glibc's loader with ``--argv0`` pointing at itself, so
+    ``sys.executable`` is the wrapper and every child Python the tests spawn takes the same
+    road; ``pyvenv.cfg`` and ``lib`` are the real venv's, so the same packages are found.
+    """
+    venv = python.parent.parent
+    (where / "bin").mkdir(parents=True, exist_ok=True)
+    shutil.copy(venv / "pyvenv.cfg", where / "pyvenv.cfg")
+    (where / "lib").symlink_to(venv / "lib")
+    defines = {"LOADER": glibc / "ld-linux-x86-64.so.2", "LIBDIR": glibc,
+               "PYTHON": python.resolve()}
+    src = "".join(f"#define {k} {json.dumps(str(v))}\n" for k, v in defines.items()) + WRAPPER_C
+    wrapper = where / "bin" / "python"
+    proc = subprocess.run(["gcc", "-O2", "-x", "c", "-", "-o", str(wrapper)], input=src,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise GuestError(0, f"gcc could not build the libbpf tier's python wrapper: {proc.stderr}")
+    return wrapper
+
+
+def libbpf_runtime(libbpf: str, where: Path) -> tuple[Path, Path]:
+    """Copy libbpf ``libbpf`` and its suite's glibc into ``where`` (world-readable, as tests
+    run children as nobody); return (wrapper python, libbpf.so path)."""
+    with cache_lock():
+        lib = fetch_libbpf(libbpf)
+        _, libdir = glibc_loader(LIBBPF_SUITES[libbpf])
+    where.chmod(0o755)
+    glibc = where / "glibc"
+    glibc.mkdir()
+    for so in libdir.glob("*.so*"):
+        shutil.copy2(so, glibc / so.name)
+    shutil.copy2(lib, where / lib.name)
+    return shadow_venv(venv_python(), glibc, where / "venv"), where / lib.name
 
 
 def run_host(
@@ -87,19 +159,16 @@ def run_host(
     name = "host" if libbpf is None else f"host-libbpf-{libbpf}"
     junit = outdir / f"{name}.xml"
     env = dict(os.environ)
-    cmd = [str(python)]
-    if libbpf is not None:
-        lib = fetch_libbpf(libbpf)
-        env["PYLIBBPF_LIBBPF"] = str(lib)
-        # trixie's libbpf needs trixie's glibc (GLIBC_2.38): start the same Python through
-        # that glibc's loader; children the tests spawn use the host's own loader again.
-        loader, libdir = glibc_loader("trixie")
-        cmd = [str(loader), "--library-path", str(libdir), "--argv0", str(python),
-               str(python.resolve())]
-    cmd += ["-m", "pytest", *pytest_args(str(junit), extra, whole_suite)]
     t0 = time.monotonic()
-    rc = run_guarded(cmd, timeout=timeout, env=env, cwd=str(CHECKOUT),
-                     on_line=(lambda line: None) if quiet else _printer(""))
+    with tempfile.TemporaryDirectory(prefix="vmtest-libbpf-") as tmp:
+        cmd = [str(python)]
+        if libbpf is not None:
+            wrapper, lib = libbpf_runtime(libbpf, Path(tmp))
+            env["PYLIBBPF_LIBBPF"] = str(lib)
+            cmd = [str(wrapper)]
+        cmd += ["-m", "pytest", *pytest_args(str(junit), extra, whole_suite)]
+        rc = run_guarded(cmd, timeout=timeout, env=env, cwd=str(CHECKOUT),
+                         on_line=(lambda line: None) if quiet else _printer(""))
     return TierResult(name, rc, junit if junit.exists() else None,
                       {"total": time.monotonic() - t0})
 
@@ -143,16 +212,17 @@ def run_guest(
         raise GuestError(2, f"{QEMU} not found: install qemu-system-x86")
     timings: dict[str, float] = {}
     t0 = time.monotonic()
-    kernel = fetch_kernel(kernel_tier)
-    timings["fetch"] = time.monotonic() - t0
     python = venv_python()
+    with cache_lock():
+        kernel = fetch_kernel(kernel_tier)
+        timings["fetch"] = time.monotonic() - t0
+        t = time.monotonic()
+        system = image.system_image(python)
+        initrd = image.initramfs(kernel)
+        timings["system image+initramfs"] = time.monotonic() - t
     t = time.monotonic()
     prebuild_bpf(python)
     timings["bpf prebuild"] = time.monotonic() - t
-    t = time.monotonic()
-    system = image.system_image(python)
-    initrd = image.initramfs(kernel)
-    timings["system image+initramfs"] = time.monotonic() - t
     name = kernel_tier
     outdir.mkdir(parents=True, exist_ok=True)
     console_path = outdir / f"{name}.console.log"
@@ -171,7 +241,7 @@ def run_guest(
         exit_code: list[int] = []
         emit = _printer(f"[{name}] ")
         boot = time.monotonic()
-        with open(console_path, "w") as console:
+        with open(console_path, "w", buffering=1) as console:
             def on_line(line: str) -> None:
                 console.write(line + "\n")
                 if line.startswith("VMTEST-PYTEST"):
