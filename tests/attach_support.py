@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import platform
 import shutil
 import socket
 import subprocess
@@ -53,8 +54,11 @@ def multiarch_include() -> list[str]:
         triple = subprocess.run(["gcc", "-print-multiarch"], capture_output=True, text=True,
                                 check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return []
-    return [f"-I/usr/include/{triple}"] if triple else []
+        triple = ""
+    if not triple:  # no gcc: the Debian folder named after this machine's architecture
+        found = sorted(Path("/usr/include").glob(f"{platform.machine()}-*/asm/errno.h"))
+        return [f"-I{found[0].parent.parent}"] if found else []
+    return [f"-I/usr/include/{triple}"]
 
 
 def open_object(src: str, cflags: tuple[str, ...] = (), **rodata: int) -> pylibbpf.Object:
