@@ -8,6 +8,7 @@ attachment after the process exits.
 
 from __future__ import annotations
 
+import errno as _errno
 import io
 import os
 from collections.abc import Callable
@@ -49,11 +50,27 @@ class _class_or_instance(Generic[_T, _R]):  # noqa: N801 - behaves like a decora
         return self._on_instance.__get__(instance, owner)  # type: ignore[no-any-return]
 
 
-def _destroy(ptr: Any) -> None:
+def _destroy(ptr: Any, state: dict[str, bool]) -> None:
+    # libbpf 1.1 skips the detach of a disconnected link, and the detach is what closes its
+    # fd: close that fd here so a disconnected (pinned) link leaves no reference behind.
+    fd = _ffi.lib().bpf_link__fd(ptr) if state["disconnected"] else -1
     try:
         _ffi.lib().bpf_link__destroy(ptr)
     except BpfError:
         pass
+    if fd >= 0:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _fd_kind(fd: int) -> str:
+    """What an fd refers to, as /proc shows it (``anon_inode:bpf-link``, ``anon_inode:bpf-map``...)."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return "?"
 
 
 class Link(Handle):
@@ -70,7 +87,9 @@ class Link(Handle):
         if owner is not None:
             owner._dependents.add(self)
         self._description = description
-        self._own(lambda: _destroy(ptr), description)
+        self._state = {"disconnected": False}
+        state = self._state
+        self._own(lambda: _destroy(ptr, state), description)
 
     @property
     def _p(self) -> Any:
@@ -122,8 +141,14 @@ class Link(Handle):
         self._call("detach", "bpf_link__detach")
 
     def disconnect(self) -> None:
-        """Keep the attachment when this link is destroyed (pair it with :meth:`pin`)."""
+        """Keep the attachment when this link is destroyed (pair it with :meth:`pin`).
+
+        Destroying a disconnected link closes this process's fd without detaching; for
+        perf-event based links (kprobe, uprobe, tracepoint) libbpf 1.1 keeps the perf event's
+        own fd open until the process exits.
+        """
         _ffi.lib().bpf_link__disconnect(self._p)
+        self._state["disconnected"] = True
 
     def update_program(self, program: Program) -> None:
         """Replace the attached program atomically (``BPF_LINK_UPDATE``)."""
@@ -144,6 +169,12 @@ class Link(Handle):
         except BpfError as exc:
             raise error_from_errno(exc.errno, f"failed to open pinned link "
                                    f"{os.fsdecode(path)}") from None
+        # libbpf 1.1's bpf_link__open accepts any pinned BPF object: refuse what is not a link
+        kind = _fd_kind(_ffi.lib().bpf_link__fd(ptr))
+        if kind != "anon_inode:bpf-link":
+            _destroy(ptr, {"disconnected": True})
+            raise BpfError(_errno.EINVAL, f"{os.fsdecode(path)} is not a BPF link "
+                           f"(it is {kind.removeprefix('anon_inode:')})")
         return cls(ptr, description=f"pinned link {os.fsdecode(path)}")
 
     def _open_iter(self) -> io.BufferedReader:
