@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import features
 from bpfbuild import compile_bpf, compile_c
 
 import pylibbpf
@@ -29,6 +30,15 @@ CLONE_NEWNET = 0x40000000
 SO_ATTACH_BPF = 50
 SO_DETACH_BPF = 27
 BPFFS = Path("/sys/fs/bpf")
+
+
+def perf_links() -> bool:
+    """Whether perf-event attachments (tracepoint, kprobe, uprobe, perf_event) are BPF links.
+
+    From Linux 5.15 they are (``BPF_LINK_TYPE_PERF_EVENT``: info, pin, detach says
+    EOPNOTSUPP); before, the "link" libbpf returns wraps the perf event fd itself.
+    """
+    return features.kernel_version() >= (5, 15)
 
 
 def u64(raw: bytes) -> int:

@@ -1,7 +1,8 @@
 // uprobe, uretprobe and USDT programs for tests/test_attach_uprobe.py, on the helper
 // tests/helpers/uprobe_target.c.  Hits are counted per process (tgid) so that two helpers
 // running at once can be told apart.  Built with -DHELPER="<path>" the object also holds
-// programs whose section names the target, for attach() by section.
+// programs whose section names the target, for attach() by section; -DWITH_COOKIE makes
+// the uprobe record its attach cookie.
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -48,7 +49,9 @@ int BPF_KPROBE(on_entry, int x)
 	if (s) {
 		__sync_fetch_and_add(&s->entries, 1);
 		__sync_fetch_and_add(&s->arg_sum, x);
+#ifdef WITH_COOKIE /* bpf_get_attach_cookie() needs Linux 5.15 */
 		s->cookie = bpf_get_attach_cookie(ctx);
+#endif
 	}
 	return 0;
 }
