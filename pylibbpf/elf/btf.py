@@ -178,6 +178,7 @@ class Btf:
     byteorder: Literal["little", "big"] = "little"
     strings: bytes = b""
     _by_name: dict[str, list[int]] = field(default_factory=dict, repr=False)
+    _align_cache: dict[int, int] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Btf:
@@ -253,27 +254,36 @@ class Btf:
         raise ElfError(f"BTF type [{self._get(t).id}]: type chain too deep or cyclic")
 
     def align_of(self, t: BtfType | int, _depth: int = 0) -> int:
-        """Natural alignment in bytes (libbpf's ``btf__align_of``)."""
-        if _depth > MAX_DEPTH:
-            raise ElfError("BTF: type chain too deep or cyclic")
+        """Natural alignment in bytes (libbpf's ``btf__align_of``); 1 for a packed struct."""
         cur = self._get(t)
+        cached = self._align_cache.get(cur.id)
+        if cached is not None:
+            return cached
+        if _depth > MAX_DEPTH:
+            raise ElfError(f"BTF type [{cur.id}]: type chain too deep or cyclic")
         if cur.kind in (BtfKind.INT, BtfKind.ENUM, BtfKind.ENUM64, BtfKind.FLOAT):
-            return min(PTR_SIZE, cur.size or 0)
-        if cur.kind == BtfKind.PTR:
-            return PTR_SIZE
-        if cur.kind in _MODIFIERS:
-            return self.align_of(cur.type_id or 0, _depth + 1)
-        if cur.kind == BtfKind.ARRAY:
-            return self.align_of(cur.elem_type_id, _depth + 1)
-        if cur.kind in (BtfKind.STRUCT, BtfKind.UNION):
+            result = min(PTR_SIZE, cur.size or 0)
+        elif cur.kind == BtfKind.PTR:
+            result = PTR_SIZE
+        elif cur.kind in _MODIFIERS:
+            result = self.align_of(cur.type_id or 0, _depth + 1)
+        elif cur.kind == BtfKind.ARRAY:
+            result = self.align_of(cur.elem_type_id, _depth + 1)
+        elif cur.kind in (BtfKind.STRUCT, BtfKind.UNION):
             best = 1
+            result = 0
             for m in cur.members:
                 align = self.align_of(m.type_id, _depth + 1)
                 best = max(best, align)
                 if m.bitfield_size == 0 and align and m.bit_offset % (8 * align):
-                    return 1  # a misaligned member: the struct is packed
-            return 1 if (cur.size or 0) % best else best
-        raise ElfError(f"BTF type [{cur.id}] of kind {cur.kind.name} has no alignment")
+                    result = 1  # a misaligned member: the struct is packed
+                    break
+            if not result:
+                result = 1 if (cur.size or 0) % best else best
+        else:
+            raise ElfError(f"BTF type [{cur.id}] of kind {cur.kind.name} has no alignment")
+        self._align_cache[cur.id] = result
+        return result
 
     def member_offsets(self, t: BtfType | int) -> list[tuple[str, int, int]]:
         """``(name, bit_offset, bitfield_size)`` for each member of a struct/union."""

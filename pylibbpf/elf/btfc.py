@@ -23,6 +23,7 @@ _CHAIN_KINDS = {BtfKind.PTR, BtfKind.VOLATILE, BtfKind.CONST, BtfKind.RESTRICT,
 _BASE_KINDS = {BtfKind.INT, BtfKind.ENUM, BtfKind.ENUM64, BtfKind.FWD, BtfKind.STRUCT,
                BtfKind.UNION, BtfKind.TYPEDEF, BtfKind.FLOAT}
 _MAX_NEST = 64
+_MAX_STEPS = 200_000  # declarations per rendering: bounds DAG-shaped or hostile BTF
 
 
 def _pfx(lvl: int) -> str:
@@ -36,6 +37,7 @@ class CPrinter:
         self.btf = btf
         self.out: list[str] = []
         self._nest = 0
+        self._steps = 0
 
     def _emit(self, text: str) -> None:
         self.out.append(text)
@@ -80,6 +82,9 @@ class CPrinter:
     # -- declarations ---------------------------------------------------------------------
 
     def _emit_type_decl(self, type_id: int, fname: str, lvl: int) -> None:
+        self._steps += 1
+        if self._steps > _MAX_STEPS:
+            raise ElfError(f"BTF type [{type_id}]: declaration too large to print")
         stack: list[int] = []
         cur = type_id
         for _ in range(MAX_DEPTH * 4):
@@ -233,7 +238,7 @@ class CPrinter:
         pads = (("long", PTR_SIZE * 8), ("int", 32), ("short", 16), ("char", 8))
         pad_type, pad_bits = pads[-1]
         new_off = cur_off
-        for pad_type, pad_bits in pads:
+        for pad_type, pad_bits in pads:  # noqa: B007 - the chosen pad is used below
             new_off = -(-cur_off // pad_bits) * pad_bits
             if new_off <= next_off:
                 break

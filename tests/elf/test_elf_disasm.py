@@ -76,11 +76,12 @@ def test_canonical_encodings_match_llvm(tmp_path: Path) -> None:
     src = [".section code,\"ax\"", ".globl f", "f:"]
     for blob in insns:
         for i in range(0, len(blob), 8):
-            src.append(".quad 0x%016x" % struct.unpack("<Q", blob[i:i + 8])[0])
+            src.append(f".quad {struct.unpack('<Q', blob[i:i + 8])[0]:#018x}")
     (tmp_path / "c.s").write_text("\n".join(src) + "\n")
-    subprocess.run([tool("llvm-mc"), "-triple", "bpfel", "-filetype=obj", str(tmp_path / "c.s"),
-                    "-o", str(tmp_path / "c.o")], check=True)
-    ref = [re.sub(r" <\w+(\+0x[0-9a-f]+)?>$", "", line.split("\t", 1)[1]) for line in _objdump(tmp_path / "c.o", False)
+    subprocess.run([tool("llvm-mc"), "-triple", "bpfel", "-filetype=obj",
+                    str(tmp_path / "c.s"), "-o", str(tmp_path / "c.o")], check=True)
+    listing = _objdump(tmp_path / "c.o", False)
+    ref = [re.sub(r" <\w+(\+0x[0-9a-f]+)?>$", "", line.split("\t", 1)[1]) for line in listing
            if re.match(r"^ *\d+:\t", line)]
     assert len(ref) == len(insns)
     known = 0
