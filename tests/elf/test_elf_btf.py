@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from objects import all_objects, own_objects, tool
+from elf_objects import all_objects, own_objects, tool
 
 from pylibbpf.elf import Btf, BtfKind, ElfError, ObjectFile
 

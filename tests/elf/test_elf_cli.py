@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from objects import own_objects
+from elf_objects import own_objects
 
 import pylibbpf.elf
 from pylibbpf.cli import main

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from objects import all_objects, own_objects, tool
+from elf_objects import all_objects, own_objects, tool
 
 from pylibbpf.elf import ObjectFile, decode_one, format_instruction
 

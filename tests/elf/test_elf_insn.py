@@ -6,9 +6,9 @@ import os
 import struct
 
 import pytest
+from elf_objects import all_objects, own_objects
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from objects import all_objects, own_objects
 
 from pylibbpf.elf import ElfError, Instruction, ObjectFile, decode, encode, insert_instructions
 from pylibbpf.elf.disasm import format_instruction

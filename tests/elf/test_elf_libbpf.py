@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from objects import all_objects, libbpf_types, libbpf_view, own_objects
+from elf_objects import all_objects, libbpf_types, libbpf_view, own_objects
 
 from pylibbpf.elf import ObjectFile, ProgType, find_section_def
 from pylibbpf.elf.sections import SECTION_DEFS
