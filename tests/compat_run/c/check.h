@@ -1,0 +1,28 @@
+/* Checks for the legacy test programs: assert() for facts, EXPECT_ERR for failing calls. */
+#ifndef COMPAT_RUN_CHECK_H
+#define COMPAT_RUN_CHECK_H
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* zCore turned every failure into -ENOEXEC */
+#ifdef ZCORE
+#define LEGACY(err) ENOEXEC
+#else
+#define LEGACY(err) (err)
+#endif
+
+#define EXPECT_ERR(call, err)                                                             \
+    do {                                                                                  \
+        errno = 0;                                                                        \
+        int rc_ = (call);                                                                 \
+        int errno_ = errno;                                                               \
+        if (rc_ != -1 || errno_ != (err)) {                                               \
+            fprintf(stderr, "%s:%d: %s returned %d errno %d, expected -1 errno %d\n",     \
+                    __FILE__, __LINE__, #call, rc_, errno_, (err));                       \
+            abort();                                                                      \
+        }                                                                                 \
+    } while (0)
+
+#endif
