@@ -13,54 +13,94 @@ A C libbpf program ports line by line::
 
 from __future__ import annotations
 
-from . import aio, hist, typed
-from ._ffi import version as _libbpf_version
-from .enums import (
-    AttachType,
-    LinkType,
-    MapFlags,
-    MapType,
-    PinningType,
-    ProgType,
-    TcAttachPoint,
-    UpdateFlags,
-    XdpFlags,
-)
-from .errors import (
-    BpfError,
-    BpfPermissionError,
-    ClosedError,
-    LibbpfNotFoundError,
-    NotSupportedError,
-    StateError,
-    VerifierError,
-)
-from .globals import GlobalData, Variable
-from .info import (
-    LinkInfo,
-    MapInfo,
-    ProgramInfo,
-    link_ids,
-    loaded_links,
-    loaded_maps,
-    loaded_programs,
-    map_ids,
-    program_ids,
-)
-from .link import Link
-from .map import Map
-from .object import Object
-from .perfbuf import EventsLostWarning, PerfBuffer, PerfSample
-from .program import Program, TestRunResult
-from .ringbuf import RingBuffer, UserRingBuffer
-from .tc import TcAttachment
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_namespace = globals()  # captured now: the submodule ``pylibbpf.globals`` shadows the builtin
+
+# Public names and the module that defines each.  They are imported on first use, so that
+# ``import pylibbpf.elf`` (pure Python, no root, no libbpf) never loads the ctypes layer.
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(["AttachType", "LinkType", "MapFlags", "MapType", "PinningType", "ProgType",
+                     "TcAttachPoint", "UpdateFlags", "XdpFlags"], "enums"),
+    **dict.fromkeys(["BpfError", "BpfPermissionError", "ClosedError", "LibbpfNotFoundError",
+                     "NotSupportedError", "StateError", "VerifierError"], "errors"),
+    **dict.fromkeys(["GlobalData", "Variable"], "globals"),
+    **dict.fromkeys(["LinkInfo", "MapInfo", "ProgramInfo", "link_ids", "loaded_links",
+                     "loaded_maps", "loaded_programs", "map_ids", "program_ids"], "info"),
+    "Link": "link", "Map": "map", "Object": "object",
+    **dict.fromkeys(["EventsLostWarning", "PerfBuffer", "PerfSample"], "perfbuf"),
+    **dict.fromkeys(["Program", "TestRunResult"], "program"),
+    **dict.fromkeys(["RingBuffer", "UserRingBuffer"], "ringbuf"),
+    "TcAttachment": "tc",
+}
+_SUBMODULES = {"aio", "hist", "typed", "elf"}
+
+if TYPE_CHECKING:
+    from . import aio, elf, hist, typed
+    from .enums import (
+        AttachType,
+        LinkType,
+        MapFlags,
+        MapType,
+        PinningType,
+        ProgType,
+        TcAttachPoint,
+        UpdateFlags,
+        XdpFlags,
+    )
+    from .errors import (
+        BpfError,
+        BpfPermissionError,
+        ClosedError,
+        LibbpfNotFoundError,
+        NotSupportedError,
+        StateError,
+        VerifierError,
+    )
+    from .globals import GlobalData, Variable
+    from .info import (
+        LinkInfo,
+        MapInfo,
+        ProgramInfo,
+        link_ids,
+        loaded_links,
+        loaded_maps,
+        loaded_programs,
+        map_ids,
+        program_ids,
+    )
+    from .link import Link
+    from .map import Map
+    from .object import Object
+    from .perfbuf import EventsLostWarning, PerfBuffer, PerfSample
+    from .program import Program, TestRunResult
+    from .ringbuf import RingBuffer, UserRingBuffer
+    from .tc import TcAttachment
 
 __version__ = "0.1.0"
 
 
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pylibbpf' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    _namespace[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*_namespace, *_EXPORTS, *_SUBMODULES])
+
+
 def libbpf_version() -> tuple[int, int]:
     """The (major, minor) version of the libbpf pylibbpf loaded."""
-    return _libbpf_version()
+    from ._ffi import version
+
+    return version()
 
 
 def num_possible_cpus() -> int:
@@ -72,12 +112,11 @@ def num_possible_cpus() -> int:
 
 __all__ = [
     "AttachType", "BpfError", "BpfPermissionError", "ClosedError", "EventsLostWarning",
-    "GlobalData", "PerfBuffer", "PerfSample", "RingBuffer", "UserRingBuffer", "aio", "hist",
-    "typed",
-    "LibbpfNotFoundError", "Link", "LinkInfo", "LinkType", "Map", "MapFlags", "MapInfo",
-    "MapType", "NotSupportedError", "Object", "PinningType", "ProgType", "Program",
-    "ProgramInfo", "StateError", "TcAttachPoint", "TcAttachment", "TestRunResult",
-    "UpdateFlags", "Variable", "VerifierError", "XdpFlags", "libbpf_version", "link_ids",
+    "GlobalData", "LibbpfNotFoundError", "Link", "LinkInfo", "LinkType", "Map", "MapFlags",
+    "MapInfo", "MapType", "NotSupportedError", "Object", "PerfBuffer", "PerfSample",
+    "PinningType", "ProgType", "Program", "ProgramInfo", "RingBuffer", "StateError",
+    "TcAttachPoint", "TcAttachment", "TestRunResult", "UpdateFlags", "UserRingBuffer", "Variable",
+    "VerifierError", "XdpFlags", "aio", "elf", "hist", "libbpf_version", "link_ids",
     "loaded_links", "loaded_maps", "loaded_programs", "map_ids", "num_possible_cpus",
-    "program_ids",
+    "program_ids", "typed",
 ]

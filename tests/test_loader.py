@@ -149,3 +149,19 @@ def test_capture_collects_warnings_per_thread(tmp_path: Path) -> None:
         with pytest.raises(BpfError):
             pylibbpf.Object.open_file(bad)
     assert sink, "libbpf's warnings were not captured"
+
+
+def test_every_public_name_resolves_and_is_listed() -> None:
+    exported = set(pylibbpf._EXPORTS) | set(pylibbpf._SUBMODULES)
+    assert set(pylibbpf.__all__) == exported | {"libbpf_version", "num_possible_cpus"}
+    for name in pylibbpf.__all__:
+        assert getattr(pylibbpf, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = pylibbpf.nope  # type: ignore[attr-defined]
+
+
+def test_importing_the_elf_reader_does_not_load_ctypes() -> None:
+    proc = run_python("import sys, pylibbpf.elf; "
+                      "print('pylibbpf._ffi' in sys.modules, 'ctypes' in sys.modules)")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "False"]
