@@ -248,8 +248,9 @@ class Translator:
             out_size = key_size if cmd == BpfCmd.MAP_GET_NEXT_KEY else value_size
             obuf = ctypes.create_string_buffer(out_size)
             still_pending()
+            out_ptr = 0 if cmd == BpfCmd.MAP_DELETE_ELEM else ctypes.addressof(obuf)
             rc = legacy_map_elem_op(cmd, local, 0 if no_key else ctypes.addressof(kbuf),
-                                    ctypes.addressof(obuf), 0, self.strict)
+                                    out_ptr, 0, self.strict)
         finally:
             os.close(local)
         out.linux = f"{command_name(cmd)} on a copy of the fd"
