@@ -28,6 +28,7 @@ import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO, Any
 
 __all__ = ["LAUNCHER_SOURCE", "launcher_path", "spawn"]
 
@@ -151,10 +152,12 @@ def launcher_path() -> Path:
     return out
 
 
-def spawn(argv: Sequence[str], filter_code: bytes, *, timeout: float = 30.0
-          ) -> tuple[subprocess.Popen[bytes], int, bool]:
+def spawn(argv: Sequence[str], filter_code: bytes, *, timeout: float = 30.0,
+          stdin: int | IO[Any] | None = None, stdout: int | IO[Any] | None = None,
+          stderr: int | IO[Any] | None = None) -> tuple[subprocess.Popen[bytes], int, bool]:
     """Start ``argv`` under ``filter_code``; returns the process, the listener fd (the
-    caller's) and whether the filter waits killably after RECV.
+    caller's) and whether the filter waits killably after RECV.  ``stdin``/``stdout``/
+    ``stderr`` are passed to :class:`subprocess.Popen` (default: inherited).
 
     ``OSError`` when the launcher could not install the filter (its message is on stderr).
     """
@@ -164,7 +167,8 @@ def spawn(argv: Sequence[str], filter_code: bytes, *, timeout: float = 30.0
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         proc = subprocess.Popen([str(launcher), str(theirs.fileno()), *argv],
-                                pass_fds=(theirs.fileno(),))
+                                pass_fds=(theirs.fileno(),), stdin=stdin, stdout=stdout,
+                                stderr=stderr)
     except BaseException:
         ours.close()
         theirs.close()

@@ -13,7 +13,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from types import FrameType
-from typing import TextIO
+from typing import IO, Any, TextIO
 
 from ..attr import Dialect
 from ._handlers import CallerGone, Outcome, Translator, command_name
@@ -34,13 +34,17 @@ class Supervisor:
 
     ``trace``: print each call (legacy call -> Linux calls = result) to ``trace_stream``
     (stderr).  ``reply_delay``: seconds to wait before answering each translated call (a test
-    aid exposing the races of a caller dying mid-call).  Everything the program loaded and
-    attached is released when it exits.
+    aid exposing the races of a caller dying mid-call).  ``stdin``/``stdout``/``stderr`` go to
+    :class:`subprocess.Popen` (``process`` is the program's ``Popen`` once started).  Everything
+    the program loaded and attached is released when it exits.
     """
 
-    def __init__(self, argv: Sequence[str], *, dialect: Dialect | str = Dialect.RCORE,
+    def __init__(self, argv: Sequence[str | os.PathLike[str]], *,
+                 dialect: Dialect | str = Dialect.RCORE,
                  trace: bool = False, trace_stream: TextIO | None = None,
-                 strict_legacy_errors: bool = False, reply_delay: float = 0.0) -> None:
+                 strict_legacy_errors: bool = False, reply_delay: float = 0.0,
+                 stdin: int | IO[Any] | None = None, stdout: int | IO[Any] | None = None,
+                 stderr: int | IO[Any] | None = None) -> None:
         if not argv:
             raise ValueError("no program to run")
         self.argv = [os.fspath(a) for a in argv]
@@ -48,6 +52,7 @@ class Supervisor:
         self.trace = trace
         self.trace_stream = trace_stream
         self.reply_delay = reply_delay
+        self._stdio = (stdin, stdout, stderr)
         self.arch = native_arch()
         self.process: subprocess.Popen[bytes] | None = None
         self.calls = 0          # notifications answered
@@ -84,7 +89,8 @@ class Supervisor:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGQUIT, signal.SIG_IGN)
         try:
-            proc, listener_fd, _killable = spawn(self.argv, code)
+            proc, listener_fd, _killable = spawn(self.argv, code, stdin=self._stdio[0],
+                                                   stdout=self._stdio[1], stderr=self._stdio[2])
             self.process = proc
             listener = Listener(listener_fd)
             for sig in FORWARDED_SIGNALS if saved else ():
@@ -178,7 +184,20 @@ class Supervisor:
                 listener.let_kernel_run(notif.id)
                 result = "(the kernel's)"
             elif outcome.install >= 0:
-                result = f"fd {listener.install_fd(notif.id, outcome.install)}"
+                try:
+                    result = f"fd {listener.install_fd(notif.id, outcome.install)}"
+                except OSError as exc:
+                    if exc.errno == _errno.ENOENT or not exc.errno:
+                        raise
+                    # e.g. EMFILE: the program's fd table is full; it gets the errno
+                    if outcome.undo is not None:
+                        outcome.undo()
+                        outcome.undo = None
+                    failure = -_errno.ENOEXEC if self.translator.dialect is Dialect.ZCORE \
+                        else -exc.errno
+                    outcome.linux += f"; NOTIF_ADDFD failed: {_errno.errorcode.get(exc.errno)}"
+                    listener.reply(notif.id, failure)
+                    result = f"-{_errno.errorcode.get(-failure, -failure)}"
             else:
                 listener.reply(notif.id, outcome.result)
                 result = str(outcome.result) if outcome.result >= 0 else \
@@ -190,8 +209,9 @@ class Supervisor:
                 outcome.undo()  # e.g. release the program nobody will ever hold
             self.died_mid_call += 1
             if self.trace:
-                self._say(f"[pid {tgid}] {outcome.legacy}: the caller died before the answer; "
-                          "undone")
+                done = f" -> {outcome.linux}" if outcome.linux else ""
+                self._say(f"[pid {tgid}] {outcome.legacy}{done}: the caller died before the "
+                          "answer; undone")
             return
         finally:
             if outcome.install >= 0 and not outcome.keep_local:

@@ -92,9 +92,11 @@ def test_bad_input_gets_legacy_errors_and_supervisor_survives(
     proc = run_cli("--trace", "--", c_program("bad_input"), legacy_objects["map"])
     _ok(proc)
     assert proc.stdout.splitlines() == ["attr: ok", "maps: ok", "load: ok", "attach: ok",
-                                        "passthrough: ok", "bad_input passed"]
+                                        "passthrough: ok", "fd table full: ok",
+                                        "bad_input passed"]
     assert "internal error" not in proc.stderr
     assert "= -EFAULT" in proc.stderr and "= -E2BIG" in proc.stderr
+    assert "NOTIF_ADDFD failed: EMFILE = -EMFILE" in proc.stderr
 
 
 def test_trace_shows_each_translation(run_cli: Run, c_program: Callable[..., Path],

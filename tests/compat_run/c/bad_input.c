@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "bpf.h"
@@ -107,6 +108,19 @@ int main(int argc, char **argv)
     EXPECT_ERR(sys_bpf(BPF_PROG_LOAD, &zero, sizeof(zero)), E2BIG);
     EXPECT_ERR(sys_bpf(12345, &zero, sizeof(zero)), EINVAL);
     printf("passthrough: ok\n");
+
+    /* a full fd table: the fd cannot be installed, the program gets EMFILE */
+    struct rlimit saved, tight;
+    assert(getrlimit(RLIMIT_NOFILE, &saved) == 0);
+    int lowest = dup(0);
+    assert(lowest > 0 && close(lowest) == 0);
+    tight = saved;
+    tight.rlim_cur = (rlim_t)lowest;
+    assert(setrlimit(RLIMIT_NOFILE, &tight) == 0);
+    EXPECT_ERR(bpf_create_map(BPF_MAP_TYPE_ARRAY, 4, 8, 1), EMFILE);
+    EXPECT_ERR(load(elf, size, maps, 2), EMFILE);
+    assert(setrlimit(RLIMIT_NOFILE, &saved) == 0);
+    printf("fd table full: ok\n");
 
     /* the supervisor survived all of it */
     value = 42;
