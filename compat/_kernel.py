@@ -1,9 +1,13 @@
-"""Raw system calls compat needs: ``bpf()``, ``perf_event_open()``, and safe user-memory reads.
+"""What is legacy-specific about compat's kernel access: user pointers.
 
-pylibbpf wraps libbpf's object API; the legacy interface is a *syscall* interface whose attrs
-carry raw user pointers, so compat talks to the kernel directly here.  Reading memory a legacy
-caller pointed at goes through ``process_vm_readv`` on our own pid: a bad pointer then gives
-EFAULT instead of a segmentation fault.
+The legacy interface is a *syscall* interface whose attrs carry raw user pointers.  Memory a
+legacy caller pointed at is read and written through ``process_vm_readv``/``process_vm_writev``
+on our own pid: a bad pointer then gives EFAULT, as the legacy kernel answered, instead of a
+segmentation fault.  Everything else (maps, program loads, perf events) goes through
+:mod:`pylibbpf.lowlevel` and :mod:`pylibbpf.perf_event`.
+
+:func:`bpf` and the ``BPF_*`` numbers remain for ``compat.supervisor``'s ``prog_id``
+(``pylibbpf.ProgramInfo.from_fd(fd).id`` does the same); compat itself no longer uses them.
 """
 
 from __future__ import annotations
@@ -12,30 +16,24 @@ import ctypes
 import errno as _errno
 import os
 import platform
-import struct
-from functools import cache
+
+from pylibbpf import BpfError, MapInfo
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 
 _SYSCALL_NUMBERS = {
-    "x86_64": {"bpf": 321, "perf_event_open": 298, "process_vm_readv": 310},
-    "aarch64": {"bpf": 280, "perf_event_open": 241, "process_vm_readv": 270},
-    "riscv64": {"bpf": 280, "perf_event_open": 241, "process_vm_readv": 270},
+    "x86_64": {"bpf": 321, "process_vm_readv": 310, "process_vm_writev": 311},
+    "aarch64": {"bpf": 280, "process_vm_readv": 270, "process_vm_writev": 271},
+    "riscv64": {"bpf": 280, "process_vm_readv": 270, "process_vm_writev": 271},
 }
 
-# Linux bpf() commands and sizes compat uses.
+# Linux bpf() command numbers and attr size (for compat.supervisor).
 BPF_MAP_CREATE, BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM = 0, 1, 2
 BPF_MAP_DELETE_ELEM, BPF_MAP_GET_NEXT_KEY, BPF_PROG_LOAD = 3, 4, 5
 BPF_MAP_FREEZE = 22
 BPF_OBJ_GET_INFO_BY_FD = 15
 LINUX_ATTR_SIZE = 144
-
-PERF_TYPE_TRACEPOINT = 2
-PERF_FLAG_FD_CLOEXEC = 8
-PERF_EVENT_IOC_ENABLE = 0x2400
-PERF_EVENT_IOC_SET_BPF = 0x40042408
-_PERF_ATTR_SIZE = 128
 
 
 def _nr(name: str) -> int:
@@ -60,47 +58,46 @@ def bpf(cmd: int, attr: ctypes.Array[ctypes.c_char] | bytearray, size: int | Non
     return int(rc)
 
 
-def perf_event_open(attr: bytes, pid: int, cpu: int, group_fd: int, flags: int) -> int:
-    """Call ``perf_event_open``; returns an fd or ``-errno``."""
-    buf = ctypes.create_string_buffer(attr, len(attr))
-    rc = _libc.syscall(ctypes.c_long(_nr("perf_event_open")), buf, ctypes.c_int(pid),
-                       ctypes.c_int(cpu), ctypes.c_int(group_fd), ctypes.c_ulong(flags))
-    if rc < 0:
-        return -ctypes.get_errno()
-    return int(rc)
-
-
-def perf_attr(type_: int, config: int, config1: int = 0, config2: int = 0) -> bytes:
-    """A ``struct perf_event_attr`` with ``sample_period = 1`` and ``wakeup_events = 1``."""
-    buf = bytearray(_PERF_ATTR_SIZE)
-    struct.pack_into("=IIQQ", buf, 0, type_, _PERF_ATTR_SIZE, config, 1)
-    struct.pack_into("=I", buf, 48, 1)  # wakeup_events
-    struct.pack_into("=QQ", buf, 56, config1, config2)
-    return bytes(buf)
-
-
 class _IoVec(ctypes.Structure):
     _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+def _transfer(call: str, address: int, buffer: ctypes.Array[ctypes.c_char], size: int) -> int:
+    if address <= 0 or address >= 1 << 64:
+        raise OSError(_errno.EFAULT, f"bad user pointer {address:#x}")
+    local = _IoVec(ctypes.cast(buffer, ctypes.c_void_p), size)
+    remote = _IoVec(address, size)
+    rc = _libc.syscall(ctypes.c_long(_nr(call)), ctypes.c_int(os.getpid()),
+                       ctypes.byref(local), ctypes.c_ulong(1), ctypes.byref(remote),
+                       ctypes.c_ulong(1), ctypes.c_ulong(0))
+    if rc < 0:
+        err = ctypes.get_errno()
+        verb = "read" if call == "process_vm_readv" else "write"
+        raise OSError(err, f"cannot {verb} {size} bytes at {address:#x}")
+    return int(rc)
 
 
 def read_user(address: int, size: int) -> bytes:
     """Copy ``size`` bytes at ``address`` in this process; OSError(EFAULT) if unreadable."""
     if size == 0:
         return b""
-    if address == 0 or address < 0 or address >= 1 << 64:
-        raise OSError(_errno.EFAULT, f"bad user pointer {address:#x}")
     out = ctypes.create_string_buffer(size)
-    local = _IoVec(ctypes.cast(out, ctypes.c_void_p), size)
-    remote = _IoVec(address, size)
-    rc = _libc.syscall(ctypes.c_long(_nr("process_vm_readv")), ctypes.c_int(os.getpid()),
-                       ctypes.byref(local), ctypes.c_ulong(1), ctypes.byref(remote),
-                       ctypes.c_ulong(1), ctypes.c_ulong(0))
-    if rc < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"cannot read {size} bytes at {address:#x}")
-    if rc != size:
-        raise OSError(_errno.EFAULT, f"only {rc} of {size} bytes readable at {address:#x}")
+    done = _transfer("process_vm_readv", address, out, size)
+    if done != size:
+        raise OSError(_errno.EFAULT, f"only {done} of {size} bytes readable at {address:#x}")
     return out.raw
+
+
+def write_user(address: int, data: bytes) -> None:
+    """Copy ``data`` to ``address`` in this process; OSError(EFAULT) if not writable
+    (read-only memory included, as ``copy_to_user`` in the kernel)."""
+    if not data:
+        return
+    buf = ctypes.create_string_buffer(data, len(data))
+    done = _transfer("process_vm_writev", address, buf, len(data))
+    if done != len(data):
+        raise OSError(_errno.EFAULT, f"only {done} of {len(data)} bytes writable at "
+                      f"{address:#x}")
 
 
 def read_user_cstring(address: int, limit: int = 4096) -> bytes:
@@ -134,19 +131,10 @@ def read_user_cstring(address: int, limit: int = 4096) -> bytes:
 
 def map_info(fd: int) -> tuple[int, int, int, int, int] | int:
     """``(type, key_size, value_size, max_entries, id)`` of map ``fd``, or ``-errno``."""
-    info = ctypes.create_string_buffer(88)
-    attr = ctypes.create_string_buffer(LINUX_ATTR_SIZE)
-    struct.pack_into("=IIQ", attr, 0, fd, len(info), ctypes.addressof(info))
-    rc = bpf(BPF_OBJ_GET_INFO_BY_FD, attr)
-    if rc < 0:
-        return rc
-    type_, id_, key_size, value_size, max_entries = struct.unpack_from("=IIIII", info.raw, 0)
-    return type_, key_size, value_size, max_entries, id_
-
-
-@cache
-def kernel_version_code() -> int:
-    """``LINUX_VERSION_CODE`` of the running kernel (kprobe programs on old kernels need it)."""
-    parts = (platform.release().split("-")[0].split(".") + ["0", "0"])[:3]
-    nums = [int("".join(ch for ch in p if ch.isdigit()) or 0) for p in parts]
-    return (nums[0] << 16) + (nums[1] << 8) + min(nums[2], 255)
+    try:
+        info = MapInfo.from_fd(fd)
+    except BpfError as exc:
+        return -(exc.errno or _errno.EINVAL)
+    except ctypes.ArgumentError:  # not a C int
+        return -_errno.EBADF
+    return int(info.type), info.key_size, info.value_size, info.max_entries, info.id

@@ -17,7 +17,6 @@ kernel's: :func:`detach`, :func:`detach_all` or :func:`compat.release_program` e
 from __future__ import annotations
 
 import errno as _errno
-import fcntl
 import os
 import re
 import threading
@@ -25,7 +24,9 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from . import _kernel
+import pylibbpf
+from pylibbpf import perf_event
+
 from .context import Backend
 from .errors import LegacyError
 from .loader import LegacyProgram, program_for_fd
@@ -34,13 +35,13 @@ from .targets import Phase, Target
 __all__ = ["Attachment", "attach", "detach", "detach_all", "attachments", "choose_backend",
            "kprobes_available", "tracefs_root"]
 
-_TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
-_KPROBE_PMU = Path("/sys/bus/event_source/devices/kprobe")
 
 
 @dataclass
 class Attachment:
-    """One legacy attachment: the Linux program fd and its perf event fds."""
+    """One legacy attachment: the Linux program fd and its perf event attachments
+    (``links``, :class:`pylibbpf.perf_event.PerfEventLink`; ``perf_fds`` lists their perf
+    event fds)."""
 
     prog_fd: int
     target: Target
@@ -48,14 +49,20 @@ class Attachment:
     linux_prog_fd: int
     perf_fds: list[int] = field(default_factory=list)
     points: list[str] = field(default_factory=list)
+    links: list[perf_event.PerfEventLink] = field(default_factory=list)
 
     def close(self) -> None:
-        """Detach: close the perf events (which detaches the program), then the program."""
+        """Detach: close the perf event links (which detaches the program), then the program."""
+        owned = {link.perf_fd for link in self.links if not link.closed}
+        for link in self.links:
+            link.close()
+        self.links.clear()
         for fd in self.perf_fds:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+            if fd not in owned:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
         self.perf_fds.clear()
         if self.linux_prog_fd >= 0:
             os.close(self.linux_prog_fd)
@@ -68,16 +75,13 @@ _LOCK = threading.Lock()
 
 def tracefs_root() -> Path | None:
     """The mounted tracefs (``/sys/kernel/tracing`` or the debugfs one), or ``None``."""
-    for root in _TRACEFS:
-        if os.path.isdir(os.path.join(root, "events")):
-            return Path(root)
-    return None
+    return perf_event.tracefs_root()
 
 
 @cache
 def kprobes_available() -> bool:
     """True when the kernel can create kprobes through the perf ``kprobe`` PMU."""
-    return (_KPROBE_PMU / "type").exists()
+    return perf_event.pmu_available("kprobe")
 
 
 def choose_backend(target: Target, override: Backend | str | None = None) -> Backend:
@@ -102,25 +106,22 @@ def choose_backend(target: Target, override: Backend | str | None = None) -> Bac
                       "kprobes (CONFIG_KPROBES) and the symbol is not a syscall")
 
 
-def _tracepoint_id(root: Path, name: str) -> int | None:
+def _tracepoint_id(name: str) -> int | None:
     try:
-        return int((root / "events" / "syscalls" / name / "id").read_text())
-    except (OSError, ValueError):
+        return perf_event.tracepoint_id("syscalls", name)
+    except (pylibbpf.BpfError, ValueError):
         return None
 
 
-def _open_perf(attr: bytes, prog_fd: int, what: str) -> int:
-    fd = _kernel.perf_event_open(attr, -1, 0, -1, _kernel.PERF_FLAG_FD_CLOEXEC)
-    if fd < 0:
-        raise LegacyError(-fd, f"perf_event_open for {what} failed")
+def _attach_perf(att: Attachment, perf_fd: int, what: str) -> None:
     try:
-        fcntl.ioctl(fd, _kernel.PERF_EVENT_IOC_SET_BPF, prog_fd)
-        fcntl.ioctl(fd, _kernel.PERF_EVENT_IOC_ENABLE, 0)
-    except OSError as exc:
-        os.close(fd)
+        link = perf_event.attach(att.linux_prog_fd, perf_fd)
+    except pylibbpf.BpfError as exc:
+        os.close(perf_fd)
         raise LegacyError(exc.errno or _errno.EINVAL, f"cannot attach the program to "
                           f"{what}") from None
-    return fd
+    att.links.append(link)
+    att.perf_fds.append(perf_fd)
 
 
 def _tracepoint_args(root: Path, name: str) -> int:
@@ -142,7 +143,7 @@ def _tracepoints(target: Target) -> tuple[list[tuple[str, int]], int]:
     nargs = 6
     for syscall in target.point.syscalls:
         name = prefix + syscall
-        tp_id = _tracepoint_id(root, name)
+        tp_id = _tracepoint_id(name)
         if tp_id is None:
             continue  # this architecture or kernel lacks that syscall
         found.append((name, tp_id))
@@ -155,37 +156,32 @@ def _tracepoints(target: Target) -> tuple[list[tuple[str, int]], int]:
 
 
 def _attach_tracepoints(att: Attachment, found: list[tuple[str, int]]) -> None:
-    for name, tp_id in found:
-        attr = _kernel.perf_attr(_kernel.PERF_TYPE_TRACEPOINT, tp_id)
-        att.perf_fds.append(_open_perf(attr, att.linux_prog_fd, f"tracepoint syscalls/{name}"))
+    for name, _tp_id in found:
+        what = f"tracepoint syscalls/{name}"
+        try:
+            perf_fd = perf_event.open_tracepoint("syscalls", name)
+        except pylibbpf.BpfError as exc:
+            raise LegacyError(exc.errno or _errno.EINVAL, f"perf_event_open for {what} "
+                              "failed") from None
+        _attach_perf(att, perf_fd, what)
         att.points.append(f"syscalls/{name}")
 
 
-def _pmu_value(name: str) -> int:
-    return int((_KPROBE_PMU / name).read_text())
-
-
 def _attach_kprobe(att: Attachment) -> None:
-    import ctypes
-
     function = att.target.point.function
     if function is None:
         raise LegacyError(_errno.ENOENT, f"{att.target.symbol!r} has no kernel function")
     retprobe = att.target.phase.at_exit
-    config = 0
-    if retprobe:
-        fmt = (_KPROBE_PMU / "format" / "retprobe").read_text().strip()  # "config:0"
-        config = 1 << int(fmt.split(":")[1])
-    name = ctypes.create_string_buffer(function.encode())
-    attr = _kernel.perf_attr(_pmu_value("type"), config, ctypes.addressof(name), 0)
     what = f"{'kretprobe' if retprobe else 'kprobe'} {function}"
     try:
-        att.perf_fds.append(_open_perf(attr, att.linux_prog_fd, what))
-    except LegacyError as exc:
+        perf_fd = perf_event.open_kprobe(function, retprobe=retprobe)
+    except pylibbpf.BpfError as exc:
         if exc.errno in (_errno.ENOENT, _errno.EINVAL):
             raise LegacyError(_errno.ENOENT, f"kernel function {function!r} cannot be "
                               "probed (not in kallsyms, or blacklisted)") from None
-        raise
+        raise LegacyError(exc.errno or _errno.EINVAL, f"perf_event_open for {what} "
+                          "failed") from None
+    _attach_perf(att, perf_fd, what)
     att.points.append(what)
 
 

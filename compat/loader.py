@@ -11,7 +11,6 @@ attachment needs.  Objects libbpf can open (``.maps``, ``SEC()`` names) go throu
 
 from __future__ import annotations
 
-import ctypes
 import errno as _errno
 import io
 import os
@@ -22,10 +21,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pylibbpf import BpfError, VerifierError, lowlevel
 from pylibbpf.elf import insn as I
 from pylibbpf.elf.insn import Instruction
 
-from . import _kernel
 from .context import LEGACY_CTX_SIZE, Backend, ctx_sources, synthetic_prologue
 from .errors import LegacyError, LegacyVerifierError, RewriteError
 from .rewrite import Rewritten, mov_imm, rewrite
@@ -38,7 +37,6 @@ EM_BPF = 247
 R_BPF_64_64 = 1
 BPF_PROG_TYPE_KPROBE, BPF_PROG_TYPE_TRACEPOINT = 2, 5
 BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY = 2, 6
-_LOG_SIZE = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -187,27 +185,12 @@ def _hint(log: str, origin: dict[int, int]) -> str:
     return text
 
 
-def _prog_load(prog_type: int, code: bytes, name: str, log_level: int,
-               log: ctypes.Array[ctypes.c_char] | None) -> int:
-    insns = ctypes.create_string_buffer(code, len(code))
-    license_ = ctypes.create_string_buffer(b"GPL")
-    attr = ctypes.create_string_buffer(_kernel.LINUX_ATTR_SIZE)
-    struct.pack_into("=IIQQIIQI", attr, 0, prog_type, len(code) // I.INSN_SIZE,
-                     ctypes.addressof(insns), ctypes.addressof(license_), log_level,
-                     0 if log is None else len(log), 0 if log is None else ctypes.addressof(log),
-                     _kernel.kernel_version_code())
-    struct.pack_into("=16s", attr, 48, name.encode()[:15])
-    return _kernel.bpf(_kernel.BPF_PROG_LOAD, attr)
-
-
 def _create_map(map_type: int, key_size: int, value_size: int, max_entries: int) -> int:
-    attr = ctypes.create_string_buffer(_kernel.LINUX_ATTR_SIZE)
-    struct.pack_into("=IIII", attr, 0, map_type, key_size, value_size, max_entries)
-    fd = _kernel.bpf(_kernel.BPF_MAP_CREATE, attr)
-    if fd < 0:
-        raise LegacyError(-fd, "cannot create compat's helper map (RLIMIT_MEMLOCK or "
-                          "CAP_BPF?)")
-    return fd
+    try:
+        return lowlevel.map_create(map_type, key_size, value_size, max_entries)
+    except BpfError as exc:
+        raise LegacyError(exc.errno or _errno.EINVAL, "cannot create compat's helper map "
+                          "(RLIMIT_MEMLOCK or CAP_BPF?)") from None
 
 
 class LegacyProgram:
@@ -244,14 +227,11 @@ class LegacyProgram:
             self._helper_fds.append(fd)
             blob = b"".join(linux.ljust((len(linux) + 7) & ~7, b"\0")
                             for _legacy, linux in rw.formats)
-            value = ctypes.create_string_buffer(blob, len(blob))
-            key = ctypes.c_uint32(0)
-            attr = ctypes.create_string_buffer(_kernel.LINUX_ATTR_SIZE)
-            struct.pack_into("=IIQQQ", attr, 0, fd, 0, ctypes.addressof(key),
-                             ctypes.addressof(value), 0)
-            rc = _kernel.bpf(_kernel.BPF_MAP_UPDATE_ELEM, attr)
-            if rc < 0:
-                raise LegacyError(-rc, "cannot store the translated trace_printk formats")
+            try:
+                lowlevel.map_update_elem(fd, 0, blob)
+            except BpfError as exc:
+                raise LegacyError(exc.errno or _errno.EINVAL, "cannot store the translated "
+                                  "trace_printk formats") from None
             self._fmt_fd = fd
         if rw.needs_synthetic_ctx and self._ctx_fd < 0:
             self._ctx_fd = _create_map(BPF_MAP_TYPE_PERCPU_ARRAY, 4, LEGACY_CTX_SIZE, 1)
@@ -305,17 +285,13 @@ class LegacyProgram:
             BPF_PROG_TYPE_TRACEPOINT
         with self._lock:
             code, origin = self.code(backend, phase, tp_args)
-        fd = _prog_load(prog_type, code, self.name, 0, None)
-        if fd >= 0:
-            return fd
-        log = ctypes.create_string_buffer(_LOG_SIZE)
-        fd = _prog_load(prog_type, code, self.name, 1, log)
-        if fd >= 0:
-            return fd
-        text = log.value.decode("utf-8", "replace")
-        hint = _hint(text, origin)
-        raise LegacyVerifierError(-fd, f"Linux refused legacy program {self.name!r} "
-                                  f"({backend.value} backend)", self.name, text, hint)
+        try:
+            return lowlevel.prog_load(prog_type, code, license="GPL", name=self.name)
+        except BpfError as exc:
+            text = exc.log if isinstance(exc, VerifierError) else ""
+            raise LegacyVerifierError(exc.errno or _errno.EINVAL, f"Linux refused legacy "
+                                      f"program {self.name!r} ({backend.value} backend)",
+                                      self.name, text, _hint(text, origin)) from None
 
     def close(self) -> None:
         """Release the program fd, compat's helper maps and the libbpf object."""
@@ -421,10 +397,11 @@ def load_legacy(data: bytes, map_array: Any) -> int:
         elf = parse_legacy_elf(data, names)
         fds = dict(pairs)
         for name, fd in pairs:
-            info = _kernel.map_info(fd)
-            if isinstance(info, int):
+            try:
+                lowlevel.map_layout(fd)
+            except (BpfError, ValueError, TypeError):
                 raise LegacyError(_errno.EBADF, f"map_array entry {name!r}: fd {fd} is not a "
-                                  "BPF map")
+                                  "BPF map") from None
         try:
             insns = I.decode(elf.text, elf.byteorder)  # type: ignore[arg-type]
         except Exception as exc:  # noqa: BLE001 - ElfError and friends

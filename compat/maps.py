@@ -15,10 +15,10 @@ HASH update, map full          E2BIG            ENOMEM
 
 from __future__ import annotations
 
-import ctypes
 import errno as _errno
-import struct
-import sys
+
+from pylibbpf import BpfError, lowlevel
+from pylibbpf.lowlevel import MapLayout
 
 from . import _kernel
 from .errors import LegacyError
@@ -33,6 +33,8 @@ BPF_MAP_TYPE_HASH = 1
 BPF_MAP_TYPE_ARRAY = 2
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
 _LEGACY_TYPES = {BPF_MAP_TYPE_HASH: "HASH", BPF_MAP_TYPE_ARRAY: "ARRAY"}
+# the legacy (and Linux) element command numbers
+_LOOKUP, _UPDATE, _DELETE, _GET_NEXT_KEY = 1, 2, 3, 4
 
 
 class MissingKeyError(LegacyError, KeyError):
@@ -48,14 +50,56 @@ def legacy_map_create(map_type: int, key_size: int, value_size: int, max_entries
         return -_errno.EINVAL
     if map_type == BPF_MAP_TYPE_ARRAY and key_size != 4:
         return -_errno.EINVAL
-    attr = ctypes.create_string_buffer(_kernel.LINUX_ATTR_SIZE)
-    struct.pack_into("=IIII", attr, 0, map_type, key_size, value_size, max_entries)
-    return _kernel.bpf(_kernel.BPF_MAP_CREATE, attr)
+    try:
+        return lowlevel.map_create(map_type, key_size, value_size, max_entries)
+    except BpfError as exc:
+        return -(exc.errno or _errno.EINVAL)
+    except ValueError:  # a size that is not a u32
+        return -_errno.EINVAL
 
 
-def _map_type(fd: int) -> int | None:
-    info = _kernel.map_info(fd)
-    return None if isinstance(info, int) else info[0]
+def _layout(fd: int) -> MapLayout | int:
+    """The map's layout, or ``-errno`` (EBADF for a closed fd, EINVAL for a non-map)."""
+    try:
+        return lowlevel.map_layout(fd)
+    except BpfError as exc:
+        return -(exc.errno or _errno.EINVAL)
+    except ValueError:  # not a possible fd number
+        return -_errno.EBADF
+
+
+def _element(cmd: int, fd: int, layout: MapLayout, key: bytes | None, value: bytes | None,
+             flags: int, strict_legacy_errors: bool) -> tuple[int, bytes | None]:
+    """One element command on bytes by the legacy rules: ``(0 or -errno, output)``, the
+    output being the value (lookup) or the next key (get_next_key)."""
+    if cmd == _UPDATE:
+        if flags not in (BPF_ANY, BPF_NOEXIST, BPF_EXIST):
+            return -_errno.EINVAL, None
+        if layout.type == BPF_MAP_TYPE_ARRAY:
+            flags = BPF_ANY  # legacy ARRAY updates ignore their flags
+    try:
+        if cmd == _LOOKUP:
+            return 0, lowlevel.map_lookup_elem(fd, key, flags=flags)
+        if cmd == _UPDATE:
+            lowlevel.map_update_elem(fd, key, value, flags)
+            return 0, None
+        if cmd == _DELETE:
+            lowlevel.map_delete_elem(fd, key)
+            return 0, None
+        if cmd == _GET_NEXT_KEY:
+            following = lowlevel.map_get_next_key(fd, key)
+            return (-_errno.ENOENT, None) if following is None else (0, following)
+    except KeyError:
+        return -_errno.ENOENT, None
+    except BpfError as exc:
+        err = exc.errno or _errno.EINVAL
+        if cmd == _UPDATE and err == _errno.E2BIG and strict_legacy_errors:
+            if layout.type == BPF_MAP_TYPE_ARRAY:
+                return -_errno.ENOENT, None
+            if layout.type == BPF_MAP_TYPE_HASH:
+                return -_errno.ENOMEM, None
+        return -err, None
+    return -_errno.EINVAL, None
 
 
 def legacy_map_elem_op(cmd: int, fd: int, key: int, value: int, flags: int,
@@ -63,49 +107,50 @@ def legacy_map_elem_op(cmd: int, fd: int, key: int, value: int, flags: int,
     """One element command on raw user pointers; returns 0 or ``-errno``.
 
     ``cmd`` is 1..4 (lookup, update, delete, get_next_key); ``value`` is the value or
-    ``next_key`` pointer.  The kernel checks the pointers itself (a bad one gives EFAULT).
+    ``next_key`` pointer.  The pointers are read and written with ``process_vm_readv``/``writev``
+    in the kernel's order (map fd, key, value), so a bad one gives EFAULT as it would there.
     """
-    attr = ctypes.create_string_buffer(_kernel.LINUX_ATTR_SIZE)
-    if cmd == _kernel.BPF_MAP_UPDATE_ELEM and flags not in (BPF_ANY, BPF_NOEXIST, BPF_EXIST):
+    if cmd not in (_LOOKUP, _UPDATE, _DELETE, _GET_NEXT_KEY):
         return -_errno.EINVAL
-    struct.pack_into("=IIQQQ", attr, 0, fd & 0xFFFFFFFF, 0, key, value, flags)
-    rc = _kernel.bpf(cmd, attr)
-    if rc >= 0 or cmd != _kernel.BPF_MAP_UPDATE_ELEM:
-        return rc
-    if rc in (-_errno.EEXIST, -_errno.ENOENT) and flags != BPF_ANY:
-        if _map_type(fd) == BPF_MAP_TYPE_ARRAY:  # legacy ARRAY updates ignore flags
-            return legacy_map_elem_op(cmd, fd, key, value, BPF_ANY, strict_legacy_errors)
-    if rc == -_errno.E2BIG and strict_legacy_errors:
-        kind = _map_type(fd)
-        if kind == BPF_MAP_TYPE_ARRAY:
-            return -_errno.ENOENT
-        if kind == BPF_MAP_TYPE_HASH:
-            return -_errno.ENOMEM
+    if cmd == _UPDATE and flags not in (BPF_ANY, BPF_NOEXIST, BPF_EXIST):
+        return -_errno.EINVAL
+    layout = _layout(fd & 0xFFFFFFFF)
+    if isinstance(layout, int):
+        return layout
+    try:
+        if layout.key_size == 0:
+            if key:
+                return -_errno.EINVAL
+            key_bytes = None
+        elif cmd == _GET_NEXT_KEY and not key:
+            key_bytes = None  # NULL: the first key
+        else:
+            key_bytes = _kernel.read_user(key, layout.key_size)
+        value_bytes = _kernel.read_user(value, layout.value_bytes) if cmd == _UPDATE else None
+        rc, output = _element(cmd, fd & 0xFFFFFFFF, layout, key_bytes, value_bytes, flags,
+                              strict_legacy_errors)
+        if output is not None:
+            _kernel.write_user(value, output)
+    except OSError as exc:
+        return -(exc.errno or _errno.EFAULT)
     return rc
 
 
 # ------------------------------------------------------------------------------ Python API
 
-def _sizes(fd: int) -> tuple[int, int, int]:
-    info = _kernel.map_info(fd)
-    if isinstance(info, int):
-        raise LegacyError(-info, f"fd {fd} is not a BPF map: pass the fd bpf_create_map "
+def _sizes(fd: int) -> MapLayout:
+    layout = _layout(fd)
+    if isinstance(layout, int):
+        raise LegacyError(-layout, f"fd {fd} is not a BPF map: pass the fd bpf_create_map "
                           "returned")
-    return info[0], info[1], info[2]
+    return layout
 
 
 def _encode(data: bytes | bytearray | memoryview | int, size: int, what: str) -> bytes:
+    # stricter than pylibbpf's encoder on purpose: the legacy calls took bytes or integers
     if isinstance(data, bool) or not isinstance(data, (bytes, bytearray, memoryview, int)):
         raise TypeError(f"{what} must be bytes or an int, not {type(data).__name__}")
-    if isinstance(data, int):
-        try:
-            return data.to_bytes(size, sys.byteorder, signed=data < 0)
-        except OverflowError:
-            raise ValueError(f"{what} {data} does not fit in {size} bytes") from None
-    raw = bytes(data)
-    if len(raw) != size:
-        raise ValueError(f"{what} is {len(raw)} bytes; this map's {what} size is {size}")
-    return raw
+    return lowlevel.to_bytes(int(data) if isinstance(data, int) else data, size, what)
 
 
 def _raise(rc: int, what: str, fd: int, key: object = None) -> None:
@@ -147,33 +192,31 @@ def bpf_create_map(map_type: int, key_size: int, value_size: int, max_entries: i
 
 def bpf_lookup_elem(fd: int, key: bytes | int) -> bytes:
     """The value at ``key``; :class:`MissingKeyError` (ENOENT) when absent."""
-    _type, ks, vs = _sizes(fd)
-    kb = ctypes.create_string_buffer(_encode(key, ks, "key"), ks)
-    out = ctypes.create_string_buffer(vs)
-    rc = legacy_map_elem_op(_kernel.BPF_MAP_LOOKUP_ELEM, fd, ctypes.addressof(kb),
-                            ctypes.addressof(out), 0)
-    if rc < 0:
+    layout = _sizes(fd)
+    rc, out = _element(_LOOKUP, fd, layout, _encode(key, layout.key_size, "key"), None, 0,
+                       False)
+    if rc < 0 or out is None:
         _raise(rc, "lookup", fd, key)
-    return out.raw
+    assert out is not None
+    return out
 
 
 def bpf_update_elem(fd: int, key: bytes | int, value: bytes | int, flags: int = BPF_ANY, *,
                     strict_legacy_errors: bool = False) -> None:
     """Store ``value`` at ``key`` (``flags``: 0 any, 1 NOEXIST, 2 EXIST; ARRAY ignores them)."""
-    _type, ks, vs = _sizes(fd)
-    kb = ctypes.create_string_buffer(_encode(key, ks, "key"), ks)
-    vb = ctypes.create_string_buffer(_encode(value, vs, "value"), vs)
-    rc = legacy_map_elem_op(_kernel.BPF_MAP_UPDATE_ELEM, fd, ctypes.addressof(kb),
-                            ctypes.addressof(vb), flags, strict_legacy_errors)
+    layout = _sizes(fd)
+    rc, _out = _element(_UPDATE, fd, layout, _encode(key, layout.key_size, "key"),
+                        _encode(value, layout.value_bytes, "value"), flags,
+                        strict_legacy_errors)
     if rc < 0:
         _raise(rc, "update", fd, key if rc == -_errno.ENOENT else None)
 
 
 def bpf_delete_elem(fd: int, key: bytes | int) -> None:
     """Remove ``key``: ENOENT when absent, EINVAL on an ARRAY map."""
-    _type, ks, _vs = _sizes(fd)
-    kb = ctypes.create_string_buffer(_encode(key, ks, "key"), ks)
-    rc = legacy_map_elem_op(_kernel.BPF_MAP_DELETE_ELEM, fd, ctypes.addressof(kb), 0, 0)
+    layout = _sizes(fd)
+    rc, _out = _element(_DELETE, fd, layout, _encode(key, layout.key_size, "key"), None, 0,
+                        False)
     if rc < 0:
         _raise(rc, "delete", fd, key)
 
@@ -181,13 +224,11 @@ def bpf_delete_elem(fd: int, key: bytes | int) -> None:
 def bpf_get_next_key(fd: int, key: bytes | int | None = None) -> bytes | None:
     """The key after ``key``; the first key for ``None`` or a key not in the map (legacy
     rule); ``None`` after the last key."""
-    _type, ks, _vs = _sizes(fd)
-    kb = None if key is None else ctypes.create_string_buffer(_encode(key, ks, "key"), ks)
-    out = ctypes.create_string_buffer(ks)
-    rc = legacy_map_elem_op(_kernel.BPF_MAP_GET_NEXT_KEY, fd,
-                            0 if kb is None else ctypes.addressof(kb), ctypes.addressof(out), 0)
+    layout = _sizes(fd)
+    current = None if key is None else _encode(key, layout.key_size, "key")
+    rc, out = _element(_GET_NEXT_KEY, fd, layout, current, None, 0, False)
     if rc == -_errno.ENOENT:
         return None
     if rc < 0:
         _raise(rc, "get_next_key", fd)
-    return out.raw
+    return out
