@@ -34,7 +34,6 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .. import _kernel
 from ..api import _MAX_ELF, _MAX_MAP_ARRAY, _MAX_NAME
 from ..attr import ATTR_SIZE, BpfCmd, Dialect
 from ..backends import Attachment, attach, detach
@@ -43,7 +42,8 @@ from ..maps import BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH, legacy_map_create, leg
 from ..targets import parse_target
 from ._remote import RemoteProcess
 
-__all__ = ["CallerGone", "Outcome", "LoadedProgram", "Translator", "command_name"]
+__all__ = ["CallerGone", "Outcome", "LoadedProgram", "Translator", "bpf_fd_info", "command_name",
+           "map_sizes", "prog_id"]
 
 _MAX_TARGET = _MAX_NAME * 4
 _MAP_TYPES = {BPF_MAP_TYPE_HASH: "HASH", BPF_MAP_TYPE_ARRAY: "ARRAY"}
@@ -98,15 +98,35 @@ class LoadedProgram:
         self.map_fds.clear()
 
 
+def bpf_fd_info(fd: int, kind: str) -> dict[str, str] | None:
+    """The ``/proc/self/fdinfo`` fields of ``fd`` when it is a BPF ``kind`` (``"prog"`` or
+    ``"map"``), else ``None``.  The kind comes from the fd's inode (``anon_inode:bpf-prog``):
+    ``BPF_OBJ_GET_INFO_BY_FD`` would answer a map's info for a program fd and vice versa, and a
+    map id can equal a program id."""
+    try:
+        if os.readlink(f"/proc/self/fd/{fd}") != f"anon_inode:bpf-{kind}":
+            return None
+        with open(f"/proc/self/fdinfo/{fd}", encoding="ascii", errors="replace") as handle:
+            return dict(line.rstrip("\n").split(":\t", 1) for line in handle if ":\t" in line)
+    except OSError:
+        return None
+
+
 def prog_id(fd: int) -> int:
-    """The kernel id of BPF program ``fd``; ``OSError`` when it is not a program."""
-    info = ctypes.create_string_buffer(16)
-    attr = ctypes.create_string_buffer(_kernel.LINUX_ATTR_SIZE)
-    struct.pack_into("=IIQ", attr, 0, fd, len(info), ctypes.addressof(info))
-    rc = _kernel.bpf(_kernel.BPF_OBJ_GET_INFO_BY_FD, attr)
-    if rc < 0:
-        raise OSError(-rc, f"fd {fd} is not a BPF object")
-    return int(struct.unpack_from("=I", info.raw, 4)[0])
+    """The kernel id of BPF program ``fd``; ``OSError(ENOENT)`` when it is not a program."""
+    info = bpf_fd_info(fd, "prog")
+    if info is None or "prog_id" not in info:
+        raise OSError(_errno.ENOENT, f"fd {fd} is not a BPF program")
+    return int(info["prog_id"])
+
+
+def map_sizes(fd: int) -> tuple[int, int, int]:
+    """``(key_size, value_size, map id)`` of BPF map ``fd``; ``OSError(EINVAL)`` (Linux's
+    answer) when it is not a map."""
+    info = bpf_fd_info(fd, "map")
+    if info is None:
+        raise OSError(_errno.EINVAL, f"fd {fd} is not a BPF map")
+    return int(info["key_size"]), int(info["value_size"]), int(info.get("map_id", "0"))
 
 
 def _fmt_flags(flags: int) -> str:
@@ -197,8 +217,10 @@ class Translator:
         fd = legacy_map_create(map_type, key_size, value_size, max_entries)
         if fd < 0:
             raise OSError(-fd, "legacy map create refused")
-        info = _kernel.map_info(fd)
-        map_id = "?" if isinstance(info, int) else info[4]
+        try:
+            map_id = str(map_sizes(fd)[2])
+        except OSError:
+            map_id = "?"
         out.linux = f"BPF_MAP_CREATE -> map id {map_id}, installed with NOTIF_ADDFD"
         out.install = fd
 
@@ -212,11 +234,9 @@ class Translator:
         except OSError as exc:
             raise OSError(_errno.EBADF, f"fd {map_fd} is not open") from exc
         try:
-            info = _kernel.map_info(local)
-            if isinstance(info, int):
-                raise OSError(_errno.EINVAL, f"fd {map_fd} is not a BPF map")
-            key_bytes = proc.read(key, info[1])
-            value_bytes = proc.read(value, info[2])
+            key_size, value_size, _id = map_sizes(local)
+            key_bytes = proc.read(key, key_size)
+            value_bytes = proc.read(value, value_size)
             still_pending()
             kbuf = ctypes.create_string_buffer(key_bytes, len(key_bytes))
             vbuf = ctypes.create_string_buffer(value_bytes, len(value_bytes))
@@ -238,10 +258,7 @@ class Translator:
         except OSError as exc:
             raise OSError(_errno.EBADF, f"fd {map_fd} is not open") from exc
         try:
-            info = _kernel.map_info(local)
-            if isinstance(info, int):
-                raise OSError(_errno.EINVAL, f"fd {map_fd} is not a BPF map")
-            key_size, value_size = info[1], info[2]
+            key_size, value_size, _id = map_sizes(local)
             no_key = cmd == BpfCmd.MAP_GET_NEXT_KEY and key == 0
             kbuf = ctypes.create_string_buffer(b"" if no_key else proc.read(key, key_size),
                                                key_size)
