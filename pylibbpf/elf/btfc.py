@@ -24,6 +24,7 @@ _BASE_KINDS = {BtfKind.INT, BtfKind.ENUM, BtfKind.ENUM64, BtfKind.FWD, BtfKind.S
                BtfKind.UNION, BtfKind.TYPEDEF, BtfKind.FLOAT}
 _MAX_NEST = 64
 _MAX_STEPS = 200_000  # declarations per rendering: bounds DAG-shaped or hostile BTF
+_MAX_PAD_LINES = 1 << 16  # padding markers per gap: a hostile struct size must not eat memory
 
 
 def _pfx(lvl: int) -> str:
@@ -250,6 +251,9 @@ class CPrinter:
                 self._emit(f"\n{_pfx(lvl)}{pad_type}: "
                            f"{new_off - cur_off if in_bitfield else 0};")
             cur_off = new_off
+        if (next_off - cur_off) // pad_bits > _MAX_PAD_LINES:
+            raise ElfError(f"struct padding of {next_off - cur_off} bits (at bit {cur_off}) is "
+                           "too large to print")
         while cur_off != next_off:
             bits = min(next_off - cur_off, pad_bits)
             if bits == pad_bits:
