@@ -98,6 +98,8 @@ def cmd_matrix(ns: argparse.Namespace) -> int:
             failed.append(label)
         if result.junit is not None:
             reports.append(report.parse_junit(result.junit, label))
+        else:  # crashed before pytest wrote its XML: keep the column, say why
+            reports.append(report.TierReport(label, f"no junit XML, exit {result.returncode}"))
     table = report.matrix_table(reports)
     (out / "table.md").write_text(table + "\n")
     print(table)

@@ -36,6 +36,7 @@ BASE_PACKAGES = (
     "clang", "clang-14", "libclang-common-14-dev", "llvm-14", "linux-libc-dev", "libc6-dev",
     "libc6", "gcc", "gcc-12", "cpp", "cpp-12", "binutils", "binutils-x86-64-linux-gnu",
     "libgcc-12-dev", "libelf1", "zlib1g", "systemtap-sdt-dev",
+    "dash", "bash", "coreutils", "util-linux", "mount", "grep", "sed", "procps",
 )
 # Modules the guest loads at boot, with their dependencies (those built in are skipped).
 GUEST_MODULES = (
@@ -257,7 +258,7 @@ def _key(*parts: object) -> str:
 
 def _quick_key(python: Path) -> str:
     """Cheap key: dpkg's database and the venv's site-packages entries, with their mtimes."""
-    parts: list[object] = [IMAGE_FORMAT, str(python)]
+    parts: list[object] = [IMAGE_FORMAT, BASE_PACKAGES, str(python)]
     status = Path("/var/lib/dpkg/status")
     if status.exists():
         parts.append(status.stat().st_mtime_ns)
@@ -291,7 +292,7 @@ def _system_image(python: Path, log: bool) -> Path:
     for f in files:
         st = os.lstat(f)
         stamps.append((str(f), st.st_size, st.st_mtime_ns))
-    key = _key(IMAGE_FORMAT, stamps)
+    key = _key(IMAGE_FORMAT, BASE_PACKAGES, stamps)
     out = cache_dir() / "images" / f"system-{key}.ext4"
     if out.exists():
         return out
