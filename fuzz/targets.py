@@ -364,7 +364,7 @@ def main(argv: list[str]) -> int:
     target = argv[1]
     if len(argv) > 2 and argv[2] == "--replay":
         return replay(target, argv[3:])
-    import atheris  # type: ignore[import-untyped]
+    import atheris
 
     _quiet()
     _import_instrumented(target)
