@@ -85,7 +85,8 @@ class FdTracer:
     def install(self, patch: Callable[[Any, str, Any], None]) -> None:
         """Install with ``patch(owner, name, value)`` (``monkeypatch.setattr`` or a plain
         setattr for the whole session)."""
-        from pylibbpf import _handle, map as map_module
+        from pylibbpf import _handle
+        from pylibbpf import map as map_module
 
         original_own = _handle.Handle._own
         original_close_fd = _handle.close_fd
