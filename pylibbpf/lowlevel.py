@@ -143,6 +143,10 @@ class MapLayout(NamedTuple):
     value_bytes: int
 
 
+_known_maps: dict[int, tuple[int, int, int, int, int]] = {}
+_KNOWN_MAPS_MAX = 4096
+
+
 def _is_map_fd(fd: int) -> bool:
     try:
         return os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:bpf-map"
@@ -165,9 +169,18 @@ def map_layout(fd: int) -> MapLayout:
         # BPF_OBJ_GET_INFO_BY_FD says EBADFD for a closed fd, map commands say EBADF
         err = _errno.EBADF if exc.errno == _errno.EBADFD else exc.errno
         raise error_from_errno(err, f"fd {fd} is not a usable BPF map") from None
-    if not _is_map_fd(fd):
-        raise BpfError(_errno.EINVAL, f"fd {fd} is not a BPF map")
     kind, ks, vs = int(info.type), int(info.key_size), int(info.value_size)
+    # BPF_OBJ_GET_INFO_BY_FD also answers for programs, BTF and links (with their own
+    # layout), so the fd's kind is checked through procfs; the answer is remembered for an fd
+    # as long as the same map (id and sizes) is behind it.
+    seen = (kind, int(info.id), ks, vs, int(info.max_entries))
+    if _known_maps.get(fd) != seen:
+        if not _is_map_fd(fd):
+            _known_maps.pop(fd, None)
+            raise BpfError(_errno.EINVAL, f"fd {fd} is not a BPF map")
+        if len(_known_maps) >= _KNOWN_MAPS_MAX:
+            _known_maps.clear()
+        _known_maps[fd] = seen
     total = vs
     if kind in PER_CPU_MAP_TYPES:
         total = ((vs + 7) & ~7) * int(_ffi.lib().libbpf_num_possible_cpus())

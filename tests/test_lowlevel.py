@@ -136,6 +136,16 @@ def test_not_a_map(fds: list[int]) -> None:
     with pytest.raises(pylibbpf.BpfError) as closed:
         lowlevel.map_lookup_elem(1000, 0, 8)
     assert closed.value.errno == errno.EBADF
+    # an fd number that was a map and is now a program is not taken for the old map
+    old = lowlevel.map_create(MapType.ARRAY, 4, 8, 1)
+    assert lowlevel.map_lookup_elem(old, 0) == bytes(8)
+    os.close(old)
+    reused = lowlevel.prog_load(ProgType.SOCKET_FILTER, EXIT_0, license="GPL")
+    fds.append(reused)
+    assert reused == old
+    with pytest.raises(pylibbpf.BpfError) as exc:
+        lowlevel.map_lookup_elem(reused, 0)
+    assert exc.value.errno == errno.EINVAL
 
 
 def test_percpu_values_are_raw_slots(fds: list[int]) -> None:
