@@ -68,15 +68,28 @@ def _layout(fd: int) -> MapLayout | int:
         return -_errno.EBADF
 
 
-def _element(cmd: int, fd: int, layout: MapLayout, key: bytes | None, value: bytes | None,
-             flags: int, strict_legacy_errors: bool) -> tuple[int, bytes | None]:
-    """One element command on bytes by the legacy rules: ``(0 or -errno, output)``, the
-    output being the value (lookup) or the next key (get_next_key)."""
-    if cmd == _UPDATE:
-        if flags not in (BPF_ANY, BPF_NOEXIST, BPF_EXIST):
-            return -_errno.EINVAL, None
-        if layout.type == BPF_MAP_TYPE_ARRAY:
-            flags = BPF_ANY  # legacy ARRAY updates ignore their flags
+Data = bytes | int | None
+
+
+def _element(cmd: int, fd: int, key: Data, value: Data, flags: int,
+             strict_legacy_errors: bool, layout: MapLayout | None = None
+             ) -> tuple[int, bytes | None]:
+    """One element command by the legacy rules: ``(0 or -errno, output)``, the output being
+    the value (lookup) or the next key (get_next_key).  Keys and values are checked against
+    the map's sizes by :mod:`pylibbpf.lowlevel` (ValueError); the map type is only looked up
+    where a legacy rule depends on it."""
+
+    def map_type() -> int | None:
+        nonlocal layout
+        if layout is None:
+            found = _layout(fd)
+            if isinstance(found, int):
+                return None
+            layout = found
+        return layout.type
+
+    if cmd == _UPDATE and flags not in (BPF_ANY, BPF_NOEXIST, BPF_EXIST):
+        return -_errno.EINVAL, None
     try:
         if cmd == _LOOKUP:
             return 0, lowlevel.map_lookup_elem(fd, key, flags=flags)
@@ -93,11 +106,16 @@ def _element(cmd: int, fd: int, layout: MapLayout, key: bytes | None, value: byt
         return -_errno.ENOENT, None
     except BpfError as exc:
         err = exc.errno or _errno.EINVAL
-        if cmd == _UPDATE and err == _errno.E2BIG and strict_legacy_errors:
-            if layout.type == BPF_MAP_TYPE_ARRAY:
-                return -_errno.ENOENT, None
-            if layout.type == BPF_MAP_TYPE_HASH:
-                return -_errno.ENOMEM, None
+        if cmd == _UPDATE:
+            if err in (_errno.EEXIST, _errno.ENOENT) and flags != BPF_ANY and \
+                    map_type() == BPF_MAP_TYPE_ARRAY:  # legacy ARRAY updates ignore flags
+                return _element(cmd, fd, key, value, BPF_ANY, strict_legacy_errors, layout)
+            if err == _errno.E2BIG and strict_legacy_errors:
+                kind = map_type()
+                if kind == BPF_MAP_TYPE_ARRAY:
+                    return -_errno.ENOENT, None
+                if kind == BPF_MAP_TYPE_HASH:
+                    return -_errno.ENOMEM, None
         return -err, None
     return -_errno.EINVAL, None
 
@@ -127,8 +145,8 @@ def legacy_map_elem_op(cmd: int, fd: int, key: int, value: int, flags: int,
         else:
             key_bytes = _kernel.read_user(key, layout.key_size)
         value_bytes = _kernel.read_user(value, layout.value_bytes) if cmd == _UPDATE else None
-        rc, output = _element(cmd, fd & 0xFFFFFFFF, layout, key_bytes, value_bytes, flags,
-                              strict_legacy_errors)
+        rc, output = _element(cmd, fd & 0xFFFFFFFF, key_bytes, value_bytes, flags,
+                              strict_legacy_errors, layout)
         if output is not None:
             _kernel.write_user(value, output)
     except OSError as exc:
@@ -138,30 +156,31 @@ def legacy_map_elem_op(cmd: int, fd: int, key: int, value: int, flags: int,
 
 # ------------------------------------------------------------------------------ Python API
 
-def _sizes(fd: int) -> MapLayout:
-    layout = _layout(fd)
-    if isinstance(layout, int):
-        raise LegacyError(-layout, f"fd {fd} is not a BPF map: pass the fd bpf_create_map "
-                          "returned")
-    return layout
+def _check_fd(fd: int) -> int:
+    if isinstance(fd, bool) or not isinstance(fd, int):
+        raise TypeError(f"a map fd is an int, not {type(fd).__name__}")
+    if not 0 <= fd < 1 << 31:
+        raise LegacyError(_errno.EBADF, f"{fd} is not a file descriptor: pass the fd "
+                          "bpf_create_map returned")
+    return int(fd)
 
 
-def _encode(data: bytes | bytearray | memoryview | int, size: int, what: str) -> bytes:
+def _data(data: bytes | bytearray | memoryview | int, what: str) -> bytes | int:
     # stricter than pylibbpf's encoder on purpose: the legacy calls took bytes or integers
     if isinstance(data, bool) or not isinstance(data, (bytes, bytearray, memoryview, int)):
         raise TypeError(f"{what} must be bytes or an int, not {type(data).__name__}")
-    return lowlevel.to_bytes(int(data) if isinstance(data, int) else data, size, what)
+    return int(data) if isinstance(data, int) else bytes(data)
 
 
 def _raise(rc: int, what: str, fd: int, key: object = None) -> None:
     err = -rc
     hints = {
-        _errno.EINVAL: "check the map fd, the flags (0, 1 or 2) and that ARRAY maps are not "
-                       "deleted from",
+        _errno.EINVAL: "check that the fd is a map bpf_create_map returned, the flags (0, 1 "
+                       "or 2) and that ARRAY maps are not deleted from",
         _errno.E2BIG: "the map is full or the index is past max_entries",
         _errno.ENOMEM: "the HASH map is full (legacy errno)",
         _errno.EEXIST: "the key exists and BPF_NOEXIST was given",
-        _errno.EBADF: "the fd is not open",
+        _errno.EBADF: "the fd is not open: pass the fd bpf_create_map returned",
     }
     text = f"legacy {what} on map fd {fd} failed"
     if err in hints:
@@ -192,9 +211,7 @@ def bpf_create_map(map_type: int, key_size: int, value_size: int, max_entries: i
 
 def bpf_lookup_elem(fd: int, key: bytes | int) -> bytes:
     """The value at ``key``; :class:`MissingKeyError` (ENOENT) when absent."""
-    layout = _sizes(fd)
-    rc, out = _element(_LOOKUP, fd, layout, _encode(key, layout.key_size, "key"), None, 0,
-                       False)
+    rc, out = _element(_LOOKUP, _check_fd(fd), _data(key, "key"), None, 0, False)
     if rc < 0 or out is None:
         _raise(rc, "lookup", fd, key)
     assert out is not None
@@ -204,19 +221,15 @@ def bpf_lookup_elem(fd: int, key: bytes | int) -> bytes:
 def bpf_update_elem(fd: int, key: bytes | int, value: bytes | int, flags: int = BPF_ANY, *,
                     strict_legacy_errors: bool = False) -> None:
     """Store ``value`` at ``key`` (``flags``: 0 any, 1 NOEXIST, 2 EXIST; ARRAY ignores them)."""
-    layout = _sizes(fd)
-    rc, _out = _element(_UPDATE, fd, layout, _encode(key, layout.key_size, "key"),
-                        _encode(value, layout.value_bytes, "value"), flags,
-                        strict_legacy_errors)
+    rc, _out = _element(_UPDATE, _check_fd(fd), _data(key, "key"), _data(value, "value"),
+                        flags, strict_legacy_errors)
     if rc < 0:
         _raise(rc, "update", fd, key if rc == -_errno.ENOENT else None)
 
 
 def bpf_delete_elem(fd: int, key: bytes | int) -> None:
     """Remove ``key``: ENOENT when absent, EINVAL on an ARRAY map."""
-    layout = _sizes(fd)
-    rc, _out = _element(_DELETE, fd, layout, _encode(key, layout.key_size, "key"), None, 0,
-                        False)
+    rc, _out = _element(_DELETE, _check_fd(fd), _data(key, "key"), None, 0, False)
     if rc < 0:
         _raise(rc, "delete", fd, key)
 
@@ -224,9 +237,8 @@ def bpf_delete_elem(fd: int, key: bytes | int) -> None:
 def bpf_get_next_key(fd: int, key: bytes | int | None = None) -> bytes | None:
     """The key after ``key``; the first key for ``None`` or a key not in the map (legacy
     rule); ``None`` after the last key."""
-    layout = _sizes(fd)
-    current = None if key is None else _encode(key, layout.key_size, "key")
-    rc, out = _element(_GET_NEXT_KEY, fd, layout, current, None, 0, False)
+    current = None if key is None else _data(key, "key")
+    rc, out = _element(_GET_NEXT_KEY, _check_fd(fd), current, None, 0, False)
     if rc == -_errno.ENOENT:
         return None
     if rc < 0:
