@@ -5,9 +5,6 @@ legacy caller pointed at is read and written through ``process_vm_readv``/``proc
 on our own pid: a bad pointer then gives EFAULT, as the legacy kernel answered, instead of a
 segmentation fault.  Everything else (maps, program loads, perf events) goes through
 :mod:`pylibbpf.lowlevel` and :mod:`pylibbpf.perf_event`.
-
-:func:`bpf` and the ``BPF_*`` numbers remain for ``compat.supervisor``'s ``prog_id``
-(``pylibbpf.ProgramInfo.from_fd(fd).id`` does the same); compat itself no longer uses them.
 """
 
 from __future__ import annotations
@@ -17,23 +14,14 @@ import errno as _errno
 import os
 import platform
 
-from pylibbpf import BpfError, MapInfo
-
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 
 _SYSCALL_NUMBERS = {
-    "x86_64": {"bpf": 321, "process_vm_readv": 310, "process_vm_writev": 311},
-    "aarch64": {"bpf": 280, "process_vm_readv": 270, "process_vm_writev": 271},
-    "riscv64": {"bpf": 280, "process_vm_readv": 270, "process_vm_writev": 271},
+    "x86_64": {"process_vm_readv": 310, "process_vm_writev": 311},
+    "aarch64": {"process_vm_readv": 270, "process_vm_writev": 271},
+    "riscv64": {"process_vm_readv": 270, "process_vm_writev": 271},
 }
-
-# Linux bpf() command numbers and attr size (for compat.supervisor).
-BPF_MAP_CREATE, BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM = 0, 1, 2
-BPF_MAP_DELETE_ELEM, BPF_MAP_GET_NEXT_KEY, BPF_PROG_LOAD = 3, 4, 5
-BPF_MAP_FREEZE = 22
-BPF_OBJ_GET_INFO_BY_FD = 15
-LINUX_ATTR_SIZE = 144
 
 
 def _nr(name: str) -> int:
@@ -43,19 +31,6 @@ def _nr(name: str) -> int:
     except KeyError:
         raise OSError(_errno.ENOSYS, f"compat does not know the {name} syscall number on "
                       f"{machine}") from None
-
-
-def bpf(cmd: int, attr: ctypes.Array[ctypes.c_char] | bytearray, size: int | None = None) -> int:
-    """Call ``bpf(cmd, attr, size)``; returns the result or ``-errno`` (never raises)."""
-    if isinstance(attr, bytearray):
-        buf = (ctypes.c_char * len(attr)).from_buffer(attr)
-    else:
-        buf = attr
-    length = ctypes.sizeof(buf) if size is None else size
-    rc = _libc.syscall(ctypes.c_long(_nr("bpf")), ctypes.c_long(cmd), buf, ctypes.c_ulong(length))
-    if rc < 0:
-        return -ctypes.get_errno()
-    return int(rc)
 
 
 class _IoVec(ctypes.Structure):
@@ -127,14 +102,3 @@ def read_user_cstring(address: int, limit: int = 4096) -> bytes:
             return data + part[:end]
         data += part
     raise OSError(_errno.ENAMETOOLONG, f"string at {address:#x} is longer than {limit} bytes")
-
-
-def map_info(fd: int) -> tuple[int, int, int, int, int] | int:
-    """``(type, key_size, value_size, max_entries, id)`` of map ``fd``, or ``-errno``."""
-    try:
-        info = MapInfo.from_fd(fd)
-    except BpfError as exc:
-        return -(exc.errno or _errno.EINVAL)
-    except ctypes.ArgumentError:  # not a C int
-        return -_errno.EBADF
-    return int(info.type), info.key_size, info.value_size, info.max_entries, info.id
