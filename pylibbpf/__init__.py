@@ -33,11 +33,12 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["Program", "TestRunResult"], "program"),
     **dict.fromkeys(["RingBuffer", "UserRingBuffer"], "ringbuf"),
     "TcAttachment": "tc",
+    "PerfEventLink": "perf_event",
 }
-_SUBMODULES = {"aio", "hist", "typed", "elf"}
+_SUBMODULES = {"aio", "hist", "typed", "elf", "lowlevel", "perf_event"}
 
 if TYPE_CHECKING:
-    from . import aio, elf, hist, typed
+    from . import aio, elf, hist, lowlevel, perf_event, typed
     from .enums import (
         AttachType,
         LinkType,
@@ -73,6 +74,7 @@ if TYPE_CHECKING:
     from .link import Link
     from .map import Map
     from .object import Object
+    from .perf_event import PerfEventLink
     from .perfbuf import EventsLostWarning, PerfBuffer, PerfSample
     from .program import Program, TestRunResult
     from .ringbuf import RingBuffer, UserRingBuffer
@@ -113,10 +115,10 @@ def num_possible_cpus() -> int:
 __all__ = [
     "AttachType", "BpfError", "BpfPermissionError", "ClosedError", "EventsLostWarning",
     "GlobalData", "LibbpfNotFoundError", "Link", "LinkInfo", "LinkType", "Map", "MapFlags",
-    "MapInfo", "MapType", "NotSupportedError", "Object", "PerfBuffer", "PerfSample",
-    "PinningType", "ProgType", "Program", "ProgramInfo", "RingBuffer", "StateError",
+    "MapInfo", "MapType", "NotSupportedError", "Object", "PerfBuffer", "PerfEventLink",
+    "PerfSample", "PinningType", "ProgType", "Program", "ProgramInfo", "RingBuffer", "StateError",
     "TcAttachPoint", "TcAttachment", "TestRunResult", "UpdateFlags", "UserRingBuffer", "Variable",
     "VerifierError", "XdpFlags", "aio", "elf", "hist", "libbpf_version", "link_ids",
-    "loaded_links", "loaded_maps", "loaded_programs", "map_ids", "num_possible_cpus",
-    "program_ids", "typed",
+    "loaded_links", "loaded_maps", "loaded_programs", "lowlevel", "map_ids", "num_possible_cpus",
+    "perf_event", "program_ids", "typed",
 ]

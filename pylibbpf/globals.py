@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import _ffi
 from .errors import BpfError, StateError
-from .map import Map, to_bytes
+from .lowlevel import to_bytes
+from .map import Map
 
 if TYPE_CHECKING:
     from .object import Object

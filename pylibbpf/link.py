@@ -66,7 +66,7 @@ def _destroy(ptr: Any, state: dict[str, bool]) -> None:
 
 
 def _fd_kind(fd: int) -> str:
-    """What an fd refers to, as /proc shows it (``anon_inode:bpf-link``, ``anon_inode:bpf-map``...)."""
+    """What an fd refers to, as /proc shows it (``anon_inode:bpf-link``, ``...:bpf-map``)."""
     try:
         return os.readlink(f"/proc/self/fd/{fd}")
     except OSError:

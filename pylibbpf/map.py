@@ -22,6 +22,7 @@ from ._ffi.structs import new_opts
 from ._handle import Handle, close_fd
 from .enums import PER_CPU_MAP_TYPES, MapType, UpdateFlags, enum_or_int
 from .errors import BpfError, StateError, error_from_errno
+from .lowlevel import map_create, to_bytes
 
 if TYPE_CHECKING:
     from .info import MapInfo
@@ -40,30 +41,6 @@ _BATCH_TYPES = frozenset({
 _NO_KEY_TYPES = frozenset({MapType.QUEUE, MapType.STACK, MapType.BLOOM_FILTER,
                            MapType.RINGBUF, MapType.USER_RINGBUF})
 _BATCH_MIN = 256
-
-
-def to_bytes(value: Any, size: int, what: str) -> bytes:
-    """Encode a key or value of exactly ``size`` bytes; ValueError/TypeError otherwise."""
-    kind = type(value)
-    if kind is bytes:
-        data = value
-    elif kind is int:
-        try:
-            return int(value).to_bytes(size, _BYTEORDER, signed=value < 0)
-        except OverflowError:
-            raise ValueError(f"{what} {value} does not fit in {size} bytes") from None
-    elif isinstance(value, (bytearray, memoryview)):
-        data = bytes(value)
-    elif isinstance(value, (ctypes.Structure, ctypes.Union, ctypes.Array, ctypes._SimpleCData)):
-        data = bytes(memoryview(value).cast("B"))
-    elif isinstance(value, bool):
-        data = int(value).to_bytes(size, _BYTEORDER)
-    else:
-        raise TypeError(f"{what} must be bytes-like, an int or a ctypes object, "
-                        f"not {kind.__name__}")
-    if len(data) != size:
-        raise ValueError(f"{what} is {len(data)} bytes; this map needs exactly {size}")
-    return data  # type: ignore[no-any-return]
 
 
 def _possible_cpus() -> int:
@@ -145,25 +122,11 @@ class Map(Handle):
                numa_node: int | None = None, map_extra: int = 0, btf_fd: int = 0,
                btf_key_type_id: int = 0, btf_value_type_id: int = 0) -> Map:
         """Create a map directly (``bpf_map_create``), without an object."""
-        fields: dict[str, Any] = {"map_flags": flags, "map_extra": map_extra}
-        if inner_map_fd is not None:
-            fields["inner_map_fd"] = inner_map_fd
-        if numa_node is not None:
-            fields["numa_node"] = numa_node
-        if btf_fd:
-            fields.update(btf_fd=btf_fd, btf_key_type_id=btf_key_type_id,
-                          btf_value_type_id=btf_value_type_id)
-        opts = new_opts(structs.bpf_map_create_opts, **fields)
-        label = name or ""
-        try:
-            fd = _ffi.lib().bpf_map_create(int(map_type), label.encode() or None, key_size,
-                                           value_size, max_entries, ctypes.byref(opts))
-        except BpfError as exc:
-            kind = enum_or_int(MapType, int(map_type))
-            raise error_from_errno(
-                exc.errno, f"failed to create {getattr(kind, 'name', kind)} map {label!r} "
-                f"(key {key_size}, value {value_size}, max_entries {max_entries})") from None
-        return cls._adopt_fd(fd, f"map {label!r} (fd {fd})")
+        fd = map_create(map_type, key_size, value_size, max_entries, name=name, flags=flags,
+                        inner_map_fd=inner_map_fd, numa_node=numa_node, map_extra=map_extra,
+                        btf_fd=btf_fd, btf_key_type_id=btf_key_type_id,
+                        btf_value_type_id=btf_value_type_id)
+        return cls._adopt_fd(fd, f"map {name or ''!r} (fd {fd})")
 
     @classmethod
     def from_pinned(cls, path: str | os.PathLike[str]) -> Map:
