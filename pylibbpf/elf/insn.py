@@ -24,6 +24,8 @@ __all__ = [
     "encode",
     "insert_instructions",
     "slot_offsets",
+    "ARG_REGS",
+    "CALLER_SAVED",
     "INSN_SIZE",
 ]
 
@@ -59,6 +61,14 @@ PSEUDO_MAP_IDX, PSEUDO_MAP_IDX_VALUE = 5, 6
 PSEUDO_CALL, PSEUDO_KFUNC_CALL = 1, 2
 
 LD_IMM64 = LD | SIZE_DW | MODE_IMM  # 0x18
+
+#: r1-r5, the argument registers: what :meth:`Instruction.reads` gives for any call.
+ARG_REGS = frozenset(range(1, 6))
+#: r0-r5, what a call (or ``ld_abs``/``ld_ind``) writes or clobbers; r6-r9 and r10 survive.
+CALLER_SAVED = frozenset(range(0, 6))
+_NO_REGS: frozenset[int] = frozenset()
+_R0 = frozenset((0,))
+_SKB_REG = frozenset((6,))
 
 _LE = struct.Struct("<BBhi")
 _BE = struct.Struct(">BBhi")
@@ -192,6 +202,78 @@ class Instruction:
     def encode(self, byteorder: ByteOrder = "little") -> bytes:
         """The 8 (or 16) bytes of this instruction."""
         return b"".join(_encode_slots(self, byteorder))
+
+    def reads(self) -> frozenset[int]:
+        """The registers (0-10) this instruction reads.
+
+        ALU: ``dst`` and, in register form, ``src`` (``mov`` reads only ``src``, or nothing
+        with an immediate; ``neg`` and byte swaps read ``dst``). Loads read the base ``src``;
+        stores the base ``dst`` and the value ``src``; every atomic reads ``dst`` and ``src``,
+        and ``cmpxchg`` also r0 (the expected value). ``ld_imm64`` reads nothing; the legacy
+        packet loads ``ld_abs``/``ld_ind`` read r6 (the skb) and ``ld_ind`` its ``src``.
+        Conditional jumps read ``dst`` (and ``src`` in register form); ``goto``/``gotol``
+        nothing; ``exit`` reads r0.
+
+        Calls follow the calling convention, because how many arguments a helper, kfunc or
+        sub-program takes is not in the instruction: a call reads r1-r5 (all argument
+        registers) and :meth:`writes` r0-r5 (r0 is the result, r1-r5 are clobbered). Reads
+        are therefore an over-approximation for calls, writes are exact. The frame pointer
+        r10 counts like any register (a stack store reads it).
+        """
+        cls = self.cls
+        if cls in (ALU, ALU64):
+            if self.op == ALU_MOV:
+                return frozenset((self.src,)) if self.source == SRC_X else _NO_REGS
+            if self.op in (ALU_NEG, ALU_END) or self.source == SRC_K:
+                return frozenset((self.dst,))
+            return frozenset((self.dst, self.src))
+        if cls == LDX:
+            return frozenset((self.src,))
+        if cls == ST:
+            return frozenset((self.dst,))
+        if cls == STX:
+            if self.mode == MODE_ATOMIC and self.imm == ATOMIC_CMPXCHG:
+                return frozenset((self.dst, self.src, 0))
+            return frozenset((self.dst, self.src))
+        if cls == LD:
+            if self.mode == MODE_ABS:
+                return _SKB_REG
+            if self.mode == MODE_IND:
+                return frozenset((6, self.src))
+            return _NO_REGS
+        if self.is_call:
+            return ARG_REGS
+        if self.is_exit:
+            return _R0
+        if self.op == JMP_JA:
+            return _NO_REGS
+        return frozenset((self.dst, self.src)) if self.source == SRC_X else \
+            frozenset((self.dst,))
+
+    def writes(self) -> frozenset[int]:
+        """The registers this instruction writes or leaves undefined (see :meth:`reads`).
+
+        ALU, loads and ``ld_imm64``: ``dst``. Stores: nothing, except atomics with a fetch
+        (``fetch_add``..., ``xchg``: the old value lands in ``src``) and ``cmpxchg`` (in r0).
+        ``ld_abs``/``ld_ind`` and calls: r0-r5 (:data:`CALLER_SAVED`). Jumps and ``exit``:
+        nothing.
+        """
+        cls = self.cls
+        if cls in (ALU, ALU64, LDX):
+            return frozenset((self.dst,))
+        if cls == LD:
+            if self.mode in (MODE_ABS, MODE_IND):
+                return CALLER_SAVED
+            return frozenset((self.dst,))
+        if cls == STX and self.mode == MODE_ATOMIC:
+            if self.imm == ATOMIC_CMPXCHG:
+                return _R0
+            if self.imm & ATOMIC_FETCH:
+                return frozenset((self.src,))
+            return _NO_REGS
+        if self.is_call:
+            return CALLER_SAVED
+        return _NO_REGS
 
 
 def _pack(code: int, dst: int, src: int, off: int, imm: int, byteorder: ByteOrder) -> bytes:

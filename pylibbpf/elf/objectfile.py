@@ -165,6 +165,17 @@ class ObjectFile:
         return self._raw.symbols
 
     @property
+    def raw(self) -> RawElf:
+        """The ELF as :func:`~pylibbpf.elf.read_elf` read it: sections, symbols (in index
+        order, so a :class:`~pylibbpf.elf.Rel`'s ``sym`` indexes them) and, through
+        ``raw.rels(section)``, the entries of each SHT_REL section as stored."""
+        return self._raw
+
+    def section_by_name(self, name: str) -> Section | None:
+        """The first section called ``name``, or None."""
+        return self._raw.section_by_name(name)
+
+    @property
     def has_btf(self) -> bool:
         """The object has a ``.BTF`` section."""
         return self.btf is not None
@@ -238,10 +249,10 @@ class ObjectFile:
                 self.kern_version = self._u32(sec.data)
             elif sec.name == ".text" and sec.type == SHT_PROGBITS:
                 self._text_shndx = sec.index
-        btf_sec = self._find_section(".BTF")
+        btf_sec = self.section_by_name(".BTF")
         if btf_sec is not None:
             self.btf = Btf.from_bytes(btf_sec.data)
-            ext = self._find_section(".BTF.ext")
+            ext = self.section_by_name(".BTF.ext")
             if ext is not None:
                 self.btf_ext = BtfExt.from_bytes(ext.data, self.btf)
         for sec in secs:
@@ -253,12 +264,6 @@ class ObjectFile:
         self._collect_maps()
         self._collect_relocations()
         self._collect_subprograms()
-
-    def _find_section(self, name: str) -> Section | None:
-        for sec in self._raw.sections:
-            if sec.name == name:
-                return sec
-        return None
 
     @staticmethod
     def _classify(sec: Section) -> str:
@@ -387,7 +392,7 @@ class ObjectFile:
         Compilers leave DATASEC offsets at zero in ``.o`` files; the symbol table is the truth.
         """
         assert self.btf is not None
-        sec = self._find_section(sec_name)
+        sec = self.section_by_name(sec_name)
         if sec is None:
             return list(ds.secinfos)
         values = {s.name: s.value for s in self._raw.symbols

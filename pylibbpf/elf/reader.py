@@ -1,8 +1,20 @@
-"""The raw ELF layer: validated sections and symbols read with pyelftools.
+"""The raw ELF layer: validated sections, symbols and relocation entries read with pyelftools.
 
 Everything input-controlled is checked here before pyelftools sees it (class, byte order,
 machine, header and section bounds, string and symbol tables), and any exception pyelftools
 might still raise is turned into :class:`ElfError`; the layers above work on plain data.
+
+:func:`read_elf` is public for callers that need the ELF as it is rather than as libbpf sees
+it: ``read_elf(data, strict=False)`` checks only the ELF structure (either class, any machine
+and type, no section headers at all is allowed), so a caller can apply rules of its own, such as
+a legacy loader's errno for a wrong ``e_machine``, to objects libbpf would never open::
+
+    raw = read_elf(data, strict=False)
+    if raw.machine != EM_BPF: ...
+    text = raw.section_by_name(".text")
+    for rel_sec in raw.rel_sections():
+        for entry in raw.rels(rel_sec):
+            sym = raw.symbols[entry.sym]
 """
 
 from __future__ import annotations
@@ -16,9 +28,11 @@ from elftools.elf.elffile import ELFFile
 
 from .errors import ElfError
 
-__all__ = ["RawElf", "Section", "Symbol", "read_elf"]
+__all__ = ["EM_BPF", "R_BPF_64_64", "R_BPF_64_32", "RawElf", "Rel", "Section", "Symbol",
+           "read_elf"]
 
 EM_BPF = 247
+R_BPF_64_64, R_BPF_64_ABS64, R_BPF_64_ABS32, R_BPF_64_NODYLD32, R_BPF_64_32 = 1, 2, 3, 4, 10
 ET_REL = 1
 SHT_NULL, SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB, SHT_REL, SHT_NOBITS = 0, 1, 2, 3, 9, 8
 SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 0x1, 0x2, 0x4
@@ -28,6 +42,8 @@ STB_LOCAL, STB_GLOBAL, STB_WEAK = 0, 1, 2
 STV_DEFAULT, STV_INTERNAL, STV_HIDDEN = 0, 1, 2
 SYM_SIZE = 24
 REL_SIZE = 16
+# ELF32 (accepted by ``read_elf(strict=False)`` only)
+SHDR32_SIZE, SYM32_SIZE, REL32_SIZE = 40, 16, 8
 
 
 @dataclass(frozen=True)
@@ -67,7 +83,12 @@ class Symbol:
 
 @dataclass(frozen=True)
 class Rel:
-    """One SHT_REL entry: byte ``offset`` in the target section, symbol index, reloc type."""
+    """One raw SHT_REL entry: byte ``offset`` in the target section, symbol index, reloc type.
+
+    This is the entry as the ELF stores it; :class:`~pylibbpf.elf.Relocation` is the classified
+    form libbpf derives for a program. ``sym`` is not range-checked: look it up in
+    :attr:`RawElf.symbols` and decide what an index past the end means.
+    """
 
     offset: int
     sym: int
@@ -76,21 +97,54 @@ class Rel:
 
 @dataclass
 class RawElf:
-    """Validated sections and symbols of an ELF64 BPF relocatable object."""
+    """Validated sections and symbols of an ELF object (see :func:`read_elf`).
+
+    ``machine`` is ``e_machine``, ``elf_type`` ``e_type`` and ``elf_class`` 32 or 64; with
+    ``read_elf(strict=True)`` (the default) they are EM_BPF or 0, ET_REL and 64. ``symbols`` is
+    the one SHT_SYMTAB section's entries in index order (empty without one; ``symtab_index`` is
+    then -1), so ``Rel.sym`` indexes it directly.
+    """
 
     byteorder: Literal["little", "big"]
     machine: int
     sections: list[Section]
     symbols: list[Symbol]
     symtab_index: int
+    elf_class: int = 64
+    elf_type: int = ET_REL
+
+    def section_by_name(self, name: str) -> Section | None:
+        """The first section called ``name`` (as ``pyelftools``' lookup), or None."""
+        for sec in self.sections:
+            if sec.name == name:
+                return sec
+        return None
+
+    def rel_sections(self) -> list[Section]:
+        """Every SHT_REL section, in section order (``.rela`` sections are SHT_RELA: not here)."""
+        return [sec for sec in self.sections if sec.type == SHT_REL]
 
     def rels(self, sec: Section) -> list[Rel]:
-        """Entries of a SHT_REL section."""
+        """Entries of a SHT_REL section, in order.
+
+        Raises :class:`ElfError` when ``sec`` is not SHT_REL or its size is not a whole number
+        of entries. Its ``info`` (target section) and ``link`` (symbol table) are checked by
+        ``read_elf(strict=True)`` only: a lenient caller reads them from ``sec`` itself.
+        """
+        if sec.type != SHT_REL:
+            raise ElfError(f"section {sec.name}: type {sec.type} is not SHT_REL")
+        size = REL_SIZE if self.elf_class == 64 else REL32_SIZE
+        if len(sec.data) % size:
+            raise ElfError(f"section {sec.name}: size {len(sec.data)} is not a multiple of "
+                           f"{size}")
         e = "<" if self.byteorder == "little" else ">"
         out = []
-        for pos in range(0, len(sec.data) - REL_SIZE + 1, REL_SIZE):
-            offset, info = struct.unpack_from(e + "QQ", sec.data, pos)
-            out.append(Rel(offset, info >> 32, info & 0xFFFFFFFF))
+        if self.elf_class == 64:
+            for offset, info in struct.iter_unpack(e + "QQ", sec.data):
+                out.append(Rel(offset, info >> 32, info & 0xFFFFFFFF))
+        else:
+            for offset, info in struct.iter_unpack(e + "II", sec.data):
+                out.append(Rel(offset, info >> 8, info & 0xFF))
         return out
 
 
@@ -103,37 +157,59 @@ def _cstr(blob: bytes, off: int, what: str) -> str:
     return blob[off:end].decode("utf-8", "replace")
 
 
-def read_elf(data: bytes) -> RawElf:
-    """Validate ``data`` as an ELF64 eBPF relocatable object and read its tables."""
-    if len(data) < 64:
-        raise ElfError(f"not an ELF object: {len(data)} bytes is shorter than an ELF64 header")
+def read_elf(data: bytes, *, strict: bool = True) -> RawElf:
+    """Validate ``data`` as an ELF object and read its sections and symbols.
+
+    With ``strict`` (the default, what :class:`~pylibbpf.elf.ObjectFile` uses) the object must
+    be what libbpf opens: ELF64, ``e_machine`` EM_BPF or 0, ``e_type`` ET_REL, at least one
+    section, and every SHT_REL section must name an existing target and the symbol table.
+    ``strict=False`` checks only that the structure can be read safely (magic, byte order,
+    ELF32 or ELF64, headers, sections and string/symbol tables inside the file) and leaves
+    class, machine, type and relocation sections to the caller; an object without section
+    headers then has no sections. Problems raise :class:`ElfError`.
+    """
+    if len(data) < (64 if strict else 52):
+        raise ElfError(f"not an ELF object: {len(data)} bytes is shorter than an "
+                       f"{'ELF64' if strict else 'ELF'} header")
     if data[:4] != b"\x7fELF":
         raise ElfError("not an ELF object: bad magic")
-    if data[4] != 2:
+    if data[4] not in (1, 2) or (strict and data[4] != 2):
         raise ElfError(f"ELF class {data[4]} is not ELF64 (eBPF objects are ELF64)")
+    elf_class = 64 if data[4] == 2 else 32
+    if elf_class == 64 and len(data) < 64:
+        raise ElfError(f"not an ELF object: {len(data)} bytes is shorter than an ELF64 header")
     if data[5] not in (1, 2):
         raise ElfError(f"ELF data encoding {data[5]} is neither little nor big endian")
     byteorder: Literal["little", "big"] = "little" if data[5] == 1 else "big"
     e = "<" if byteorder == "little" else ">"
-    (e_type, e_machine, _ver, _entry, _phoff, e_shoff, _flags, _ehsize, _phentsize, _phnum,
-     e_shentsize, e_shnum, e_shstrndx) = struct.unpack_from(e + "HHIQQQIHHHHHH", data, 16)
-    if e_machine not in (0, EM_BPF):
+    if elf_class == 64:
+        (e_type, e_machine, _ver, _entry, _phoff, e_shoff, _flags, _ehsize, _phentsize, _phnum,
+         e_shentsize, e_shnum, e_shstrndx) = struct.unpack_from(e + "HHIQQQIHHHHHH", data, 16)
+        shdr_size, shdr_fmt = 64, e + "IIQQQQIIQQ"
+    else:
+        (e_type, e_machine, _ver, _entry, _phoff, e_shoff, _flags, _ehsize, _phentsize, _phnum,
+         e_shentsize, e_shnum, e_shstrndx) = struct.unpack_from(e + "HHIIIIIHHHHHH", data, 16)
+        shdr_size, shdr_fmt = SHDR32_SIZE, e + "IIIIIIIIII"
+    if strict and e_machine not in (0, EM_BPF):
         raise ElfError(f"ELF machine {e_machine} is not EM_BPF ({EM_BPF})")
-    if e_type != ET_REL:
+    if strict and e_type != ET_REL:
         raise ElfError(f"ELF type {e_type} is not a relocatable object (ET_REL)")
     if e_shnum == 0:
-        raise ElfError("ELF object has no section headers (or uses extended numbering)")
-    if e_shentsize != 64:
-        raise ElfError(f"section header size {e_shentsize} is not 64")
-    if e_shoff > len(data) or e_shoff + e_shnum * 64 > len(data):
-        raise ElfError(f"section header table ({e_shnum} x 64 at {e_shoff}) is past the end")
+        if strict:
+            raise ElfError("ELF object has no section headers (or uses extended numbering)")
+        return RawElf(byteorder, e_machine, [], [], -1, elf_class, e_type)
+    if e_shentsize != shdr_size:
+        raise ElfError(f"section header size {e_shentsize} is not {shdr_size}")
+    if e_shoff > len(data) or e_shoff + e_shnum * shdr_size > len(data):
+        raise ElfError(f"section header table ({e_shnum} x {shdr_size} at {e_shoff}) is past "
+                       "the end")
     if e_shstrndx >= e_shnum:
         raise ElfError(f"section name table index {e_shstrndx} out of range ({e_shnum})")
 
     headers = []
     for i in range(e_shnum):
         (sh_name, sh_type, sh_flags, _addr, sh_offset, sh_size, sh_link, sh_info, _align,
-         sh_entsize) = struct.unpack_from(e + "IIQQQQIIQQ", data, e_shoff + i * 64)
+         sh_entsize) = struct.unpack_from(shdr_fmt, data, e_shoff + i * shdr_size)
         if sh_type not in (SHT_NOBITS, SHT_NULL) and sh_offset + sh_size > len(data):
             raise ElfError(f"section {i}: {sh_size} bytes at {sh_offset} are past the end "
                            f"of the {len(data)}-byte file")
@@ -172,26 +248,33 @@ def read_elf(data: bytes) -> RawElf:
     if symtabs:
         symtab = symtabs[0]
         symtab_index = symtab.index
-        if symtab.entsize not in (0, SYM_SIZE) or symtab.size % SYM_SIZE:
-            raise ElfError(f"symbol table size {symtab.size} is not a multiple of {SYM_SIZE}")
+        sym_size = SYM_SIZE if elf_class == 64 else SYM32_SIZE
+        if symtab.entsize not in (0, sym_size) or symtab.size % sym_size:
+            raise ElfError(f"symbol table size {symtab.size} is not a multiple of {sym_size}")
         if not 0 < symtab.link < len(sections) or sections[symtab.link].type != SHT_STRTAB:
             raise ElfError(f"symbol table links to section {symtab.link}, not a string table")
         strtab = sections[symtab.link].data
-        for n, pos in enumerate(range(0, symtab.size, SYM_SIZE)):
-            st_name, st_info, st_other, st_shndx, st_value, st_size = struct.unpack_from(
-                e + "IBBHQQ", symtab.data, pos)
+        for n, pos in enumerate(range(0, symtab.size, sym_size)):
+            if elf_class == 64:
+                st_name, st_info, st_other, st_shndx, st_value, st_size = struct.unpack_from(
+                    e + "IBBHQQ", symtab.data, pos)
+            else:
+                st_name, st_value, st_size, st_info, st_other, st_shndx = struct.unpack_from(
+                    e + "IIIBBH", symtab.data, pos)
             if st_shndx == SHN_XINDEX:
                 raise ElfError(f"symbol {n}: extended section indexes are not supported")
             if st_shndx < SHN_LORESERVE and st_shndx >= len(sections):
                 raise ElfError(f"symbol {n}: section index {st_shndx} out of range")
             symbols.append(Symbol(n, _cstr(strtab, st_name, f"symbol {n}"), st_value, st_size,
                                   st_info & 0xF, st_info >> 4, st_other & 0x3, st_shndx))
-    for sec in sections:
-        if sec.type == SHT_REL:
-            if sec.size % REL_SIZE:
-                raise ElfError(f"section {sec.name}: size {sec.size} is not a multiple of 16")
-            if sec.info >= len(sections):
-                raise ElfError(f"section {sec.name}: relocates missing section {sec.info}")
-            if sec.link != symtab_index:
-                raise ElfError(f"section {sec.name}: not linked to the symbol table")
-    return RawElf(byteorder, e_machine, sections, symbols, symtab_index)
+    if strict:
+        for sec in sections:
+            if sec.type == SHT_REL:
+                if sec.size % REL_SIZE:
+                    raise ElfError(f"section {sec.name}: size {sec.size} is not a multiple "
+                                   "of 16")
+                if sec.info >= len(sections):
+                    raise ElfError(f"section {sec.name}: relocates missing section {sec.info}")
+                if sec.link != symtab_index:
+                    raise ElfError(f"section {sec.name}: not linked to the symbol table")
+    return RawElf(byteorder, e_machine, sections, symbols, symtab_index, elf_class, e_type)
