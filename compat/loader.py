@@ -12,16 +12,15 @@ attachment needs.  Objects libbpf can open (``.maps``, ``SEC()`` names) go throu
 from __future__ import annotations
 
 import errno as _errno
-import io
 import os
 import re
-import struct
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pylibbpf import BpfError, VerifierError, lowlevel
+from pylibbpf.elf import EM_BPF, R_BPF_64_64, ElfError, find_section_def, read_elf
 from pylibbpf.elf import insn as I
 from pylibbpf.elf.insn import Instruction
 
@@ -33,8 +32,6 @@ from .targets import Phase
 __all__ = ["BpfMapFdEntry", "LegacyProgram", "load_legacy", "normalize_map_array",
            "program_for_fd", "release_program", "loaded_programs"]
 
-EM_BPF = 247
-R_BPF_64_64 = 1
 BPF_PROG_TYPE_KPROBE, BPF_PROG_TYPE_TRACEPOINT = 2, 5
 BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY = 2, 6
 
@@ -82,33 +79,25 @@ class LegacyElf:
 
     text: bytes
     map_relocs: dict[int, str]  # slot of the ld_imm64 -> symbol name
-    byteorder: str
+    byteorder: Literal["little", "big"]
 
 
 def parse_legacy_elf(data: bytes, names: list[str]) -> LegacyElf:
     """Apply the legacy kernel's rules; LegacyError with its errno on failure."""
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
-    from elftools.elf.relocation import RelocationSection
-    from elftools.elf.sections import SymbolTableSection
-
     if not data.startswith(b"\x7fELF"):
         raise LegacyError(_errno.EINVAL, "the program is not an ELF file: pass the bytes of a "
                           "clang -target bpf object (.o)")
     try:
-        elf = ELFFile(io.BytesIO(data))
-        machine = elf.header["e_machine"]
-        if machine not in ("EM_BPF", EM_BPF):
-            raise LegacyError(_errno.EINVAL, f"ELF machine is {machine}, not EM_BPF: compile "
-                              "with clang -target bpf")
-        symtab = elf.get_section_by_name(".symtab")
-        if not isinstance(symtab, SymbolTableSection):
+        # strict=False: the legacy kernel checked neither class nor type, only e_machine
+        raw = read_elf(bytes(data), strict=False)
+        if raw.machine != EM_BPF:
+            raise LegacyError(_errno.EINVAL, f"ELF machine is {raw.machine}, not EM_BPF: "
+                              "compile with clang -target bpf")
+        symtab = raw.section_by_name(".symtab")
+        if symtab is None or symtab.index != raw.symtab_index:
             raise LegacyError(_errno.ENOENT, "the ELF has no .symtab: do not strip the object")
         wanted = set(names)
-        matched: dict[int, str] = {}
-        for index, sym in enumerate(symtab.iter_symbols()):
-            if sym.name in wanted:
-                matched[index] = sym.name
+        matched = {sym.index: sym.name for sym in raw.symbols if sym.name in wanted}
         if len(matched) != len(names):
             found = set(matched.values())
             missing = [n for n in names if n not in found]
@@ -117,34 +106,29 @@ def parse_legacy_elf(data: bytes, names: list[str]) -> LegacyElf:
                       "(duplicate names?)")
             raise LegacyError(_errno.ENOENT, f"map_array does not match the ELF's symbols: "
                               f"{detail}; map_array must name each map symbol exactly once")
-        text = elf.get_section_by_name(".text")
+        text = raw.section_by_name(".text")
         relocs: dict[int, str] = {}
-        for section in elf.iter_sections():
-            if not isinstance(section, RelocationSection) or section.name.startswith(".rela"):
+        for section in raw.rel_sections():
+            if section.name.startswith(".rela"):
                 continue
             target_name = section.name[len(".rel"):]
-            if elf.get_section_by_name(target_name) is None:
+            if raw.section_by_name(target_name) is None:
                 raise LegacyError(_errno.ENOENT, f"relocation section {section.name} has no "
                                   f"target section {target_name}")
             if target_name != ".text":
                 continue
-            for rel in section.iter_relocations():
-                if rel["r_info_type"] != R_BPF_64_64:
+            for rel in raw.rels(section):
+                if rel.type != R_BPF_64_64:
                     continue
-                name = matched.get(rel["r_info_sym"])
+                name = matched.get(rel.sym)
                 if name is not None:
-                    relocs[rel["r_offset"] // I.INSN_SIZE] = name
+                    relocs[rel.offset // I.INSN_SIZE] = name
         if text is None:
             raise LegacyError(_errno.ENOENT, "the ELF has no .text section: legacy programs are "
                               "plain functions (no SEC()), entered at offset 0 of .text")
-        body = text.data()
-        order = "little" if elf.little_endian else "big"
-    except LegacyError:
-        raise
-    except (ELFError, struct.error, ValueError, KeyError, AttributeError, TypeError,
-            IndexError) as exc:
+    except ElfError as exc:
         raise LegacyError(_errno.EINVAL, f"malformed ELF: {exc}") from None
-    return LegacyElf(body, relocs, order)
+    return LegacyElf(text.data, relocs, raw.byteorder)
 
 
 # ------------------------------------------------------------------------------ loading
@@ -338,15 +322,10 @@ def release_program(fd: int) -> None:
 
 
 def _is_modern(data: bytes) -> bool:
-    from elftools.elf.elffile import ELFFile
-
-    from pylibbpf.elf.sections import find_section_def
-
     try:
-        elf = ELFFile(io.BytesIO(data))
-        names = [s.name for s in elf.iter_sections()]
-    except Exception:  # noqa: BLE001 - parse_legacy_elf reports malformed ELFs
-        return False
+        names = [s.name for s in read_elf(bytes(data), strict=False).sections]
+    except ElfError:
+        return False  # parse_legacy_elf reports malformed ELFs
     if ".maps" in names:
         return True
     return any(find_section_def(n) is not None and n not in (".text",) and
@@ -403,8 +382,8 @@ def load_legacy(data: bytes, map_array: Any) -> int:
                 raise LegacyError(_errno.EBADF, f"map_array entry {name!r}: fd {fd} is not a "
                                   "BPF map") from None
         try:
-            insns = I.decode(elf.text, elf.byteorder)  # type: ignore[arg-type]
-        except Exception as exc:  # noqa: BLE001 - ElfError and friends
+            insns = I.decode(elf.text, elf.byteorder)
+        except ElfError as exc:
             raise LegacyError(_errno.EINVAL, f".text is not BPF code: {exc}") from None
         rewritten = rewrite(insns, elf.map_relocs, fds)
         program = LegacyProgram("legacy_prog", rewritten)

@@ -1,8 +1,9 @@
 """The rewrite that makes a legacy program acceptable to Linux (spec §4, §6, §8, §10).
 
-One forward data-flow pass over the instructions tags each register (an ``extern`` map slot, the
-context pointer plus an offset, a stack address, a constant) and the bytes of constant stores to
-the stack.  From the tags at each instruction the rewrite:
+One forward data-flow pass (:func:`pylibbpf.elf.forward_dataflow`, with the register effects of
+:meth:`pylibbpf.elf.Instruction.writes`) tags each register (an ``extern`` map slot, the context
+pointer plus an offset, a stack address, a constant) and the bytes of constant stores to the
+stack.  From the tags at each instruction the rewrite:
 
 * turns ``ld_imm64 rP, &map_sym`` into ``ld_imm64 rP, map_by_fd(fd)`` and each ``ldxw rX,
   [rP+0]`` reached by rP (through moves, and across calls in r6-r9) into ``mov64 rX, rP``;
@@ -21,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pylibbpf.elf import ElfError, forward_dataflow
 from pylibbpf.elf import insn as I
 from pylibbpf.elf.insn import Instruction
 
@@ -74,40 +76,6 @@ class Rewritten:
     fmt_patches: list[tuple[int, int]] = field(default_factory=list)  # (index, fmt offset)
     notes: list[str] = field(default_factory=list)
     origin: dict[int, int] = field(default_factory=dict)  # new index -> legacy slot
-
-
-def _reads(insn: Instruction) -> tuple[int, ...]:
-    cls = insn.cls
-    if cls in (I.ALU, I.ALU64):
-        if insn.op == I.ALU_MOV:
-            return (insn.src,) if insn.source == I.SRC_X else ()
-        if insn.op in (I.ALU_NEG, I.ALU_END):
-            return (insn.dst,)
-        return (insn.dst, insn.src) if insn.source == I.SRC_X else (insn.dst,)
-    if cls == I.LDX:
-        return (insn.src,)
-    if cls == I.ST:
-        return (insn.dst,)
-    if cls == I.STX:
-        return (insn.dst, insn.src)
-    if cls in (I.JMP, I.JMP32):
-        if insn.is_call:
-            return (1, 2, 3, 4, 5)
-        if insn.is_exit:
-            return (0,)
-        if insn.op == I.JMP_JA:
-            return ()
-        return (insn.dst, insn.src) if insn.source == I.SRC_X else (insn.dst,)
-    return ()
-
-
-def _writes(insn: Instruction) -> tuple[int, ...]:
-    cls = insn.cls
-    if cls in (I.ALU, I.ALU64, I.LDX) or (cls == I.LD):
-        return (insn.dst,)
-    if insn.is_call:
-        return (0, 1, 2, 3, 4, 5)
-    return ()
 
 
 class _State:
@@ -203,96 +171,77 @@ def _signed64(value: int) -> int:
 
 def _analyse(insns: list[Instruction], slots: list[int], map_relocs: Mapping[int, str]
              ) -> list[_State | None]:
-    by_slot = {s: i for i, s in enumerate(slots)}
-    states: list[_State | None] = [None] * len(insns)
+    """The tags before each instruction (None where no path reaches it)."""
     regs0: list[Tag] = [None] * 11
     regs0[1] = ("ctx", 0)
     regs0[10] = ("stk", 0)
-    states[0] = _State(regs0, {})
-    work = [0]
     visits = 0
-    while work:
-        i = work.pop()
+
+    def transfer(i: int, state: _State) -> _State:
+        nonlocal visits
         visits += 1
         if visits > _MAX_VISITS:
             raise RewriteError(_errno.E2BIG, "the legacy program is too complex to analyse")
-        state = states[i]
-        assert state is not None
-        out = state.copy()
-        insn = insns[i]
-        succ: list[int] = []
-        cls = insn.cls
-        if insn.is_wide:
-            sym = map_relocs.get(slots[i])
-            if sym is not None:
-                out.regs[insn.dst] = ("map", sym)
-            elif insn.src == 0:
-                out.regs[insn.dst] = ("const", insn.imm64)
-            else:
-                out.regs[insn.dst] = None
-            succ.append(i + 1)
-        elif cls == I.LDX:
-            base = state.regs[insn.src]
-            if base is not None and base[0] == "map" and insn.size == I.SIZE_W and insn.off == 0:
-                out.regs[insn.dst] = base  # becomes ``mov64 dst, rP``
-            else:
-                out.regs[insn.dst] = None
-            succ.append(i + 1)
-        elif cls == I.ST:
-            if insn.mode == I.MODE_MEM:
-                _store_bytes(out, state.regs[insn.dst], insn.off, I.SIZE_BYTES[insn.size],
-                             ("const", insn.imm))
-            succ.append(i + 1)
-        elif cls == I.STX:
-            value = state.regs[insn.src] if insn.mode == I.MODE_MEM else None
-            _store_bytes(out, state.regs[insn.dst], insn.off, I.SIZE_BYTES[insn.size], value)
-            succ.append(i + 1)
-        elif cls in (I.ALU, I.ALU64):
-            _alu(insn, out)
-            succ.append(i + 1)
-        elif insn.is_exit:
-            pass
-        elif insn.is_call:
-            if insn.is_helper_call and insn.imm in (HELPER_PROBE_READ, HELPER_GET_COMM):
-                dst, size = state.regs[1], state.regs[2]
-                if dst is not None and dst[0] == "stk":
-                    if size is not None and size[0] == "const" and size[1] < 4096:
-                        for k in range(size[1]):
-                            out.stack.pop(dst[1] + k, None)
-                    else:
-                        out.stack.clear()
-            for r in range(6):
-                out.regs[r] = None
-            succ.append(i + 1)
-        elif insn.is_jump:
-            target = insn.jump_target(slots[i])
-            assert target is not None
-            if target not in by_slot:
-                raise RewriteError(_errno.EINVAL, f"jump at legacy instruction {slots[i]} "
-                                   f"leaves the program (to {target})")
-            succ.append(by_slot[target])
-            if insn.op != I.JMP_JA:
-                succ.append(i + 1)
+        return _transfer(insns[i], slots[i], state, map_relocs)
+
+    try:
+        return forward_dataflow(insns, _State(regs0, {}), transfer)
+    except ElfError as exc:
+        raise RewriteError(_errno.EINVAL, f"the legacy .text cannot run: {exc}") from None
+
+
+def _transfer(insn: Instruction, slot: int, state: _State, map_relocs: Mapping[int, str]
+              ) -> _State:
+    """The tags after ``insn`` (``state``, the tags before it, is left alone)."""
+    out = state.copy()
+    cls = insn.cls
+    if insn.is_wide:
+        sym = map_relocs.get(slot)
+        if sym is not None:
+            out.regs[insn.dst] = ("map", sym)
+        elif insn.src == 0:
+            out.regs[insn.dst] = ("const", insn.imm64)
         else:
-            succ.append(i + 1)
-        for j in succ:
-            if j >= len(insns):
-                raise RewriteError(_errno.EINVAL, f"legacy instruction {slots[i]} falls off "
-                                   "the end of .text")
-            current = states[j]
-            if current is None:
-                states[j] = out.copy()
-                work.append(j)
-            elif current.merge(out):
-                work.append(j)
-    return states
+            out.regs[insn.dst] = None
+    elif cls == I.LDX:
+        base = state.regs[insn.src]
+        if base is not None and base[0] == "map" and insn.size == I.SIZE_W and insn.off == 0:
+            out.regs[insn.dst] = base  # becomes ``mov64 dst, rP``
+        else:
+            out.regs[insn.dst] = None
+    elif cls == I.ST:
+        if insn.mode == I.MODE_MEM:
+            _store_bytes(out, state.regs[insn.dst], insn.off, I.SIZE_BYTES[insn.size],
+                         ("const", insn.imm))
+    elif cls == I.STX:
+        value = state.regs[insn.src] if insn.mode == I.MODE_MEM else None
+        _store_bytes(out, state.regs[insn.dst], insn.off, I.SIZE_BYTES[insn.size], value)
+        for r in insn.writes():  # an atomic fetch or cmpxchg replaces a register
+            out.regs[r] = None
+    elif cls in (I.ALU, I.ALU64):
+        _alu(insn, out)
+    elif insn.is_call:
+        if insn.is_helper_call and insn.imm in (HELPER_PROBE_READ, HELPER_GET_COMM):
+            dst, size = state.regs[1], state.regs[2]
+            if dst is not None and dst[0] == "stk":
+                if size is not None and size[0] == "const" and size[1] < 4096:
+                    for k in range(size[1]):
+                        out.stack.pop(dst[1] + k, None)
+                else:
+                    out.stack.clear()
+        for r in insn.writes():
+            out.regs[r] = None
+    elif cls == I.LD:
+        for r in insn.writes():  # ld_abs/ld_ind
+            out.regs[r] = None
+    return out
 
 
 def _result_used(insns: list[Instruction], i: int) -> bool:
     for insn in insns[i + 1:]:
-        if 0 in _reads(insn) or insn.is_jump or insn.is_exit:
+        if 0 in insn.reads() or insn.is_jump or insn.is_exit:
             return True
-        if 0 in _writes(insn):
+        if 0 in insn.writes():
             return False
     return True
 
@@ -308,6 +257,11 @@ def rewrite(insns: list[Instruction], map_relocs: Mapping[int, str],
     if not insns:
         raise RewriteError(_errno.ENOENT, ".text is empty: the legacy program has no code")
     slots = I.slot_offsets(insns)
+    for insn, slot in zip(insns, slots, strict=True):
+        bad = [r for r in insn.reads() | insn.writes() if r > 10]
+        if bad:
+            raise RewriteError(_errno.EINVAL, f"legacy instruction {slot} (code "
+                               f"{insn.code:#04x}) uses r{max(bad)}: eBPF has r0-r10")
     states = _analyse(insns, slots, map_relocs)
     replace: dict[int, Instruction] = {}
     before: dict[int, list[Instruction]] = {}
@@ -322,7 +276,7 @@ def rewrite(insns: list[Instruction], map_relocs: Mapping[int, str],
         if insn.is_wide and slots[i] in map_relocs:
             replace[i] = ld_map_fd(insn.dst, map_fds[map_relocs[slots[i]]])
             continue
-        for r in _reads(insn):
+        for r in sorted(insn.reads()):
             tag = regs[r]
             if tag is None:
                 continue
@@ -379,7 +333,11 @@ def rewrite(insns: list[Instruction], map_relocs: Mapping[int, str],
     out = list(insns)
     for i, new in replace.items():
         out[i] = new
-    final = I.insert_instructions(out, before)
+    try:
+        final = I.insert_instructions(out, before)
+    except ElfError as exc:
+        raise RewriteError(_errno.E2BIG, f"the rewritten legacy program does not fit: {exc}"
+                           ) from None
     # positions of the original instructions in the new stream
     new_index: list[int] = []
     added = 0
