@@ -18,9 +18,11 @@ from .errors import ClosedError
 
 
 def _release_on_gc(release: Callable[[], None], description: str) -> None:
-    warnings.warn(f"{description} was not closed; closing it in the garbage collector",
-                  ResourceWarning, stacklevel=1)
-    release()
+    try:
+        warnings.warn(f"{description} was not closed; closing it in the garbage collector",
+                      ResourceWarning, stacklevel=1)
+    finally:
+        release()  # even when warnings are errors (python -W error, pytest's filterwarnings)
 
 
 class Handle:

@@ -103,6 +103,8 @@ def permission_hint(needs: tuple[str, ...] = ("CAP_BPF",)) -> str:
     if not missing:
         return ("the process holds " + " + ".join(needs) +
                 "; the kernel (lockdown, unprivileged BPF policy or an LSM) refused it")
+    if "CAP_SYS_ADMIN" in missing:
+        return f"missing capability {' + '.join(missing)}"
     return f"missing capability {' + '.join(missing)} (or CAP_SYS_ADMIN)"
 
 

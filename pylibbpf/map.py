@@ -13,15 +13,16 @@ import errno as _errno
 import os
 import sys
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Union
 
 from . import _ffi
 from ._ffi import structs
 from ._ffi.structs import new_opts
-from ._handle import Handle, close_fd
+from ._handle import Handle
 from .enums import PER_CPU_MAP_TYPES, MapType, UpdateFlags, enum_or_int
-from .errors import BpfError, StateError, error_from_errno
+from .errors import BpfError, ClosedError, StateError, error_from_errno
 from .lowlevel import map_create, to_bytes
 
 if TYPE_CHECKING:
@@ -41,6 +42,42 @@ _BATCH_TYPES = frozenset({
 _NO_KEY_TYPES = frozenset({MapType.QUEUE, MapType.STACK, MapType.BLOOM_FILTER,
                            MapType.RINGBUF, MapType.USER_RINGBUF})
 _BATCH_MIN = 256
+
+
+_devnull = -1
+
+
+class _FdSlot:
+    """A standalone map's fd: ``retire`` releases the map but keeps the number taken (a dup of
+    /dev/null), ``close`` frees the number.  Either order is safe; each runs once."""
+
+    __slots__ = ("fd", "retired", "closed")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.retired = False
+        self.closed = False
+
+    def retire(self) -> None:
+        global _devnull
+        if self.retired or self.closed:
+            return
+        self.retired = True
+        if _devnull < 0:
+            _devnull = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.dup2(_devnull, self.fd, inheritable=False)
+        except OSError:
+            self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
 
 
 def _possible_cpus() -> int:
@@ -98,14 +135,16 @@ class Map(Handle):
         m = cls()
         m._obj = obj
         m._ptr = ptr
-        m._name = _ffi.lib().bpf_map__name(ptr).decode()
+        m._name = _ffi.lib().bpf_map__name(ptr).decode("utf-8", "surrogateescape")
         return m
 
     @classmethod
     def _adopt_fd(cls, fd: int, description: str) -> Map:
         m = cls()
         m._fd = fd
-        m._own(close_fd(fd), description)
+        slot = _FdSlot(fd)
+        m._own(slot.retire, description)   # close(): release the map, keep the number
+        weakref.finalize(m, slot.close)     # the number is freed with the Map object
         try:
             info = m.info()
         except BaseException:
@@ -166,11 +205,16 @@ class Map(Handle):
             super()._check()
 
     def close(self) -> None:
-        """Close a standalone map's fd.  Maps of an object are closed with the object."""
+        """Close a standalone map's fd.  Maps of an object are closed with the object.
+
+        The map is released at once, but its fd *number* stays reserved (pointing at
+        ``/dev/null``) until this ``Map`` object is garbage-collected: another thread that read
+        the fd just before ``close()`` then gets :class:`~pylibbpf.ClosedError` instead of
+        reaching whatever new map or file would have reused the number.
+        """
         if self._obj is None:
             self._cache = None
             super().close()
-            self._fd = -1
 
     @property
     def closed(self) -> bool:
@@ -338,7 +382,8 @@ class Map(Handle):
         if self._obj is None:
             raise StateError(_errno.EINVAL, "initial_value is only known for maps of an object")
         ptr = _ffi.lib().bpf_map__initial_value(self._ptr, ctypes.byref(size))
-        return ctypes.string_at(ptr, size.value) if ptr else b""
+        # string_at takes a C int size: a section over 2 GiB would overflow it
+        return bytes((ctypes.c_char * size.value).from_address(ptr)) if ptr else b""
 
     # ----------------------------------------------------------------------------- setters
 
@@ -493,7 +538,9 @@ class Map(Handle):
         vs = self.value_size
         return [raw[i:i + vs] for i in range(0, len(raw), stride)]
 
-    def _fail(self, rc: int, what: str, key: Any = None) -> BpfError:
+    def _fail(self, rc: int, what: str, key: Any = None) -> OSError:
+        if self.closed:  # closed by another thread while this call was in flight
+            return ClosedError(self._what)
         err = -rc if rc < 0 else (ctypes.get_errno() or _errno.EINVAL)
         return error_from_errno(err, f"{what} in map {self._name!r} failed")
 

@@ -193,7 +193,7 @@ class Object(Handle):
 
     def _read_name(self) -> str:
         raw = _ffi.lib().bpf_object__name(self._ptr)
-        return raw.decode() if raw else ""
+        return raw.decode("utf-8", "surrogateescape") if raw else ""
 
     @property
     def name(self) -> str:

@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 
 from . import _ffi
 from ._handle import Handle
+from ._pollguard import PollGuard
 from .enums import MapType
 from .errors import BpfError, StateError, error_from_errno
 from .map import Map
@@ -156,6 +157,7 @@ class PerfBuffer(Handle):
                                    f"({page_count} pages per CPU)", ("CAP_PERFMON",)) from None
         self._ptr = ptr
         keep: list[Any] = [sample_tramp, lost_tramp]
+        self._guard = PollGuard(self._what)
         self._own(lambda: _free(ptr, keep), f"perf buffer on {what}")
 
     @property
@@ -245,7 +247,8 @@ class PerfBuffer(Handle):
         if self._drain_backlog():
             timeout_ms = 0
         before = self._state.lost
-        return self._finish(_ffi.lib().perf_buffer__poll(ptr, int(timeout_ms)),
+        poll = _ffi.lib().perf_buffer__poll
+        return self._finish(self._guard.poll(lambda ms: int(poll(ptr, ms)), int(timeout_ms)),
                             "perf_buffer__poll", before)
 
     def consume(self) -> int:
@@ -253,7 +256,8 @@ class PerfBuffer(Handle):
         ptr = self._p
         self._drain_backlog()
         before = self._state.lost
-        return self._finish(_ffi.lib().perf_buffer__consume(ptr), "perf_buffer__consume",
+        consume = _ffi.lib().perf_buffer__consume
+        return self._finish(self._guard.call(lambda: int(consume(ptr))), "perf_buffer__consume",
                             before)
 
     def consume_buffer(self, index: int) -> int:
@@ -261,8 +265,16 @@ class PerfBuffer(Handle):
         self._check_index(index)
         self._drain_backlog()
         before = self._state.lost
-        return self._finish(_ffi.lib().perf_buffer__consume_buffer(self._p, index),
+        ptr = self._p
+        consume = _ffi.lib().perf_buffer__consume_buffer
+        return self._finish(self._guard.call(lambda: int(consume(ptr, index))),
                             "perf_buffer__consume_buffer", before)
+
+    def close(self) -> None:
+        """Free libbpf's perf buffer.  Safe from any thread, and from a callback (see
+        :meth:`RingBuffer.close <pylibbpf.RingBuffer.close>`)."""
+        if not self._closed:
+            self._guard.close(lambda: Handle.close(self))
 
     # ----------------------------------------------------------------------------- queue mode
 

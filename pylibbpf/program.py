@@ -77,7 +77,8 @@ class Program:
     def __init__(self, obj: Object, ptr: Any) -> None:
         self._obj = obj
         self._ptr = ptr
-        self._name: str = _ffi.lib().bpf_program__name(ptr).decode()
+        # names are bytes in the ELF: undecodable ones round-trip instead of raising
+        self._name: str = _ffi.lib().bpf_program__name(ptr).decode("utf-8", "surrogateescape")
         self._log_buf: Any = None
         self._insns_buf: Any = None
 
@@ -106,7 +107,8 @@ class Program:
     @property
     def section_name(self) -> str:
         """The ELF section the program came from (``SEC("...")``)."""
-        return str(_ffi.lib().bpf_program__section_name(self._p).decode())
+        raw: bytes = _ffi.lib().bpf_program__section_name(self._p)
+        return raw.decode("utf-8", "surrogateescape")
 
     @property
     def fd(self) -> int:

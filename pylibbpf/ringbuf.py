@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _ffi
 from ._handle import Handle
+from ._pollguard import PollGuard
 from .enums import MapType
 from .errors import BpfError, StateError, error_from_errno
 from .map import Map
@@ -147,6 +148,7 @@ class RingBuffer(Handle):
         self._keep.append(tramp)
         self._rings.append((fd, what, size, ring if isinstance(ring, Map) else None))
         keep = self._keep
+        self._guard = PollGuard(self._what)
         self._own(lambda: _free_ring_buffer(ptr, keep), f"ring buffer on {what}")
 
     def _trampoline(self, callback: Callback | None, decode: Decoder | None) -> Any:
@@ -208,13 +210,17 @@ class RingBuffer(Handle):
         Returns how many records were consumed, or the negative value a callback returned to
         stop.  Re-raises an exception a callback raised.
         """
-        return self._finish(_ffi.lib().ring_buffer__poll(self._p, int(timeout_ms)),
+        ptr = self._p
+        poll = _ffi.lib().ring_buffer__poll
+        return self._finish(self._guard.poll(lambda ms: int(poll(ptr, ms)), int(timeout_ms)),
                             "ring_buffer__poll")
 
     def consume(self) -> int:
         """Hand every available record to the callbacks without waiting
         (``ring_buffer__consume``); returns the count like :meth:`poll`."""
-        return self._finish(_ffi.lib().ring_buffer__consume(self._p), "ring_buffer__consume")
+        ptr = self._p
+        consume = _ffi.lib().ring_buffer__consume
+        return self._finish(self._guard.call(lambda: int(consume(ptr))), "ring_buffer__consume")
 
     def consume_n(self, n: int) -> int:
         """Consume at most ``n`` records (``ring_buffer__consume_n``, libbpf >= 1.5)."""
@@ -223,7 +229,9 @@ class RingBuffer(Handle):
 
             raise NotSupportedError(f"ring_buffer__consume_n needs libbpf >= 1.5 (this is "
                                     f"{'.'.join(map(str, _ffi.version()))})")
-        return self._finish(_ffi.lib().ring_buffer__consume_n(self._p, n),
+        ptr = self._p
+        consume_n = _ffi.lib().ring_buffer__consume_n
+        return self._finish(self._guard.call(lambda: int(consume_n(ptr, n))),
                             "ring_buffer__consume_n")
 
     @property
@@ -289,11 +297,22 @@ class RingBuffer(Handle):
         return reader.read(max_events, copy=copy)
 
     def close(self) -> None:
-        """Free libbpf's ring buffer and unmap the rings."""
-        for reader in self._readers.values():
-            reader.close()
-        self._readers.clear()
-        super().close()
+        """Free libbpf's ring buffer and unmap the rings.
+
+        Safe from any thread: a poll running in another thread finishes its current slice
+        (at most 100 ms) and raises :class:`~pylibbpf.ClosedError`; a callback may close the
+        buffer it is called from (the free then happens when the poll returns).
+        """
+        if self._closed:
+            return
+
+        def release() -> None:
+            for reader in self._readers.values():
+                reader.close()
+            self._readers.clear()
+            Handle.close(self)
+
+        self._guard.close(release)
 
     def __repr__(self) -> str:
         if self.closed:

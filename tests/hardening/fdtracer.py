@@ -86,7 +86,6 @@ class FdTracer:
         """Install with ``patch(owner, name, value)`` (``monkeypatch.setattr`` or a plain
         setattr for the whole session)."""
         from pylibbpf import _handle
-        from pylibbpf import map as map_module
 
         original_own = _handle.Handle._own
         original_close_fd = _handle.close_fd
@@ -98,7 +97,8 @@ class FdTracer:
             return release
 
         def own(handle: Any, release: Callable[[], None], description: str) -> None:
-            fd = getattr(release, "traced_fd", -1)
+            owner_slot = getattr(release, "__self__", None)  # a standalone map's _FdSlot
+            fd = getattr(release, "traced_fd", getattr(owner_slot, "fd", -1))
             if fd < 0 and type(handle).__name__ == "Link" and handle._ptr:
                 from pylibbpf import _ffi
 
@@ -121,7 +121,6 @@ class FdTracer:
 
         patch(_handle.Handle, "_own", own)
         patch(_handle, "close_fd", close_fd)
-        patch(map_module, "close_fd", close_fd)
         patch(_handle, "_release_on_gc", release_on_gc)
 
     def collect(self) -> list[Record]:

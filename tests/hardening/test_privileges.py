@@ -64,9 +64,6 @@ def test_with_cap_bpf_and_cap_perfmon(pin_dir: Path) -> None:
     assert "missing capability CAP_SYS_ADMIN" in result["map_from_id"]
 
 
-@pytest.mark.xfail(strict=True, reason="core bug (errors.permission_hint): when the capability "
-                   "needed is CAP_SYS_ADMIN itself the hint reads 'CAP_SYS_ADMIN (or "
-                   "CAP_SYS_ADMIN)'")
 def test_the_hint_does_not_repeat_cap_sys_admin(pin_dir: Path) -> None:
     line = _run_as_nobody("+bpf,+perfmon", pin_dir)["map_from_id"]
     assert "(or CAP_SYS_ADMIN)" not in line, line

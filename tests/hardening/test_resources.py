@@ -55,9 +55,6 @@ def test_closed_handles_are_not_reported(fd_tracer: FdTracer) -> None:
     assert not fd_tracer.live
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: _handle._release_on_gc warns before it "
-                   "releases; with warnings as errors (pytest's filterwarnings=error, python -W "
-                   "error) the warning raises and the fd is never closed")
 def test_a_gc_closed_handle_is_released_even_when_warnings_are_errors() -> None:
     code = textwrap.dedent("""
         import gc, os, pylibbpf

@@ -102,9 +102,6 @@ RING_CLOSE = """
 """
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: RingBuffer.close() frees libbpf's ring_buffer "
-                   "while another thread is inside ring_buffer__poll (use-after-free: the "
-                   "process dies with SIGSEGV in libbpf)")
 def test_closing_a_ring_buffer_while_another_thread_polls_it() -> None:
     """Documented wish: the poller gets ClosedError at its next call, the process survives."""
     rc, out = _child(RING_CLOSE.format(rounds=300, timeout=5))
@@ -112,8 +109,6 @@ def test_closing_a_ring_buffer_while_another_thread_polls_it() -> None:
     assert out.strip().startswith("{'ClosedError': 300}"), out
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: RingBuffer.close() does not wake a thread "
-                   "blocked in poll(-1); that thread never returns")
 def test_closing_a_ring_buffer_wakes_a_poller_waiting_forever() -> None:
     code = RING_CLOSE.replace("threading.Thread(target=produce, daemon=True).start()", "")
     rc, out = _child(code.format(rounds=3, timeout=-1))
@@ -194,9 +189,6 @@ def test_closing_a_map_while_threads_update_it() -> None:
     print(f"\nclose-while-updating: {dict(outcomes)}; stray writes into a reused fd: {strays}")
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: Map.close() closes the fd while another "
-                   "thread's update has read it from the cache but not yet entered the syscall; "
-                   "the write lands in whatever new fd reuses the number")
 def test_no_write_reaches_a_map_that_reused_the_closed_fd() -> None:
     _outcomes, strays = _close_while_updating(100)
     assert strays == 0, f"{strays} of 100 rounds wrote into the successor map"
