@@ -6,7 +6,7 @@ set -eu
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
 echo "== ruff"
-.venv/bin/ruff check pylibbpf compat
+.venv/bin/ruff check pylibbpf compat fuzz vmtest examples bench
 echo "== mypy"
 .venv/bin/mypy
 echo "== pytest (host kernel $(uname -r))"
