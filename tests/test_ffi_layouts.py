@@ -518,8 +518,13 @@ def test_libbpf_refuses_unknown_nonzero_tail(libbpf: ctypes.CDLL) -> None:
     bytes past it are accepted."""
     obj_file = compile_bpf(LAYOUT_DIR / "minimal.bpf.c")
 
+    # The extra field sits far past any libbpf's struct (a newer libbpf knows more fields
+    # than 1.1.2: a non-zero value right after 1.1.2's fields would be read as one of them).
+    pad = 4096 - ctypes.sizeof(structs.bpf_object_open_opts)
+
     class grown(ctypes.Structure):
-        _fields_ = [("base", structs.bpf_object_open_opts), ("future", ctypes.c_uint64)]
+        _fields_ = [("base", structs.bpf_object_open_opts), ("zeros", ctypes.c_char * pad),
+                    ("future", ctypes.c_uint64)]
 
     for future, ok in ((0, True), (1, False)):
         opts = grown()
