@@ -148,12 +148,17 @@ class RawElf:
         return out
 
 
-def _cstr(blob: bytes, off: int, what: str) -> str:
+def _cstr(blob: bytes, off: int, what: str, strict: bool = True) -> str:
     if off >= len(blob) and not (off == 0 and not blob):
+        if not strict:
+            return ""
         raise ElfError(f"{what}: name offset {off} is outside its string table")
     end = blob.find(b"\0", off)
     if end < 0:
-        raise ElfError(f"{what}: name at offset {off} is not NUL-terminated")
+        if not strict:
+            end = len(blob)
+        else:
+            raise ElfError(f"{what}: name at offset {off} is not NUL-terminated")
     return blob[off:end].decode("utf-8", "replace")
 
 
@@ -166,7 +171,12 @@ def read_elf(data: bytes, *, strict: bool = True) -> RawElf:
     ``strict=False`` checks only that the structure can be read safely (magic, byte order,
     ELF32 or ELF64, headers, sections and string/symbol tables inside the file) and leaves
     class, machine, type and relocation sections to the caller; an object without section
-    headers then has no sections. Problems raise :class:`ElfError`.
+    headers then has no sections. It also tolerates damage a caller may never look at, reading
+    lazily as pyelftools does: a section reaching past the end of the file keeps the bytes that
+    exist, a name outside its string table reads as ``""`` (one without a NUL ends with the
+    table), the section name table need not be SHT_STRTAB, a symbol's out-of-range section
+    index is kept as stored and a partial last symbol is ignored. Problems raise
+    :class:`ElfError`.
     """
     if len(data) < (64 if strict else 52):
         raise ElfError(f"not an ELF object: {len(data)} bytes is shorter than an "
@@ -210,13 +220,13 @@ def read_elf(data: bytes, *, strict: bool = True) -> RawElf:
     for i in range(e_shnum):
         (sh_name, sh_type, sh_flags, _addr, sh_offset, sh_size, sh_link, sh_info, _align,
          sh_entsize) = struct.unpack_from(shdr_fmt, data, e_shoff + i * shdr_size)
-        if sh_type not in (SHT_NOBITS, SHT_NULL) and sh_offset + sh_size > len(data):
+        if strict and sh_type not in (SHT_NOBITS, SHT_NULL) and sh_offset + sh_size > len(data):
             raise ElfError(f"section {i}: {sh_size} bytes at {sh_offset} are past the end "
                            f"of the {len(data)}-byte file")
         headers.append((sh_name, sh_type, sh_flags, sh_offset, sh_size, sh_link, sh_info,
                         sh_entsize))
     shstr = headers[e_shstrndx]
-    if shstr[1] != SHT_STRTAB:
+    if strict and shstr[1] != SHT_STRTAB:
         raise ElfError(f"section name table (section {e_shstrndx}) is not SHT_STRTAB")
     shstrtab = data[shstr[3]:shstr[3] + shstr[4]]
 
@@ -235,7 +245,7 @@ def read_elf(data: bytes, *, strict: bool = True) -> RawElf:
     for i, (sh_name, sh_type, sh_flags, off, size, link, info, entsize) in enumerate(headers):
         if pyelf_names[i] != sh_name:
             raise ElfError(f"section {i}: inconsistent header")
-        name = _cstr(shstrtab, sh_name, f"section {i}")
+        name = _cstr(shstrtab, sh_name, f"section {i}", strict)
         blob = b"" if sh_type in (SHT_NOBITS, SHT_NULL) else data[off:off + size]
         sections.append(Section(i, name, sh_type, sh_flags, off, size, link, info, entsize,
                                 blob))
@@ -249,12 +259,13 @@ def read_elf(data: bytes, *, strict: bool = True) -> RawElf:
         symtab = symtabs[0]
         symtab_index = symtab.index
         sym_size = SYM_SIZE if elf_class == 64 else SYM32_SIZE
-        if symtab.entsize not in (0, sym_size) or symtab.size % sym_size:
+        if strict and (symtab.entsize not in (0, sym_size) or symtab.size % sym_size):
             raise ElfError(f"symbol table size {symtab.size} is not a multiple of {sym_size}")
-        if not 0 < symtab.link < len(sections) or sections[symtab.link].type != SHT_STRTAB:
+        if not 0 < symtab.link < len(sections) or (
+                strict and sections[symtab.link].type != SHT_STRTAB):
             raise ElfError(f"symbol table links to section {symtab.link}, not a string table")
         strtab = sections[symtab.link].data
-        for n, pos in enumerate(range(0, symtab.size, sym_size)):
+        for n, pos in enumerate(range(0, len(symtab.data) - sym_size + 1, sym_size)):
             if elf_class == 64:
                 st_name, st_info, st_other, st_shndx, st_value, st_size = struct.unpack_from(
                     e + "IBBHQQ", symtab.data, pos)
@@ -263,9 +274,10 @@ def read_elf(data: bytes, *, strict: bool = True) -> RawElf:
                     e + "IIIBBH", symtab.data, pos)
             if st_shndx == SHN_XINDEX:
                 raise ElfError(f"symbol {n}: extended section indexes are not supported")
-            if st_shndx < SHN_LORESERVE and st_shndx >= len(sections):
+            if strict and SHN_LORESERVE > st_shndx >= len(sections):
                 raise ElfError(f"symbol {n}: section index {st_shndx} out of range")
-            symbols.append(Symbol(n, _cstr(strtab, st_name, f"symbol {n}"), st_value, st_size,
+            symbols.append(Symbol(n, _cstr(strtab, st_name, f"symbol {n}", strict), st_value,
+                                  st_size,
                                   st_info & 0xF, st_info >> 4, st_other & 0x3, st_shndx))
     if strict:
         for sec in sections:

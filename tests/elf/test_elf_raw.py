@@ -156,3 +156,31 @@ def test_rels_checks_its_section() -> None:
 
     with pytest.raises(ElfError, match="multiple of 16"):
         raw.rels(replace(rel, data=rel.data[:-1]))
+
+
+def test_lenient_tolerates_damage_nobody_reads() -> None:
+    """Like pyelftools' lazy reading: a broken name or an over-long section the caller never
+    looks at does not hide the rest (strict mode refuses both)."""
+    good = compile_bpf(LEGACY_SRC, btf=False).read_bytes()
+    raw = read_elf(good, strict=False)
+    symtab = raw.sections[raw.symtab_index]
+    victim = next(s for s in raw.symbols if s.name == "prog")
+    bad = bytearray(good)
+    struct_pos = symtab.offset + victim.index * 24
+    bad[struct_pos:struct_pos + 4] = (0xFFFFFF).to_bytes(4, "little")   # st_name far away
+    with pytest.raises(ElfError, match="outside its string table"):
+        read_elf(bytes(bad))
+    damaged = read_elf(bytes(bad), strict=False)
+    assert damaged.symbols[victim.index].name == ""
+    assert [s.name for s in damaged.symbols if s.index != victim.index] == \
+        [s.name for s in raw.symbols if s.index != victim.index]
+    last = max(raw.sections, key=lambda s: s.offset + s.size if s.type != 8 else 0)
+    e_shoff = int.from_bytes(good[40:48], "little")
+    shdr = e_shoff + last.index * 64
+    bad = bytearray(good)
+    bad[shdr + 32:shdr + 40] = (last.size + 4096).to_bytes(8, "little")  # sh_size too big
+    with pytest.raises(ElfError, match="past the end"):
+        read_elf(bytes(bad))
+    longer = read_elf(bytes(bad), strict=False)
+    assert longer.sections[last.index].data.startswith(last.data)
+    assert longer.section_by_name(".text") == raw.section_by_name(".text")
