@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import enum
 import struct
 from dataclasses import dataclass, field
 
+from ..enums import MapType  # pure Python: the kernel's enums, shared with the core
 from .btf import Btf, BtfKind
 from .errors import ElfError
 
@@ -15,44 +15,6 @@ __all__ = ["MapType", "MapDef", "Variable", "internal_map_name", "parse_btf_map_
 BPF_F_RDONLY_PROG = 0x80
 BPF_F_MMAPABLE = 0x400
 OBJ_NAME_LEN = 16  # BPF_OBJ_NAME_LEN, including the NUL
-
-
-class MapType(enum.IntEnum):
-    """The kernel's ``enum bpf_map_type``."""
-
-    UNSPEC = 0
-    HASH = 1
-    ARRAY = 2
-    PROG_ARRAY = 3
-    PERF_EVENT_ARRAY = 4
-    PERCPU_HASH = 5
-    PERCPU_ARRAY = 6
-    STACK_TRACE = 7
-    CGROUP_ARRAY = 8
-    LRU_HASH = 9
-    LRU_PERCPU_HASH = 10
-    LPM_TRIE = 11
-    ARRAY_OF_MAPS = 12
-    HASH_OF_MAPS = 13
-    DEVMAP = 14
-    SOCKMAP = 15
-    CPUMAP = 16
-    XSKMAP = 17
-    SOCKHASH = 18
-    CGROUP_STORAGE = 19
-    REUSEPORT_SOCKARRAY = 20
-    PERCPU_CGROUP_STORAGE = 21
-    QUEUE = 22
-    STACK = 23
-    SK_STORAGE = 24
-    DEVMAP_HASH = 25
-    STRUCT_OPS = 26
-    RINGBUF = 27
-    INODE_STORAGE = 28
-    TASK_STORAGE = 29
-    BLOOM_FILTER = 30
-    USER_RINGBUF = 31
-    CGRP_STORAGE = 32
 
 
 def map_type_name(value: int) -> str:
