@@ -50,8 +50,8 @@ if TYPE_CHECKING:
     from .map import Map
     from .object import Object
 
-__all__ = ["Codec", "TypedGlobals", "TypedMap", "btf_of", "codec", "decoder", "numpy_dtype",
-           "typed"]
+__all__ = ["Codec", "TypedGlobals", "TypedMap", "btf_of", "codec", "decoder",
+           "infer_event_type", "numpy_dtype", "typed"]
 
 _MODIFIERS = {BtfKind.TYPEDEF, BtfKind.VOLATILE, BtfKind.CONST, BtfKind.RESTRICT,
               BtfKind.TYPE_TAG}
@@ -429,9 +429,91 @@ def _find(btf: Btf, name: str) -> BtfType:
     raise KeyError(f"no type {name!r} in this BTF")
 
 
-def decoder(obj: Object, type_name: str) -> Codec:
-    """A codec for ``type_name`` in ``obj``'s BTF, usable as ``RingBuffer(..., decode=)``."""
+def decoder(obj: Object, type_name: str | None = None, *, ring: str | None = None) -> Codec:
+    """A codec usable as ``RingBuffer(..., decode=)``: for ``type_name`` in ``obj``'s BTF, or,
+    with ``ring="map name"``, for the type :func:`infer_event_type` finds for that ring."""
+    if type_name is None:
+        if ring is None:
+            raise ValueError("decoder() needs a type name or ring=<ring buffer map name>")
+        type_name = infer_event_type(obj, ring)
     return codec(btf_of(obj), type_name)
+
+
+_HELPER_RINGBUF_OUTPUT = 130   # bpf_ringbuf_output(ringbuf, data, size, flags)
+_HELPER_RINGBUF_RESERVE = 131  # bpf_ringbuf_reserve(ringbuf, size, flags)
+_MOV64_IMM = 0xB7
+_SCAN_LIMIT = 64
+
+
+def _ring_record_sizes(obj: Object, ring: str) -> set[int]:
+    """Constant record sizes the object's programs pass to bpf_ringbuf_reserve/output for
+    ``ring``: from each load of the ring's address, follow the straight-line code to the call,
+    tracking constants moved into r2/r3."""
+    from .elf import ObjectFile
+    from .elf.insn import JMP, JMP32, JMP_CALL, JMP_JA
+
+    elf = ObjectFile.from_bytes(obj.elf_bytes(), name=obj.name)
+    sizes: set[int] = set()
+    for prog in elf.programs:
+        slots = {}
+        slot = 0
+        for index, insn in enumerate(prog.instructions):
+            slots[slot] = index
+            slot += insn.slots
+        for reloc in prog.relocations:
+            if reloc.map_name != ring or reloc.insn_idx not in slots:
+                continue
+            start = slots[reloc.insn_idx]
+            map_reg = prog.instructions[start].dst
+            consts: dict[int, int] = {}
+            for insn in prog.instructions[start + 1:start + 1 + _SCAN_LIMIT]:
+                if insn.cls in (JMP, JMP32) and insn.op == JMP_CALL and insn.src == 0:
+                    if map_reg == 1 and insn.imm == _HELPER_RINGBUF_RESERVE and 2 in consts:
+                        sizes.add(consts[2])
+                    elif map_reg == 1 and insn.imm == _HELPER_RINGBUF_OUTPUT and 3 in consts:
+                        sizes.add(consts[3])
+                    break
+                if insn.cls in (JMP, JMP32) and insn.op != JMP_JA:
+                    break  # a branch or exit: stop at the end of the straight line
+                written = insn.writes()
+                if map_reg in written:
+                    if insn.code == 0xBF and insn.src == map_reg:  # mov rX, rMap: follow it
+                        map_reg = insn.dst
+                    else:
+                        break
+                for reg in written:
+                    consts.pop(reg, None)
+                if insn.code == _MOV64_IMM:
+                    consts[insn.dst] = insn.imm
+    return sizes
+
+
+def infer_event_type(obj: Object, ring: str) -> str:
+    """The C name (``"struct event"``) of the records the object's programs write to the ring
+    buffer map ``ring``, found from the record size they pass to ``bpf_ringbuf_reserve`` or
+    ``bpf_ringbuf_output`` and the object's BTF.
+
+    Raises :class:`LookupError` when it cannot be told: no constant size, no struct or union of
+    that size in the BTF (a type used only by a local variable is not emitted: keep one in BTF,
+    e.g. ``const struct event *unused __attribute__((unused));``), or several candidates.
+    """
+    obj.find_map_by_name(ring)
+    sizes = _ring_record_sizes(obj, ring)
+    if len(sizes) != 1:
+        raise LookupError(f"cannot infer the event type of ring {ring!r}: the programs pass "
+                          + ("no constant record size" if not sizes else
+                             f"several sizes {sorted(sizes)}") + "; name the type instead")
+    size = sizes.pop()
+    btf = btf_of(obj)
+    kinds = {BtfKind.STRUCT: "struct", BtfKind.UNION: "union"}
+    names = sorted({f"{kinds[t.kind]} {t.name}" for t in btf.types
+                    if t.kind in kinds and t.name and t.size == size})
+    if len(names) != 1:
+        reason = ("no struct or union of that size in the object's BTF" if not names
+                  else f"candidates: {', '.join(names)}")
+        raise LookupError(f"cannot infer the event type of ring {ring!r} ({size}-byte "
+                          f"records): {reason}; name the type instead")
+    return names[0]
 
 
 class TypedMap:

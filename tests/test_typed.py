@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import struct
 from collections.abc import Iterator
 
 import pytest
+from bpfbuild import compile_bpf
 
+import pylibbpf
 from pylibbpf import Object
 from pylibbpf.elf.btf import BtfKind
 from pylibbpf.ringbuf import RingBuffer
@@ -149,3 +152,38 @@ def test_numpy_dtype(obj: Object) -> None:
     assert row["u64"] == EXPECTED["u64"] and row["s16"] == -30000
     assert row["name"] == b"hello" and row["grid"].tolist() == EXPECTED["grid"]
     assert row["inner"]["a"] == 7 and row["d"] == -2.5
+
+
+@pytest.mark.kernel
+def test_ring_buffer_event_type_is_inferred_from_the_programs() -> None:
+    from pylibbpf.typed import decoder, infer_event_type
+
+    with pylibbpf.Object.open_file(compile_bpf("events_infer.bpf.c")) as obj:
+        # reserve(&samples, sizeof(struct exec_sample)) and output(&notes, &n, sizeof(n))
+        assert infer_event_type(obj, "samples") == "struct exec_sample"
+        assert infer_event_type(obj, "notes") == "struct pyl_note"
+        obj.load()
+        got: list[object] = []
+        with pylibbpf.RingBuffer(obj.maps["samples"], got.append,
+                                 decode=decoder(obj, ring="samples")) as rb:
+            rb.add(obj.maps["notes"], got.append, decode=decoder(obj, ring="notes"))
+            with obj.programs["emit"].attach():
+                for _ in range(3):
+                    os.getpid()
+            rb.consume()
+    mine = [e for e in got if isinstance(e, dict) and e.get("pid") == os.getpid()]
+    assert len(mine) == 3
+    assert [e["flags"] for e in mine] == [3, 3, 3] and mine[0]["comm"]
+    notes = [e for e in got if isinstance(e, dict) and "code" in e]
+    assert notes and all(n["code"] == 7 for n in notes)
+
+
+def test_event_type_that_cannot_be_told_is_a_clear_error() -> None:
+    from pylibbpf.typed import infer_event_type
+
+    # events_ringbuf.bpf.c picks its ring at run time and writes variable sizes
+    with pylibbpf.Object.open_file(compile_bpf("events_ringbuf.bpf.c")) as obj:
+        with pytest.raises(LookupError, match="cannot infer the event type of ring 'rb'"):
+            infer_event_type(obj, "rb")
+        with pytest.raises(KeyError):
+            infer_event_type(obj, "no_such_ring")
