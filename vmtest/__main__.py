@@ -1,6 +1,7 @@
 """Command line: ``python -m vmtest run|matrix|fetch``.
 
-``run --kernel 6.1 [-- pytest args]`` runs the kernel tests (``-m "kernel or needs"``) inside
+``run --kernel 6.1 [-- pytest args]`` runs the kernel tests (``-m "(kernel or needs) and not
+slow"``) inside
 Debian's 6.1 cloud kernel; ``--kernel host`` runs the same selection here; ``--libbpf 1.5`` runs
 on the host against trixie's libbpf 1.5.  ``matrix`` runs host, 6.1, 6.12, 5.10 and the libbpf
 1.5 tier and prints a table per feature.  The exit code is pytest's (matrix: 1 if any tier failed).

@@ -19,7 +19,7 @@ from vmtest.fetch import LIBBPF_SUITES, SUITES, fetch_kernel, fetch_libbpf, fetc
 from vmtest.proc import run_guarded
 
 CHECKOUT = Path(__file__).resolve().parent.parent
-DEFAULT_SELECTION = ("-m", "kernel or needs")
+DEFAULT_SELECTION = ("-m", "(kernel or needs) and not slow")
 # host environment variables the guest's pytest sees too
 PASS_ENV_PREFIXES = ("PYLIBBPF_",)
 PASS_ENV = ("CI", "PYTEST_ADDOPTS")
