@@ -224,12 +224,12 @@ class RingBuffer(Handle):
 
     def consume_n(self, n: int) -> int:
         """Consume at most ``n`` records (``ring_buffer__consume_n``, libbpf >= 1.5)."""
+        ptr = self._p  # a closed buffer is ClosedError whatever the libbpf version
         if not _ffi.has("ring_buffer__consume_n"):
             from .errors import NotSupportedError
 
             raise NotSupportedError(f"ring_buffer__consume_n needs libbpf >= 1.5 (this is "
                                     f"{'.'.join(map(str, _ffi.version()))})")
-        ptr = self._p
         consume_n = _ffi.lib().ring_buffer__consume_n
         return self._finish(self._guard.call(lambda: int(consume_n(ptr, n))),
                             "ring_buffer__consume_n")

@@ -127,7 +127,6 @@ def _argument(param: inspect.Parameter, ctx: dict[str, Any]) -> Any:
 # Checks that do not depend on the handle's state and come first (no C call either way):
 # (label, member) -> the exception raised instead of ClosedError.
 STATE_INDEPENDENT = {
-    ("RingBuffer", "consume_n"): "NotSupportedError",  # libbpf < 1.5 lacks it
     ("RingBuffer", "events"): "StateError",  # callback mode has no queue
     ("PerfBuffer", "events"): "StateError",
     ("UserRingBuffer", "reserve"): "ValueError",  # a 0-byte record is refused first
