@@ -5,17 +5,22 @@ what the running kernel supports, unless the caller names one:
 
 * syscall targets -> the ``syscalls/sys_enter_*`` (kprobe, kretprobe@entry) or ``sys_exit_*``
   (kretprobe@exit) tracepoints of every Linux syscall standing for the legacy one;
-* other symbols -> kprobe / kretprobe when the kernel has kprobes (``CONFIG_KPROBES``).
+* other symbols -> kprobe / kretprobe when the kernel has kprobes (``CONFIG_KPROBES``);
+* otherwise fentry (kprobe, kretprobe@entry) / fexit (kretprobe@exit) on the kernel function
+  (``__x64_sys_<name>`` for syscall targets), where the kernel allows BPF trampolines (a tiny
+  fentry program is loaded once to find out; lockdown refuses it with EPERM).
 
-fentry/fexit is not implemented yet (it is refused under lockdown on the project's hosts).
 Each attachment loads its own Linux program (the variant for its backend and phase) and one
-perf event per tracepoint or probe; programs on one point run in attach order (the kernel
-appends to the point's program array).  Attachments live until detached, like the legacy
-kernel's: :func:`detach`, :func:`detach_all` or :func:`compat.release_program` end them.
+perf event per tracepoint or probe, or one BPF link per traced function; programs on one point
+run in attach order (the kernel appends to a point's program array; a trampoline runs its
+newest program first, so compat re-links the older ones of the same function after the new
+one: they miss the calls made during that re-link).  Attachments live until detached, like the
+legacy kernel's: :func:`detach`, :func:`detach_all` or :func:`compat.release_program` end them.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno as _errno
 import os
 import re
@@ -25,16 +30,47 @@ from functools import cache
 from pathlib import Path
 
 import pylibbpf
-from pylibbpf import perf_event
+from pylibbpf import _ffi, lowlevel, perf_event
 
-from .context import Backend
+from .context import Backend, TracedFunction
 from .errors import LegacyError
-from .loader import LegacyProgram, program_for_fd
+from .loader import (
+    BPF_PROG_TYPE_TRACING,
+    BPF_TRACE_FENTRY,
+    BPF_TRACE_FEXIT,
+    LegacyProgram,
+    lockdown_note,
+    program_for_fd,
+)
 from .targets import Phase, Target
 
-__all__ = ["Attachment", "attach", "detach", "detach_all", "attachments", "choose_backend",
-           "kprobes_available", "tracefs_root"]
+__all__ = ["Attachment", "TrampolineLink", "attach", "detach", "detach_all", "attachments",
+           "choose_backend", "fentry_available", "kprobes_available", "traced_function",
+           "tracefs_root"]
 
+
+@dataclass
+class TrampolineLink:
+    """One fentry/fexit program of an attachment and its BPF link (``-1`` once closed)."""
+
+    function: TracedFunction
+    attach_type: int
+    prog_fd: int
+    link_fd: int = -1
+
+    def unlink(self) -> None:
+        """Close the link (detaches the program), keeping the program."""
+        if self.link_fd >= 0:
+            os.close(self.link_fd)
+            self.link_fd = -1
+
+    def link(self) -> None:
+        """Attach the program to its function (a new BPF link)."""
+        try:
+            self.link_fd = lowlevel.link_create(self.prog_fd, 0, self.attach_type)
+        except pylibbpf.BpfError as exc:
+            raise LegacyError(exc.errno or _errno.EINVAL, "cannot attach the fentry/fexit "
+                              f"program to {self.function.name}") from None
 
 
 @dataclass
@@ -50,9 +86,17 @@ class Attachment:
     perf_fds: list[int] = field(default_factory=list)
     points: list[str] = field(default_factory=list)
     links: list[perf_event.PerfEventLink] = field(default_factory=list)
+    trampolines: list[TrampolineLink] = field(default_factory=list)
 
     def close(self) -> None:
-        """Detach: close the perf event links (which detaches the program), then the program."""
+        """Detach: close the perf event and BPF links (which detaches the programs), then the
+        programs."""
+        for tramp in self.trampolines:
+            tramp.unlink()
+            if tramp.prog_fd not in (-1, self.linux_prog_fd):
+                os.close(tramp.prog_fd)
+            tramp.prog_fd = -1
+        self.trampolines.clear()
         owned = {link.perf_fd for link in self.links if not link.closed}
         for link in self.links:
             link.close()
@@ -84,13 +128,116 @@ def kprobes_available() -> bool:
     return perf_event.pmu_available("kprobe")
 
 
+_BTF_KIND_PTR, _BTF_KIND_STRUCT, _BTF_KIND_FUNC = 2, 4, 12
+_BTF_MODIFIERS = {8, 9, 10, 11, 18}  # typedef, volatile, const, restrict, type_tag
+_FUNCTIONS: dict[str, TracedFunction | None] = {}
+
+
+class _BtfType(ctypes.Structure):
+    _fields_ = [("name_off", ctypes.c_uint32), ("info", ctypes.c_uint32),
+                ("size_or_type", ctypes.c_uint32)]
+
+
+def _btf_type(btf: int, type_id: int) -> _BtfType:
+    address = _ffi.lib().btf__type_by_id(btf, type_id)
+    if not address:
+        raise LegacyError(_errno.EINVAL, f"vmlinux BTF has no type {type_id}")
+    return _BtfType.from_address(address)
+
+
+def _describe(btf: int, name: str, func_id: int) -> TracedFunction:
+    proto_id = _btf_type(btf, func_id).size_or_type
+    proto = _btf_type(btf, proto_id)
+    nargs = proto.info & 0xFFFF
+    regs = False
+    if nargs == 1 and name.startswith("__x64_sys_"):
+        params = (ctypes.c_uint32 * 2).from_address(ctypes.addressof(proto) +
+                                                     ctypes.sizeof(_BtfType))
+        t = _btf_type(btf, params[1])
+        if (t.info >> 24) & 0x1F == _BTF_KIND_PTR:
+            t = _btf_type(btf, t.size_or_type)
+            while (t.info >> 24) & 0x1F in _BTF_MODIFIERS:
+                t = _btf_type(btf, t.size_or_type)
+            name_of = _ffi.lib().btf__name_by_offset(btf, t.name_off)
+            regs = (t.info >> 24) & 0x1F == _BTF_KIND_STRUCT and name_of == b"pt_regs"
+    return TracedFunction(name, func_id, nargs, regs)
+
+
+def traced_functions(names: list[str]) -> dict[str, TracedFunction]:
+    """The kernel functions of ``names`` that vmlinux BTF describes (memoized)."""
+    wanted = [n for n in names if n not in _FUNCTIONS]
+    if wanted:
+        lib = _ffi.lib()
+        try:
+            btf = lib.btf__load_vmlinux_btf()
+        except pylibbpf.BpfError as exc:
+            raise LegacyError(exc.errno or _errno.ENOENT, "cannot read the kernel's BTF "
+                              "(CONFIG_DEBUG_INFO_BTF): fentry/fexit need it") from None
+        try:
+            for name in wanted:
+                func_id = lib.btf__find_by_name_kind(btf, name.encode(), _BTF_KIND_FUNC)
+                _FUNCTIONS[name] = _describe(btf, name, func_id) if func_id > 0 else None
+        finally:
+            lib.btf__free(btf)
+    return {n: f for n in names if (f := _FUNCTIONS.get(n)) is not None}
+
+
+def traced_function(name: str) -> TracedFunction | None:
+    """The kernel function ``name`` as vmlinux BTF describes it, or ``None``."""
+    return traced_functions([name]).get(name)
+
+
+_PROBE_FUNCTIONS = ["__x64_sys_getpid", "do_nanosleep", "vfs_read"]
+
+
+@cache
+def _fentry_refusal() -> LegacyError | None:
+    found = traced_functions(_PROBE_FUNCTIONS)
+    if not found:
+        return LegacyError(_errno.ENOENT, "no function to probe fentry with in vmlinux BTF")
+    function = next(iter(found.values()))
+    ret0 = bytes([0xB7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0])  # r0 = 0; exit
+    try:
+        fd = lowlevel.prog_load(BPF_PROG_TYPE_TRACING, ret0, license="GPL", name="compat_probe",
+                                expected_attach_type=BPF_TRACE_FENTRY,
+                                attach_btf_id=function.btf_id)
+    except pylibbpf.BpfError as exc:
+        code = exc.errno or _errno.EINVAL
+        note = lockdown_note() if code == _errno.EPERM else ""
+        return LegacyError(code, "this kernel refuses fentry/fexit programs "
+                           f"({_errno.errorcode.get(code, code)}){note}")
+    os.close(fd)
+    return None
+
+
+def fentry_available() -> bool:
+    """True when the kernel loads fentry/fexit programs (probed once per process)."""
+    return _fentry_refusal() is None
+
+
+def _fentry_functions(target: Target) -> list[TracedFunction]:
+    if target.point.syscalls:
+        names = [f"__x64_sys_{name}" for name in target.point.syscalls]
+    elif target.point.function:
+        names = [target.point.function]
+    else:
+        names = []
+    found = traced_functions(names)
+    if not found:
+        raise LegacyError(_errno.ENOENT, f"no kernel function for {target.symbol!r} in vmlinux "
+                          f"BTF ({', '.join(names) or 'none'}): fentry cannot attach there")
+    return [found[n] for n in names if n in found]
+
+
 def choose_backend(target: Target, override: Backend | str | None = None) -> Backend:
     """The backend for ``target``: ``override`` if given, else by kernel support."""
     if override is not None:
         backend = Backend(override)
         if backend is Backend.FENTRY:
-            raise LegacyError(_errno.EOPNOTSUPP, "the fentry/fexit backend is not implemented "
-                              "yet: use 'kprobe' or 'tracepoint'")
+            refusal = _fentry_refusal()
+            if refusal is not None:
+                raise LegacyError(refusal.errno or _errno.EPERM, refusal.strerror or
+                                  "this kernel refuses fentry/fexit programs")
         if backend is Backend.TRACEPOINT and not target.point.syscalls:
             raise LegacyError(_errno.EINVAL, f"{target.symbol!r} is not a syscall: the "
                               "tracepoint backend only serves syscall targets")
@@ -99,6 +246,8 @@ def choose_backend(target: Target, override: Backend | str | None = None) -> Bac
         return Backend.TRACEPOINT
     if target.point.function and kprobes_available():
         return Backend.KPROBE
+    if (target.point.function or target.point.syscalls) and fentry_available():
+        return Backend.FENTRY
     if target.point.syscalls:
         raise LegacyError(_errno.ENOENT, "syscall tracepoints need tracefs: mount it with "
                           "'mount -t tracefs nodev /sys/kernel/tracing'")
@@ -185,6 +334,37 @@ def _attach_kprobe(att: Attachment) -> None:
     att.points.append(what)
 
 
+def _attach_fentry(program: LegacyProgram, prog_fd: int, target: Target) -> Attachment:
+    """Load one fentry/fexit variant per traced function and link it, keeping attach order
+    (called with ``_LOCK`` held)."""
+    kind = BPF_TRACE_FEXIT if target.phase.at_exit else BPF_TRACE_FENTRY
+    att = Attachment(prog_fd, target, Backend.FENTRY, -1)
+    try:
+        for function in _fentry_functions(target):
+            fd = program.variant(Backend.FENTRY, target.phase, function=function)
+            if att.linux_prog_fd < 0:
+                att.linux_prog_fd = fd
+            tramp = TrampolineLink(function, kind, fd)
+            att.trampolines.append(tramp)
+            # a trampoline runs its newest program first: re-link the older ones after
+            older = [t for other in _ATTACHED.values() for t in other.trampolines
+                     if t.function.btf_id == function.btf_id and t.attach_type == kind
+                     and t.link_fd >= 0]
+            for old in older:
+                old.unlink()
+            try:
+                tramp.link()
+            finally:
+                for old in reversed(older):
+                    old.link()
+            att.points.append(f"{'fexit' if kind == BPF_TRACE_FEXIT else 'fentry'} "
+                              f"{function.name}")
+    except BaseException:
+        att.close()
+        raise
+    return att
+
+
 def attach(prog_fd: int, target: Target, backend: Backend | str | None = None) -> Attachment:
     """Attach the legacy program ``prog_fd`` at ``target``; EAGAIN for a duplicate."""
     program: LegacyProgram | None = program_for_fd(prog_fd)
@@ -200,6 +380,13 @@ def attach(prog_fd: int, target: Target, backend: Backend | str | None = None) -
         if program.is_modern and program.modern_type not in (None, 2, 5):
             raise LegacyError(_errno.EINVAL, "only kprobe and tracepoint programs can be "
                               "attached through the legacy interface")
+        if chosen is Backend.FENTRY:
+            if program.is_modern:
+                raise LegacyError(_errno.EINVAL, "the fentry backend serves legacy programs "
+                                  "only: a libbpf object attaches by its own SEC()")
+            att = _attach_fentry(program, prog_fd, target)
+            _ATTACHED[key] = att
+            return att
         found: list[tuple[str, int]] = []
         nargs = 6
         if chosen is Backend.TRACEPOINT:

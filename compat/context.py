@@ -17,6 +17,15 @@ sepc         0                                            ``ip``
 others       0                                            0
 ===========  ==========================================  ====================================
 
+fentry/fexit (``BPF_PROG_TYPE_TRACING``) read the probed function's arguments as an array of
+u64 (``ctx[k]``; fexit adds the return value after them).  For a syscall handler
+``__x64_sys_<name>(const struct pt_regs *regs)`` the mapping is the tracepoint one, read through
+``regs`` (a BTF pointer the verifier lets the program load from directly): ``paddr`` and ``a7``
+are ``regs->orig_ax`` (the syscall number), ``a1..a6`` are ``di, si, dx, r10, r8, r9`` at entry,
+``a0`` is the return value at exit.  For any other function, ``a0..a5`` are its first six
+arguments at entry and ``a0`` is its return value at exit (the kprobe mapping without ``ip``
+and ``sp``, which fentry does not see).
+
 The legacy probed functions were Rust methods whose ``a0`` was ``&self`` and whose arguments
 started at ``a1``: the tracepoint mapping keeps that (``a1`` is the syscall's first argument).
 On kprobes of plain Linux functions, ``a0`` is the first argument.
@@ -25,13 +34,15 @@ On kprobes of plain Linux functions, ``a0`` is the first argument.
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 
 from pylibbpf.elf import insn as I
 from pylibbpf.elf.insn import Instruction
 
 from .targets import Phase
 
-__all__ = ["LEGACY_CTX_SIZE", "Backend", "ctx_sources", "reg_offset", "synthetic_prologue"]
+__all__ = ["LEGACY_CTX_SIZE", "Backend", "TracedFunction", "ctx_sources", "reg_offset",
+           "regs_load", "synthetic_prologue"]
 
 LEGACY_CTX_SIZE = 288
 _REG_BASE = 16
@@ -45,7 +56,18 @@ class Backend(str, enum.Enum):
 
     TRACEPOINT = "tracepoint"  # syscalls/sys_enter_* and sys_exit_*
     KPROBE = "kprobe"          # kprobe / kretprobe
-    FENTRY = "fentry"          # fentry / fexit (not implemented yet)
+    FENTRY = "fentry"          # fentry / fexit (BPF trampolines)
+
+
+@dataclass(frozen=True)
+class TracedFunction:
+    """A kernel function an fentry/fexit program attaches to: its vmlinux BTF id, how many
+    arguments it takes and whether it is a syscall handler taking ``struct pt_regs *``."""
+
+    name: str
+    btf_id: int
+    nargs: int
+    syscall_regs: bool = False
 
 
 def reg_offset(name: str) -> int:
@@ -58,15 +80,20 @@ _PT_REGS_X86_64 = {"r15": 0, "r14": 8, "r13": 16, "r12": 24, "bp": 32, "bx": 40,
                    "di": 112, "orig_ax": 120, "ip": 128, "cs": 136, "flags": 144, "sp": 152}
 _TP_ID, _TP_ARGS, _TP_RET = 8, 16, 16
 
+_SYSCALL_ARG_REGS = ("di", "si", "dx", "r10", "r8", "r9")
+
 Source = tuple[str, int]
 
 
-def ctx_sources(backend: Backend, phase: Phase, tp_args: int = 6) -> dict[int, Source]:
+def ctx_sources(backend: Backend, phase: Phase, tp_args: int = 6,
+                function: TracedFunction | None = None) -> dict[int, Source]:
     """Legacy context offset -> ``("field", linux_offset)`` (8 bytes), ``("field32",
-    linux_offset)`` (4 bytes, zero-extended) or ``("const", value)``.
+    linux_offset)`` (4 bytes, zero-extended), ``("regs", pt_regs_offset)`` (8 bytes of the
+    ``struct pt_regs`` whose pointer is the context's first u64) or ``("const", value)``.
 
     ``tp_args``: how many arguments the syscall tracepoint record holds (the kernel refuses a
     program reading past the record); the legacy registers beyond them read as 0.
+    ``function``: the fentry/fexit target (required for :attr:`Backend.FENTRY`).
     """
     table: dict[int, Source] = {off: ("const", 0) for off in range(0, LEGACY_CTX_SIZE, 8)}
     table[0] = ("const", phase.value)
@@ -89,7 +116,32 @@ def ctx_sources(backend: Backend, phase: Phase, tp_args: int = 6) -> dict[int, S
         else:
             for k, reg in enumerate(("di", "si", "dx", "cx", "r8", "r9")):
                 table[reg_offset(f"a{k}")] = ("field", regs[reg])
+    elif backend is Backend.FENTRY:
+        if function is None:
+            raise ValueError("the fentry backend needs the traced function")
+        if function.syscall_regs:
+            regs = _PT_REGS_X86_64
+            table[8] = ("regs", regs["orig_ax"])
+            table[reg_offset("a7")] = ("regs", regs["orig_ax"])
+            if phase.at_exit:
+                table[reg_offset("a0")] = ("field", 8 * function.nargs)
+            else:
+                for k, reg in enumerate(_SYSCALL_ARG_REGS):
+                    table[reg_offset(f"a{k + 1}")] = ("regs", regs[reg])
+        elif phase.at_exit:
+            table[reg_offset("a0")] = ("field", 8 * function.nargs)
+        else:
+            for k in range(min(function.nargs, 6)):
+                table[reg_offset(f"a{k}")] = ("field", 8 * k)
     return table
+
+
+def regs_load(dst: int, ctx_reg: int, regs_offset: int) -> list[Instruction]:
+    """``dst = ((struct pt_regs *)ctx[0])->field``: two loads, the second through the BTF
+    pointer the fentry context holds (the verifier turns it into a fault-safe read)."""
+    ldx_dw = I.LDX | I.SIZE_DW | I.MODE_MEM
+    return [Instruction(ldx_dw, dst, ctx_reg, 0, 0),
+            Instruction(ldx_dw, dst, dst, regs_offset, 0)]
 
 
 def synthetic_prologue(ctx_map_fd: int, sources: dict[int, Source]) -> list[Instruction]:
@@ -116,6 +168,9 @@ def synthetic_prologue(ctx_map_fd: int, sources: dict[int, Source]) -> list[Inst
         if kind in ("field", "field32"):
             size = I.SIZE_W if kind == "field32" else I.SIZE_DW
             code.append(Instruction(I.LDX | size | I.MODE_MEM, 2, 6, value, 0))
+            code.append(Instruction(stx_dw, 0, 2, off, 0))
+        elif kind == "regs":
+            code.extend(regs_load(2, 6, value))
             code.append(Instruction(stx_dw, 0, 2, off, 0))
         else:
             code.append(Instruction(st_dw, 0, 0, off, value))

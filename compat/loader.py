@@ -24,7 +24,14 @@ from pylibbpf.elf import EM_BPF, R_BPF_64_64, ElfError, find_section_def, read_e
 from pylibbpf.elf import insn as I
 from pylibbpf.elf.insn import Instruction
 
-from .context import LEGACY_CTX_SIZE, Backend, ctx_sources, synthetic_prologue
+from .context import (
+    LEGACY_CTX_SIZE,
+    Backend,
+    TracedFunction,
+    ctx_sources,
+    regs_load,
+    synthetic_prologue,
+)
 from .errors import LegacyError, LegacyVerifierError, RewriteError
 from .rewrite import Rewritten, mov_imm, rewrite
 from .targets import Phase
@@ -32,7 +39,8 @@ from .targets import Phase
 __all__ = ["BpfMapFdEntry", "LegacyProgram", "load_legacy", "normalize_map_array",
            "program_for_fd", "release_program", "loaded_programs"]
 
-BPF_PROG_TYPE_KPROBE, BPF_PROG_TYPE_TRACEPOINT = 2, 5
+BPF_PROG_TYPE_KPROBE, BPF_PROG_TYPE_TRACEPOINT, BPF_PROG_TYPE_TRACING = 2, 5, 26
+BPF_TRACE_FENTRY, BPF_TRACE_FEXIT = 24, 25
 BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY = 2, 6
 
 
@@ -221,10 +229,10 @@ class LegacyProgram:
             self._ctx_fd = _create_map(BPF_MAP_TYPE_PERCPU_ARRAY, 4, LEGACY_CTX_SIZE, 1)
             self._helper_fds.append(self._ctx_fd)
 
-    def code(self, backend: Backend, phase: Phase, tp_args: int = 6
-             ) -> tuple[bytes, dict[int, int]]:
-        """The Linux instructions of the variant for ``backend``/``phase``, with the map from
-        new instruction index to legacy slot."""
+    def code(self, backend: Backend, phase: Phase, tp_args: int = 6,
+             function: TracedFunction | None = None) -> tuple[bytes, dict[int, int]]:
+        """The Linux instructions of the variant for ``backend``/``phase`` (``function``: the
+        fentry/fexit target), with the map from new instruction index to legacy slot."""
         rw = self.rewritten
         assert rw is not None
         self._prepare_maps()
@@ -232,13 +240,14 @@ class LegacyProgram:
         for index, offset in rw.fmt_patches:
             old = insns[index]
             insns[index] = Instruction(old.code, old.dst, old.src, 0, self._fmt_fd, offset, 0)
-        sources = ctx_sources(backend, phase, tp_args)
+        sources = ctx_sources(backend, phase, tp_args, function)
         origin = dict(rw.origin)
         if rw.needs_synthetic_ctx:
             prologue = synthetic_prologue(self._ctx_fd, sources)
             insns = I.insert_instructions(insns, {0: prologue})
             origin = {k + len(prologue): v for k, v in origin.items()}
         else:
+            before: dict[int, list[Instruction]] = {}
             for index, offset in rw.ctx_loads.items():
                 old = insns[index]
                 if offset % 8 or not 0 <= offset < LEGACY_CTX_SIZE:
@@ -248,30 +257,55 @@ class LegacyProgram:
                 kind, value = sources[offset]
                 if kind == "const":
                     insns[index] = mov_imm(old.dst, value)
+                elif kind == "regs":
+                    # the pointer load runs first (branches to index land on it), then this
+                    first, insns[index] = regs_load(old.dst, old.src, value)
+                    before[index] = [first]
                 else:
                     size = I.SIZE_W if kind == "field32" else I.SIZE_DW
                     insns[index] = Instruction(I.LDX | size | I.MODE_MEM, old.dst, old.src,
                                                value, 0)
+            if before:
+                starts = I.slot_offsets(insns)
+                insns = I.insert_instructions(insns, {starts[k]: v for k, v in before.items()})
+                shift = sorted(before)
+                origin = {k + sum(1 for b in shift if b <= k): v for k, v in origin.items()}
         slot_origin: dict[int, int] = {}
         starts = I.slot_offsets(insns)
         for k, v in origin.items():
             slot_origin[starts[k]] = v
         return I.encode(insns), slot_origin
 
-    def variant(self, backend: Backend, phase: Phase, tp_args: int = 6) -> int:
+    def variant(self, backend: Backend, phase: Phase, tp_args: int = 6,
+                function: TracedFunction | None = None) -> int:
         """Load the variant for ``backend``/``phase`` (``tp_args``: syscall arguments in the
-        tracepoint record); returns a new program fd (the caller's)."""
+        tracepoint record; ``function``: the fentry/fexit target, whose BTF id the program is
+        loaded for); returns a new program fd (the caller's)."""
         if self.closed:
             raise LegacyError(_errno.EBADF, f"legacy program {self.name!r} was released")
         if self._obj is not None:
             return os.dup(self.fd)
-        prog_type = BPF_PROG_TYPE_KPROBE if backend is Backend.KPROBE else \
-            BPF_PROG_TYPE_TRACEPOINT
+        attach_type = btf_id = 0
+        if backend is Backend.FENTRY:
+            if function is None:
+                raise ValueError("the fentry backend needs the traced function")
+            prog_type = BPF_PROG_TYPE_TRACING
+            attach_type = BPF_TRACE_FEXIT if phase.at_exit else BPF_TRACE_FENTRY
+            btf_id = function.btf_id
+        elif backend is Backend.KPROBE:
+            prog_type = BPF_PROG_TYPE_KPROBE
+        else:
+            prog_type = BPF_PROG_TYPE_TRACEPOINT
         with self._lock:
-            code, origin = self.code(backend, phase, tp_args)
+            code, origin = self.code(backend, phase, tp_args, function)
         try:
-            return lowlevel.prog_load(prog_type, code, license="GPL", name=self.name)
+            return lowlevel.prog_load(prog_type, code, license="GPL", name=self.name,
+                                      expected_attach_type=attach_type,
+                                      attach_btf_id=btf_id)
         except BpfError as exc:
+            if backend is Backend.FENTRY and exc.errno == _errno.EPERM:
+                raise LegacyError(_errno.EPERM, f"Linux refused the fentry/fexit program "
+                                  f"{self.name!r} (EPERM){lockdown_note()}") from None
             text = exc.log if isinstance(exc, VerifierError) else ""
             raise LegacyVerifierError(exc.errno or _errno.EINVAL, f"Linux refused legacy "
                                       f"program {self.name!r} ({backend.value} backend)",
@@ -291,6 +325,20 @@ class LegacyProgram:
             os.close(fd)
         self._helper_fds.clear()
         self.fd = -1
+
+
+def lockdown_note() -> str:
+    """``": kernel lockdown is '<mode>' ..."`` when the lockdown LSM is active, else ``""``."""
+    try:
+        with open("/sys/kernel/security/lockdown", encoding="ascii") as f:
+            text = f.read()
+    except OSError:
+        return ""
+    found = re.search(r"\[(\w+)\]", text)
+    if found is None or found.group(1) == "none":
+        return ""
+    return (f": kernel lockdown is in {found.group(1)!r} mode, which refuses BPF "
+            "trampolines; use the 'kprobe' or 'tracepoint' backend")
 
 
 _PROGRAMS: dict[int, LegacyProgram] = {}
