@@ -150,7 +150,7 @@ def _describe(btf: int, name: str, func_id: int) -> TracedFunction:
     proto = _btf_type(btf, proto_id)
     nargs = proto.info & 0xFFFF
     regs = False
-    if nargs == 1 and name.startswith("__x64_sys_"):
+    if nargs == 1 and name.startswith(("__x64_sys_", "__do_sys_")):
         params = (ctypes.c_uint32 * 2).from_address(ctypes.addressof(proto) +
                                                      ctypes.sizeof(_BtfType))
         t = _btf_type(btf, params[1])
@@ -216,17 +216,22 @@ def fentry_available() -> bool:
 
 
 def _fentry_functions(target: Target) -> list[TracedFunction]:
+    choices: list[tuple[str, ...]]
     if target.point.syscalls:
-        names = [f"__x64_sys_{name}" for name in target.point.syscalls]
+        # SYSCALL_DEFINE0's __x64_sys_<name> is an alias BTF omits: its body is __do_sys_<name>
+        choices = [(f"__x64_sys_{name}", f"__do_sys_{name}") for name in target.point.syscalls]
     elif target.point.function:
-        names = [target.point.function]
+        choices = [(target.point.function,)]
     else:
-        names = []
+        choices = []
+    names = [name for group in choices for name in group]
     found = traced_functions(names)
-    if not found:
+    picked = [next(found[n] for n in group if n in found) for group in choices
+              if any(n in found for n in group)]
+    if not picked:
         raise LegacyError(_errno.ENOENT, f"no kernel function for {target.symbol!r} in vmlinux "
                           f"BTF ({', '.join(names) or 'none'}): fentry cannot attach there")
-    return [found[n] for n in names if n in found]
+    return picked
 
 
 def choose_backend(target: Target, override: Backend | str | None = None) -> Backend:
