@@ -36,6 +36,18 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     touch "$stamp"
 fi
 
+# A cgroup v2 hierarchy (cgroup BPF programs attach to one); systemd mounts it at boot, a
+# container or chroot may not have it.
+cgroup2=""
+for d in /sys/fs/cgroup /sys/fs/cgroup/unified; do
+    [ "$(stat -fc %T "$d" 2>/dev/null)" = cgroup2fs ] && cgroup2=$d
+done
+if [ -z "$cgroup2" ]; then
+    d=/sys/fs/cgroup
+    if mountpoint -q "$d" 2>/dev/null; then d=/sys/fs/cgroup/unified; mkdir -p "$d" 2>/dev/null || true; fi
+    mount -t cgroup2 none "$d" 2>/dev/null || echo "bootstrap: could not mount cgroup2 on $d" >&2
+fi
+
 # bpffs, tracefs and debugfs are not mounted at boot on every machine.
 for spec in "bpf bpf /sys/fs/bpf" "tracefs nodev /sys/kernel/tracing" "debugfs none /sys/kernel/debug"; do
     set -- $spec

@@ -4,12 +4,12 @@ permission errors name the missing capability; bad objects never crash the proce
 from __future__ import annotations
 
 import errno
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import unprivileged
 from bpfbuild import compile_bpf
 
 import pylibbpf
@@ -93,9 +93,8 @@ def _as_unprivileged(code: str, caps: str) -> subprocess.CompletedProcess[str]:
                f"--inh-caps={caps}"]
     if caps != "-all":
         setpriv.append(f"--ambient-caps={caps}")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([*setpriv, sys.executable, "-c", code], capture_output=True,
-                          text=True, env=env, timeout=60, cwd="/")
+    return subprocess.run([*setpriv, unprivileged.python(), "-c", code], capture_output=True,
+                          text=True, env=unprivileged.env(), timeout=60, cwd="/")
 
 
 LOAD_AND_REPORT = """
@@ -114,7 +113,7 @@ except OSError as e:
 @pytest.mark.skipif(not Path("/proc/sys/kernel/unprivileged_bpf_disabled").exists(),
                     reason="no unprivileged_bpf_disabled sysctl")
 def test_without_capabilities_the_error_names_cap_bpf() -> None:
-    path = compile_bpf("minimal.bpf.c")
+    path = unprivileged.share(compile_bpf("minimal.bpf.c"))
     proc = _as_unprivileged(LOAD_AND_REPORT.format(path=str(path)), "-all")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("PERM 1"), proc.stdout
@@ -123,7 +122,7 @@ def test_without_capabilities_the_error_names_cap_bpf() -> None:
 
 
 def test_with_cap_bpf_only_a_tracing_program_needs_cap_perfmon() -> None:
-    path = compile_bpf("minimal.bpf.c")
+    path = unprivileged.share(compile_bpf("minimal.bpf.c"))
     proc = _as_unprivileged(LOAD_AND_REPORT.format(path=str(path)), "+bpf")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("PERM"), proc.stdout
@@ -131,7 +130,7 @@ def test_with_cap_bpf_only_a_tracing_program_needs_cap_perfmon() -> None:
 
 
 def test_with_cap_bpf_and_perfmon_a_tracing_program_loads() -> None:
-    path = compile_bpf("minimal.bpf.c")
+    path = unprivileged.share(compile_bpf("minimal.bpf.c"))
     proc = _as_unprivileged(LOAD_AND_REPORT.format(path=str(path)), "+bpf,+perfmon")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "LOADED", proc.stdout

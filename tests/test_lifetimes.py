@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 from bpfbuild import compile_bpf
 
-import pylibbpf
-from pylibbpf import BpfError, ClosedError, Link, Map, MapType, Object
+from pylibbpf import BpfError, ClosedError, Map, MapType, Object
 
 pytestmark = pytest.mark.kernel
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import unprivileged
 from bpfbuild import compile_bpf
-from hardening_support import HERE, python_env
+from hardening_support import HERE
 
 pytestmark = [pytest.mark.kernel,
               pytest.mark.skipif(shutil.which("setpriv") is None, reason="no setpriv")]
@@ -33,10 +33,11 @@ def _run_as_nobody(caps: str, pin_dir: Path) -> dict[str, str]:
     cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", f"--inh-caps={caps}"]
     if caps != "-all":
         cmd.append(f"--ambient-caps={caps}")
-    cmd += [sys.executable, str(HERE / "privileged_calls.py"), str(compile_bpf("minimal.bpf.c")),
-            str(compile_bpf("events_ringbuf.bpf.c")), str(pin_dir)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=python_env(), timeout=120,
-                          cwd="/")
+    cmd += [unprivileged.python(), str(unprivileged.share(HERE / "privileged_calls.py")),
+            str(unprivileged.share(compile_bpf("minimal.bpf.c"))),
+            str(unprivileged.share(compile_bpf("events_ringbuf.bpf.c"))), str(pin_dir)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=unprivileged.env(),
+                          timeout=120, cwd="/")
     assert proc.returncode == 0, proc.stderr
     lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines())
     assert set(lines) == {"map_create", "load", "attach", "ring_buffer", "pin", "map_from_id"}
