@@ -54,7 +54,8 @@ def bpf_prog_attach(target: str | bytes, prog_fd: int, *,
 
     Checks in the legacy order: prog fd (ENOENT), grammar (EINVAL), symbol (ENOENT); a second
     attach of the same program at the same point is EAGAIN.  ``backend`` overrides the choice
-    (``"tracepoint"``, ``"kprobe"``).  The attachment lives until :func:`bpf_prog_detach`.
+    (``"tracepoint"``, ``"kprobe"``, ``"fentry"``).  The attachment lives until
+    :func:`bpf_prog_detach`.
     """
     _check_prog_fd(prog_fd)
     return attach(prog_fd, parse_target(target, Dialect.RCORE), backend)
