@@ -32,7 +32,7 @@ from . import _ffi
 from ._handle import Handle
 from ._pollguard import PollGuard
 from .enums import MapType
-from .errors import BpfError, StateError, error_from_errno
+from .errors import BpfError, ClosedError, StateError, error_from_errno
 from .map import Map
 
 if TYPE_CHECKING:
@@ -51,12 +51,15 @@ _STOP = -_errno.ECANCELED
 class _State:
     """What the trampolines share with their buffer (never the buffer itself: no cycle)."""
 
-    __slots__ = ("error", "stopped", "queue")
+    __slots__ = ("error", "stopped", "queue", "closing")
 
     def __init__(self) -> None:
         self.error: BaseException | None = None
         self.stopped: int | None = None
         self.queue: deque[Any] = deque()
+        # Set by close() from another thread: libbpf keeps consuming while a producer keeps
+        # producing, so a poll may never return on its own; the next record stops it.
+        self.closing = False
 
 
 def _trampoline(callback: Callback | None, decode: Decoder | None, state: _State) -> Any:
@@ -64,11 +67,15 @@ def _trampoline(callback: Callback | None, decode: Decoder | None, state: _State
         append = state.queue.append
         if decode is None:
             def queue_raw(ctx: Any, data: Any, size: int) -> int:
+                if state.closing:
+                    return _STOP
                 append(data[:size])
                 return 0
             return _sample_fn(queue_raw)
 
         def queue_decoded(ctx: Any, data: Any, size: int) -> int:
+            if state.closing:
+                return _STOP
             try:
                 append(decode(data[:size]))
             except BaseException as exc:  # noqa: BLE001 - never into C
@@ -78,6 +85,8 @@ def _trampoline(callback: Callback | None, decode: Decoder | None, state: _State
         return _sample_fn(queue_decoded)
 
     def call(ctx: Any, data: Any, size: int) -> int:
+        if state.closing:
+            return _STOP
         try:
             raw = data[:size]
             result = callback(raw if decode is None else decode(raw))
@@ -189,6 +198,8 @@ class RingBuffer(Handle):
 
     def _finish(self, rc: int, what: str) -> int:
         state = self._state
+        if state.closing:
+            raise ClosedError(self._what)
         error = state.error
         if error is not None:
             state.error = None
@@ -305,6 +316,7 @@ class RingBuffer(Handle):
         """
         if self._closed:
             return
+        self._state.closing = True  # stops a poll that a busy producer would keep going
 
         def release() -> None:
             for reader in self._readers.values():

@@ -228,3 +228,49 @@ def test_ring_buffer_and_map_traffic_together(tmp_path: Path) -> None:
             rb.consume()
         assert len(got) == 20 * 16
         assert os.getpid() > 0 and pylibbpf.num_possible_cpus() >= 1
+
+
+RING_BUSY_CLOSE = """
+    import sys, threading, time
+    sys.path.insert(0, "tests")
+    from bpfbuild import compile_bpf
+    import pylibbpf
+    obj = pylibbpf.Object.open_file(compile_bpf("events_ringbuf.bpf.c"))
+    obj.load()
+    stop = threading.Event()
+    def produce():
+        while not stop.is_set():
+            obj.programs["emit"].test_run()
+    threading.Thread(target=produce, daemon=True).start()
+    seen = []
+    def slow_consumer(data):
+        seen.append(1)
+        time.sleep(0.0005)
+    rb = pylibbpf.RingBuffer(obj.maps["rb"], slow_consumer)
+    result = []
+    def poll():
+        try:
+            rb.poll(60_000)  # one call that a busy producer keeps inside libbpf's loop
+            result.append("returned")
+        except pylibbpf.ClosedError:
+            result.append("ClosedError")
+    t = threading.Thread(target=poll)
+    t.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    rb.close()
+    t.join(10)
+    stop.set()
+    print("hung" if t.is_alive() else result[0], len(seen) > 0,
+          round(time.monotonic() - started, 1))
+"""
+
+
+def test_close_stops_a_poll_that_a_busy_producer_keeps_going() -> None:
+    """libbpf consumes as long as records keep coming; close() must still end the poll."""
+    rc, out = _child(RING_BUSY_CLOSE)
+    assert rc == 0, out
+    state, saw_records, seconds = out.split()[:3]
+    assert state == "ClosedError", out
+    assert saw_records == "True"
+    assert float(seconds) < 5, out
