@@ -625,7 +625,12 @@ class Map(Handle):
     def _batch_supported(self) -> bool:
         return not self._no_batch and self.type in _BATCH_TYPES
 
-    def _batch_read(self, delete: bool, batch_size: int | None) -> tuple[list[bytes], list[Any]]:
+    def _batch_read(self, delete: bool, batch_size: int | None,
+                    keys_only: bool = False) -> list[Any]:
+        """Every entry, read with ``BPF_MAP_LOOKUP[_AND_DELETE]_BATCH``: a list of (key, value)
+        pairs, or of keys with ``keys_only``.  The pairs are cut straight out of the batch
+        buffers in one pass (no intermediate key and value lists: a 1 M-entry dump is bound by
+        the syscalls, not by Python)."""
         fd, ks, total, stride, percpu = self._ops()
         count_max = batch_size or max(_BATCH_MIN, min(self.max_entries, 1 << 16))
         lib = _ffi.lib()
@@ -634,8 +639,7 @@ class Map(Handle):
         token_size = max(ks, 8)
         in_batch = ctypes.create_string_buffer(token_size)
         out_batch = ctypes.create_string_buffer(token_size)
-        keys: list[bytes] = []
-        values: list[Any] = []
+        out: list[Any] = []
         first = True
         while True:
             kbuf = ctypes.create_string_buffer(ks * count_max)
@@ -650,28 +654,31 @@ class Map(Handle):
                 raise self._fail(rc, "batch lookup")
             n = count.value
             if n:
-                kraw = kbuf.raw
-                vraw = vbuf.raw
-                keys.extend(kraw[i:i + ks] for i in range(0, n * ks, ks))
-                if percpu:
-                    values.extend(self._decode(vraw[i:i + total], stride, True)
-                                  for i in range(0, n * total, total))
+                kraw = kbuf.raw[:n * ks]
+                key_offsets = range(0, n * ks, ks)
+                if keys_only:
+                    out.extend(kraw[i:i + ks] for i in key_offsets)
                 else:
-                    values.extend(vraw[i:i + total] for i in range(0, n * total, total))
+                    vraw = vbuf.raw[:n * total]
+                    value_offsets = range(0, n * total, total)
+                    if percpu:
+                        out.extend((kraw[i:i + ks], self._decode(vraw[j:j + total], stride, True))
+                                   for i, j in zip(key_offsets, value_offsets, strict=True))
+                    else:
+                        out.extend((kraw[i:i + ks], vraw[j:j + total])
+                                   for i, j in zip(key_offsets, value_offsets, strict=True))
             if rc == -_errno.ENOENT:
-                return keys, values
+                return out
             ctypes.memmove(in_batch, out_batch, token_size)
             first = False
 
     def lookup_batch(self, batch_size: int | None = None) -> list[tuple[bytes, Any]]:
         """Every (key, value) pair, read with ``BPF_MAP_LOOKUP_BATCH`` calls."""
-        keys, values = self._batch_read(False, batch_size)
-        return list(zip(keys, values, strict=True))
+        return self._batch_read(False, batch_size)
 
     def lookup_and_delete_batch(self, batch_size: int | None = None) -> list[tuple[bytes, Any]]:
         """Drain the map: every (key, value) pair, removed as it is read (hash maps)."""
-        keys, values = self._batch_read(True, batch_size)
-        return list(zip(keys, values, strict=True))
+        return self._batch_read(True, batch_size)
 
     def update_batch(self, keys: Sequence[KeyLike], values: Sequence[ValueLike],
                      flags: UpdateFlags | int = UpdateFlags.ANY) -> int:
@@ -737,7 +744,7 @@ class Map(Handle):
             raise TypeError(f"map {self._name!r} of type {self.type!r} has no keys")
         if self._batch_supported():
             try:
-                return self._batch_read(False, None)[0]
+                return self._batch_read(False, None, keys_only=True)
             except BpfError as exc:
                 if exc.errno not in (_errno.EINVAL, _errno.ENOTSUP, _errno.EOPNOTSUPP):
                     raise
