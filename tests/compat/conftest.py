@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from bpfbuild import compile_bpf
+from legacy_maps import Maps
 
 import compat
 
@@ -61,3 +62,11 @@ def no_leaks() -> Iterator[None]:
         compat.release_program(fd)
     assert not left_attached, f"test left attachments: {left_attached}"
     assert not left_programs, f"test left legacy programs: {left_programs}"
+
+
+@pytest.fixture
+def maps() -> Iterator[Maps]:
+    """Legacy maps for one test (see ``legacy_maps.Maps``)."""
+    made = Maps()
+    yield made
+    made.close()

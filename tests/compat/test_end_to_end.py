@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import ctypes
 import os
-import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from legacy_maps import Maps, u64
 
 import compat
 import pylibbpf
@@ -19,35 +19,6 @@ pytestmark = pytest.mark.kernel
 SYS = "<rcore::syscall::Syscall>"
 _libc = ctypes.CDLL(None, use_errno=True)
 SYS_GETPGID = 121
-
-
-class Maps:
-    """Legacy maps created with compat, closed at the end of the test."""
-
-    def __init__(self) -> None:
-        self.fds: list[int] = []
-
-    def array(self, value_size: int, entries: int) -> int:
-        fd = compat.bpf_create_map(compat.BPF_MAP_TYPE_ARRAY, 4, value_size, entries)
-        self.fds.append(fd)
-        return fd
-
-    def config(self) -> int:
-        fd = self.array(4, 1)
-        compat.bpf_update_elem(fd, 0, os.getpid())
-        return fd
-
-
-@pytest.fixture
-def maps() -> Iterator[Maps]:
-    m = Maps()
-    yield m
-    for fd in m.fds:
-        os.close(fd)
-
-
-def u64(fd: int, key: int) -> int:
-    return struct.unpack("<Q", compat.bpf_lookup_elem(fd, key))[0]
 
 
 def forks(n: int) -> None:
