@@ -44,7 +44,9 @@ _NO_KEY_TYPES = frozenset({MapType.QUEUE, MapType.STACK, MapType.BLOOM_FILTER,
 _BATCH_MIN = 256
 
 
-_devnull = -1
+# The placeholder closed standalone maps' fd numbers point at until they are collected: opened
+# once, at import, so that the first close() does not look like an fd leak to fd-counting code.
+_devnull = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
 
 
 class _FdSlot:
@@ -59,12 +61,9 @@ class _FdSlot:
         self.closed = False
 
     def retire(self) -> None:
-        global _devnull
         if self.retired or self.closed:
             return
         self.retired = True
-        if _devnull < 0:
-            _devnull = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
         try:
             os.dup2(_devnull, self.fd, inheritable=False)
         except OSError:

@@ -15,7 +15,8 @@ from pylibbpf import Object, aio
 from pylibbpf.perfbuf import PerfBuffer, PerfSample
 from pylibbpf.ringbuf import RingBuffer
 
-pytestmark = pytest.mark.kernel
+# the ring and perf producers: bpf_loop, USER_RINGBUF, atomic fetch-and-add
+pytestmark = [pytest.mark.kernel, pytest.mark.needs("bpf_loop", "user_ringbuf", "atomics")]
 
 
 def seq_of(data: bytes) -> int:

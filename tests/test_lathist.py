@@ -15,15 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _totals(output: str) -> list[int]:
-    """Total count of each printed round (all CPUs together)."""
-    totals: list[int] = []
-    for block in output.split("CPU ")[1:]:
-        cpu_line, _, rest = block.partition("\n")
-        count = sum(int(m) for m in re.findall(r"-> \d+\s+: (\d+)", rest))
-        if cpu_line.strip() == "0" or not totals:
-            totals.append(0)
-        totals[-1] += count
-    return totals
+    """Total count of each printed round (all CPUs together); rounds start with '--- '."""
+    rounds = output.split("\n--- ")[1:]
+    return [sum(int(m) for m in re.findall(r"-> \d+\s+: (\d+)", r)) for r in rounds]
 
 
 def test_lathist_prints_growing_histograms() -> None:

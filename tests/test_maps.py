@@ -228,6 +228,7 @@ def test_lookup_and_delete_on_queue() -> None:
             q.keys()
 
 
+@pytest.mark.needs("hash_lookup_and_delete")
 def test_lookup_and_delete_on_hash(hash_map: Map) -> None:
     hash_map[3] = 33
     assert hash_map.lookup_and_delete(3) == u64(33)

@@ -97,6 +97,7 @@ def bpftool_links() -> list[dict[str, object]]:
     return list(json.loads(out or "[]"))
 
 
+@pytest.mark.needs("perf_link")
 def test_tracepoint_exact_count(tp_counter: Counter) -> None:
     link = perf_event.attach_tracepoint(tp_counter.prog_fd, "syscalls", "sys_enter_getppid")
     with link:
@@ -149,6 +150,7 @@ def test_two_programs_on_one_tracepoint(tp_counter: Counter) -> None:
         other.close()
 
 
+@pytest.mark.needs("perf_link")
 def test_cookie_reaches_the_link(tp_counter: Counter) -> None:
     # the cookie is stored on the perf event link; with no helper reading it here, check
     # that the kernel accepted it and the program still runs

@@ -14,7 +14,8 @@ import pylibbpf
 from pylibbpf import Link, Object
 from pylibbpf.perfbuf import EventsLostWarning, PerfBuffer, PerfSample
 
-pytestmark = pytest.mark.kernel
+# events_perf.bpf.c counts with atomic fetch-and-add
+pytestmark = [pytest.mark.kernel, pytest.mark.needs("atomics")]
 
 SAMPLE = struct.Struct("<QII48s")
 

@@ -18,7 +18,8 @@ import pylibbpf
 from pylibbpf import Object
 from pylibbpf.ringbuf import RingBuffer, UserRingBuffer
 
-pytestmark = pytest.mark.kernel
+# events_ringbuf.bpf.c drives its producer with bpf_loop and has a USER_RINGBUF map
+pytestmark = [pytest.mark.kernel, pytest.mark.needs("bpf_loop", "user_ringbuf")]
 
 EVENT_SIZE = 64
 

@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                 deadline = time.monotonic() + args.interval
                 while not stop and time.monotonic() < deadline:
                     time.sleep(0.1)
+                print(f"--- {time.monotonic() - started:.1f} s ---")
                 print_histograms(read_histograms(lat, ncpus))
                 if args.duration and time.monotonic() - started >= args.duration:
                     break

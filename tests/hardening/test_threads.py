@@ -18,7 +18,8 @@ from hardening_support import run_python
 import pylibbpf
 from pylibbpf import BpfError, ClosedError, Map, MapType, Object, RingBuffer
 
-pytestmark = pytest.mark.kernel
+# the ring producer (events_ringbuf.bpf.c) uses bpf_loop and a USER_RINGBUF map
+pytestmark = [pytest.mark.kernel, pytest.mark.needs("bpf_loop", "user_ringbuf")]
 JOIN = 20.0
 
 
