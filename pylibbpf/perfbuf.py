@@ -26,12 +26,12 @@ import ctypes
 import errno as _errno
 import warnings
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from . import _ffi
 from ._handle import Handle
-from ._pollguard import PollGuard
+from ._pollguard import PollGuard, QueuedEvents
 from .enums import MapType
 from .errors import BpfError, StateError, error_from_errno
 from .map import Map
@@ -116,7 +116,7 @@ def _free(ptr: Any, keep: list[Any]) -> None:
     keep.clear()
 
 
-class PerfBuffer(Handle):
+class PerfBuffer(Handle, QueuedEvents[PerfSample]):
     """Per-CPU perf rings of a ``PERF_EVENT_ARRAY`` map (libbpf's ``perf_buffer``).
 
     ``sample(cpu, data)`` is called per sample (``data`` is ``bytes``, or what ``decode``
@@ -283,22 +283,6 @@ class PerfBuffer(Handle):
             raise StateError(_errno.EINVAL, "this perf buffer hands samples to a callback; "
                              "create it without one to iterate over its samples")
         return self._state.queue
-
-    def events(self, timeout_ms: int = -1) -> Iterator[PerfSample]:
-        """Queue mode: yield the samples available now; if none, wait up to ``timeout_ms``."""
-        queue = self._require_queue()
-        if not queue:
-            self.consume()
-        if not queue and timeout_ms != 0:
-            self.poll(timeout_ms)
-        while queue:
-            yield queue.popleft()
-
-    def __aiter__(self) -> AsyncIterator[PerfSample]:
-        from .aio import iterate
-
-        self._require_queue()
-        return iterate(self)
 
     def __repr__(self) -> str:
         if self.closed:

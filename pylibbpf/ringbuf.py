@@ -25,12 +25,12 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _ffi
 from ._handle import Handle
-from ._pollguard import PollGuard
+from ._pollguard import PollGuard, QueuedEvents
 from .enums import MapType
 from .errors import BpfError, ClosedError, StateError, error_from_errno
 from .map import Map
@@ -125,7 +125,7 @@ def _free_ring_buffer(ptr: Any, keep: list[Any]) -> None:
     keep.clear()
 
 
-class RingBuffer(Handle):
+class RingBuffer(Handle, QueuedEvents[Any]):
     """libbpf's ``ring_buffer`` over one or more ``RINGBUF`` maps.
 
     ``RingBuffer(ring, callback=None, *, decode=None)``: ``ring`` is a :class:`~pylibbpf.Map`
@@ -266,23 +266,6 @@ class RingBuffer(Handle):
     def pending(self) -> int:
         """Records consumed from the rings but not yet taken from the queue (queue mode)."""
         return len(self._state.queue)
-
-    def events(self, timeout_ms: int = -1) -> Iterator[Any]:
-        """Queue mode: yield the records available now; if there are none, wait up to
-        ``timeout_ms`` once.  ``for event in rb.events(100): ...``"""
-        queue = self._require_queue()
-        if not queue:
-            self.consume()
-        if not queue and timeout_ms != 0:
-            self.poll(timeout_ms)
-        while queue:
-            yield queue.popleft()
-
-    def __aiter__(self) -> AsyncIterator[Any]:
-        from .aio import iterate
-
-        self._require_queue()
-        return iterate(self)
 
     # ----------------------------------------------------------------------------- batch path
 
