@@ -37,19 +37,27 @@ class _IoVec(ctypes.Structure):
     _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
 
 
+def process_vm(pid: int, write: bool, address: int, buffer: ctypes.Array[ctypes.c_char],
+               size: int) -> int:
+    """``process_vm_readv``/``writev`` of ``size`` bytes between ``buffer`` and ``address`` in
+    process ``pid``: the number of bytes moved, or ``-errno`` (never a fault of our own)."""
+    local = _IoVec(ctypes.cast(buffer, ctypes.c_void_p), size)
+    remote = _IoVec(address, size)
+    call = "process_vm_writev" if write else "process_vm_readv"
+    rc = _libc.syscall(ctypes.c_long(_nr(call)), ctypes.c_int(pid), ctypes.byref(local),
+                       ctypes.c_ulong(1), ctypes.byref(remote), ctypes.c_ulong(1),
+                       ctypes.c_ulong(0))
+    return int(rc) if rc >= 0 else -ctypes.get_errno()
+
+
 def _transfer(call: str, address: int, buffer: ctypes.Array[ctypes.c_char], size: int) -> int:
     if address <= 0 or address >= 1 << 64:
         raise OSError(_errno.EFAULT, f"bad user pointer {address:#x}")
-    local = _IoVec(ctypes.cast(buffer, ctypes.c_void_p), size)
-    remote = _IoVec(address, size)
-    rc = _libc.syscall(ctypes.c_long(_nr(call)), ctypes.c_int(os.getpid()),
-                       ctypes.byref(local), ctypes.c_ulong(1), ctypes.byref(remote),
-                       ctypes.c_ulong(1), ctypes.c_ulong(0))
+    write = call == "process_vm_writev"
+    rc = process_vm(os.getpid(), write, address, buffer, size)
     if rc < 0:
-        err = ctypes.get_errno()
-        verb = "read" if call == "process_vm_readv" else "write"
-        raise OSError(err, f"cannot {verb} {size} bytes at {address:#x}")
-    return int(rc)
+        raise OSError(-rc, f"cannot {'write' if write else 'read'} {size} bytes at {address:#x}")
+    return rc
 
 
 def read_user(address: int, size: int) -> bytes:

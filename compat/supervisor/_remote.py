@@ -12,6 +12,7 @@ import ctypes
 import errno as _errno
 import os
 
+from .._kernel import process_vm
 from ._seccomp import native_arch
 
 __all__ = ["RemoteProcess", "PAGE_SIZE"]
@@ -20,10 +21,6 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 _ADDRESS_LIMIT = 1 << 64
-
-
-class _IoVec(ctypes.Structure):
-    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
 
 
 def _tgid_of(tid: int) -> int:
@@ -71,14 +68,9 @@ class RemoteProcess:
         if size < 0 or address <= 0 or address + size > _ADDRESS_LIMIT:
             raise OSError(_errno.EFAULT, f"bad pointer {address:#x} (+{size})")
         out = ctypes.create_string_buffer(size)
-        local = _IoVec(ctypes.cast(out, ctypes.c_void_p), size)
-        remote = _IoVec(address, size)
-        rc = _libc.syscall(ctypes.c_long(native_arch().nr_process_vm_readv),
-                           ctypes.c_int(self.tid), ctypes.byref(local), ctypes.c_ulong(1),
-                           ctypes.byref(remote), ctypes.c_ulong(1), ctypes.c_ulong(0))
+        rc = process_vm(self.tid, False, address, out, size)
         if rc < 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"cannot read {size} bytes at {address:#x} in process "
+            raise OSError(-rc, f"cannot read {size} bytes at {address:#x} in process "
                           f"{self.tgid}")
         if rc != size:
             raise OSError(_errno.EFAULT, f"only {rc} of {size} bytes readable at {address:#x}")
@@ -93,14 +85,9 @@ class RemoteProcess:
         if address <= 0 or address + size > _ADDRESS_LIMIT:
             raise OSError(_errno.EFAULT, f"bad pointer {address:#x} (+{size})")
         buf = ctypes.create_string_buffer(data, size)
-        local = _IoVec(ctypes.cast(buf, ctypes.c_void_p), size)
-        remote = _IoVec(address, size)
-        rc = _libc.syscall(ctypes.c_long(native_arch().nr_process_vm_writev),
-                           ctypes.c_int(self.tid), ctypes.byref(local), ctypes.c_ulong(1),
-                           ctypes.byref(remote), ctypes.c_ulong(1), ctypes.c_ulong(0))
+        rc = process_vm(self.tid, True, address, buf, size)
         if rc < 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"cannot write {size} bytes at {address:#x} in process "
+            raise OSError(-rc, f"cannot write {size} bytes at {address:#x} in process "
                           f"{self.tgid}")
         if rc != size:
             raise OSError(_errno.EFAULT, f"only {rc} of {size} bytes writable at {address:#x}")
