@@ -14,17 +14,21 @@ Each attachment loads its own Linux program (the variant for its backend and pha
 perf event per tracepoint or probe, or one BPF link per traced function; programs on one point
 run in attach order (the kernel appends to a point's program array; a trampoline runs its
 newest program first, so compat re-links the older ones of the same function after the new
-one: they miss the calls made during that re-link).  Attachments live until detached, like the
-legacy kernel's: :func:`detach`, :func:`detach_all` or :func:`compat.release_program` end them.
+one: they miss the calls made during that re-link; before Linux 5.11, which cannot re-attach a
+detached tracing program, the re-link attaches fresh copies of them).  Attachments live until
+detached, like the legacy kernel's: :func:`detach`, :func:`detach_all` or
+:func:`compat.release_program` end them.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno as _errno
+import functools
 import os
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -51,12 +55,20 @@ __all__ = ["Attachment", "TrampolineLink", "attach", "detach", "detach_all", "at
 
 @dataclass
 class TrampolineLink:
-    """One fentry/fexit program of an attachment and its BPF link (``-1`` once closed)."""
+    """One fentry/fexit program of an attachment and its BPF link (``-1`` once closed).
+
+    ``reload`` loads a fresh copy of the program: before Linux 5.11 a tracing program can be
+    attached once only (once its link is closed, a new link fails with ENOENT), so a re-link
+    swaps in a copy; the replaced program fds wait in ``retired`` until the attachment closes.
+    """
 
     function: TracedFunction
     attach_type: int
     prog_fd: int
     link_fd: int = -1
+    reload: Callable[[], int] | None = None
+    retired: list[int] = field(default_factory=list)
+    _linked_before: bool = False
 
     def unlink(self) -> None:
         """Close the link (detaches the program), keeping the program."""
@@ -69,8 +81,14 @@ class TrampolineLink:
         try:
             self.link_fd = lowlevel.link_create(self.prog_fd, 0, self.attach_type)
         except pylibbpf.BpfError as exc:
-            raise LegacyError(exc.errno or _errno.EINVAL, "cannot attach the fentry/fexit "
-                              f"program to {self.function.name}") from None
+            if not (exc.errno == _errno.ENOENT and self._linked_before and self.reload):
+                raise LegacyError(exc.errno or _errno.EINVAL, "cannot attach the fentry/fexit "
+                                  f"program to {self.function.name}") from None
+            self.retired.append(self.prog_fd)
+            self.prog_fd = self.reload()
+            self._linked_before = False
+            self.link()
+        self._linked_before = True
 
 
 @dataclass
@@ -93,9 +111,11 @@ class Attachment:
         programs."""
         for tramp in self.trampolines:
             tramp.unlink()
-            if tramp.prog_fd not in (-1, self.linux_prog_fd):
-                os.close(tramp.prog_fd)
+            for fd in (tramp.prog_fd, *tramp.retired):
+                if fd not in (-1, self.linux_prog_fd):
+                    os.close(fd)
             tramp.prog_fd = -1
+            tramp.retired.clear()
         self.trampolines.clear()
         owned = {link.perf_fd for link in self.links if not link.closed}
         for link in self.links:
@@ -349,7 +369,8 @@ def _attach_fentry(program: LegacyProgram, prog_fd: int, target: Target) -> Atta
             fd = program.variant(Backend.FENTRY, target.phase, function=function)
             if att.linux_prog_fd < 0:
                 att.linux_prog_fd = fd
-            tramp = TrampolineLink(function, kind, fd)
+            tramp = TrampolineLink(function, kind, fd, reload=functools.partial(
+                program.variant, Backend.FENTRY, target.phase, function=function))
             att.trampolines.append(tramp)
             # a trampoline runs its newest program first: re-link the older ones after
             older = [t for other in _ATTACHED.values() for t in other.trampolines

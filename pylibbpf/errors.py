@@ -13,6 +13,18 @@ import os
 
 _CAP_BITS = {"CAP_NET_ADMIN": 12, "CAP_SYS_ADMIN": 21, "CAP_PERFMON": 38, "CAP_BPF": 39}
 
+ENOTSUPP = 524
+"""The kernel-internal "operation not supported" number that some BPF commands return to user
+space (for instance batch operations on a map type without them); ``errno`` has no name for it."""
+
+_NOT_SUPPORTED = (_errno.EOPNOTSUPP, _errno.ENOTSUP, ENOTSUPP)
+
+
+def _reason(err: int) -> str:
+    if err == ENOTSUPP:
+        return "Operation not supported (kernel ENOTSUPP)"
+    return os.strerror(err)
+
 
 class BpfError(OSError):
     """A libbpf or kernel call failed.  ``errno`` is set; ``str()`` says what was attempted."""
@@ -21,7 +33,7 @@ class BpfError(OSError):
         super().__init__(err, message)
 
     def __str__(self) -> str:
-        reason = os.strerror(self.errno) if self.errno else "error"
+        reason = _reason(self.errno) if self.errno else "error"
         return f"{self.strerror}: {reason} (errno {self.errno})"
 
 
@@ -138,6 +150,6 @@ def error_from_errno(err: int | None, context: str,
         context = f"{context} ({what})"
     if err in (_errno.EPERM, _errno.EACCES):
         return BpfPermissionError(err, f"{context} ({permission_hint(needs)})")
-    if err in (_errno.EOPNOTSUPP, _errno.ENOTSUP):
+    if err in _NOT_SUPPORTED:
         return NotSupportedError(context, err)
     return BpfError(err, context)

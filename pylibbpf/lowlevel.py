@@ -34,7 +34,7 @@ from . import _ffi
 from ._ffi import structs
 from ._ffi.structs import new_opts
 from .enums import PER_CPU_MAP_TYPES, AttachType, MapType, ProgType, enum_or_int
-from .errors import BpfError, VerifierError, error_from_errno
+from .errors import ENOTSUPP, BpfError, VerifierError, error_from_errno
 
 if TYPE_CHECKING:
     from .elf.insn import Instruction
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MapLayout", "kernel_version_code", "link_create", "map_create", "map_delete_elem",
     "map_get_next_key", "map_layout", "map_lookup_elem", "map_update_elem", "prog_attach",
-    "prog_detach", "prog_load", "to_bytes",
+    "prog_detach", "prog_load", "TaskFdInfo", "task_fd_query", "to_bytes",
 ]
 
 _BYTEORDER = sys.byteorder
@@ -428,3 +428,48 @@ def prog_detach(prog_fd: int, target_fd: int, attach_type: AttachType | int) -> 
         raise error_from_errno(exc.errno, f"failed to detach program fd {prog_fd} from fd "
                                f"{target_fd} ({_name_of(AttachType, kind)})",
                                ("CAP_BPF", "CAP_NET_ADMIN")) from None
+
+
+# ------------------------------------------------------------------------------ attachments
+
+_FD_TYPES = ("raw_tracepoint", "tracepoint", "kprobe", "kretprobe", "uprobe", "uretprobe")
+_TASK_FD_NAME_MAX = 4096
+
+
+class TaskFdInfo(NamedTuple):
+    """What ``BPF_TASK_FD_QUERY`` says of a perf event or raw tracepoint fd with a program.
+
+    ``fd_type`` is one of ``raw_tracepoint``, ``tracepoint``, ``kprobe``, ``kretprobe``,
+    ``uprobe``, ``uretprobe``; ``name`` is the tracepoint, the probed symbol or the probed
+    file (empty for a kprobe given by address); ``probe_offset`` and ``probe_addr`` are the
+    kprobe offset and address, or the uprobe's offset in the file.
+    """
+
+    prog_id: int
+    fd_type: str
+    name: str
+    probe_offset: int
+    probe_addr: int
+
+
+def task_fd_query(pid: int, fd: int) -> TaskFdInfo | None:
+    """The BPF program attached through fd ``fd`` of process ``pid`` (``bpf_task_fd_query``),
+    or ``None`` when that fd is no perf event or raw tracepoint with a program (what
+    ``bpftool perf`` lists).  Works for attachments made before BPF links existed for perf
+    events (Linux 5.15) as well as for the perf event a link holds."""
+    name = ctypes.create_string_buffer(_TASK_FD_NAME_MAX)
+    length, prog_id, fd_type = ctypes.c_uint32(_TASK_FD_NAME_MAX), ctypes.c_uint32(), \
+        ctypes.c_uint32()
+    offset, addr = ctypes.c_uint64(), ctypes.c_uint64()
+    try:
+        _ffi.lib().bpf_task_fd_query(_u32(pid, "pid"), _fd(fd), 0, name, ctypes.byref(length),
+                                     ctypes.byref(prog_id), ctypes.byref(fd_type),
+                                     ctypes.byref(offset), ctypes.byref(addr))
+    except BpfError as exc:
+        if exc.errno in (_errno.ENOENT, ENOTSUPP, _errno.EOPNOTSUPP):
+            return None  # no program behind it, or not a kind of fd that can have one
+        raise error_from_errno(exc.errno, f"BPF_TASK_FD_QUERY of fd {fd} in process {pid} "
+                               "failed", ("CAP_SYS_ADMIN",)) from None
+    kind = fd_type.value
+    return TaskFdInfo(prog_id.value, _FD_TYPES[kind] if kind < len(_FD_TYPES) else str(kind),
+                      name.value.decode(errors="replace"), offset.value, addr.value)

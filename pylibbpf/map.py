@@ -22,7 +22,7 @@ from ._ffi import structs
 from ._ffi.structs import new_opts
 from ._handle import Handle
 from .enums import PER_CPU_MAP_TYPES, MapType, UpdateFlags, enum_or_int
-from .errors import BpfError, ClosedError, StateError, error_from_errno
+from .errors import BpfError, ClosedError, NotSupportedError, StateError, error_from_errno
 from .lowlevel import map_create, to_bytes
 
 if TYPE_CHECKING:
@@ -745,7 +745,7 @@ class Map(Handle):
             try:
                 return self._batch_read(False, None, keys_only=True)
             except BpfError as exc:
-                if exc.errno not in (_errno.EINVAL, _errno.ENOTSUP, _errno.EOPNOTSUPP):
+                if exc.errno != _errno.EINVAL and not isinstance(exc, NotSupportedError):
                     raise
                 self._no_batch = True
         return self._walk_keys()
@@ -756,7 +756,7 @@ class Map(Handle):
             try:
                 return self.lookup_batch()
             except BpfError as exc:
-                if exc.errno not in (_errno.EINVAL, _errno.ENOTSUP, _errno.EOPNOTSUPP):
+                if exc.errno != _errno.EINVAL and not isinstance(exc, NotSupportedError):
                     raise
                 self._no_batch = True
         pairs = []

@@ -11,7 +11,7 @@ set -eu
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
 echo "== ruff"
-.venv/bin/ruff check pylibbpf compat fuzz vmtest examples bench
+.venv/bin/ruff check .
 echo "== mypy"
 .venv/bin/mypy
 echo "== pytest (host kernel $(uname -r))"

@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
@@ -27,7 +27,7 @@ class BuildError(RuntimeError):
     """clang refused a test program; the message holds its diagnostics."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def _clang_version(clang: str) -> str:
     exe = shutil.which(clang)
     if exe is None:

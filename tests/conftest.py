@@ -77,5 +77,5 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 
 @pytest.fixture(scope="session")
 def bpf_object_path():  # type: ignore[no-untyped-def]
-    """Factory: ``bpf_object_path("maps.bpf.c", cflags=[...])`` compiles (cached) and returns a Path."""
+    """Factory: ``bpf_object_path("maps.bpf.c", cflags=[...])``: compiled (cached) Path."""
     return compile_bpf

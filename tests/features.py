@@ -352,6 +352,7 @@ REQUIREMENTS: dict[str, tuple[tuple[int, int], tuple[str, ...]]] = {
     "user_ringbuf": ((6, 1), ()),
     "perf_link": ((5, 15), ()),        # BPF links (and cookies) for perf events
     "hash_lookup_and_delete": ((5, 14), ()),
+    "syscall_prog": ((5, 14), ()),     # SEC("syscall") programs (BPF_PROG_TYPE_SYSCALL)
 }
 
 PROBES = {

@@ -34,7 +34,7 @@ def sandbox() -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(ROOT / "pylibbpf", root / "pylibbpf", ignore=ignore)
     shutil.copytree(Path(elftools.__file__).parent, root / "elftools", ignore=ignore)
-    for folder, dirs, files in os.walk(root):
+    for folder, _dirs, files in os.walk(root):
         os.chmod(folder, 0o755)
         for name in files:
             os.chmod(os.path.join(folder, name), 0o644)

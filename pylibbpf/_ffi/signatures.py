@@ -224,6 +224,8 @@ SIGNATURES: dict[str, Sig] = {
     "bpf_prog_load": Sig(c_int, (c_int, S, S, V, c_size_t, Ptr("bpf_prog_load_opts")), "neg"),
     "bpf_prog_attach": Sig(c_int, (c_int, c_int, c_int, c_uint), "neg"),
     "bpf_prog_detach2": Sig(c_int, (c_int, c_int, c_int), "neg"),
+    "bpf_task_fd_query": Sig(c_int, (c_int, c_int, c_uint32, c_char_p, u32p, u32p, u32p, u64p,
+                                     u64p), "neg"),
     "bpf_prog_query": Sig(c_int, (c_int, c_int, c_uint32, u32p, u32p, u32p), "neg"),
     "bpf_link_create": Sig(c_int, (c_int, c_int, c_int, Ptr("bpf_link_create_opts")), "neg"),
     "bpf_link_detach": Sig(c_int, (c_int,), "neg"),

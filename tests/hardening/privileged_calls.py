@@ -36,7 +36,7 @@ def main(minimal: str, events: str, pin_dir: str) -> None:
     def ring_buffer() -> None:
         with pylibbpf.Object.open_file(events) as obj:
             obj.load()
-            with pylibbpf.RingBuffer(obj.maps["rb"], lambda data: None) as rb:
+            with pylibbpf.RingBuffer(obj.maps["samples"], lambda data: None) as rb:
                 rb.poll(0)
 
     def pin() -> None:

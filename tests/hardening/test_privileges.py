@@ -35,7 +35,7 @@ def _run_as_nobody(caps: str, pin_dir: Path) -> dict[str, str]:
         cmd.append(f"--ambient-caps={caps}")
     cmd += [unprivileged.python(), str(unprivileged.share(HERE / "privileged_calls.py")),
             str(unprivileged.share(compile_bpf("minimal.bpf.c"))),
-            str(unprivileged.share(compile_bpf("events_ringbuf.bpf.c"))), str(pin_dir)]
+            str(unprivileged.share(compile_bpf("events_infer.bpf.c"))), str(pin_dir)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=unprivileged.env(),
                           timeout=120, cwd="/")
     assert proc.returncode == 0, proc.stderr
