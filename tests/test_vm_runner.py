@@ -194,6 +194,16 @@ def test_qemu_command_is_tcg_and_never_reboots(tmp_path: Path) -> None:
 FAMILY = "sleep 300 & echo grandchild $!; sleep 300"
 
 
+@pytest.mark.parametrize("config, expected", [
+    ('CONFIG_BPF_LSM=y\nCONFIG_LSM="lockdown,yama,apparmor"\n', "lsm=lockdown,yama,apparmor,bpf"),
+    ('CONFIG_BPF_LSM=y\nCONFIG_LSM="lockdown,yama,bpf"\n', ""),   # already on by default
+    ('# CONFIG_BPF_LSM is not set\nCONFIG_LSM="lockdown,yama"\n', ""),  # not built in
+])
+def test_guests_turn_on_a_built_in_bpf_lsm(tmp_path: Path, config: str, expected: str) -> None:
+    (tmp_path / "config").write_text(config)
+    assert tiers.lsm_argument(tmp_path / "config") == expected
+
+
 def test_timeout_kills_the_whole_process_group() -> None:
     lines: list[str] = []
     t0 = time.monotonic()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -188,6 +189,17 @@ def qemu_command(
     return cmd
 
 
+def lsm_argument(config: Path) -> str:
+    """``lsm=...,bpf`` when the kernel has the BPF LSM built in but not in its default list
+    (Debian's 5.10), so LSM programs can be tested there; else nothing."""
+    text = config.read_text(errors="replace")
+    built = re.search(r"^CONFIG_BPF_LSM=y$", text, re.M)
+    default = re.search(r'^CONFIG_LSM="([^"]*)"$', text, re.M)
+    if not built or default is None or "bpf" in default.group(1).split(","):
+        return ""
+    return f"lsm={default.group(1)},bpf"
+
+
 def stage2_script(checkout: Path, args: Sequence[str], env: dict[str, str]) -> str:
     """Stage-2 shell script: env exports and the pytest command line, quoted."""
     exports = "\n".join(f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items()))
@@ -236,7 +248,7 @@ def run_guest(
         results = image.results_disk(work)
         timings["run disk"] = time.monotonic() - t
         cmd = qemu_command(kernel.vmlinuz, initrd, [(system, True), (run, True), (results, False)],
-                           mem_mb=mem_mb)
+                           mem_mb=mem_mb, append=lsm_argument(kernel.config))
         marks: dict[str, float] = {}
         exit_code: list[int] = []
         emit = _printer(f"[{name}] ")
