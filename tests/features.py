@@ -348,11 +348,9 @@ REQUIREMENTS: dict[str, tuple[tuple[int, int], tuple[str, ...]]] = {
     "perf_event": ((4, 9), ("CONFIG_PERF_EVENTS",)),
     # instruction-set and helper levels some test programs use
     "atomics": ((5, 12), ()),          # BPF atomic fetch/xchg/cmpxchg instructions
-    "bpf_loop": ((5, 17), ()),
     "user_ringbuf": ((6, 1), ()),
     "perf_link": ((5, 15), ()),        # BPF links (and cookies) for perf events
     "hash_lookup_and_delete": ((5, 14), ()),
-    "syscall_prog": ((5, 14), ()),     # SEC("syscall") programs (BPF_PROG_TYPE_SYSCALL)
 }
 
 PROBES = {

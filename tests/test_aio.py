@@ -10,13 +10,13 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from ring_producer import emit
 
 from pylibbpf import Object, aio
 from pylibbpf.perfbuf import PerfBuffer, PerfSample
 from pylibbpf.ringbuf import RingBuffer
 
-# the ring and perf producers: bpf_loop, USER_RINGBUF, atomic fetch-and-add
-pytestmark = [pytest.mark.kernel, pytest.mark.needs("bpf_loop", "user_ringbuf", "atomics")]
+pytestmark = pytest.mark.kernel
 
 
 def seq_of(data: bytes) -> int:
@@ -28,12 +28,6 @@ def obj(bpf_object_path) -> Iterator[Object]:  # type: ignore[no-untyped-def]
     with Object.open_file(bpf_object_path("events_ringbuf.bpf.c")) as o:
         o.load()
         yield o
-
-
-def emit(obj: Object, count: int) -> None:
-    section = obj.data if "count" in obj.data else obj.bss
-    section["count"] = count
-    obj.programs["emit"].test_run(repeat=0)
 
 
 def test_async_for_gets_every_event_in_order(obj: Object) -> None:

@@ -15,7 +15,7 @@ from pylibbpf import Link, Object
 from pylibbpf.perfbuf import EventsLostWarning, PerfBuffer, PerfSample
 
 # events_perf.bpf.c counts with atomic fetch-and-add
-pytestmark = [pytest.mark.kernel, pytest.mark.needs("atomics")]
+pytestmark = pytest.mark.kernel
 
 SAMPLE = struct.Struct("<QII48s")
 

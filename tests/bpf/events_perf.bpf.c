@@ -28,7 +28,8 @@ int on_getpid(void *ctx)
 
 	if ((id >> 32) != target_tgid || (target_tid && (__u32)id != target_tid))
 		return 0;
-	s.seq = __sync_fetch_and_add(&seq, 1);
+	/* one traced thread at a time: a plain increment (fetching atomics need Linux 5.12) */
+	s.seq = seq++;
 	s.cpu = bpf_get_smp_processor_id();
 	s.payload[0] = 'p';
 	if (bpf_perf_event_output(ctx, &samples, BPF_F_CURRENT_CPU, &s, sizeof(s)))

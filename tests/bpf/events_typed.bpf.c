@@ -125,8 +125,8 @@ static void fill(struct all *s)
 	s->raw = 0x1111222233334444ULL;
 }
 
-SEC("syscall")
-int fill_all(void *ctx)
+SEC("tc")  /* run with BPF_PROG_TEST_RUN; tc programs can since Linux 4.12 */
+int fill_all(struct __sk_buff *skb)
 {
 	struct flow_key k = { .id = 42, .port = 8080 };
 	struct all *r;
