@@ -21,7 +21,7 @@ from vmtest.proc import ChildTimeout
 from vmtest.tiers import GuestError, TierResult, run_tier
 
 MATRIX = (("host", None), ("6.1", None), ("host", "1.5"), ("6.12", None), ("5.10", None))
-CI_TIERS = (("host", None), ("6.1", None), ("host", "1.5"))
+QUICK_TIERS = (("host", None), ("6.1", None), ("host", "1.5"))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,8 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="folder for junit XML and console logs")
     run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: pytest args")
     mx = sub.add_parser("matrix", help="run every tier and print the feature table")
-    mx.add_argument("--tiers", default="all", choices=["all", "ci"],
-                    help="all: host, 6.1, libbpf 1.5, 6.12, 5.10; ci: the first three")
+    mx.add_argument("--tiers", default="all", choices=["all", "quick"],
+                    help="all: host, 6.1, libbpf 1.5, 6.12, 5.10; quick: the first three")
     mx.add_argument("--timeout", type=float, default=1800, help="seconds per tier")
     mx.add_argument("--out", type=Path, help="folder for junit XML, logs and table.md")
     mx.add_argument("--verbose", action="store_true", help="print every tier's pytest output")
@@ -76,7 +76,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
 
 def cmd_matrix(ns: argparse.Namespace) -> int:
     out = _outdir(ns.out)
-    tiers = MATRIX if ns.tiers == "all" else CI_TIERS
+    tiers = MATRIX if ns.tiers == "all" else QUICK_TIERS
     reports: list[report.TierReport] = []
     failed: list[str] = []
     t0 = time.monotonic()
