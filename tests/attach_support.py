@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
+import json
 import os
 import platform
 import shutil
@@ -39,6 +41,29 @@ def perf_links() -> bool:
     EOPNOTSUPP); before, the "link" libbpf returns wraps the perf event fd itself.
     """
     return features.kernel_version() >= (5, 15)
+
+
+def my_attachments(prog_ids: set[int]) -> dict[int, pylibbpf.lowlevel.TaskFdInfo]:
+    """This process's fds through which one of ``prog_ids`` is attached (perf events and raw
+    tracepoints, found with ``task_fd_query`` over ``/proc/self/fd``), fd -> what it says."""
+    found = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            info = pylibbpf.lowlevel.task_fd_query(os.getpid(), int(name))
+        except pylibbpf.BpfError as exc:
+            assert exc.errno == errno.EBADF  # the listing's own directory fd, closed since
+            continue
+        if info is not None and info.prog_id in prog_ids:
+            found[int(name)] = info
+    return found
+
+
+def bpftool_perf(prog_ids: set[int]) -> dict[int, int]:
+    """``bpftool perf show`` for this process and ``prog_ids``: fd -> program id."""
+    out = subprocess.run(["bpftool", "-j", "perf", "show"], capture_output=True, text=True,
+                         check=True).stdout
+    return {e["fd"]: e["prog_id"] for e in json.loads(out or "[]")
+            if e.get("pid") == os.getpid() and e.get("prog_id") in prog_ids}
 
 
 def u64(raw: bytes) -> int:

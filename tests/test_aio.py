@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import struct
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
-from ring_producer import emit
+from ring_producer import emit, loaded_producer, seq_of
 
 from pylibbpf import Object, aio
 from pylibbpf.perfbuf import PerfBuffer, PerfSample
@@ -19,14 +18,9 @@ from pylibbpf.ringbuf import RingBuffer
 pytestmark = pytest.mark.kernel
 
 
-def seq_of(data: bytes) -> int:
-    return int(struct.unpack_from("<Q", data)[0])
-
-
 @pytest.fixture
-def obj(bpf_object_path) -> Iterator[Object]:  # type: ignore[no-untyped-def]
-    with Object.open_file(bpf_object_path("events_ringbuf.bpf.c")) as o:
-        o.load()
+def obj() -> Iterator[Object]:
+    with loaded_producer() as o:
         yield o
 
 

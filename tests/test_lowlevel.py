@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 
 import pytest
+from attach_support import bpftool_perf, my_attachments
 from bpfbuild import compile_bpf
 
 import pylibbpf
@@ -247,36 +248,19 @@ def test_kernel_version_code() -> None:
 
 # ------------------------------------------------------------------------------ attachments
 
-def _queried(prog_ids: set[int]) -> dict[int, lowlevel.TaskFdInfo]:
-    found = {}
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            info = lowlevel.task_fd_query(os.getpid(), int(name))
-        except pylibbpf.BpfError as exc:
-            assert exc.errno == errno.EBADF  # the listing's own directory fd, closed since
-            continue
-        if info is not None and info.prog_id in prog_ids:
-            found[int(name)] = info
-    return found
-
-
 def test_task_fd_query_names_each_attachment_as_bpftool_perf_does() -> None:
     with pylibbpf.Object.open_file(compile_bpf("counters.bpf.c")) as obj:
         obj.load()
         tp, raw = obj.programs["count_getpid"], obj.programs["count_raw_enter"]
         ids = {tp.info().id, raw.info().id}
-        assert _queried(ids) == {}
+        assert my_attachments(ids) == {}
         with tp.attach(), raw.attach():
-            found = _queried(ids)
+            found = my_attachments(ids)
             kinds = sorted((i.fd_type, i.name, i.prog_id) for i in found.values())
             assert kinds == sorted([("tracepoint", "sys_enter_getpid", tp.info().id),
                                     ("raw_tracepoint", "sys_enter", raw.info().id)])
-            out = subprocess.run(["bpftool", "-j", "perf", "show"], capture_output=True,
-                                 text=True, check=True).stdout
-            theirs = {(e["fd"], e["prog_id"]) for e in json.loads(out or "[]")
-                      if e.get("pid") == os.getpid() and e.get("prog_id") in ids}
-            assert theirs == {(fd, i.prog_id) for fd, i in found.items()}
-        assert _queried(ids) == {}
+            assert bpftool_perf(ids) == {fd: i.prog_id for fd, i in found.items()}
+        assert my_attachments(ids) == {}
     r, w = os.pipe()
     try:
         assert lowlevel.task_fd_query(os.getpid(), r) is None  # not a perf event

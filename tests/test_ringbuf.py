@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Iterator
 
 import pytest
-from ring_producer import emit
+from ring_producer import emit, loaded_producer, seq_of
 
 import pylibbpf
 from pylibbpf import Object
@@ -25,14 +25,9 @@ pytestmark = [pytest.mark.kernel, pytest.mark.needs("ringbuf")]
 EVENT_SIZE = 64
 
 
-def seq_of(data: bytes) -> int:
-    return int(struct.unpack_from("<Q", data)[0])
-
-
 @pytest.fixture
-def obj(bpf_object_path) -> Iterator[Object]:  # type: ignore[no-untyped-def]
-    with Object.open_file(bpf_object_path("events_ringbuf.bpf.c")) as o:
-        o.load()
+def obj() -> Iterator[Object]:
+    with loaded_producer() as o:
         yield o
 
 

@@ -15,12 +15,13 @@ from typing import Any
 
 import features
 import pytest
+from attach_support import bpftool_perf, my_attachments
 from bpfbuild import compile_bpf
 from fdtracer import FdTracer
 from hardening_support import fd_count, run_python
 
 import pylibbpf
-from pylibbpf import BpfError, ClosedError, Map, MapType, Object, lowlevel
+from pylibbpf import BpfError, ClosedError, Map, MapType, Object
 from pylibbpf._handle import Handle
 
 pytestmark = pytest.mark.kernel
@@ -261,25 +262,11 @@ def test_every_public_member_of_every_closed_handle_raises_closed_error(
 # ------------------------------------------------------------------------------ attach sequences
 
 def _attachments_of(prog_ids: set[int]) -> tuple[list[int], list[int]]:
-    """Attachments of ``prog_ids`` in this process, as pylibbpf (``task_fd_query`` over our
-    fds) and ``bpftool perf`` see them: program ids, sorted.  Unlike listing BPF links, this
-    also sees tracepoints attached before perf events had links (Linux < 5.15)."""
-    import json
-    import subprocess
-
-    ours = []
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            info = lowlevel.task_fd_query(os.getpid(), int(name))
-        except BpfError:
-            continue  # the listing's own directory fd, closed since
-        if info is not None and info.prog_id in prog_ids:
-            ours.append(info.prog_id)
-    out = subprocess.run(["bpftool", "-j", "perf", "show"], capture_output=True, text=True,
-                         check=True).stdout
-    seen = [e["prog_id"] for e in json.loads(out or "[]")
-            if e.get("pid") == os.getpid() and e.get("prog_id") in prog_ids]
-    return sorted(ours), sorted(seen)
+    """Attachments of ``prog_ids`` in this process, as pylibbpf (``task_fd_query``) and
+    ``bpftool perf`` see them: program ids, sorted.  Unlike listing BPF links, this also sees
+    tracepoints attached before perf events had links (Linux < 5.15)."""
+    ours = [info.prog_id for info in my_attachments(prog_ids).values()]
+    return sorted(ours), sorted(bpftool_perf(prog_ids).values())
 
 
 class _Boom(RuntimeError):

@@ -68,20 +68,21 @@ def _child(code: str) -> tuple[int, str]:
     return proc.returncode, proc.stdout + proc.stderr[-1500:]
 
 
-RING_CLOSE = """
+# child scripts: a loaded ring producer kept busy by a thread (``stop`` ends it)
+BUSY_RING = """
     import sys, threading, time
     sys.path.insert(0, "tests")
-    from collections import Counter
     from bpfbuild import compile_bpf
-    from ring_producer import emit
+    from ring_producer import produce_in_background
     import pylibbpf
     obj = pylibbpf.Object.open_file(compile_bpf("events_ringbuf.bpf.c"))
     obj.load()
-    stop = threading.Event()
-    def produce():
-        while not stop.is_set():
-            emit(obj)
-    threading.Thread(target=produce, daemon=True).start()
+    stop = produce_in_background(obj)
+"""
+IDLE_RING = BUSY_RING.replace("produce_in_background(obj)", "threading.Event()")
+
+RING_CLOSE = """
+    from collections import Counter
     outcomes = Counter()
     for _ in range({rounds}):
         rb = pylibbpf.RingBuffer(obj.maps["rb"], lambda data: None)
@@ -111,14 +112,13 @@ CLOSE_ROUNDS = 40 if os.environ.get("PYLIBBPF_VM_GUEST") else 300
 
 def test_closing_a_ring_buffer_while_another_thread_polls_it() -> None:
     """Documented wish: the poller gets ClosedError at its next call, the process survives."""
-    rc, out = _child(RING_CLOSE.format(rounds=CLOSE_ROUNDS, timeout=5))
+    rc, out = _child(BUSY_RING + RING_CLOSE.format(rounds=CLOSE_ROUNDS, timeout=5))
     assert rc == 0, f"child died (exit {rc}): {out}"
     assert out.strip().startswith(f"{{'ClosedError': {CLOSE_ROUNDS}}}"), out
 
 
 def test_closing_a_ring_buffer_wakes_a_poller_waiting_forever() -> None:
-    code = RING_CLOSE.replace("threading.Thread(target=produce, daemon=True).start()", "")
-    rc, out = _child(code.format(rounds=3, timeout=-1))
+    rc, out = _child(IDLE_RING + RING_CLOSE.format(rounds=3, timeout=-1))
     assert rc == 0 and "hung" not in out, out
 
 
@@ -233,18 +233,6 @@ def test_ring_buffer_and_map_traffic_together(tmp_path: Path) -> None:
 
 
 RING_BUSY_CLOSE = """
-    import sys, threading, time
-    sys.path.insert(0, "tests")
-    from bpfbuild import compile_bpf
-    from ring_producer import emit
-    import pylibbpf
-    obj = pylibbpf.Object.open_file(compile_bpf("events_ringbuf.bpf.c"))
-    obj.load()
-    stop = threading.Event()
-    def produce():
-        while not stop.is_set():
-            emit(obj)
-    threading.Thread(target=produce, daemon=True).start()
     seen = []
     def slow_consumer(data):
         seen.append(1)
@@ -271,7 +259,7 @@ RING_BUSY_CLOSE = """
 
 def test_close_stops_a_poll_that_a_busy_producer_keeps_going() -> None:
     """libbpf consumes as long as records keep coming; close() must still end the poll."""
-    rc, out = _child(RING_BUSY_CLOSE)
+    rc, out = _child(BUSY_RING + RING_BUSY_CLOSE)
     assert rc == 0, out
     state, saw_records, seconds = out.split()[:3]
     assert state == "ClosedError", out
