@@ -4,15 +4,13 @@ every test leaves no attachment, no legacy program and no fd behind."""
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from bpfbuild import compile_bpf
+from leftovers import open_fds, release_and_check
 from legacy_maps import Maps
-
-import compat
 
 HERE = Path(__file__).resolve().parent
 BPF = HERE / "bpf"
@@ -46,22 +44,12 @@ def modern_object() -> Callable[[str], Path]:
     return build
 
 
-def open_fds() -> set[int]:
-    """The fds open in this process."""
-    return {int(fd) for fd in os.listdir("/proc/self/fd")}
-
-
 @pytest.fixture(autouse=True)
 def no_leaks() -> Iterator[None]:
-    """Fail a test that leaves attachments or legacy programs behind (and clean them up)."""
+    """Fail a test that leaves attachments, legacy programs or fds behind (and clean up)."""
+    before = open_fds()
     yield
-    left_attached = compat.attachments()
-    left_programs = compat.loaded_programs()
-    compat.detach_all()
-    for fd in left_programs:
-        compat.release_program(fd)
-    assert not left_attached, f"test left attachments: {left_attached}"
-    assert not left_programs, f"test left legacy programs: {left_programs}"
+    release_and_check(before)
 
 
 @pytest.fixture

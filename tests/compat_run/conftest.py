@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 from bpfbuild import compile_bpf, compile_c
-
-import compat
+from leftovers import open_fds, release_and_check
 
 HERE = Path(__file__).resolve().parent
 C_DIR = HERE / "c"
@@ -65,22 +64,9 @@ def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     return run
 
 
-def open_fds() -> set[int]:
-    """The fds open in this process."""
-    return {int(fd) for fd in os.listdir("/proc/self/fd")}
-
-
 @pytest.fixture(autouse=True)
 def no_leaks() -> Iterator[None]:
     """In-process supervisors must leave no attachment, legacy program or fd behind."""
     before = open_fds()
     yield
-    left_attached = compat.attachments()
-    left_programs = compat.loaded_programs()
-    compat.detach_all()
-    for fd in left_programs:
-        compat.release_program(fd)
-    assert not left_attached, f"test left attachments: {left_attached}"
-    assert not left_programs, f"test left legacy programs: {left_programs}"
-    leaked = open_fds() - before
-    assert not leaked, f"test leaked fds: {sorted(leaked)}"
+    release_and_check(before)
