@@ -129,6 +129,14 @@ def map_sizes(fd: int) -> tuple[int, int, int]:
     return int(info["key_size"]), int(info["value_size"]), int(info.get("map_id", "0"))
 
 
+def _copy_map_fd(proc: RemoteProcess, map_fd: int) -> int:
+    """A copy (ours to close) of the caller's map fd; EBADF when the caller has no such fd."""
+    try:
+        return proc.copy_fd(map_fd)
+    except OSError as exc:
+        raise OSError(_errno.EBADF, f"fd {map_fd} is not open") from exc
+
+
 def _fmt_flags(flags: int) -> str:
     return {0: "BPF_ANY", 1: "BPF_NOEXIST", 2: "BPF_EXIST"}.get(flags, str(flags))
 
@@ -229,10 +237,7 @@ class Translator:
         map_fd, _pad, key, value, flags = struct.unpack_from("=IIQQQ", attr)
         out.legacy = (f"BPF_MAP_UPDATE_ELEM(map_fd={map_fd}, key={key:#x}, value={value:#x}, "
                       f"flags={_fmt_flags(flags)})")
-        try:
-            local = proc.copy_fd(map_fd)
-        except OSError as exc:
-            raise OSError(_errno.EBADF, f"fd {map_fd} is not open") from exc
+        local = _copy_map_fd(proc, map_fd)
         try:
             key_size, value_size, _id = map_sizes(local)
             key_bytes = proc.read(key, key_size)
@@ -253,10 +258,7 @@ class Translator:
                        still_pending: Callable[[], None], out: Outcome) -> None:
         map_fd, _pad, key, value, _flags = struct.unpack_from("=IIQQQ", attr)
         out.legacy = f"{command_name(cmd)}(map_fd={map_fd}, key={key:#x}, value={value:#x})"
-        try:
-            local = proc.copy_fd(map_fd)
-        except OSError as exc:
-            raise OSError(_errno.EBADF, f"fd {map_fd} is not open") from exc
+        local = _copy_map_fd(proc, map_fd)
         try:
             key_size, value_size, _id = map_sizes(local)
             no_key = cmd == BpfCmd.MAP_GET_NEXT_KEY and key == 0
