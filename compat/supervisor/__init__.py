@@ -5,7 +5,8 @@ else) into user notifications (``SECCOMP_RET_USER_NOTIF``).  The supervising Pyt
 receives them, reads the legacy ``union bpf_attr`` and what it points at out of the program's
 memory (``process_vm_readv``), executes the legacy command through compat, installs any new fd
 into the program (``SECCOMP_IOCTL_NOTIF_ADDFD``) and answers with the legacy return value.
-See ``docs/compat-run.md``.
+It acts with the calling thread's privileges, not its own: what the kernel would refuse that
+caller is refused with the kernel's errno (``_privileges``).  See ``docs/compat-run.md``.
 
     from compat.supervisor import Supervisor
     status = Supervisor(["./bpf_test"], trace=True).run()

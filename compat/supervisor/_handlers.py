@@ -23,6 +23,13 @@ anything else      *continue*: the kernel runs it untouched (``BPF_PROG_LOAD`` (
 Each handler reads everything it needs first, then confirms the call is still pending
 (``still_pending``, i.e. ``SECCOMP_IOCTL_NOTIF_ID_VALID``) before acting, so that the memory it
 read belonged to the caller and a dead caller's work is never done.
+
+The supervisor acts with the *caller's* privileges, not its own: a handler reads the calling
+thread's credentials with the rest, and before the first kernel call it would make, refuses
+what the kernel would refuse that caller (``_privileges``): map creation, the program load of
+PROG_LOAD_EX and the variant load (or perf event) of PROG_ATTACH.  Checks that the kernel or
+compat's user-space side make before the privilege check (legacy rules, the ELF, the target,
+the map sizes) keep their errnos.
 """
 
 from __future__ import annotations
@@ -36,11 +43,22 @@ from dataclasses import dataclass, field
 
 from ..api import _MAX_ELF, _MAX_MAP_ARRAY, _MAX_NAME
 from ..attr import ATTR_SIZE, BpfCmd, Dialect
-from ..backends import Attachment, attach, detach
-from ..loader import load_legacy, program_for_fd, release_program
+from ..backends import Attachment, attach, attachments, choose_backend, detach
+from ..context import Backend
+from ..loader import (
+    BPF_PROG_TYPE_TRACEPOINT,
+    _is_modern,
+    load_legacy,
+    parse_legacy_elf,
+    program_for_fd,
+    release_program,
+)
 from ..maps import BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH, legacy_map_create, legacy_map_elem_op
-from ..targets import parse_target
+from ..rewrite import rewrite
+from ..targets import Target, parse_target
+from ._privileges import Credentials, entry_check, sysctl
 from ._remote import RemoteProcess
+from ._seccomp import native_arch
 
 __all__ = ["CallerGone", "Outcome", "LoadedProgram", "Translator", "bpf_fd_info", "command_name",
            "map_sizes", "prog_id"]
@@ -180,6 +198,7 @@ class Translator:
                            "the kernel runs it untouched", run_in_kernel=True)
         outcome = Outcome(name)
         try:
+            self._check_entry(proc, still_pending)
             attr = proc.read(attr_ptr, ATTR_SIZE)
         except OSError as exc:
             outcome.legacy = f"{name}(attr={attr_ptr:#x})"
@@ -206,6 +225,16 @@ class Translator:
             f"failed: {_errno.errorcode.get(err, err)} ({detail})"
         return outcome
 
+    @staticmethod
+    def _check_entry(proc: RemoteProcess, still_pending: Callable[[], None]) -> None:
+        """Kernels that refuse every command of an unprivileged caller at ``bpf()`` entry
+        (before 6.5) do so before reading the attr: so does the supervisor there."""
+        disabled = sysctl("unprivileged_bpf_disabled")
+        if entry_check(native_arch().nr_bpf, disabled):
+            creds = proc.credentials()
+            still_pending()
+            creds.check_entry(disabled)
+
     def close(self) -> None:
         """Detach and release every program loaded for the supervised process."""
         programs = list(self.programs.values())
@@ -221,7 +250,13 @@ class Translator:
         kind = _MAP_TYPES.get(map_type, str(map_type))
         out.legacy = (f"BPF_MAP_CREATE(map_type={kind}, key_size={key_size}, "
                       f"value_size={value_size}, max_entries={max_entries})")
+        creds = proc.credentials()
         still_pending()
+        if map_type in _MAP_TYPES and (map_type != BPF_MAP_TYPE_ARRAY or key_size == 4) \
+                and max_entries and key_size and value_size:
+            # the legacy rules and the kernel's size checks (map_alloc_check) passed: now
+            # map_create's privilege check
+            creds.check_map_create(sysctl("unprivileged_bpf_disabled"))
         fd = legacy_map_create(map_type, key_size, value_size, max_entries)
         if fd < 0:
             raise OSError(-fd, "legacy map create refused")
@@ -321,7 +356,9 @@ class Translator:
                     raise OSError(_errno.EBADF, f"map_array entry {name!r}: fd {fd} is not "
                                   "open") from exc
                 pairs.append((name, copies[-1]))
+            creds = proc.credentials()
             still_pending()
+            self._check_load(creds, elf, pairs)
             compat_fd = load_legacy(elf, pairs)
         except BaseException:
             for fd in copies:
@@ -339,6 +376,46 @@ class Translator:
             loaded.close()
 
         out.undo = undo
+
+    @staticmethod
+    def _check_load(creds: Credentials, elf: bytes, pairs: list[tuple[str, int]]) -> None:
+        """``BPF_PROG_LOAD``'s capability checks for the program PROG_LOAD_EX would load (a
+        TRACEPOINT program; a libbpf object's own type).  A refused caller still gets the
+        errors of the user-space steps that come first (ELF, map_array, rewrite)."""
+        modern = _is_modern(elf)
+        prog_type = _modern_prog_type(elf) if modern else BPF_PROG_TYPE_TRACEPOINT
+        if prog_type is None:
+            return  # libbpf cannot open it, or it has not one program: compat says why
+        try:
+            creds.check_prog_load(prog_type, sysctl("unprivileged_bpf_disabled"))
+        except OSError as refusal:
+            if not modern:
+                _dry_run(elf, pairs)
+            raise refusal from None
+
+    def _check_attach(self, creds: Credentials, program: LoadedProgram, target: Target
+                      ) -> None:
+        """The kernel calls of an attach: a new variant load (``BPF_PROG_LOAD`` of a
+        TRACEPOINT, KPROBE or TRACING program, all needing CAP_BPF and CAP_PERFMON), or for
+        a libbpf object's program, which is not reloaded, the ``perf_event_open``.  compat's
+        own refusals (no backend, a duplicate: EAGAIN) come first."""
+        try:
+            backend = choose_backend(target)
+        except OSError:
+            return  # compat's attach gives the same error
+        for att in attachments():
+            if att.prog_fd == program.compat_fd and att.target.phase is target.phase \
+                    and att.target.point.legacy == target.point.legacy:
+                return  # EAGAIN from compat
+        legacy = program_for_fd(program.compat_fd)
+        if legacy is not None and legacy.is_modern:
+            if backend is Backend.FENTRY or legacy.modern_type not in (None, 2, 5):
+                return  # compat refuses these (EINVAL) before any kernel call
+            creds.check_perf_event_open(backend is Backend.KPROBE,
+                                        sysctl("perf_event_paranoid", 2))
+        else:
+            creds.check_prog_load(BPF_PROG_TYPE_TRACEPOINT,
+                                  sysctl("unprivileged_bpf_disabled"))
 
     def _program(self, proc: RemoteProcess, prog_fd: int) -> LoadedProgram:
         """The program behind the caller's ``prog_fd`` (recognised by kernel id, so a closed
@@ -383,7 +460,9 @@ class Translator:
                       + (f", str_len={len(target)}" if self.dialect is Dialect.ZCORE else "")
                       + ")")
         parsed = parse_target(target, self.dialect)
+        creds = proc.credentials()
         still_pending()
+        self._check_attach(creds, program, parsed)
         att: Attachment = attach(program.compat_fd, parsed)
         out.linux = (f"{att.backend.value}: load variant prog id {prog_id(att.linux_prog_fd)}, "
                      + ", ".join(f"perf_event_open({p}) + PERF_EVENT_IOC_SET_BPF"
@@ -408,3 +487,36 @@ class Translator:
         still_pending()
         count = detach(program.compat_fd)
         out.linux = f"closed {count} attachment(s) (perf events and variant programs)"
+
+
+def _modern_prog_type(elf: bytes) -> int | None:
+    """The program type of a libbpf object's one program (``None`` when libbpf cannot open
+    it or it has not exactly one program)."""
+    import pylibbpf
+
+    try:
+        obj = pylibbpf.Object.open_mem(elf)
+    except pylibbpf.BpfError:
+        return None
+    try:
+        programs = list(obj.programs.values())
+        return int(programs[0].type) if len(programs) == 1 else None
+    finally:
+        obj.close()
+
+
+def _dry_run(elf: bytes, pairs: list[tuple[str, int]]) -> None:
+    """compat's user-space steps of a legacy load, without loading: their errors (the ELF
+    rules, a map_array fd that is no map, a pattern the rewrite cannot handle)."""
+    from pylibbpf.elf import ElfError
+    from pylibbpf.elf import insn as I
+
+    parsed = parse_legacy_elf(elf, [name for name, _fd in pairs])
+    for name, fd in pairs:
+        if bpf_fd_info(fd, "map") is None:
+            raise OSError(_errno.EBADF, f"map_array entry {name!r}: fd is not a BPF map")
+    try:
+        insns = I.decode(parsed.text, parsed.byteorder)
+    except ElfError as exc:
+        raise OSError(_errno.EINVAL, f".text is not BPF code: {exc}") from None
+    rewrite(insns, parsed.map_relocs, dict(pairs))

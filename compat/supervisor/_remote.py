@@ -13,6 +13,7 @@ import errno as _errno
 import os
 
 from .._kernel import process_vm
+from ._privileges import Credentials, read_credentials
 from ._seccomp import native_arch
 
 __all__ = ["RemoteProcess", "PAGE_SIZE"]
@@ -59,6 +60,11 @@ class RemoteProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def credentials(self) -> Credentials:
+        """The calling thread's credentials now (``OSError(ESRCH)`` when it is gone): read them
+        while its call is pending, then confirm it still is before relying on them."""
+        return read_credentials(self.tgid, self.tid)
 
     def read(self, address: int, size: int) -> bytes:
         """``size`` bytes at ``address`` in the process; ``OSError(EFAULT)`` when any byte is

@@ -1,0 +1,231 @@
+"""Deciding each trapped call with the *caller's* privileges, as the kernel would.
+
+The supervisor is root; the program may not be.  Whatever the supervisor executes for the
+program must therefore first pass the checks the kernel would have applied to the program's own
+calls (the Linux calls compat translates the legacy command into), answered with the kernel's
+errno.  The rules, from ``kernel/bpf/syscall.c`` (``map_create``, ``bpf_prog_load``,
+``bpf_token_capable``), ``include/linux/capability.h`` (``bpf_capable``, ``perfmon_capable``)
+and ``kernel/events/core.c`` (``perf_event_open``), without a BPF token:
+
+* a capability counts only in the initial user namespace (``capable()``), i.e. when the caller
+  shares the supervisor's user namespace;  ``CAP_SYS_ADMIN`` stands in for ``CAP_BPF``,
+  ``CAP_PERFMON`` and ``CAP_NET_ADMIN``;
+* ``BPF_MAP_CREATE`` of HASH or ARRAY: ``EPERM`` when ``kernel.unprivileged_bpf_disabled`` is
+  not 0 and the caller lacks ``CAP_BPF``; these two types need nothing when it is 0.  The
+  kernel's sanity checks of the sizes (``map_alloc_check``) come first;
+* ``BPF_PROG_LOAD``: ``EPERM`` without ``CAP_BPF`` (any type but SOCKET_FILTER and CGROUP_SKB,
+  which alone pass with the sysctl at 0), without ``CAP_PERFMON`` for the tracing types
+  (KPROBE, TRACEPOINT, PERF_EVENT, RAW_TRACEPOINT, TRACING, LSM, STRUCT_OPS, EXT...) and
+  without ``CAP_NET_ADMIN`` for the networking ones;
+* element commands on a map fd the caller holds: nothing since Linux 6.5 (the fd is the
+  permission).  Before, ``__sys_bpf`` refused *every* command with ``EPERM`` when the sysctl
+  was set and the caller lacked ``CAP_BPF`` (:func:`entry_check` finds out which kernel runs);
+* ``perf_event_open`` (only for a libbpf object's program, which attaches without a new load):
+  ``EACCES`` for a kprobe without ``CAP_PERFMON``, and for a CPU-wide tracepoint when
+  ``kernel.perf_event_paranoid`` > 0 without it.
+
+Credentials are read from ``/proc/<tgid>/task/<tid>/status`` of the calling thread while its
+call is pending; the caller re-checks ``SECCOMP_IOCTL_NOTIF_ID_VALID`` afterwards, so the thread
+(whose credentials cannot change while it is blocked in the call) was the caller.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+import os
+import threading
+from dataclasses import dataclass
+
+__all__ = ["CAP_BPF", "CAP_NET_ADMIN", "CAP_PERFMON", "CAP_SYS_ADMIN", "Credentials",
+           "NET_ADMIN_PROG_TYPES", "PERFMON_PROG_TYPES", "entry_check", "read_credentials",
+           "sysctl"]
+
+CAP_NET_ADMIN = 12
+CAP_SYS_ADMIN = 21
+CAP_PERFMON = 38
+CAP_BPF = 39
+
+BPF_PROG_TYPE_SOCKET_FILTER = 1
+BPF_PROG_TYPE_CGROUP_SKB = 8
+# is_perfmon_prog_type(): KPROBE, TRACEPOINT, PERF_EVENT, RAW_TRACEPOINT,
+# RAW_TRACEPOINT_WRITABLE, TRACING, STRUCT_OPS, EXT, LSM
+PERFMON_PROG_TYPES = frozenset({2, 5, 7, 17, 24, 26, 27, 28, 29})
+# is_net_admin_prog_type(): SCHED_CLS, SCHED_ACT, XDP, CGROUP_SOCK, LWT_IN/OUT/XMIT, SOCK_OPS,
+# SK_SKB, CGROUP_DEVICE, SK_MSG, LWT_SEG6LOCAL, LIRC_MODE2, FLOW_DISSECTOR, CGROUP_SYSCTL,
+# CGROUP_SOCKOPT, CGROUP_SOCK_ADDR, EXT, NETFILTER
+NET_ADMIN_PROG_TYPES = frozenset({3, 4, 6, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 22, 23,
+                                  25, 28, 32})
+
+
+def sysctl(name: str, default: int = 0) -> int:
+    """An integer under ``/proc/sys/kernel`` (``default`` when it cannot be read)."""
+    try:
+        with open(f"/proc/sys/kernel/{name}", encoding="ascii") as handle:
+            return int(handle.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return default
+
+
+def _cap(bit: int) -> str:
+    return {CAP_NET_ADMIN: "CAP_NET_ADMIN", CAP_SYS_ADMIN: "CAP_SYS_ADMIN",
+            CAP_PERFMON: "CAP_PERFMON", CAP_BPF: "CAP_BPF"}.get(bit, f"capability {bit}")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What the kernel's ``capable()`` would see for one calling thread: its effective
+    capabilities, counted only when it shares the supervisor's (initial) user namespace."""
+
+    tid: int
+    uid: int
+    cap_eff: int
+    same_userns: bool = True
+
+    def capable(self, bit: int) -> bool:
+        """``capable(bit)`` in the initial user namespace."""
+        return self.same_userns and bool(self.cap_eff >> bit & 1)
+
+    def bpf_token_capable(self, bit: int) -> bool:
+        """The kernel's ``bpf_token_capable(NULL, bit)``: the capability, or ``CAP_SYS_ADMIN``
+        in its place (which also gives ``bpf_capable()`` and ``perfmon_capable()``)."""
+        return self.capable(bit) or self.capable(CAP_SYS_ADMIN)
+
+    def describe(self) -> str:
+        """``uid 65534, CapEff 0x0`` (for messages)."""
+        ns = "" if self.same_userns else ", in another user namespace"
+        return f"uid {self.uid}, CapEff {self.cap_eff:#x}{ns}"
+
+    def _refuse(self, what: str, bit: int, err: int = _errno.EPERM) -> OSError:
+        return OSError(err, f"{what} needs {_cap(bit)} and the caller ({self.describe()}) "
+                       "lacks it; the kernel would refuse it")
+
+    # ------------------------------------------------------------ the kernel's rules
+
+    def check_entry(self, disabled: int) -> None:
+        """Kernels before 6.5: ``__sys_bpf`` refuses every command first when
+        ``unprivileged_bpf_disabled`` is set and the caller lacks ``CAP_BPF``."""
+        if disabled and not self.bpf_token_capable(CAP_BPF):
+            raise self._refuse(f"bpf() with kernel.unprivileged_bpf_disabled={disabled}",
+                               CAP_BPF)
+
+    def check_map_create(self, disabled: int) -> None:
+        """``map_create`` for the unprivileged types (HASH, ARRAY)."""
+        if disabled and not self.bpf_token_capable(CAP_BPF):
+            raise self._refuse(f"BPF_MAP_CREATE with kernel.unprivileged_bpf_disabled="
+                               f"{disabled}", CAP_BPF)
+
+    def check_prog_load(self, prog_type: int, disabled: int) -> None:
+        """``bpf_prog_load``'s capability checks for ``prog_type``, in the kernel's order."""
+        bpf = self.bpf_token_capable(CAP_BPF)
+        if disabled and not bpf:
+            raise self._refuse(f"BPF_PROG_LOAD with kernel.unprivileged_bpf_disabled="
+                               f"{disabled}", CAP_BPF)
+        if prog_type not in (BPF_PROG_TYPE_SOCKET_FILTER, BPF_PROG_TYPE_CGROUP_SKB) \
+                and not bpf:
+            raise self._refuse(f"BPF_PROG_LOAD of program type {prog_type}", CAP_BPF)
+        if prog_type in NET_ADMIN_PROG_TYPES and not self.bpf_token_capable(CAP_NET_ADMIN):
+            raise self._refuse(f"BPF_PROG_LOAD of program type {prog_type}", CAP_NET_ADMIN)
+        if prog_type in PERFMON_PROG_TYPES and not self.bpf_token_capable(CAP_PERFMON):
+            raise self._refuse(f"BPF_PROG_LOAD of program type {prog_type}", CAP_PERFMON)
+
+    def check_perf_event_open(self, kprobe: bool, paranoid: int) -> None:
+        """``perf_event_open`` of a kprobe (the kprobe PMU) or of a CPU-wide tracepoint."""
+        if self.bpf_token_capable(CAP_PERFMON):
+            return
+        if kprobe:
+            raise self._refuse("perf_event_open of a kprobe", CAP_PERFMON, _errno.EACCES)
+        if paranoid > 0:
+            raise self._refuse(f"a CPU-wide perf_event_open with kernel.perf_event_paranoid="
+                               f"{paranoid}", CAP_PERFMON, _errno.EACCES)
+
+
+def _userns(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def read_credentials(tgid: int, tid: int) -> Credentials:
+    """The calling thread's credentials now; ``OSError(ESRCH)`` when it is gone.  Read them
+    while the call is pending, then confirm it still is (``NOTIF_ID_VALID``)."""
+    uid = cap_eff = -1
+    try:
+        with open(f"/proc/{tgid}/task/{tid}/status", encoding="ascii",
+                  errors="replace") as status:
+            for line in status:
+                if line.startswith("Uid:"):
+                    uid = int(line.split()[2])  # the effective uid
+                elif line.startswith("CapEff:"):
+                    cap_eff = int(line.split()[1], 16)
+        same = _userns(f"/proc/{tgid}/task/{tid}/ns/user") == _userns("/proc/self/ns/user")
+    except (OSError, ValueError, IndexError):
+        raise OSError(_errno.ESRCH, f"thread {tid} is gone") from None
+    if cap_eff < 0:
+        raise OSError(_errno.ESRCH, f"thread {tid} has no CapEff line")
+    return Credentials(tid, uid, cap_eff, same)
+
+
+# ---------------------------------------------------------------- which kernel is this
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_ENTRY_CHECK: bool | None = None
+_ENTRY_LOCK = threading.Lock()
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+_CAP_V3 = 0x20080522
+
+
+def _probe_entry_check(nr_bpf: int) -> bool:
+    """In a throwaway thread, drop this thread's *effective* capabilities (the permitted set
+    stays, and credentials are per thread) and call ``bpf(BPF_MAP_LOOKUP_ELEM)`` on fd -1:
+    EPERM means the kernel checked privileges at syscall entry, EBADF that it did not."""
+    result: list[bool] = []
+
+    def probe() -> None:
+        header = _CapHeader(_CAP_V3, 0)
+        saved = (_CapData * 2)()
+        if _libc.capget(ctypes.byref(header), saved) != 0:
+            return
+        lowered = (_CapData * 2)()
+        for i in range(2):
+            lowered[i].permitted = saved[i].permitted
+            lowered[i].inheritable = saved[i].inheritable
+        if _libc.capset(ctypes.byref(header), lowered) != 0:
+            return
+        try:
+            attr = ctypes.create_string_buffer(32)
+            ctypes.memmove(attr, (ctypes.c_uint32 * 1)(0xFFFFFFFF), 4)
+            _libc.syscall.restype = ctypes.c_long
+            rc = _libc.syscall(ctypes.c_long(nr_bpf), ctypes.c_int(1), attr, ctypes.c_uint(32))
+            err = ctypes.get_errno() if rc < 0 else 0
+        finally:
+            _libc.capset(ctypes.byref(header), saved)
+        result.append(err == _errno.EPERM)
+
+    thread = threading.Thread(target=probe, name="compat-entry-probe", daemon=True)
+    thread.start()
+    thread.join()
+    return bool(result and result[0])
+
+
+def entry_check(nr_bpf: int, disabled: int) -> bool:
+    """Does this kernel refuse every ``bpf()`` command of an unprivileged caller at entry
+    while ``unprivileged_bpf_disabled`` is set (Linux before 6.5, unless backported)?  Found
+    out once, the first time it matters (the sysctl set); the answer is ``False`` while the
+    sysctl is 0, as the check then never applies."""
+    global _ENTRY_CHECK
+    if not disabled:
+        return False
+    with _ENTRY_LOCK:
+        if _ENTRY_CHECK is None:
+            _ENTRY_CHECK = _probe_entry_check(nr_bpf)
+        return _ENTRY_CHECK

@@ -1,0 +1,158 @@
+"""``compat run`` acts with the program's privileges, not the supervisor's.
+
+``c/privileges.c`` sets up as root, then lowers its credentials (a user, a capability mask)
+and makes one call of each kind.  Run natively with the Linux calls compat translates the legacy
+ones into, it gives the kernel's own answers; run under ``python -m compat run`` with the legacy
+calls, it must give the same errno, call by call (zCore: ``ENOEXEC`` for every failure).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from compat.supervisor._privileges import (
+    CAP_BPF,
+    CAP_NET_ADMIN,
+    CAP_PERFMON,
+    CAP_SYS_ADMIN,
+    Credentials,
+    read_credentials,
+    sysctl,
+)
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+NOBODY = 65534
+
+CREDENTIALS = {
+    "nobody": (NOBODY, 0),
+    "nobody+CAP_BPF": (NOBODY, 1 << CAP_BPF),
+    "nobody+CAP_BPF+CAP_PERFMON": (NOBODY, 1 << CAP_BPF | 1 << CAP_PERFMON),
+    "nobody+CAP_SYS_ADMIN": (NOBODY, 1 << CAP_SYS_ADMIN),
+    "root without capabilities": (0, 0),
+}
+
+
+def _calls(proc: subprocess.CompletedProcess[str]) -> dict[str, int]:
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\n" \
+                                 f"stderr:\n{proc.stderr}"
+    lines = proc.stdout.splitlines()
+    assert lines[-1] == "privileges done"
+    return {step: int(err) for step, err in
+            (ln.split() for ln in lines[:-1] if not ln.startswith("#"))}
+
+
+def _status(proc: subprocess.CompletedProcess[str]) -> dict[str, list[str]]:
+    return {ln.split()[1].rstrip(":"): ln.split()[2:] for ln in proc.stdout.splitlines()
+            if ln.startswith("# ")}
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("dialect", ["rcore", "zcore"])
+@pytest.mark.parametrize("who", sorted(CREDENTIALS))
+def test_supervised_calls_get_the_native_errnos(run_cli: Run, c_program: Callable[..., Path],
+                                                legacy_objects: dict[str, Path], who: str,
+                                                dialect: str) -> None:
+    uid, caps = CREDENTIALS[who]
+    program = c_program("privileges", zcore=dialect == "zcore")
+    args = [str(uid), f"{caps:x}", str(legacy_objects["map"])]
+    native = subprocess.run([program, "linux", *args], capture_output=True, text=True,
+                            timeout=60)
+    supervised = run_cli("--dialect", dialect, "--", program, "legacy", *args)
+    want, got = _calls(native), _calls(supervised)
+    assert _status(supervised) == _status(native)
+    assert _status(native)["CapEff"] == [f"{caps:016x}"]
+    if dialect == "zcore":  # zCore turned every failure into ENOEXEC
+        want = {step: errno.ENOEXEC if err else 0 for step, err in want.items()}
+    assert got == want, f"native (Linux calls): {want}\nunder compat run: {got}\n" \
+                        f"{supervised.stderr}"
+    # the kernel's rules on this machine, as docs/compat-run.md states them
+    native_calls = _calls(native)
+    disabled = sysctl("unprivileged_bpf_disabled")
+    bpf = bool(caps & (1 << CAP_BPF | 1 << CAP_SYS_ADMIN))
+    perfmon = bool(caps & (1 << CAP_PERFMON | 1 << CAP_SYS_ADMIN))
+    may_create = bpf or not disabled
+    for step in ("map_create_array", "map_create_hash", "thread_map_create"):
+        assert native_calls[step] == (0 if may_create else errno.EPERM), step
+    assert native_calls["main_map_create"] == 0  # the other thread's credentials are root's
+    assert native_calls["map_create_no_entries"] == errno.EINVAL  # sizes before privileges
+    assert native_calls["map_create_no_value"] == errno.EINVAL
+    for step in ("update", "lookup", "delete"):
+        assert native_calls[step] == 0, step  # the map fd is the permission
+    assert native_calls["get_next_key"] == errno.ENOENT
+    assert native_calls["load"] == native_calls["attach"] == \
+        (0 if bpf and perfmon else errno.EPERM)
+
+
+@pytest.mark.kernel
+def test_trace_names_the_missing_capability(run_cli: Run, c_program: Callable[..., Path],
+                                            legacy_objects: dict[str, Path]) -> None:
+    program = c_program("privileges")
+    proc = run_cli("--trace", "--", program, "legacy", str(NOBODY), f"{1 << CAP_BPF:x}",
+                   legacy_objects["map"])
+    assert _calls(proc)["load"] == errno.EPERM
+    assert "BPF_PROG_LOAD of program type 5 needs CAP_PERFMON and the caller (uid 65534, " \
+           "CapEff 0x8000000000) lacks it" in proc.stderr
+    assert "= -EPERM" in proc.stderr
+
+
+def test_credentials_rules() -> None:
+    nobody = Credentials(1, NOBODY, 0)
+    with pytest.raises(OSError) as refused:
+        nobody.check_map_create(2)
+    assert refused.value.errno == errno.EPERM
+    nobody.check_map_create(0)  # HASH and ARRAY are unprivileged types
+    with pytest.raises(OSError):
+        nobody.check_prog_load(5, 0)
+    nobody.check_prog_load(1, 0)  # SOCKET_FILTER needs nothing with the sysctl at 0
+    with pytest.raises(OSError):
+        nobody.check_prog_load(1, 1)
+    bpf_only = Credentials(1, NOBODY, 1 << CAP_BPF)
+    bpf_only.check_prog_load(31, 2)  # SYSCALL: CAP_BPF alone
+    for prog_type, cap in ((5, "CAP_PERFMON"), (6, "CAP_NET_ADMIN"), (28, "CAP_NET_ADMIN")):
+        with pytest.raises(OSError, match=cap):
+            bpf_only.check_prog_load(prog_type, 2)
+    Credentials(1, NOBODY, 1 << CAP_BPF | 1 << CAP_NET_ADMIN).check_prog_load(6, 2)
+    admin = Credentials(1, 0, 1 << CAP_SYS_ADMIN)
+    for prog_type in (2, 5, 6, 26, 28):
+        admin.check_prog_load(prog_type, 2)
+    with pytest.raises(OSError) as perf:
+        bpf_only.check_perf_event_open(True, -1)
+    assert perf.value.errno == errno.EACCES
+    bpf_only.check_perf_event_open(False, 0)
+    with pytest.raises(OSError):
+        bpf_only.check_perf_event_open(False, 1)
+    # capabilities held in another user namespace do not count for capable()
+    elsewhere = Credentials(1, 0, (1 << 41) - 1, same_userns=False)
+    assert not elsewhere.bpf_token_capable(CAP_BPF)
+    with pytest.raises(OSError):
+        elsewhere.check_map_create(1)
+
+
+def test_read_credentials_of_a_thread_in_another_user_namespace() -> None:
+    proc = subprocess.Popen(["unshare", "--user", "--map-root-user", "sleep", "30"])
+    try:
+        for _ in range(100):  # until unshare has exec'd sleep in the new namespace
+            try:
+                if os.readlink(f"/proc/{proc.pid}/ns/user") != os.readlink("/proc/self/ns/user"):
+                    break
+            except OSError:
+                pass
+            subprocess.run(["sleep", "0.02"], check=False)
+        creds = read_credentials(proc.pid, proc.pid)
+        assert not creds.same_userns
+        assert creds.cap_eff & 1 << CAP_SYS_ADMIN  # full capabilities, in its own namespace
+        assert not creds.capable(CAP_SYS_ADMIN)
+        mine = read_credentials(os.getpid(), os.getpid())
+        assert mine.same_userns and mine.uid == os.geteuid()
+    finally:
+        proc.kill()
+        proc.wait()
+    with pytest.raises(OSError) as gone:
+        read_credentials(proc.pid, proc.pid)
+    assert gone.value.errno == errno.ESRCH
