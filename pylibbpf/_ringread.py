@@ -29,11 +29,12 @@ from __future__ import annotations
 import errno as _errno
 import mmap
 import platform
+import threading
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from .errors import BpfError, NotSupportedError
+from .errors import BpfError, ClosedError, NotSupportedError, StateError
 
 BUSY_BIT = 1 << 31
 DISCARD_BIT = 1 << 30
@@ -54,25 +55,50 @@ def _round(length: int) -> int:
 class EventBatch(Sequence[Any]):
     """Records read in one call: ``data`` holds them back to back (with their 8-byte headers),
     ``offsets[i]``/``sizes[i]`` locate record ``i`` in it.  ``batch[i]`` is its ``bytes``;
-    :meth:`view` a zero-copy ``memoryview``; :meth:`to_numpy` a structured array."""
+    :meth:`view` a zero-copy ``memoryview``; :meth:`to_numpy` a structured array.
 
-    __slots__ = ("data", "offsets", "sizes", "stride", "_release")
+    A zero-copy batch (``copy=False``) views the ring itself.  Its ``data`` is released when the
+    batch is released or its ring buffer closed; any use after that raises
+    :class:`~pylibbpf.ClosedError`.  (A view or array taken from it before keeps the memory
+    mapped, so it never faults, but it no longer shows the records.)
+    """
+
+    __slots__ = ("_data", "offsets", "sizes", "stride", "_release", "_dead")
 
     def __init__(self, data: bytes | memoryview, offsets: Sequence[int], sizes: Sequence[int],
                  stride: int | None, release: Any = None) -> None:
-        self.data = data
+        self._data = data
         self.offsets = offsets
         self.sizes = sizes
         #: the distance between records when they all have one length (else ``None``)
         self.stride = stride
         self._release = release
+        self._dead: str | None = None  # why data is gone: "released" or "closed"
+
+    @property
+    def data(self) -> bytes | memoryview:
+        """The records with their headers (``bytes``, or a view of the ring if zero-copy)."""
+        if self._dead is not None:
+            raise ClosedError(f"zero-copy batch ({self._dead})")
+        return self._data
 
     def release(self) -> None:
         """Zero-copy batches (``copy=False``): give the records' space back to the producer.
         ``data`` must not be used afterwards.  Copied batches need no release."""
         release, self._release = self._release, None
         if release is not None:
+            self._dead = "released"
             release()
+
+    def _invalidate(self) -> None:
+        """The ring is being unmapped: drop the view without publishing anything."""
+        self._release = None
+        self._dead = "its ring buffer was closed"
+        _release_view(self._data)
+
+    def _closed_meanwhile(self) -> None:
+        if self._dead is not None:
+            raise ClosedError(f"zero-copy batch ({self._dead})") from None
 
     def __enter__(self) -> EventBatch:
         return self
@@ -87,12 +113,21 @@ class EventBatch(Sequence[Any]):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
         start = self.offsets[index]
-        return self.data[start:start + self.sizes[index]]
+        data = self.data
+        try:
+            return data[start:start + self.sizes[index]]
+        except ValueError:  # released by close() in another thread meanwhile
+            self._closed_meanwhile()
+            raise
 
     def __iter__(self) -> Iterator[Any]:
         data = self.data
-        for start, size in zip(self.offsets, self.sizes, strict=True):
-            yield data[start:start + size]
+        try:
+            for start, size in zip(self.offsets, self.sizes, strict=True):
+                yield data[start:start + size]
+        except ValueError:
+            self._closed_meanwhile()
+            raise
 
     def view(self, index: int) -> memoryview:
         """Record ``index`` without copying."""
@@ -130,13 +165,18 @@ class EventBatch(Sequence[Any]):
                            strides=(self.stride,))
 
     def __repr__(self) -> str:
-        return f"<EventBatch {len(self)} records, {len(self.data)} bytes>"
+        if self._dead is not None:
+            return f"<EventBatch {len(self)} records, {self._dead}>"
+        return f"<EventBatch {len(self)} records, {len(self._data)} bytes>"
 
 
 class RingReader:
     """A ``RINGBUF`` map's memory mapped into this process (see the module docstring)."""
 
-    def __init__(self, fd: int, size: int) -> None:
+    def __init__(self, fd: int, size: int,
+                 may_write: Callable[[], None] | None = None) -> None:
+        """``may_write()`` raises when this process must not move the consumer position (a
+        child of ``fork()``: the consumer page is shared with the parent)."""
         if platform.machine().lower() not in _TSO_MACHINES:
             raise NotSupportedError(
                 f"reading a ring buffer's memory from Python is only safe on x86 (total store "
@@ -157,20 +197,40 @@ class RingReader:
             raise BpfError(exc.errno or _errno.EINVAL,
                            f"failed to map ring buffer fd {fd} into memory") from None
         self._page = page
+        self._may_write = may_write or (lambda: None)
         self._size = size
         self._mask = size - 1
         self._u32 = memoryview(self._ring).cast("I")
         self._bytes = memoryview(self._ring)
-        self._held = False
+        self._lock = threading.Lock()
+        self._held: EventBatch | None = None  # the unreleased zero-copy batch
         self._cons32 = memoryview(self._consumer).cast("Q")
         self._prod64 = memoryview(self._ring).cast("Q")
         self._np_headers: Any = (None if _np is None else
                             _np.frombuffer(self._ring, dtype=_np.uint32))
 
+    @property
+    def held(self) -> bool:
+        """True while a zero-copy batch of this ring is not released."""
+        return self._held is not None
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran."""
+        return self._ring.closed
+
     def close(self) -> None:
-        """Unmap the ring."""
+        """Unmap the ring; a zero-copy batch still held is invalidated (not released: its
+        records stay in the ring for whoever reads it next)."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         if self._ring.closed:
             return
+        held, self._held = self._held, None
+        if held is not None:
+            held._invalidate()
         self._np_headers = None
         for view in (self._u32, self._cons32, self._prod64, self._bytes):
             view.release()
@@ -180,14 +240,20 @@ class RingReader:
             pass  # arrays made from zero-copy batches still map it; unmapped when they go
         self._consumer.close()
 
+    def _check(self) -> None:
+        if self._ring.closed:
+            raise ClosedError("ring buffer reader")
+
     @property
     def consumer_pos(self) -> int:
         """The consumer position (bytes consumed since the ring was created)."""
+        self._check()
         return int(self._cons32[0])
 
     @property
     def producer_pos(self) -> int:
         """The producer position (bytes reserved since the ring was created)."""
+        self._check()
         return int(self._prod64[0])
 
     def _same_length_run(self, start: int, count: int, header: int, stride: int) -> int:
@@ -215,10 +281,11 @@ class RingReader:
         reserved until :meth:`EventBatch.release` (or the end of a ``with`` block): no copy at
         all, the fastest path; no other read may happen before the release.
         """
-        if self._ring.closed:
-            raise BpfError(_errno.EBADF, "ring buffer reader is closed")
-        if self._held:
-            raise BpfError(_errno.EBUSY, "a zero-copy batch of this ring is not released yet")
+        self._check()
+        self._may_write()
+        if self._held is not None:
+            raise StateError(_errno.EBUSY, "a zero-copy batch of this ring is not released "
+                             "yet: release() it before reading the ring again")
         limit = (1 << 62) if max_events is None else max_events
         mask, u32 = self._mask, self._u32
         cons = int(self._cons32[0])
@@ -252,35 +319,44 @@ class RingReader:
             data = self._ring[start:start + pos - begin]
             self._cons32[0] = pos  # release: x86 keeps it after the copy above
         else:
-            view = self._bytes[start:start + pos - begin]
-            data = view
-            self._held = True
+            data = self._bytes[start:start + pos - begin]
 
             def release() -> None:
-                try:
-                    view.release()
-                except BufferError:
-                    pass  # a NumPy array still uses it: the mapping stays until it is freed
-                self._held = False
-                if not self._ring.closed:
-                    self._cons32[0] = pos
+                self._may_write()
+                with self._lock:  # against close() in another thread
+                    _release_view(data)
+                    if self._held is batch:  # not invalidated by close() meanwhile
+                        self._held = None
+                        self._cons32[0] = pos
         if len(spans) == 1:
             _start, count, length, stride = spans[0]
-            return EventBatch(data, range(HEADER_SIZE, count * stride, stride),
-                              _Repeat(length, count), stride, release)
-        offsets = array("Q")
-        sizes = array("I")
-        for start, count, length, stride in spans:
-            first = start - begin + HEADER_SIZE
-            offsets.extend(range(first, first + count * stride, stride))
-            sizes.extend(_Repeat(length, count))
-        return EventBatch(data, offsets, sizes, _spacing(offsets, sizes), release)
+            batch = EventBatch(data, range(HEADER_SIZE, count * stride, stride),
+                               _Repeat(length, count), stride, release)
+        else:
+            offsets = array("Q")
+            sizes = array("I")
+            for span_start, count, length, stride in spans:
+                first = span_start - begin + HEADER_SIZE
+                offsets.extend(range(first, first + count * stride, stride))
+                sizes.extend(_Repeat(length, count))
+            batch = EventBatch(data, offsets, sizes, _spacing(offsets, sizes), release)
+        if not copy:
+            self._held = batch
+        return batch
 
     def __enter__(self) -> RingReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _release_view(data: bytes | memoryview) -> None:
+    if isinstance(data, memoryview):
+        try:
+            data.release()
+        except BufferError:
+            pass  # a NumPy array still uses it: the mapping stays until it is freed
 
 
 def _spacing(offsets: array[int], sizes: array[int]) -> int | None:

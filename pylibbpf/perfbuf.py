@@ -22,20 +22,22 @@ Without a ``sample`` callback the samples are queued as :class:`PerfSample` for
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno as _errno
+import os
 import warnings
 from collections import deque
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from . import _ffi
+from . import _args, _ffi
 from ._handle import Handle
 from ._pollguard import PollGuard, QueuedEvents
 from .enums import MapType
 from .errors import BpfError, StateError, error_from_errno
 from .map import Map
-from .ringbuf import Decoder, _ring_fd
+from .ringbuf import Decoder, _ring_fd, _timeout
 
 SampleCallback = Callable[[int, Any], None]
 LostCallback = Callable[[int, int], None]
@@ -111,8 +113,20 @@ def _lost_trampoline(callback: LostCallback | None, state: _State) -> Any:
     return perf_buffer_lost_fn(lost)
 
 
-def _free(ptr: Any, keep: list[Any]) -> None:
-    _ffi.lib().perf_buffer__free(ptr)
+def _free(ptr: Any, keep: list[Any], guard: PollGuard) -> None:
+    lib = _ffi.lib()
+    if guard.inherited:
+        # A child of fork() closing what it inherited: perf_buffer__free would delete the
+        # map's entries and disable the perf events, which are the parent's too.  Close only
+        # this process's fds; its copies of the mappings go when it exits or execs.
+        fds = [lib.perf_buffer__epoll_fd(ptr)]
+        fds += [lib.perf_buffer__buffer_fd(ptr, i) for i in range(lib.perf_buffer__buffer_cnt(ptr))]
+        for fd in fds:
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+    else:
+        lib.perf_buffer__free(ptr)
     keep.clear()
 
 
@@ -130,6 +144,7 @@ class PerfBuffer(Handle, QueuedEvents[PerfSample]):
                  lost: LostCallback | None = None, *, page_count: int = 64,
                  decode: Decoder | None = None) -> None:
         super().__init__()
+        page_count = _args.non_negative_int(page_count, "page_count")
         if page_count <= 0 or page_count & (page_count - 1):
             raise ValueError(f"page_count must be a power of two, not {page_count}")
         if sample is not None and not callable(sample):
@@ -157,8 +172,8 @@ class PerfBuffer(Handle, QueuedEvents[PerfSample]):
                                    f"({page_count} pages per CPU)", ("CAP_PERFMON",)) from None
         self._ptr = ptr
         keep: list[Any] = [sample_tramp, lost_tramp]
-        self._guard = PollGuard(self._what)
-        self._own(lambda: _free(ptr, keep), f"perf buffer on {what}")
+        guard = self._guard = PollGuard(self._what)
+        self._own(lambda: _free(ptr, keep, guard), f"perf buffer on {what}")
 
     @property
     def _p(self) -> Any:
@@ -184,7 +199,7 @@ class PerfBuffer(Handle, QueuedEvents[PerfSample]):
 
     def buffer_fd(self, index: int) -> int:
         """The perf event fd of ring ``index`` (``perf_buffer__buffer_fd``)."""
-        self._check_index(index)
+        index = self._check_index(index)
         fd = int(_ffi.lib().perf_buffer__buffer_fd(self._p, index))
         if fd < 0:
             raise error_from_errno(-fd, f"perf_buffer__buffer_fd({index}) failed")
@@ -199,10 +214,13 @@ class PerfBuffer(Handle, QueuedEvents[PerfSample]):
         """:attr:`epoll_fd`, for ``select``/``selectors``."""
         return self.epoll_fd
 
-    def _check_index(self, index: int) -> None:
+    def _check_index(self, index: int) -> int:
+        index = _args.integer(index, "index")
         count = self.buffer_count
         if not 0 <= index < count:
-            raise IndexError(f"perf buffer has {count} rings; no ring {index}")
+            raise ValueError(f"ring {index} is out of range: this perf buffer has {count} "
+                             f"rings, numbered from 0")
+        return index
 
     # ----------------------------------------------------------------------------- consuming
 
@@ -241,31 +259,34 @@ class PerfBuffer(Handle, QueuedEvents[PerfSample]):
                           "too slowly", EventsLostWarning, stacklevel=3)
 
     def poll(self, timeout_ms: int = -1) -> int:
-        """Wait up to ``timeout_ms`` for samples and hand them to the callback
-        (``perf_buffer__poll``).  Returns the number of rings that had data."""
+        """Wait up to ``timeout_ms`` (-1: forever) for samples and hand them to the callback
+        (``perf_buffer__poll``).  Returns the number of rings that had data.  Raises
+        :class:`~pylibbpf.StateError` (EBUSY) from inside a callback of this buffer."""
+        timeout_ms = _timeout(timeout_ms)
         ptr = self._p
-        if self._drain_backlog():
+        if self._guard.call(self._drain_backlog):
             timeout_ms = 0
         before = self._state.lost
         poll = _ffi.lib().perf_buffer__poll
-        return self._finish(self._guard.poll(lambda ms: int(poll(ptr, ms)), int(timeout_ms)),
+        return self._finish(self._guard.poll(lambda ms: int(poll(ptr, ms)), timeout_ms),
                             "perf_buffer__poll", before)
 
     def consume(self) -> int:
         """Read every ring without waiting (``perf_buffer__consume``)."""
         ptr = self._p
-        self._drain_backlog()
+        self._guard.call(self._drain_backlog)
         before = self._state.lost
         consume = _ffi.lib().perf_buffer__consume
         return self._finish(self._guard.call(lambda: int(consume(ptr))), "perf_buffer__consume",
                             before)
 
     def consume_buffer(self, index: int) -> int:
-        """Read ring ``index`` only (``perf_buffer__consume_buffer``)."""
-        self._check_index(index)
-        self._drain_backlog()
-        before = self._state.lost
+        """Read ring ``index`` only (``perf_buffer__consume_buffer``; ValueError when out of
+        range)."""
+        index = self._check_index(index)
         ptr = self._p
+        self._guard.call(self._drain_backlog)
+        before = self._state.lost
         consume = _ffi.lib().perf_buffer__consume_buffer
         return self._finish(self._guard.call(lambda: int(consume(ptr, index))),
                             "perf_buffer__consume_buffer", before)

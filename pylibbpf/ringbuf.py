@@ -24,13 +24,17 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
+import functools
+import mmap
+import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import _ffi
+from . import _args, _ffi
 from ._handle import Handle
-from ._pollguard import PollGuard, QueuedEvents
+from ._pollguard import SLICE_MS, PollGuard, QueuedEvents
 from .enums import MapType
 from .errors import BpfError, ClosedError, StateError, error_from_errno
 from .map import Map
@@ -181,11 +185,17 @@ class RingBuffer(Handle, QueuedEvents[Any]):
         ptr = self._p
         fd, what, size = _ring_fd(ring, MapType.RINGBUF)
         tramp = self._trampoline(callback, decode)
-        try:
-            _ffi.lib().ring_buffer__add(ptr, fd, ctypes.cast(tramp, _sample_type()), None)
-        except BpfError as exc:
-            raise error_from_errno(exc.errno or _errno.EIO,
-                                   f"failed to add {what} to a ring buffer") from None
+        add = _ffi.lib().ring_buffer__add
+
+        def add_ring() -> int:  # libbpf reallocates its ring table: never during a poll
+            try:
+                add(ptr, fd, ctypes.cast(tramp, _sample_type()), None)
+            except BpfError as exc:
+                raise error_from_errno(exc.errno or _errno.EIO,
+                                       f"failed to add {what} to a ring buffer") from None
+            return 0
+
+        self._guard.call(add_ring)
         self._keep.append(tramp)
         self._rings.append((fd, what, size, ring if isinstance(ring, Map) else None))
 
@@ -214,27 +224,46 @@ class RingBuffer(Handle, QueuedEvents[Any]):
             raise error_from_errno(-rc, f"{what} failed")
         return rc
 
+    def _unheld(self, fn: Callable[[], int]) -> Callable[[], int]:
+        """``fn``, refusing to run while a zero-copy batch is held (libbpf would read the same
+        records again: the batch's space is released only by ``batch.release()``)."""
+        def run() -> int:
+            for index, reader in self._readers.items():
+                if reader.held:
+                    raise StateError(_errno.EBUSY, f"a zero-copy batch of "
+                                     f"{self._rings[index][1]} is not released yet: release() "
+                                     f"it before polling or consuming")
+            return fn()
+        return run
+
     def poll(self, timeout_ms: int = -1) -> int:
         """Wait up to ``timeout_ms`` (-1: forever, 0: not at all) for records and hand them to
         the callbacks (``ring_buffer__poll``).
 
         Returns how many records were consumed, or the negative value a callback returned to
-        stop.  Re-raises an exception a callback raised.
+        stop.  Re-raises an exception a callback raised.  Raises
+        :class:`~pylibbpf.StateError` (EBUSY) from inside a callback of this buffer or while a
+        zero-copy batch is held.
         """
+        timeout_ms = _timeout(timeout_ms)
         ptr = self._p
         poll = _ffi.lib().ring_buffer__poll
-        return self._finish(self._guard.poll(lambda ms: int(poll(ptr, ms)), int(timeout_ms)),
-                            "ring_buffer__poll")
+        return self._finish(
+            self._guard.poll(lambda ms: self._unheld(lambda: int(poll(ptr, ms)))(), timeout_ms),
+            "ring_buffer__poll")
 
     def consume(self) -> int:
         """Hand every available record to the callbacks without waiting
         (``ring_buffer__consume``); returns the count like :meth:`poll`."""
         ptr = self._p
         consume = _ffi.lib().ring_buffer__consume
-        return self._finish(self._guard.call(lambda: int(consume(ptr))), "ring_buffer__consume")
+        return self._finish(self._guard.call(self._unheld(lambda: int(consume(ptr)))),
+                            "ring_buffer__consume")
 
     def consume_n(self, n: int) -> int:
-        """Consume at most ``n`` records (``ring_buffer__consume_n``, libbpf >= 1.5)."""
+        """Consume at most ``n`` records, ``1 <= n <= 2**31 - 1``
+        (``ring_buffer__consume_n``, libbpf >= 1.5)."""
+        n = _args.in_range(n, "n", 1, _args.INT_MAX)
         ptr = self._p  # a closed buffer is ClosedError whatever the libbpf version
         if not _ffi.has("ring_buffer__consume_n"):
             from .errors import NotSupportedError
@@ -242,7 +271,7 @@ class RingBuffer(Handle, QueuedEvents[Any]):
             raise NotSupportedError(f"ring_buffer__consume_n needs libbpf >= 1.5 (this is "
                                     f"{'.'.join(map(str, _ffi.version()))})")
         consume_n = _ffi.lib().ring_buffer__consume_n
-        return self._finish(self._guard.call(lambda: int(consume_n(ptr, n))),
+        return self._finish(self._guard.call(self._unheld(lambda: int(consume_n(ptr, n)))),
                             "ring_buffer__consume_n")
 
     @property
@@ -275,20 +304,44 @@ class RingBuffer(Handle, QueuedEvents[Any]):
         its memory, in one Python call: see :class:`pylibbpf._ringread.EventBatch`.
 
         Skips discarded records and stops at the first record still being written, as
-        libbpf does.  Can be mixed with :meth:`poll`/:meth:`consume` on the same thread.
-        ``copy=False``: no copy, the batch views the ring until ``batch.release()`` (use
-        ``with rb.read_batch(copy=False) as batch:``).
+        libbpf does.  Can be mixed with :meth:`poll`/:meth:`consume` (never inside one of this
+        buffer's callbacks: :class:`~pylibbpf.StateError`).  ``ring`` is an index (ValueError
+        when out of range) or a map name.  ``copy=False``: no copy, the batch views the ring
+        until ``batch.release()`` (use ``with rb.read_batch(copy=False) as batch:``); until
+        then this ring cannot be read again and :meth:`poll`/:meth:`consume` raise
+        :class:`~pylibbpf.StateError` (EBUSY).  :meth:`close` invalidates a held batch.
         """
+        index = self._ring_index(ring)
+        if max_events is not None:
+            max_events = _args.non_negative_int(max_events, "max_events")
         self._check()
-        index = ring if isinstance(ring, int) else self.rings.index(f"map {ring!r}")
-        reader = self._readers.get(index)
-        if reader is None:
-            from ._ringread import RingReader
 
-            fd, _what, size, _m = self._rings[index]
-            reader = RingReader(fd, size)
-            self._readers[index] = reader
-        return reader.read(max_events, copy=copy)
+        def read() -> EventBatch:
+            reader = self._readers.get(index)
+            if reader is None:
+                from ._ringread import RingReader
+
+                fd, _what, size, _m = self._rings[index]
+                reader = RingReader(fd, size, self._guard.refuse_inherited)
+                self._readers[index] = reader
+            return reader.read(max_events, copy=bool(copy))
+
+        # under the guard: libbpf must not be consuming this ring meanwhile (a callback reading
+        # its own ring, another thread polling), and close() must not unmap it mid-read
+        return self._guard.call(read)
+
+    def _ring_index(self, ring: int | str) -> int:
+        if isinstance(ring, str):
+            try:
+                return self.rings.index(f"map {ring!r}")
+            except ValueError:
+                raise ValueError(f"no ring named {ring!r}; this buffer reads "
+                                 f"{', '.join(self.rings)}") from None
+        index = _args.integer(ring, "ring")
+        if not 0 <= index < len(self._rings):
+            raise ValueError(f"ring {index} is out of range: this buffer reads "
+                             f"{len(self._rings)} ring(s), numbered from 0")
+        return index
 
     def close(self) -> None:
         """Free libbpf's ring buffer and unmap the rings.
@@ -315,6 +368,11 @@ class RingBuffer(Handle, QueuedEvents[Any]):
         return f"<RingBuffer {', '.join(self.rings)}>"
 
 
+def _timeout(timeout_ms: int) -> int:
+    """A poll timeout in ms: -1 (forever) or ``0 <= timeout_ms <= 2**31 - 1``."""
+    return _args.in_range(timeout_ms, "timeout_ms", -1, _args.INT_MAX)
+
+
 def _sample_type() -> Any:
     from ._ffi.types import ring_buffer_sample_fn
 
@@ -323,47 +381,78 @@ def _sample_type() -> Any:
 
 # ------------------------------------------------------------------------------------ user ring
 
+_HEADER = 8  # a ring record's header: length and flags, then the kernel's page offset
+
 
 class UserSample:
     """A record reserved in a :class:`UserRingBuffer`: fill :attr:`buffer`, then :meth:`submit`
-    (or :meth:`discard`).  As a context manager it submits on success, discards on error."""
+    (or :meth:`discard`).  As a context manager it submits on success, discards on error.
 
-    def __init__(self, owner: UserRingBuffer, address: int, size: int) -> None:
+    :attr:`buffer` views the ring's memory.  It is released when the sample is submitted or
+    discarded (then using the sample raises :class:`~pylibbpf.StateError`) or its buffer closed
+    (:class:`~pylibbpf.ClosedError`).
+    """
+
+    __slots__ = ("_owner", "_address", "_size", "_buffer", "_dead", "__weakref__")
+
+    def __init__(self, owner: UserRingBuffer, address: int, buffer: memoryview) -> None:
         self._owner = owner
-        self._address: int | None = address
-        self._array = (ctypes.c_char * size).from_address(address)
-        self.buffer = memoryview(self._array).cast("B")
+        self._address = address
+        self._size = len(buffer)
+        self._buffer = buffer
+        self._dead: str | None = None  # "submitted", "discarded" or "closed"
 
     @property
     def size(self) -> int:
         """Bytes reserved."""
-        return len(self._array)
+        return self._size
 
-    def _take(self) -> int:
-        if self._address is None:
-            raise StateError(_errno.EINVAL, "this sample was already submitted or discarded")
-        address, self._address = self._address, None
-        self.buffer.release()
-        return address
+    @property
+    def buffer(self) -> memoryview:
+        """The reserved bytes, writable, until the sample is submitted or discarded."""
+        self._check()
+        return self._buffer
+
+    def _check(self) -> None:
+        if self._dead == "closed":
+            raise ClosedError(self._owner._holder)
+        self._owner._guard.refuse_inherited()  # the parent's reservation, in shared memory
+        if self._dead is not None:
+            raise StateError(_errno.EINVAL, f"this sample was already {self._dead}")
+
+    def _end(self, how: str) -> int:
+        self._check()
+        self._dead = how
+        self._buffer.release()  # no export can be taken from it: ours alone
+        return self._address
+
+    def _invalidate(self) -> None:
+        if self._dead is None:
+            self._dead = "closed"
+            self._buffer.release()
 
     def submit(self) -> None:
         """Publish the record to the BPF side (``user_ring_buffer__submit``)."""
-        _ffi.lib().user_ring_buffer__submit(self._owner._p, self._take())
+        self._owner._finish(self, "submitted")
 
     def discard(self) -> None:
         """Give the space back unpublished (``user_ring_buffer__discard``)."""
-        _ffi.lib().user_ring_buffer__discard(self._owner._p, self._take())
+        self._owner._finish(self, "discarded")
 
     def __enter__(self) -> memoryview:
         return self.buffer
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
-        if self._address is None:
-            return
-        if exc_type is None:
-            self.submit()
-        else:
-            self.discard()
+        if self._dead is None:
+            if exc_type is None:
+                self.submit()
+            else:
+                self.discard()
+        elif self._dead == "closed" and exc_type is None:
+            raise ClosedError(self._owner._holder)  # the record was never sent
+
+    def __repr__(self) -> str:
+        return f"<UserSample {self._size} bytes{'' if self._dead is None else ' ' + self._dead}>"
 
 
 class UserRingBuffer(Handle):
@@ -371,21 +460,43 @@ class UserRingBuffer(Handle):
     by the BPF program's ``bpf_user_ringbuf_drain``.
 
     ``urb.write(data)`` reserves, copies and submits; ``with urb.reserve(n) as buf:`` fills a
-    record in place.  A full ring raises :class:`~pylibbpf.BpfError` with errno ENOSPC.
+    record in place.  A record holds 1 to ``capacity - 8`` bytes (:attr:`max_record_size`;
+    ValueError otherwise).  A full ring raises :class:`~pylibbpf.BpfError` with errno ENOSPC.
+
+    The samples' buffers view a mapping of the ring that this object makes itself (libbpf's own
+    is unmapped by ``user_ring_buffer__free``): :meth:`close` invalidates every sample not yet
+    submitted, and a view someone derived from a sample's buffer keeps that mapping alive, so
+    no write can fault.  Calls are serialised (libbpf's producer side is single-threaded).
     """
 
     _what = "user ring buffer"
 
     def __init__(self, ring: Map | int) -> None:
         super().__init__()
-        fd, what, _size = _ring_fd(ring, MapType.USER_RINGBUF)
+        fd, what, size = _ring_fd(ring, MapType.USER_RINGBUF)
+        self._what_ring = what
+        self._holder = f"the user ring buffer on {what} that held this sample"
+        self._capacity = size
+        page = mmap.PAGESIZE
+        try:
+            # the producer page (position in its first 8 bytes), then the data mapped twice
+            self._map = mmap.mmap(fd, page + 2 * size, mmap.MAP_SHARED,
+                                  mmap.PROT_READ | mmap.PROT_WRITE, offset=page)
+        except OSError as exc:
+            raise error_from_errno(exc.errno or _errno.EINVAL,
+                                   f"failed to map the user ring buffer on {what}") from None
         try:
             ptr = _ffi.lib().user_ring_buffer__new(fd, None)
         except BpfError as exc:
+            self._map.close()
             raise error_from_errno(exc.errno or _errno.EIO,
                                    f"failed to create a user ring buffer on {what}") from None
+        self._page = page
+        self._whole = memoryview(self._map)
+        self._producer_pos = self._whole[:8].cast("Q")
+        self._samples: weakref.WeakSet[UserSample] = weakref.WeakSet()
         self._ptr = ptr
-        self._what_ring = what
+        self._guard = PollGuard(self._what)
         self._own(lambda: _ffi.lib().user_ring_buffer__free(ptr), f"user ring buffer on {what}")
 
     @property
@@ -393,21 +504,90 @@ class UserRingBuffer(Handle):
         self._check()
         return self._ptr
 
+    @property
+    def capacity(self) -> int:
+        """The ring's size in bytes (the map's ``max_entries``)."""
+        return self._capacity
+
+    @property
+    def max_record_size(self) -> int:
+        """The largest record :meth:`reserve` accepts: the capacity less the 8-byte header."""
+        return self._capacity - _HEADER
+
+    def _record_size(self, size: int) -> int:
+        number = _args.integer(size, "size")
+        if not 1 <= number <= self.max_record_size:
+            raise ValueError(f"size {number} does not fit in the user ring buffer on "
+                             f"{self._what_ring}: its capacity is {self._capacity} bytes, so a "
+                             f"record holds 1 to {self.max_record_size} bytes")
+        return number
+
     def reserve(self, size: int, timeout_ms: int | None = None) -> UserSample:
         """Reserve ``size`` bytes (``user_ring_buffer__reserve``; with ``timeout_ms``,
-        ``__reserve_blocking``, which waits for the BPF side to drain)."""
-        if size <= 0:
-            raise ValueError("a user ring buffer record needs at least one byte")
+        ``__reserve_blocking``, which waits up to ``timeout_ms`` (-1: forever) for the BPF
+        side to drain)."""
+        size = self._record_size(size)
+        if timeout_ms is not None:
+            timeout_ms = _timeout(timeout_ms)
+        ptr = self._p
         lib = _ffi.lib()
+
+        def attempt(slice_ms: int | None) -> UserSample | int:
+            if slice_ms is None:
+                address = lib.user_ring_buffer__reserve(ptr, size)
+            else:
+                address = lib.user_ring_buffer__reserve_blocking(ptr, size, slice_ms)
+            if not address:
+                return ctypes.get_errno() or _errno.ENOSPC
+            return self._sample(address, size)
+
         if timeout_ms is None:
-            address = lib.user_ring_buffer__reserve(self._p, size)
+            got = self._guard.call(lambda: attempt(None))
         else:
-            address = lib.user_ring_buffer__reserve_blocking(self._p, size, int(timeout_ms))
-        if not address:
-            err = ctypes.get_errno() or _errno.ENOSPC
-            raise error_from_errno(err, f"cannot reserve {size} bytes in the user ring buffer "
+            # cut into slices, like a poll, so that close() from another thread waits at most
+            # one slice
+            deadline = None if timeout_ms < 0 else time.monotonic() + timeout_ms / 1000
+            while True:
+                if deadline is None:
+                    slice_ms = SLICE_MS
+                else:
+                    slice_ms = max(0, min(SLICE_MS, int((deadline - time.monotonic()) * 1000)))
+                got = self._guard.call(functools.partial(attempt, slice_ms))
+                if not isinstance(got, int) or got != _errno.ENOSPC:
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+        if isinstance(got, int):
+            raise error_from_errno(got, f"cannot reserve {size} bytes in the user ring buffer "
                                    f"on {self._what_ring}")
-        return UserSample(self, address, size)
+        return got
+
+    def _sample(self, address: int, size: int) -> UserSample:
+        # libbpf reserved at the producer position it then advanced by the record's space
+        space = (size + _HEADER + 7) & ~7
+        start = (int(self._producer_pos[0]) - space + _HEADER) & (self._capacity - 1)
+        offset = self._page + start
+        if (address - offset) % mmap.PAGESIZE:  # both mappings are page-aligned
+            lib = _ffi.lib()
+            lib.user_ring_buffer__discard(self._ptr, address)
+            raise BpfError(_errno.EIO, f"the user ring buffer on {self._what_ring} moved under "
+                           "us: is another producer writing to it?")
+        sample = UserSample(self, address, self._whole[offset:offset + size])
+        self._samples.add(sample)
+        return sample
+
+    def _finish(self, sample: UserSample, how: str) -> None:
+        sample._check()
+        ptr = self._p
+        lib = _ffi.lib()
+        end = lib.user_ring_buffer__submit if how == "submitted" else \
+            lib.user_ring_buffer__discard
+
+        def run() -> None:
+            end(ptr, sample._end(how))
+            self._samples.discard(sample)
+
+        self._guard.call(run)
 
     def write(self, data: bytes | bytearray | memoryview, timeout_ms: int | None = None) -> None:
         """Send one record: reserve ``len(data)`` bytes, copy ``data``, submit."""
@@ -415,6 +595,27 @@ class UserRingBuffer(Handle):
         sample = self.reserve(len(payload), timeout_ms)
         sample.buffer[:] = payload
         sample.submit()
+
+    def close(self) -> None:
+        """Invalidate the samples not submitted, unmap the ring and free libbpf's buffer.  Safe
+        from any thread (a blocking :meth:`reserve` returns within one slice with
+        :class:`~pylibbpf.ClosedError`)."""
+        if self._closed:
+            return
+
+        def release() -> None:
+            for sample in list(self._samples):
+                sample._invalidate()
+            self._samples.clear()
+            self._producer_pos.release()
+            self._whole.release()
+            try:
+                self._map.close()
+            except BufferError:
+                pass  # a view derived from a sample keeps it mapped until it goes
+            Handle.close(self)
+
+        self._guard.close(release)
 
     def __repr__(self) -> str:
         return f"<UserRingBuffer {self._what_ring}{' closed' if self.closed else ''}>"

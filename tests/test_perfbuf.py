@@ -103,8 +103,12 @@ def test_consume_buffer_per_cpu(traced: tuple[Object, Link]) -> None:
         pb.consume_buffer(0)
         assert got == [0] * 20
         assert pb.buffer_fd(0) >= 0
-        with pytest.raises(IndexError):
+        with pytest.raises(ValueError, match="out of range"):
             pb.consume_buffer(pb.buffer_count)
+        with pytest.raises(ValueError, match="out of range"):
+            pb.buffer_fd(-1)
+        with pytest.raises(TypeError):
+            pb.consume_buffer("0")  # type: ignore[arg-type]
 
 
 def test_exception_keeps_later_samples(traced: tuple[Object, Link]) -> None:
@@ -139,5 +143,17 @@ def test_bad_arguments(traced: tuple[Object, Link]) -> None:
     obj, _link = traced
     with pytest.raises(ValueError, match="power of two"):
         PerfBuffer(obj.maps["samples"], print, page_count=3)
+    # size_t would truncate 2**64 to 0 and libbpf's page size times 2**63 to 0
+    for bad in (0, -1, 2**63, 2**64):
+        with pytest.raises(ValueError, match="page_count"):
+            PerfBuffer(obj.maps["samples"], print, page_count=bad)
+    with pytest.raises(TypeError, match="page_count"):
+        PerfBuffer(obj.maps["samples"], print, page_count=64.0)  # type: ignore[arg-type]
+    with PerfBuffer(obj.maps["samples"], print, page_count=1) as pb:
+        for timeout in (-2, 2**31, 2**32 - 1):
+            with pytest.raises(ValueError, match="timeout_ms"):
+                pb.poll(timeout)
+        with pytest.raises(TypeError, match="timeout_ms"):
+            pb.poll(0.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="not PERF_EVENT_ARRAY"):
         PerfBuffer(obj.maps[".bss"] if ".bss" in obj.maps else obj.maps["events_p.bss"], print)

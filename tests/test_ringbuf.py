@@ -183,8 +183,9 @@ def test_zero_copy_batch_holds_the_space_until_released(obj: Object) -> None:
         with rb.read_batch(copy=False) as batch:
             assert isinstance(batch.data, memoryview)
             assert [seq_of(bytes(d)) for d in batch] == list(range(300))
-            with pytest.raises(pylibbpf.BpfError, match="not released"):
+            with pytest.raises(pylibbpf.StateError, match="not released") as busy:
                 rb.read_batch()
+            assert busy.value.errno == errno.EBUSY
             emit(obj, 10)
         # the space was given back on release; the next batch starts after it
         assert [seq_of(d) for d in rb.read_batch()] == list(range(300, 310))
@@ -194,6 +195,76 @@ def test_zero_copy_batch_holds_the_space_until_released(obj: Object) -> None:
         held.release()
         held.release()
         assert rb.consume() == 0
+
+
+def test_close_invalidates_a_held_zero_copy_batch(obj: Object) -> None:
+    np = pytest.importorskip("numpy")
+    rb = RingBuffer(obj.maps["rb"])
+    emit(obj, 20)
+    batch = rb.read_batch(copy=False)
+    first = batch.view(0)  # derived before close: keeps the mapping, never faults
+    array = batch.to_numpy()
+    rb.close()
+    for use in (lambda: batch.data, lambda: batch[0], lambda: list(batch), lambda: batch.view(1),
+                batch.to_numpy):
+        with pytest.raises(pylibbpf.ClosedError):
+            use()
+    batch.release()  # nothing to give back: the ring is gone
+    assert "closed" in repr(batch)
+    assert seq_of(bytes(first)) == 0 and len(array) == 20 and np.all(array[:, 8] >= 0)
+    first.release()
+    del array
+
+
+def test_released_batch_refuses_use(obj: Object) -> None:
+    with RingBuffer(obj.maps["rb"]) as rb:
+        emit(obj, 3)
+        batch = rb.read_batch(copy=False)
+        batch.release()
+        with pytest.raises(pylibbpf.ClosedError, match="released"):
+            batch[0]
+
+
+def test_batch_and_poll_arguments(obj: Object) -> None:
+    with RingBuffer(obj.maps["rb"], decode=seq_of) as rb:
+        rb.add(obj.maps["rb2"])
+        for bad in (2, 5, -1, 2**64):
+            with pytest.raises(ValueError, match=f"ring {bad} is out of range"):
+                rb.read_batch(ring=bad)
+        with pytest.raises(ValueError, match="no ring named 'nope'"):
+            rb.read_batch(ring="nope")
+        with pytest.raises(TypeError, match="ring"):
+            rb.read_batch(ring=True)
+        with pytest.raises(ValueError, match="max_events"):
+            rb.read_batch(max_events=-1)
+        emit(obj, 4, target=1)
+        assert [seq_of(d) for d in rb.read_batch(ring="rb2", max_events=3)] == [0, 1, 2]
+        assert len(rb.read_batch(ring=1, max_events=0)) == 0
+        for timeout in (-2, 2**31, 2**32 + 100):
+            with pytest.raises(ValueError, match="timeout_ms"):
+                rb.poll(timeout)
+        with pytest.raises(TypeError, match="timeout_ms"):
+            rb.poll("100")  # type: ignore[arg-type]
+        for n in (0, -1, 2**31, 2**64):
+            with pytest.raises(ValueError, match="n "):
+                rb.consume_n(n)
+        assert rb.poll(0) == 1  # record 3 is still there: nothing above consumed it
+
+
+def test_add_from_a_callback_is_refused(obj: Object) -> None:
+    errors: list[BaseException] = []
+
+    def callback(data: bytes) -> None:
+        try:
+            rb.add(obj.maps["rb2"], print)
+        except pylibbpf.StateError as exc:
+            errors.append(exc)
+
+    with RingBuffer(obj.maps["rb"], callback) as rb:
+        emit(obj, 1)
+        assert rb.poll(1000) == 1
+        assert len(errors) == 1 and errors[0].errno == errno.EBUSY
+        assert rb.rings == ["map 'rb'"]
 
 
 def test_batch_skips_discarded_records(obj: Object) -> None:
@@ -263,6 +334,71 @@ def test_user_ring_buffer_to_bpf(user_obj: Object) -> None:
     assert counter(obj, "user_count") == 4
     assert counter(obj, "user_total") == sum(values)
     assert counter(obj, "user_bad") == 0
+
+
+@pytest.mark.needs("user_ringbuf")
+def test_user_ring_buffer_sizes_are_checked_before_c(user_obj: Object) -> None:
+    obj = user_obj
+    with UserRingBuffer(obj.maps["urb"]) as urb:
+        assert urb.capacity == 1 << 16 and urb.max_record_size == (1 << 16) - 8
+        # libbpf takes a __u32: 2**32 + 8 would reserve 8 bytes behind a 4 GiB buffer
+        for bad in (2**32 + 8, 2**64, urb.capacity, urb.max_record_size + 1, 0, -1):
+            with pytest.raises(ValueError, match=f"size {bad} does not fit.*65536 bytes"):
+                urb.reserve(bad)
+        for wrong in ("8", 8.0, True, None):
+            with pytest.raises(TypeError, match="size"):
+                urb.reserve(wrong)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="size 0"):
+            urb.write(b"")
+        for timeout in (-2, 2**31, 2**32 + 10):
+            with pytest.raises(ValueError, match="timeout_ms"):
+                urb.reserve(8, timeout)
+        with urb.reserve(urb.max_record_size, timeout_ms=-1) as buf:
+            assert len(buf) == urb.max_record_size
+            buf[:8] = struct.pack("<Q", 5)
+        obj.programs["drain_user"].test_run(repeat=0)
+        urb.write(struct.pack("<Q", 6), timeout_ms=1000)
+        obj.programs["drain_user"].test_run(repeat=0)
+    assert counter(obj, "user_count") == 2 and counter(obj, "user_total") == 11
+
+
+@pytest.mark.needs("user_ringbuf")
+def test_user_sample_invalidated_by_close(user_obj: Object) -> None:
+    obj = user_obj
+    urb = UserRingBuffer(obj.maps["urb"])
+    sample = urb.reserve(16)
+    other = urb.reserve(8)
+    derived = memoryview(other.buffer)[2:]  # a view of its own: keeps the mapping alive
+    urb.close()
+    with pytest.raises(pylibbpf.ClosedError):
+        sample.buffer[0] = 1
+    with pytest.raises(pylibbpf.ClosedError):
+        sample.submit()
+    with pytest.raises(pylibbpf.ClosedError):
+        other.discard()
+    with pytest.raises(pylibbpf.ClosedError), sample:
+        pass
+    derived[0] = 1  # no fault: the ring is still mapped for it
+    derived.release()
+    obj.programs["drain_user"].test_run(repeat=0)
+    assert counter(obj, "user_count") == 0
+
+
+@pytest.mark.needs("user_ringbuf")
+def test_user_sample_after_submit(user_obj: Object) -> None:
+    with UserRingBuffer(user_obj.maps["urb"]) as urb:
+        sample = urb.reserve(8)
+        sample.buffer[:] = struct.pack("<Q", 9)
+        buffer = sample.buffer
+        sample.submit()
+        with pytest.raises(ValueError):
+            buffer[0] = 1  # released
+        with pytest.raises(pylibbpf.StateError, match="already submitted"):
+            sample.buffer[0] = 1
+        with pytest.raises(pylibbpf.StateError, match="already submitted"):
+            sample.discard()
+        user_obj.programs["drain_user"].test_run(repeat=0)
+    assert counter(user_obj, "user_total") == 9
 
 
 @pytest.mark.needs("user_ringbuf")
