@@ -17,6 +17,11 @@ stay queued in the buffer for the next iteration.
 
 Buffers that use callbacks can be driven with :func:`poll`: ``await aio.poll(rb)`` waits until
 data is there and runs the callbacks.
+
+The buffer's rules hold here too (``docs/events.md``): while a zero-copy batch of the buffer is
+held, iterating raises :class:`~pylibbpf.StateError`; a buffer closed while a coroutine waits on
+it (by another task or thread) ends the wait with :class:`~pylibbpf.ClosedError` within
+:data:`CLOSED_CHECK_S`, instead of waiting forever on an epoll fd that no longer exists.
 """
 
 from __future__ import annotations
@@ -26,12 +31,22 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
+from .errors import ClosedError
+
+#: how often a coroutine waiting for data looks whether its buffer was closed meanwhile
+CLOSED_CHECK_S = 0.1
+
 
 class Buffer(Protocol):
     """What :func:`poll` and :func:`iterate` need: a RingBuffer or a PerfBuffer."""
 
+    _what: str
+
     @property
     def epoll_fd(self) -> int: ...
+
+    @property
+    def closed(self) -> bool: ...
 
     def consume(self) -> int: ...
 
@@ -64,14 +79,41 @@ async def wait_readable(fd: int, timeout: float | None = None) -> bool:
         loop.remove_reader(fd)
 
 
+async def _wait(buffer: Buffer, ready: asyncio.Event, timeout: float | None) -> bool:
+    """Wait for ``ready`` up to ``timeout`` seconds (None: forever); False on timeout,
+    ClosedError as soon as the buffer is closed."""
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    while True:
+        if buffer.closed:
+            raise ClosedError(buffer._what)
+        step = CLOSED_CHECK_S
+        if deadline is not None:
+            step = min(step, deadline - loop.time())
+            if step <= 0:
+                return False
+        try:
+            await asyncio.wait_for(ready.wait(), step)
+            return True
+        except asyncio.TimeoutError:
+            continue
+
+
 async def poll(buffer: Buffer, timeout: float | None = None) -> int:
     """Wait up to ``timeout`` seconds (``None``: forever) for data, then consume it (callbacks
     run, or records are queued); returns what ``consume()`` returns (0 on timeout)."""
     done = buffer.consume()
     if done:
         return done
-    if not await wait_readable(buffer.epoll_fd, timeout):
-        return 0
+    loop = asyncio.get_running_loop()
+    fd = buffer.epoll_fd
+    ready = asyncio.Event()
+    loop.add_reader(fd, ready.set)
+    try:
+        if not await _wait(buffer, ready, timeout):
+            return 0
+    finally:
+        loop.remove_reader(fd)
     return buffer.consume()
 
 
@@ -90,7 +132,7 @@ async def iterate(buffer: Buffer) -> AsyncIterator[Any]:
             buffer.consume()  # after clear(): data that arrives from here on sets the event
             if queue:
                 continue
-            await readable.wait()
+            await _wait(buffer, readable, None)
             buffer.consume()
     finally:
         loop.remove_reader(fd)

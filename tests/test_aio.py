@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from ring_producer import emit, loaded_producer, seq_of
 
-from pylibbpf import Object, aio
+from pylibbpf import ClosedError, Object, StateError, aio
 from pylibbpf.perfbuf import PerfBuffer, PerfSample
 from pylibbpf.ringbuf import RingBuffer
 
@@ -122,3 +122,60 @@ def test_async_for_perf_buffer(bpf_object_path) -> None:  # type: ignore[no-unty
                 link.destroy()
     finally:
         os.sched_setaffinity(0, cpus)
+
+
+def test_closing_the_buffer_ends_a_waiting_iteration(obj: Object) -> None:
+    """A buffer closed by another task while ``async for`` (or ``aio.poll``) waits on its epoll
+    fd: ClosedError soon after, not a wait forever on an fd that no longer exists."""
+    async def main() -> tuple[list[int], float, float]:
+        got: list[int] = []
+        rb = RingBuffer(obj.maps["rb"], decode=seq_of)
+        emit(obj, 3)
+
+        async def consume() -> None:
+            async for seq in rb:
+                got.append(seq)
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.2)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        rb.close()
+        with pytest.raises(ClosedError):
+            await asyncio.wait_for(task, 30)
+        iteration = loop.time() - started
+
+        with RingBuffer(obj.maps["rb"], lambda d: None) as other:
+            waiting = asyncio.create_task(aio.poll(other))
+            await asyncio.sleep(0.2)
+            started = loop.time()
+            other.close()
+            with pytest.raises(ClosedError):
+                await asyncio.wait_for(waiting, 30)
+        return got, iteration, loop.time() - started
+
+    got, iteration, polling = asyncio.run(main())
+    assert got == [0, 1, 2]
+    assert iteration < 10 and polling < 10  # one check interval (0.1 s) on an idle machine
+
+
+def test_async_for_refuses_while_a_zero_copy_batch_is_held(obj: Object) -> None:
+    async def main() -> list[int]:
+        with RingBuffer(obj.maps["rb"], decode=seq_of) as rb:
+            emit(obj, 2)
+            batch = rb.read_batch(copy=False)
+            emit(obj, 2)
+            with pytest.raises(StateError, match="not released"):
+                async for _seq in rb:
+                    pass
+            with pytest.raises(StateError, match="not released"):
+                await aio.poll(rb, timeout=1)
+            got = [seq_of(bytes(d)) for d in batch]
+            batch.release()
+            async for seq in rb:
+                got.append(seq)
+                if len(got) == 4:
+                    break
+        return got
+
+    assert asyncio.run(main()) == [0, 1, 2, 3]
