@@ -1,5 +1,8 @@
 """``python -m fuzz [--seconds N] [--json FILE] [TARGET...]``: run the fuzz targets.
 
+``python -m fuzz mutate [--count N] [ENTRY...]`` runs the mutation campaign instead (see
+:mod:`fuzz.mutate`).
+
 Each target runs in its own subprocess under atheris (libFuzzer) for ``--seconds`` of fuzzing,
 with a hard wall-clock bound on top, so a crash, a hang or a libbpf segfault ends that target's
 run and is reported instead of taking the runner down.  A crashing input is saved under
@@ -124,6 +127,11 @@ def run_target(target: str, seconds: float, *, seed: int = 1, known: list[str] |
 
 def main(argv: list[str] | None = None) -> int:
     """The command line: see the module docstring."""
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["mutate"]:
+        from .mutate import main as mutate_main
+
+        return mutate_main(args[1:])
     parser = argparse.ArgumentParser(prog="python -m fuzz", description=__doc__.split("\n")[0])
     parser.add_argument("targets", nargs="*", metavar="TARGET",
                         help=f"targets to run (default: all of {', '.join(TARGETS)})")

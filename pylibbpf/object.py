@@ -11,6 +11,7 @@ import ctypes
 import errno as _errno
 import os
 import re
+import stat
 import weakref
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -18,9 +19,12 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from . import _ffi
+from ._args import cpath, cstr
 from ._ffi.printcb import capture
 from ._ffi.structs import bpf_object_open_opts, new_opts
 from ._handle import Handle
+from .elf.errors import ElfError
+from .elf.validate import read_object_file, validate_object
 from .enums import ProgType
 from .errors import BpfError, StateError, VerifierError, error_from_errno
 from .map import Map
@@ -41,6 +45,21 @@ _NETWORK_TYPES = frozenset({
     ProgType.CGROUP_SOCK_ADDR, ProgType.FLOW_DISSECTOR, ProgType.SK_REUSEPORT,
     ProgType.SK_LOOKUP,
 })
+
+
+_OBJ_NAME_LEN = 16  # libbpf's BPF_OBJ_NAME_LEN: the name keeps at most 15 bytes
+
+
+class MalformedObjectError(BpfError, ElfError):
+    """The object is not one libbpf may parse: malformed ELF, sections, symbols, relocations,
+    BTF or BTF.ext (errno ENOEXEC), or a file that is not a regular file or is too big (errno
+    EINVAL).
+
+    Raised by :meth:`Object.open_file` and :meth:`Object.open_mem` before libbpf sees the
+    bytes.  It is both a :class:`~pylibbpf.errors.BpfError` (an ``OSError`` with ``errno``, as
+    every failed open) and a :class:`~pylibbpf.elf.ElfError` (a ``ValueError``, what
+    :mod:`pylibbpf.elf` raises for the same input).
+    """
 
 
 def _close_object(ptr: Any) -> None:
@@ -86,16 +105,19 @@ class Object(Handle):
     # ----------------------------------------------------------------------------- opening
 
     @staticmethod
-    def _open_opts(object_name: str | None, btf_custom_path: str | os.PathLike[str] | None,
+    def _open_opts(object_name: str | bytes | None,
+                   btf_custom_path: str | os.PathLike[str] | None,
                    kconfig: str | None, pin_root_path: str | os.PathLike[str] | None,
                    kernel_log_level: int, kernel_log_buf: int | bytearray | None,
                    ) -> tuple[bpf_object_open_opts, Any]:
-        def enc(value: str | os.PathLike[str] | None) -> bytes | None:
-            return None if value is None else os.fsencode(value)
-
         fields: dict[str, Any] = {
-            "object_name": enc(object_name), "btf_custom_path": enc(btf_custom_path),
-            "kconfig": enc(kconfig), "pin_root_path": enc(pin_root_path),
+            "object_name": object_name if object_name is None or isinstance(object_name, bytes)
+            else cstr(object_name, "object_name"),
+            "btf_custom_path": None if btf_custom_path is None
+            else cpath(btf_custom_path, "btf_custom_path"),
+            "kconfig": None if kconfig is None else cstr(kconfig, "kconfig"),
+            "pin_root_path": None if pin_root_path is None
+            else cpath(pin_root_path, "pin_root_path"),
             "kernel_log_level": kernel_log_level,
         }
         log_buf: Any = None
@@ -114,6 +136,15 @@ class Object(Handle):
             fields["kernel_log_size"] = ctypes.sizeof(log_buf)
         return new_opts(bpf_object_open_opts, **fields), log_buf
 
+    @staticmethod
+    def _validate(blob: bytes, name: str, context: str) -> None:
+        """Refuse, before libbpf parses it, an object its parser would trust into a crash."""
+        try:
+            validate_object(blob, name)
+        except ElfError as exc:
+            raise MalformedObjectError(_errno.ENOEXEC, f"{context}: not a valid eBPF object "
+                                       f"file: {exc}") from None
+
     @classmethod
     def open_file(
         cls,
@@ -125,23 +156,46 @@ class Object(Handle):
         pin_root_path: str | os.PathLike[str] | None = None,
         kernel_log_level: int = 0,
         kernel_log_buf: int | bytearray | None = None,
+        validate: bool = True,
     ) -> Object:
         """Open a BPF ELF object file (``bpf_object__open_file``).
 
         ``kernel_log_buf`` is a size in bytes (pylibbpf allocates the buffer) or a ``bytearray``
         that receives the kernel's verifier and BTF logs during :meth:`load`; read it back with
         :attr:`kernel_log`.  ``kernel_log_level`` is libbpf's (1, 2, or 4 for stats).
+
+        The file must be a regular file (a FIFO or device raises
+        :class:`MalformedObjectError` with errno EINVAL instead of blocking or reading without
+        end) of at most :data:`~pylibbpf.elf.validate.MAX_OBJECT_SIZE` bytes.  With
+        ``validate`` (the default) pylibbpf reads it once, checks it with
+        :func:`pylibbpf.elf.validate.validate_object` (a malformed object raises
+        :class:`MalformedObjectError`, errno ENOEXEC, where libbpf's parser could crash) and
+        hands libbpf those same bytes; ``validate=False`` lets libbpf read and parse the file
+        alone.
         """
-        opts, log_buf = cls._open_opts(object_name, btf_custom_path, kconfig, pin_root_path,
+        fspath = cpath(path)
+        shown = os.fsdecode(fspath)
+        context = f"failed to open BPF object {shown!r}"
+        if not validate:
+            cls._check_regular(fspath, context)
+            opts, log_buf = cls._open_opts(object_name, btf_custom_path, kconfig,
+                                           pin_root_path, kernel_log_level, kernel_log_buf)
+            ptr = cls._call_open(context, "bpf_object__open_file", fspath, ctypes.byref(opts))
+            return cls(ptr, source=Path(shown), data=None, log_buf=log_buf)
+        try:
+            blob = read_object_file(fspath)
+        except ElfError as exc:
+            raise MalformedObjectError(_errno.EINVAL, f"{context}: {exc}") from None
+        except OSError as exc:
+            raise error_from_errno(exc.errno, f"{context}: {exc.strerror}") from None
+        name: str | bytes = object_name if object_name is not None else \
+            _name_from_path(fspath)
+        cls._validate(blob, os.fsdecode(name), context)
+        opts, log_buf = cls._open_opts(name, btf_custom_path, kconfig, pin_root_path,
                                        kernel_log_level, kernel_log_buf)
-        fspath = os.fsencode(path)
-        with capture() as messages:
-            try:
-                ptr = _ffi.lib().bpf_object__open_file(fspath, ctypes.byref(opts))
-            except BpfError as exc:
-                raise _open_error(exc, f"failed to open BPF object {os.fsdecode(path)!r}",
-                                  messages) from None
-        return cls(ptr, source=Path(os.fsdecode(path)), data=None, log_buf=log_buf)
+        ptr = cls._call_open(context, "bpf_object__open_mem", blob, len(blob),
+                             ctypes.byref(opts))
+        return cls(ptr, source=Path(shown), data=blob, log_buf=log_buf)
 
     @classmethod
     def open_mem(
@@ -154,20 +208,41 @@ class Object(Handle):
         pin_root_path: str | os.PathLike[str] | None = None,
         kernel_log_level: int = 0,
         kernel_log_buf: int | bytearray | None = None,
+        validate: bool = True,
     ) -> Object:
-        """Open a BPF ELF object from bytes in memory (``bpf_object__open_mem``)."""
+        """Open a BPF ELF object from bytes in memory (``bpf_object__open_mem``).
+
+        With ``validate`` (the default) the bytes are checked first, as :meth:`open_file`
+        does; ``validate=False`` gives them to libbpf's parser alone.
+        """
         blob = bytes(data)
         if not blob:
             raise ValueError("open_mem needs a non-empty ELF image")
         opts, log_buf = cls._open_opts(object_name, btf_custom_path, kconfig, pin_root_path,
                                        kernel_log_level, kernel_log_buf)
+        context = f"failed to open BPF object {object_name or f'<{len(blob)} bytes in memory>'}"
+        if validate:
+            cls._validate(blob, object_name or "", context)
+        ptr = cls._call_open(context, "bpf_object__open_mem", blob, len(blob),
+                             ctypes.byref(opts))
+        return cls(ptr, source=None, data=blob, log_buf=log_buf)
+
+    @staticmethod
+    def _check_regular(fspath: bytes, context: str) -> None:
+        try:
+            mode = os.stat(fspath).st_mode
+        except OSError:
+            return  # libbpf reports the missing file itself
+        if not stat.S_ISREG(mode):
+            raise MalformedObjectError(_errno.EINVAL, f"{context}: not a regular file")
+
+    @staticmethod
+    def _call_open(context: str, func: str, *args: Any) -> Any:
         with capture() as messages:
             try:
-                ptr = _ffi.lib().bpf_object__open_mem(blob, len(blob), ctypes.byref(opts))
+                return getattr(_ffi.lib(), func)(*args)
             except BpfError as exc:
-                what = object_name or f"<{len(blob)} bytes in memory>"
-                raise _open_error(exc, f"failed to open BPF object {what}", messages) from None
-        return cls(ptr, source=None, data=blob, log_buf=log_buf)
+                raise _open_error(exc, context, messages) from None
 
     # ----------------------------------------------------------------------------- state
 
@@ -414,6 +489,12 @@ class Object(Handle):
         state = "loaded" if self._loaded else "open"
         return (f"<Object {self.name!r} {state}: {len(self._programs)} programs, "
                 f"{len(self._maps)} maps>")
+
+
+def _name_from_path(path: bytes) -> bytes:
+    """libbpf's default object name for ``path``: the base name, cut to 15 bytes, then at its
+    first dot (``bpf_object__new``)."""
+    return path.rsplit(b"/", 1)[-1][:_OBJ_NAME_LEN - 1].split(b".", 1)[0]
 
 
 def _last_warning(messages: list[str]) -> str:

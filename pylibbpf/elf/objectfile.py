@@ -38,6 +38,7 @@ from .reader import (
     Section,
     Symbol,
     read_elf,
+    read_object_file,
 )
 from .relocs import Extern, Relocation, RelocKind
 from .sections import AttachType, ProgType, SectionDef, find_section_def
@@ -135,9 +136,14 @@ class ObjectFile:
 
     @classmethod
     def from_path(cls, path: str | os.PathLike[str], name: str | None = None) -> ObjectFile:
-        """Read and parse the object at ``path``; ``name`` defaults to libbpf's rule."""
+        """Read and parse the object at ``path``; ``name`` defaults to libbpf's rule.
+
+        ``path`` must be a regular file of at most
+        :data:`~pylibbpf.elf.reader.MAX_OBJECT_SIZE` bytes: anything else (``/dev/zero``, a
+        FIFO, a directory) raises :class:`ElfError` without being read.
+        """
         p = Path(path)
-        data = p.read_bytes()
+        data = read_object_file(p)
         return cls(data, name if name is not None else object_name_from_path(str(p)), str(p))
 
     @classmethod

@@ -20,6 +20,8 @@ a legacy loader's errno for a wrong ``e_machine``, to objects libbpf would never
 from __future__ import annotations
 
 import io
+import os
+import stat
 import struct
 from dataclasses import dataclass
 from typing import Literal
@@ -28,8 +30,8 @@ from elftools.elf.elffile import ELFFile
 
 from .errors import ElfError
 
-__all__ = ["EM_BPF", "R_BPF_64_64", "R_BPF_64_32", "RawElf", "Rel", "Section", "Symbol",
-           "read_elf"]
+__all__ = ["EM_BPF", "MAX_OBJECT_SIZE", "R_BPF_64_64", "R_BPF_64_32", "RawElf", "Rel", "Section",
+           "Symbol", "read_elf", "read_object_file"]
 
 EM_BPF = 247
 R_BPF_64_64, R_BPF_64_ABS64, R_BPF_64_ABS32, R_BPF_64_NODYLD32, R_BPF_64_32 = 1, 2, 3, 4, 10
@@ -44,6 +46,14 @@ SYM_SIZE = 24
 REL_SIZE = 16
 # ELF32 (accepted by ``read_elf(strict=False)`` only)
 SHDR32_SIZE, SYM32_SIZE, REL32_SIZE = 40, 16, 8
+
+MAX_OBJECT_SIZE = 1 << 30
+"""The largest object file read (1 GiB): real BPF objects, debug info included, are far
+smaller; a bigger file is refused before anything is allocated."""
+
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISSOCK, "a socket"))
 
 
 @dataclass(frozen=True)
@@ -290,3 +300,39 @@ def read_elf(data: bytes, *, strict: bool = True) -> RawElf:
                 if sec.link != symtab_index:
                     raise ElfError(f"section {sec.name}: not linked to the symbol table")
     return RawElf(byteorder, e_machine, sections, symbols, symtab_index, elf_class, e_type)
+
+
+def read_object_file(path: str | bytes | os.PathLike[str] | os.PathLike[bytes],
+                     max_size: int = MAX_OBJECT_SIZE) -> bytes:
+    """The bytes of the regular file ``path``, at most ``max_size`` of them.
+
+    A FIFO, device, socket or directory raises :class:`ElfError` without blocking or reading,
+    and so does a file longer than ``max_size`` (also one whose size the kernel reports as 0
+    but that yields more, as pseudo-files do).  A file that cannot be opened raises the usual
+    :class:`OSError`; a path with a NUL character raises :class:`ValueError`.
+    """
+    # O_NONBLOCK: opening a FIFO without a writer would otherwise wait forever.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = next((name for test, name in _FILE_KINDS if test(info.st_mode)), "")
+            raise ElfError(f"not a regular file{f' ({kind})' if kind else ''}")
+        if info.st_size > max_size:
+            raise ElfError(f"{info.st_size} bytes is more than the {max_size} an object file "
+                           "may have")
+        os.set_blocking(fd, True)
+        chunks = []
+        total = 0
+        while total <= max_size:
+            want = max(info.st_size - total, 1 << 16)
+            chunk = os.read(fd, min(want, max_size + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > max_size:
+            raise ElfError(f"more than the {max_size} bytes an object file may have")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
