@@ -384,6 +384,13 @@ def _sample_type() -> Any:
 _HEADER = 8  # a ring record's header: length and flags, then the kernel's page offset
 
 
+def _release(view: memoryview) -> None:
+    try:
+        view.release()
+    except BufferError:
+        pass  # an array made from it still uses it; our mapping stays until it goes
+
+
 class UserSample:
     """A record reserved in a :class:`UserRingBuffer`: fill :attr:`buffer`, then :meth:`submit`
     (or :meth:`discard`).  As a context manager it submits on success, discards on error.
@@ -423,13 +430,13 @@ class UserSample:
     def _end(self, how: str) -> int:
         self._check()
         self._dead = how
-        self._buffer.release()  # no export can be taken from it: ours alone
+        _release(self._buffer)
         return self._address
 
     def _invalidate(self) -> None:
         if self._dead is None:
             self._dead = "closed"
-            self._buffer.release()
+            _release(self._buffer)
 
     def submit(self) -> None:
         """Publish the record to the BPF side (``user_ring_buffer__submit``)."""

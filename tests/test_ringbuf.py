@@ -397,8 +397,16 @@ def test_user_sample_after_submit(user_obj: Object) -> None:
             sample.buffer[0] = 1
         with pytest.raises(pylibbpf.StateError, match="already submitted"):
             sample.discard()
+        np = pytest.importorskip("numpy")
+        exported = urb.reserve(8)
+        array = np.frombuffer(exported.buffer, dtype=np.uint8)  # an export of the buffer itself
+        array[:] = 0
+        array[0] = 3
+        exported.submit()  # its view cannot be released; the mapping stays for the array
         user_obj.programs["drain_user"].test_run(repeat=0)
-    assert counter(user_obj, "user_total") == 9
+    array[1] = 1  # no fault after close either
+    del array
+    assert counter(user_obj, "user_total") == 12
 
 
 @pytest.mark.needs("user_ringbuf")
