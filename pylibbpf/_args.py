@@ -13,9 +13,29 @@ from __future__ import annotations
 import os
 from typing import Any
 
+U16_MAX = (1 << 16) - 1
 U32_MAX = (1 << 32) - 1
 U64_MAX = (1 << 64) - 1
 INT_MAX = (1 << 31) - 1
+
+OBJ_NAME_MAX = 15
+"""Longest map or program name the kernel keeps (``BPF_OBJ_NAME_LEN`` - 1); libbpf cuts longer
+names without a word, so they are refused instead."""
+
+MAX_INSNS = 1_000_000
+"""Most instructions one program may have (the kernel's ``BPF_COMPLEXITY_LIMIT_INSNS``; it
+refuses more with E2BIG, unprivileged callers already above 4,096)."""
+
+MAX_VALUE_SIZE = INT_MAX
+"""Largest map value (and so global-data section) the library copies or allocates for: what the
+kernel accepts for an array map value.  ``BPF_MAP_CREATE`` refuses ``value_size > INT_MAX`` with
+E2BIG for array and hash maps (older kernels stopped earlier, at ``KMALLOC_MAX_SIZE``, 4 MiB
+with 4 KiB pages; Linux 6.x creates a 64 MiB array value), so an object whose ``.bss`` declares
+more can never be loaded and its declared image is never copied."""
+
+MAX_BUFFER = 256 << 20
+"""Most bytes a single output buffer the library allocates on the caller's behalf may take (a
+batch of map entries, a test run's output): 256 MiB."""
 
 
 def integer(value: Any, what: str) -> int:
@@ -62,7 +82,8 @@ def fd(value: Any, what: str = "fd") -> int:
 
 
 def cstr(value: Any, what: str, max_len: int | None = None) -> bytes:
-    """``value`` (``str``) encoded for a ``const char *``: no NUL inside, at most ``max_len`` bytes."""
+    """``value`` (``str``) encoded for a ``const char *``: no NUL inside, at most ``max_len``
+    bytes."""
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a str, not {type(value).__name__}")
     data = value.encode("utf-8", "surrogateescape")
@@ -71,6 +92,40 @@ def cstr(value: Any, what: str, max_len: int | None = None) -> bytes:
     if max_len is not None and len(data) > max_len:
         raise ValueError(f"{what} {value!r} is {len(data)} bytes; at most {max_len} fit")
     return data
+
+
+def optional_cstr(value: Any, what: str, max_len: int | None = None) -> bytes | None:
+    """Like :func:`cstr`; ``None`` stays ``None`` (a NULL ``const char *``)."""
+    return None if value is None else cstr(value, what, max_len)
+
+
+def obj_name(value: Any, what: str = "name") -> bytes | None:
+    """A map or program name for the kernel: at most :data:`OBJ_NAME_MAX` bytes, no NUL.
+
+    ``None`` and ``""`` mean no name (NULL)."""
+    if value is None:
+        return None
+    data = cstr(value, what)
+    if len(data) > OBJ_NAME_MAX:
+        raise ValueError(f"{what} {value!r} is {len(data)} bytes; the kernel keeps at most "
+                         f"{OBJ_NAME_MAX} (BPF_OBJ_NAME_LEN - 1)")
+    return data or None
+
+
+def buffer(value: Any, what: str) -> bytes:
+    """A bytes-like ``value`` (``bytes``, ``bytearray``, ``memoryview``, anything with the buffer
+    protocol) as ``bytes``; an int (which ``bytes()`` would turn into that many zeros), a ``str``
+    or another object raises ``TypeError``."""
+    if type(value) is bytes:
+        return value
+    if isinstance(value, (str, int)):
+        raise TypeError(f"{what} must be bytes-like, not {type(value).__name__}")
+    try:
+        view = memoryview(value)
+    except TypeError:
+        raise TypeError(f"{what} must be bytes-like, not {type(value).__name__}") from None
+    with view:
+        return view.tobytes()
 
 
 def cpath(value: Any, what: str = "path") -> bytes:

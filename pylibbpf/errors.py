@@ -140,6 +140,25 @@ _LIBBPF_ERRNO = {
 }
 
 
+def bpffs_error(err: int | None, context: str, path: bytes, *, pinning: bool) -> BpfError:
+    """The error for a pin (``pinning``) or an open of a pin at ``path`` that failed with ``err``.
+
+    The kernel answers EPERM (pin) or EACCES (open) for a path outside a BPF filesystem, which
+    would read as a missing capability or a lockdown: when ``path`` (for a pin: its directory)
+    is not on a bpffs, the error says so instead, keeping the kernel's errno.
+    """
+    if err in (_errno.EPERM, _errno.EACCES, _errno.EINVAL):
+        from ._ffi.libc import BPF_FS_MAGIC, fs_type
+
+        where = (os.path.dirname(path.rstrip(b"/")) or b".") if pinning else path
+        kind = fs_type(where)
+        if kind is not None and kind != BPF_FS_MAGIC:
+            return BpfError(err, f"{context}: {os.fsdecode(where)} is not on a BPF filesystem "
+                            f"(statfs f_type {kind:#x}, bpffs is {BPF_FS_MAGIC:#x}); pins live "
+                            "in a bpffs such as /sys/fs/bpf (mount -t bpf bpf /sys/fs/bpf)")
+    return error_from_errno(err, context)
+
+
 def error_from_errno(err: int | None, context: str,
                      needs: tuple[str, ...] = ("CAP_BPF",)) -> BpfError:
     """Build the right :class:`BpfError` subclass for ``err`` with a context sentence."""

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import _ffi
+from . import _args, _ffi
 from .errors import BpfError, StateError
 from .lowlevel import to_bytes
 from .map import Map
@@ -55,7 +55,8 @@ def _variables(obj: Object, section: str) -> dict[str, Variable]:
     if not btf:
         raise BpfError(_errno.ENOENT, f"object {obj.name!r} has no BTF: global variables of "
                        f"{section} cannot be named (compile with -g)")
-    type_id = lib.btf__find_by_name_kind(btf, section.encode(), _BTF_KIND_DATASEC)
+    type_id = lib.btf__find_by_name_kind(btf, _args.cstr(section, "section"),
+                                         _BTF_KIND_DATASEC)
     if type_id < 0:
         raise KeyError(f"object {obj.name!r} has no global data section {section!r}")
     header = _btf_type.from_address(lib.btf__type_by_id(btf, type_id))
@@ -64,8 +65,13 @@ def _variables(obj: Object, section: str) -> dict[str, Variable]:
         ctypes.addressof(header) + ctypes.sizeof(_btf_type))
     variables: dict[str, Variable] = {}
     for entry in entries:
-        var = _btf_type.from_address(lib.btf__type_by_id(btf, entry.type))
-        name = lib.btf__name_by_offset(btf, var.name_off).decode()
+        addr = lib.btf__type_by_id(btf, entry.type)
+        if not addr:
+            raise BpfError(_errno.EINVAL, f"{section} of object {obj.name!r} names BTF type "
+                           f"{entry.type}, which does not exist")
+        var = _btf_type.from_address(addr)
+        name = (lib.btf__name_by_offset(btf, var.name_off) or b"").decode(
+            "utf-8", "surrogateescape")
         variables[name] = Variable(name, entry.offset, entry.size, var.size)
     return variables
 
@@ -78,6 +84,7 @@ class GlobalData(Mapping[str, bytes]):
     """
 
     def __init__(self, obj: Object, section: str) -> None:
+        _args.cstr(section, "section")
         self._obj = obj
         self.section = section
         self._map: Map = obj.find_map_by_name(section)
@@ -110,11 +117,10 @@ class GlobalData(Mapping[str, bytes]):
         """(buffer, size) of the live memory: libbpf's image before load, the kernel's after."""
         self._obj._check()
         if not self._obj.loaded:
-            size = ctypes.c_size_t(0)
-            addr = _ffi.lib().bpf_map__initial_value(self._map._ptr, ctypes.byref(size))
+            addr, size = self._map._initial_image()
             if not addr:
                 raise BpfError(_errno.ENOENT, f"{self.section} has no initial image")
-            return (ctypes.c_char * size.value).from_address(addr), size.value
+            return (ctypes.c_char * size).from_address(addr), size
         if self._mmap is None:
             value_size = self._map.value_size
             length = (value_size + mmap.PAGESIZE - 1) // mmap.PAGESIZE * mmap.PAGESIZE
@@ -130,7 +136,8 @@ class GlobalData(Mapping[str, bytes]):
     def read(self, name: str) -> bytes:
         """The current bytes of variable ``name``."""
         var = self._var(name)
-        memory, _size = self._memory()
+        memory, size = self._memory()
+        self._within(var, size)
         if isinstance(memory, mmap.mmap):
             return memory[var.offset:var.offset + var.size]
         return bytes(memory[var.offset:var.offset + var.size])
@@ -142,8 +149,15 @@ class GlobalData(Mapping[str, bytes]):
             raise StateError(_errno.EPERM, f"{name!r} is in {self.section}, which is read-only "
                              "after load; set it before load()")
         data = to_bytes(value, var.size, f"value of {name!r}")
-        memory, _size = self._memory()
+        memory, size = self._memory()
+        self._within(var, size)
         memory[var.offset:var.offset + var.size] = data
+
+    def _within(self, var: Variable, size: int) -> None:
+        # the offsets come from the object's BTF: never read or write past the section
+        if var.offset + var.size > size:
+            raise BpfError(_errno.EINVAL, f"variable {var.name!r} (offset {var.offset}, "
+                           f"{var.size} bytes) lies outside {self.section} ({size} bytes)")
 
     def get_int(self, name: str, *, signed: bool = False) -> int:
         """Variable ``name`` read as a native-endian integer."""

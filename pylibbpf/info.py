@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from . import _ffi
+from . import _args, _ffi
 from ._ffi import structs
 from .enums import AttachType, LinkType, MapType, ProgType, enum_or_int
 from .errors import BpfError, error_from_errno
@@ -19,6 +19,7 @@ _S = TypeVar("_S", bound=ctypes.Structure)
 
 
 def _get_info(fd: int, info: _S, what: str) -> _S:
+    fd = _args.fd(fd)
     size = ctypes.c_uint32(ctypes.sizeof(info))
     try:
         _ffi.lib().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size))

@@ -14,9 +14,9 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from . import _ffi
+from . import _args, _ffi
 from ._handle import Handle
-from .errors import BpfError, error_from_errno
+from .errors import BpfError, bpffs_error, error_from_errno
 
 if TYPE_CHECKING:
     from .info import LinkInfo
@@ -127,7 +127,13 @@ class Link(Handle):
 
     def pin(self, path: str | os.PathLike[str]) -> None:
         """Pin the link at ``path`` in a bpffs; it then outlives this process."""
-        self._call(f"pin at {os.fsdecode(path)}", "bpf_link__pin", os.fsencode(path))
+        raw = _args.cpath(path)
+        ptr = self._p
+        try:
+            _ffi.lib().bpf_link__pin(ptr, raw)
+        except BpfError as exc:
+            raise bpffs_error(exc.errno, f"failed to pin {self._description} at "
+                              f"{os.fsdecode(raw)}", raw, pinning=True) from None
 
     def unpin(self) -> None:
         """Remove the link's pin."""
@@ -152,6 +158,10 @@ class Link(Handle):
 
     def update_program(self, program: Program) -> None:
         """Replace the attached program atomically (``BPF_LINK_UPDATE``)."""
+        from .program import Program
+
+        if not isinstance(program, Program):
+            raise TypeError(f"program must be a pylibbpf.Program, not {type(program).__name__}")
         self._call(f"update the program of ({program.name!r})", "bpf_link__update_program",
                    program._p)
 
@@ -164,18 +174,19 @@ class Link(Handle):
     @classmethod
     def _open_pinned(cls, path: str | os.PathLike[str]) -> Link:
         """Open a link pinned at ``path`` (``bpf_link__open``)."""
+        raw = _args.cpath(path)
         try:
-            ptr = _ffi.lib().bpf_link__open(os.fsencode(path))
+            ptr = _ffi.lib().bpf_link__open(raw)
         except BpfError as exc:
-            raise error_from_errno(exc.errno, f"failed to open pinned link "
-                                   f"{os.fsdecode(path)}") from None
+            raise bpffs_error(exc.errno, f"failed to open pinned link {os.fsdecode(raw)}", raw,
+                              pinning=False) from None
         # libbpf 1.1's bpf_link__open accepts any pinned BPF object: refuse what is not a link
         kind = _fd_kind(_ffi.lib().bpf_link__fd(ptr))
         if kind != "anon_inode:bpf-link":
             _destroy(ptr, {"disconnected": True})
-            raise BpfError(_errno.EINVAL, f"{os.fsdecode(path)} is not a BPF link "
+            raise BpfError(_errno.EINVAL, f"{os.fsdecode(raw)} is not a BPF link "
                            f"(it is {kind.removeprefix('anon_inode:')})")
-        return cls(ptr, description=f"pinned link {os.fsdecode(path)}")
+        return cls(ptr, description=f"pinned link {os.fsdecode(raw)}")
 
     def _open_iter(self) -> io.BufferedReader:
         """For an iterator link: a new read-only file of the iterator's output."""

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from . import _ffi
+from . import _args, _ffi
 from ._ffi import structs
 from ._ffi.structs import new_opts
 from .enums import PER_CPU_MAP_TYPES, AttachType, MapType, ProgType, enum_or_int
@@ -46,10 +46,9 @@ __all__ = [
 ]
 
 _BYTEORDER = sys.byteorder
-_U32 = (1 << 32) - 1
 _INSN_SIZE = 8
 _LOG_START = 64 << 10
-_LOG_MAX = _U32 >> 2  # the kernel refuses larger verifier log buffers (EINVAL)
+LOG_MAX = _args.U32_MAX >> 2  # the kernel refuses larger verifier log buffers (EINVAL)
 _LOG_GROWTH = 8
 _TRACING_CAPS = ("CAP_BPF", "CAP_PERFMON")
 
@@ -64,6 +63,8 @@ def to_bytes(value: Any, size: int, what: str) -> bytes:
     if kind is bytes:
         data = value
     elif kind is int:
+        if size.__class__ is not int or not 0 <= size <= _args.MAX_VALUE_SIZE:
+            _args.in_range(size, "size", 0, _args.MAX_VALUE_SIZE)
         try:
             return int(value).to_bytes(size, _BYTEORDER, signed=value < 0)
         except OverflowError:
@@ -82,22 +83,6 @@ def to_bytes(value: Any, size: int, what: str) -> bytes:
     return data  # type: ignore[no-any-return]
 
 
-def _u32(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
-    if not 0 <= value <= _U32:
-        raise ValueError(f"{what} {value} is not a 32-bit unsigned value")
-    return int(value)
-
-
-def _fd(value: Any, what: str = "fd") -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
-    if not 0 <= value < 1 << 31:
-        raise ValueError(f"{what} {value} is not a file descriptor")
-    return int(value)
-
-
 def _name_of(cls: Any, value: int) -> str:
     kind = enum_or_int(cls, value)
     return str(getattr(kind, "name", kind))
@@ -110,23 +95,26 @@ def map_create(map_type: MapType | int, key_size: int, value_size: int, max_entr
                numa_node: int | None = None, map_extra: int = 0, btf_fd: int = 0,
                btf_key_type_id: int = 0, btf_value_type_id: int = 0) -> int:
     """Create a map (``bpf_map_create``); returns its fd, which the caller owns."""
-    kind = _u32(int(map_type), "map_type")
-    sizes = [_u32(v, w) for v, w in ((key_size, "key_size"), (value_size, "value_size"),
-                                      (max_entries, "max_entries"))]
-    fields: dict[str, Any] = {"map_flags": _u32(flags, "flags"), "map_extra": map_extra}
+    kind = _args.non_negative_int(map_type, "map_type")
+    sizes = [_args.u32(v, w) for v, w in ((key_size, "key_size"), (value_size, "value_size"),
+                                           (max_entries, "max_entries"))]
+    encoded_name = _args.obj_name(name, "name")
+    fields: dict[str, Any] = {"map_flags": _args.u32(flags, "flags"),
+                              "map_extra": _args.u64(map_extra, "map_extra")}
     if inner_map_fd is not None:
-        fields["inner_map_fd"] = _fd(inner_map_fd, "inner_map_fd")
+        fields["inner_map_fd"] = _args.fd(inner_map_fd, "inner_map_fd")
     if numa_node is not None:
-        fields["numa_node"] = _u32(numa_node, "numa_node")
+        fields["numa_node"] = _args.u32(numa_node, "numa_node")
+    btf_fd = _args.fd(btf_fd, "btf_fd")
+    key_type_id = _args.u32(btf_key_type_id, "btf_key_type_id")
+    value_type_id = _args.u32(btf_value_type_id, "btf_value_type_id")
     if btf_fd:
-        fields.update(btf_fd=_fd(btf_fd, "btf_fd"),
-                      btf_key_type_id=_u32(btf_key_type_id, "btf_key_type_id"),
-                      btf_value_type_id=_u32(btf_value_type_id, "btf_value_type_id"))
+        fields.update(btf_fd=btf_fd, btf_key_type_id=key_type_id,
+                      btf_value_type_id=value_type_id)
     opts = new_opts(structs.bpf_map_create_opts, **fields)
     label = name or ""
     try:
-        return int(_ffi.lib().bpf_map_create(kind, label.encode() or None, *sizes,
-                                             ctypes.byref(opts)))
+        return int(_ffi.lib().bpf_map_create(kind, encoded_name, *sizes, ctypes.byref(opts)))
     except BpfError as exc:
         raise error_from_errno(
             exc.errno, f"failed to create {_name_of(MapType, kind)} map {label!r} "
@@ -160,7 +148,7 @@ def map_layout(fd: int) -> MapLayout:
     A fd that is not a BPF map raises :class:`~pylibbpf.BpfError` with errno EINVAL (what the
     kernel answers to a map command on it), a closed one EBADF.
     """
-    fd = _fd(fd, "map fd")
+    fd = _args.fd(fd, "map fd")
     info = structs.bpf_map_info()
     size = ctypes.c_uint32(ctypes.sizeof(info))
     try:
@@ -205,6 +193,9 @@ def map_lookup_elem(fd: int, key: Any, value_size: int | None = None, flags: int
     ``value_size``, when given, must be the map's value size (a check of the caller's idea of
     the map); the result has :attr:`MapLayout.value_bytes` bytes.
     """
+    flags = _args.u64(flags, "flags")
+    if value_size is not None:
+        value_size = _args.u32(value_size, "value_size")
     layout = map_layout(fd)
     if value_size is not None and value_size != layout.value_size:
         raise ValueError(f"map fd {fd} has {layout.value_size}-byte values, not {value_size}")
@@ -224,6 +215,7 @@ def map_update_elem(fd: int, key: Any, value: Any, flags: int = 0) -> None:
     """Store ``value`` at ``key`` (``bpf_map_update_elem``); ``flags``: ANY (0), NOEXIST (1),
     EXIST (2), F_LOCK (4).  Errors keep the kernel's errno: E2BIG for a full map or an index
     past an array's end, EEXIST/ENOENT for NOEXIST/EXIST."""
+    flags = _args.u64(flags, "flags")
     layout = map_layout(fd)
     kb = _key(key, layout, fd)
     vb = to_bytes(value, layout.value_bytes, "value")
@@ -250,6 +242,8 @@ def map_get_next_key(fd: int, key: Any = None, key_size: int | None = None) -> b
     ``key=None`` gives the first key; so does a key that is not in the map (the kernel's rule).
     ``key_size``, when given, must be the map's key size.
     """
+    if key_size is not None:
+        key_size = _args.u32(key_size, "key_size")
     layout = map_layout(fd)
     if key_size is not None and key_size != layout.key_size:
         raise ValueError(f"map fd {fd} has {layout.key_size}-byte keys, not {key_size}")
@@ -278,11 +272,14 @@ def kernel_version_code() -> int:
     return (major << 16) + (minor << 8) + min(patch, 255)
 
 
-def _encode_insns(insns: bytes | bytearray | memoryview | Iterable[Instruction]) -> bytes:
+def encode_insns(insns: bytes | bytearray | memoryview | Iterable[Instruction],
+                 what: str = "insns") -> bytes:
+    """A program's instructions as the kernel reads them: checked to be a non-empty multiple of
+    8 bytes and at most :data:`pylibbpf._args.MAX_INSNS` instructions (``ValueError``)."""
     if isinstance(insns, (bytes, bytearray, memoryview)):
-        code = bytes(insns)
-    elif isinstance(insns, (str, int)):
-        raise TypeError(f"insns must be bytes or Instructions, not {type(insns).__name__}")
+        code = _args.buffer(insns, what)
+    elif isinstance(insns, (str, int)) or not hasattr(insns, "__iter__"):
+        raise TypeError(f"{what} must be bytes or Instructions, not {type(insns).__name__}")
     else:
         from .elf.errors import ElfError
         from .elf.insn import Instruction, encode
@@ -290,15 +287,18 @@ def _encode_insns(insns: bytes | bytearray | memoryview | Iterable[Instruction])
         items = list(insns)
         bad = next((i for i in items if not isinstance(i, Instruction)), None)
         if bad is not None:
-            raise TypeError(f"insns must be bytes or pylibbpf.elf Instructions, not "
+            raise TypeError(f"{what} must be bytes or pylibbpf.elf Instructions, not "
                             f"{type(bad).__name__}")
         try:
             code = encode(items)
         except ElfError as exc:
             raise ValueError(f"cannot encode the instructions: {exc}") from None
     if not code or len(code) % _INSN_SIZE:
-        raise ValueError(f"a program is a non-empty multiple of {_INSN_SIZE} bytes, "
+        raise ValueError(f"{what}: a program is a non-empty multiple of {_INSN_SIZE} bytes, "
                          f"not {len(code)} bytes")
+    if len(code) > _args.MAX_INSNS * _INSN_SIZE:
+        raise ValueError(f"{what}: {len(code) // _INSN_SIZE} instructions; the kernel loads at "
+                         f"most {_args.MAX_INSNS}")
     return code
 
 
@@ -319,27 +319,35 @@ def prog_load(prog_type: ProgType | int,
     EPERM) raises the matching :class:`~pylibbpf.BpfError`.  With ``log_level > 0`` the log is
     requested from the start.  ``log_out``, if given, receives the text of the last log read.
     """
-    code = _encode_insns(insns)
-    ptype = _u32(int(prog_type), "prog_type")
+    code = encode_insns(insns)
+    ptype = _args.non_negative_int(prog_type, "prog_type")
+    encoded_name = _args.obj_name(name, "name")
     label = name or ""
-    if not isinstance(license, str) or not license or "\0" in license:
+    encoded_license = _args.cstr(license, "license")
+    if not encoded_license:
         raise ValueError("license must be a non-empty string such as 'GPL'")
     fields: dict[str, Any] = {
-        "expected_attach_type": _u32(int(expected_attach_type), "expected_attach_type"),
-        "kern_version": _u32(kernel_version_code() if kern_version is None else kern_version,
-                             "kern_version"),
-        "prog_flags": _u32(prog_flags, "prog_flags"),
-        "prog_btf_fd": _u32(prog_btf_fd, "prog_btf_fd"),
-        "prog_ifindex": _u32(prog_ifindex, "prog_ifindex"),
-        "attach_btf_id": _u32(attach_btf_id, "attach_btf_id"),
-        "attach_btf_obj_fd": _u32(attach_btf_obj_fd, "attach_btf_obj_fd"),
-        "attach_prog_fd": _u32(attach_prog_fd, "attach_prog_fd"),
+        "expected_attach_type": _args.non_negative_int(expected_attach_type,
+                                                       "expected_attach_type"),
+        "kern_version": _args.u32(kernel_version_code() if kern_version is None
+                                  else kern_version, "kern_version"),
+        "prog_flags": _args.u32(prog_flags, "prog_flags"),
+        "prog_btf_fd": _args.fd(prog_btf_fd, "prog_btf_fd"),
+        "prog_ifindex": _args.u32(prog_ifindex, "prog_ifindex"),
+        "attach_btf_id": _args.u32(attach_btf_id, "attach_btf_id"),
+        "attach_btf_obj_fd": _args.fd(attach_btf_obj_fd, "attach_btf_obj_fd"),
+        "attach_prog_fd": _args.fd(attach_prog_fd, "attach_prog_fd"),
     }
-    level = _u32(log_level, "log_level")
+    level = _args.u32(log_level, "log_level")
+    if log_out is not None and not isinstance(log_out, list):
+        raise TypeError(f"log_out must be a list, not {type(log_out).__name__}")
     fds = None
     if fd_array is not None:
-        fds = (ctypes.c_int * max(len(fd_array), 1))(*(_fd(f, "fd_array entry")
-                                                        for f in fd_array))
+        if isinstance(fd_array, (str, bytes)) or not isinstance(fd_array, Sequence):
+            raise TypeError(f"fd_array must be a sequence of fds, not "
+                            f"{type(fd_array).__name__}")
+        entries = [_args.fd(f, "fd_array entry") for f in fd_array]
+        fds = (ctypes.c_int * max(len(entries), 1))(*entries)
     buffer = ctypes.create_string_buffer(code, len(code))
     what = f"{_name_of(ProgType, ptype)} program {label!r}"
 
@@ -351,7 +359,7 @@ def prog_load(prog_type: ProgType | int,
         if fds is not None:
             opts.fd_array = ctypes.cast(fds, ctypes.POINTER(ctypes.c_int))
         try:
-            fd = _ffi.lib().bpf_prog_load(ptype, label.encode() or None, license.encode(),
+            fd = _ffi.lib().bpf_prog_load(ptype, encoded_name, encoded_license,
                                           buffer, len(code) // _INSN_SIZE, ctypes.byref(opts))
         except BpfError as exc:
             return -1, exc.errno or _errno.EINVAL
@@ -367,9 +375,9 @@ def prog_load(prog_type: ProgType | int,
         log = ctypes.create_string_buffer(size)
         fd, err = attempt(level, log)
         text = log.value.decode("utf-8", "replace")
-        if err != _errno.ENOSPC or size >= _LOG_MAX:
+        if err != _errno.ENOSPC or size >= LOG_MAX:
             break
-        size = min(size * _LOG_GROWTH, _LOG_MAX)
+        size = min(size * _LOG_GROWTH, LOG_MAX)
     if log_out is not None:
         log_out.append(text)
     if fd >= 0:
@@ -386,19 +394,17 @@ def link_create(prog_fd: int, target_fd: int, attach_type: AttachType | int, *,
     """Create a BPF link (``bpf_link_create``) of ``prog_fd`` to ``target_fd`` (a perf event,
     cgroup, netns, ... fd); returns the link fd, which the caller owns.  ``cookie`` is the BPF
     cookie of a perf-event link (``bpf_get_attach_cookie``)."""
-    kind = _u32(int(attach_type), "attach_type")
-    fields: dict[str, Any] = {"flags": _u32(flags, "flags")}
-    if cookie:
-        if kind != AttachType.PERF_EVENT:
-            raise ValueError("a cookie is only supported for perf-event links here")
-        if not 0 <= cookie < 1 << 64:
-            raise ValueError(f"cookie {cookie} is not a 64-bit unsigned value")
+    prog_fd = _args.fd(prog_fd, "prog_fd")
+    target_fd = _args.fd(target_fd, "target_fd")
+    kind = _args.non_negative_int(attach_type, "attach_type")
+    fields: dict[str, Any] = {"flags": _args.u32(flags, "flags")}
+    cookie = _args.u64(cookie, "cookie")
+    if cookie and kind != AttachType.PERF_EVENT:
+        raise ValueError("a cookie is only supported for perf-event links here")
     opts = new_opts(structs.bpf_link_create_opts, **fields)
     opts.perf_event.bpf_cookie = cookie
     try:
-        return int(_ffi.lib().bpf_link_create(_fd(prog_fd, "prog_fd"),
-                                              _fd(target_fd, "target_fd"), kind,
-                                              ctypes.byref(opts)))
+        return int(_ffi.lib().bpf_link_create(prog_fd, target_fd, kind, ctypes.byref(opts)))
     except BpfError as exc:
         raise error_from_errno(exc.errno, f"failed to link program fd {prog_fd} to fd "
                                f"{target_fd} as {_name_of(AttachType, kind)}",
@@ -409,10 +415,12 @@ def prog_attach(prog_fd: int, target_fd: int, attach_type: AttachType | int,
                 flags: int = 0) -> None:
     """Attach ``prog_fd`` to ``target_fd`` without a link (``bpf_prog_attach``: cgroups,
     sockmaps, ...); undone by :func:`prog_detach`."""
-    kind = _u32(int(attach_type), "attach_type")
+    prog_fd = _args.fd(prog_fd, "prog_fd")
+    target_fd = _args.fd(target_fd, "target_fd")
+    kind = _args.non_negative_int(attach_type, "attach_type")
+    flags = _args.u32(flags, "flags")
     try:
-        _ffi.lib().bpf_prog_attach(_fd(prog_fd, "prog_fd"), _fd(target_fd, "target_fd"), kind,
-                                   _u32(flags, "flags"))
+        _ffi.lib().bpf_prog_attach(prog_fd, target_fd, kind, flags)
     except BpfError as exc:
         raise error_from_errno(exc.errno, f"failed to attach program fd {prog_fd} to fd "
                                f"{target_fd} as {_name_of(AttachType, kind)}",
@@ -421,9 +429,11 @@ def prog_attach(prog_fd: int, target_fd: int, attach_type: AttachType | int,
 
 def prog_detach(prog_fd: int, target_fd: int, attach_type: AttachType | int) -> None:
     """Undo :func:`prog_attach` (``bpf_prog_detach2``)."""
-    kind = _u32(int(attach_type), "attach_type")
+    prog_fd = _args.fd(prog_fd, "prog_fd")
+    target_fd = _args.fd(target_fd, "target_fd")
+    kind = _args.non_negative_int(attach_type, "attach_type")
     try:
-        _ffi.lib().bpf_prog_detach2(_fd(prog_fd, "prog_fd"), _fd(target_fd, "target_fd"), kind)
+        _ffi.lib().bpf_prog_detach2(prog_fd, target_fd, kind)
     except BpfError as exc:
         raise error_from_errno(exc.errno, f"failed to detach program fd {prog_fd} from fd "
                                f"{target_fd} ({_name_of(AttachType, kind)})",
@@ -457,12 +467,14 @@ def task_fd_query(pid: int, fd: int) -> TaskFdInfo | None:
     or ``None`` when that fd is no perf event or raw tracepoint with a program (what
     ``bpftool perf`` lists).  Works for attachments made before BPF links existed for perf
     events (Linux 5.15) as well as for the perf event a link holds."""
+    pid = _args.non_negative_int(pid, "pid")
+    fd = _args.fd(fd)
     name = ctypes.create_string_buffer(_TASK_FD_NAME_MAX)
     length, prog_id, fd_type = ctypes.c_uint32(_TASK_FD_NAME_MAX), ctypes.c_uint32(), \
         ctypes.c_uint32()
     offset, addr = ctypes.c_uint64(), ctypes.c_uint64()
     try:
-        _ffi.lib().bpf_task_fd_query(_u32(pid, "pid"), _fd(fd), 0, name, ctypes.byref(length),
+        _ffi.lib().bpf_task_fd_query(pid, fd, 0, name, ctypes.byref(length),
                                      ctypes.byref(prog_id), ctypes.byref(fd_type),
                                      ctypes.byref(offset), ctypes.byref(addr))
     except BpfError as exc:

@@ -17,12 +17,19 @@ import weakref
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Union
 
-from . import _ffi
+from . import _args, _ffi
 from ._ffi import structs
 from ._ffi.structs import new_opts
 from ._handle import Handle
 from .enums import PER_CPU_MAP_TYPES, MapType, UpdateFlags, enum_or_int
-from .errors import BpfError, ClosedError, NotSupportedError, StateError, error_from_errno
+from .errors import (
+    BpfError,
+    ClosedError,
+    NotSupportedError,
+    StateError,
+    bpffs_error,
+    error_from_errno,
+)
 from .lowlevel import map_create, to_bytes
 
 if TYPE_CHECKING:
@@ -42,6 +49,7 @@ _BATCH_TYPES = frozenset({
 _NO_KEY_TYPES = frozenset({MapType.QUEUE, MapType.STACK, MapType.BLOOM_FILTER,
                            MapType.RINGBUF, MapType.USER_RINGBUF})
 _BATCH_MIN = 256
+_U64_MAX = _args.U64_MAX
 
 
 # The placeholder closed standalone maps' fd numbers point at until they are collected: opened
@@ -111,6 +119,13 @@ def _value_buffer(size: int) -> Any:
     return buf
 
 
+def _sequence(value: Any, what: str) -> Sequence[Any]:
+    if isinstance(value, (str, bytes, bytearray, memoryview)) or not isinstance(value, Sequence):
+        raise TypeError(f"{what} must be a sequence (a list or tuple), not "
+                        f"{type(value).__name__}")
+    return value
+
+
 class Map(Handle):
     """A BPF map.  From an :class:`~pylibbpf.Object` (``obj.maps["name"]``) or standalone:
     :meth:`create`, :meth:`from_pinned`, :meth:`from_id`, :meth:`from_fd`."""
@@ -168,17 +183,22 @@ class Map(Handle):
 
     @classmethod
     def from_pinned(cls, path: str | os.PathLike[str]) -> Map:
-        """Open a map pinned in a bpffs at ``path``."""
+        """Open a map pinned in a bpffs at ``path``.
+
+        A path outside a BPF filesystem raises :class:`~pylibbpf.BpfError` saying so (with the
+        kernel's errno, EACCES)."""
+        raw = _args.cpath(path)
         try:
-            fd = _ffi.lib().bpf_obj_get(os.fsencode(path))
+            fd = _ffi.lib().bpf_obj_get(raw)
         except BpfError as exc:
-            raise error_from_errno(exc.errno, f"failed to open pinned map "
-                                   f"{os.fsdecode(path)}") from None
-        return cls._adopt_fd(fd, f"map pinned at {os.fsdecode(path)}")
+            raise bpffs_error(exc.errno, f"failed to open pinned map {os.fsdecode(raw)}", raw,
+                              pinning=False) from None
+        return cls._adopt_fd(fd, f"map pinned at {os.fsdecode(raw)}")
 
     @classmethod
     def from_id(cls, map_id: int) -> Map:
         """Open the map with kernel id ``map_id``."""
+        map_id = _args.u32(map_id, "map_id")
         try:
             fd = _ffi.lib().bpf_map_get_fd_by_id(map_id)
         except BpfError as exc:
@@ -189,6 +209,7 @@ class Map(Handle):
     @classmethod
     def from_fd(cls, fd: int) -> Map:
         """Wrap a duplicate of ``fd`` (the caller keeps ownership of ``fd`` itself)."""
+        fd = _args.fd(fd)
         try:
             dup = os.dup(fd)
         except OSError as exc:
@@ -376,49 +397,72 @@ class Map(Handle):
         After load, read global data through :meth:`Object.global_data`: libbpf 1.1's copy is
         not the kernel's memory.
         """
+        ptr, size = self._initial_image()
+        # string_at takes a C int size: a section over 2 GiB would overflow it
+        return bytes((ctypes.c_char * size).from_address(ptr)) if ptr else b""
+
+    def _initial_image(self) -> tuple[int | None, int]:
+        """(address, size) of libbpf's initial image of a global-data map, its size bounded.
+
+        An object declares the size of ``.bss`` without storing its bytes, so a few hundred
+        bytes of ELF can claim gigabytes: more than :data:`pylibbpf._args.MAX_VALUE_SIZE`
+        (``INT_MAX``, beyond which the kernel refuses an array value with E2BIG) raises
+        :class:`~pylibbpf.BpfError` with errno E2BIG instead of copying it.
+        """
         size = ctypes.c_size_t(0)
         self._check()
         if self._obj is None:
             raise StateError(_errno.EINVAL, "initial_value is only known for maps of an object")
         ptr = _ffi.lib().bpf_map__initial_value(self._ptr, ctypes.byref(size))
-        # string_at takes a C int size: a section over 2 GiB would overflow it
-        return bytes((ctypes.c_char * size.value).from_address(ptr)) if ptr else b""
+        if size.value > _args.MAX_VALUE_SIZE:
+            raise BpfError(_errno.E2BIG, f"map {self._name!r} declares a {size.value}-byte "
+                           f"initial value; the kernel creates map values of at most "
+                           f"{_args.MAX_VALUE_SIZE} bytes (INT_MAX), so it cannot be loaded")
+        return ptr, size.value
 
     # ----------------------------------------------------------------------------- setters
 
     def set_type(self, map_type: MapType | int) -> None:
         """Change the map type before load."""
-        _ffi.lib().bpf_map__set_type(self._setter("type"), int(map_type))
+        kind = _args.non_negative_int(map_type, "map_type")
+        _ffi.lib().bpf_map__set_type(self._setter("type"), kind)
 
     def set_max_entries(self, max_entries: int) -> None:
         """Change the capacity before load."""
-        _ffi.lib().bpf_map__set_max_entries(self._setter("max_entries"), max_entries)
+        value = _args.u32(max_entries, "max_entries")
+        _ffi.lib().bpf_map__set_max_entries(self._setter("max_entries"), value)
 
     def set_key_size(self, size: int) -> None:
         """Change the key size before load."""
-        _ffi.lib().bpf_map__set_key_size(self._setter("key size"), size)
+        value = _args.u32(size, "size")
+        _ffi.lib().bpf_map__set_key_size(self._setter("key size"), value)
 
     def set_value_size(self, size: int) -> None:
         """Change the value size before load."""
-        _ffi.lib().bpf_map__set_value_size(self._setter("value size"), size)
+        value = _args.u32(size, "size")
+        _ffi.lib().bpf_map__set_value_size(self._setter("value size"), value)
 
     def set_map_flags(self, flags: int) -> None:
         """Change the creation flags before load."""
-        _ffi.lib().bpf_map__set_map_flags(self._setter("flags"), flags)
+        value = _args.u32(flags, "flags")
+        _ffi.lib().bpf_map__set_map_flags(self._setter("flags"), value)
 
     set_flags = set_map_flags
 
     def set_numa_node(self, node: int) -> None:
         """Set the NUMA node before load."""
-        _ffi.lib().bpf_map__set_numa_node(self._setter("numa node"), node)
+        value = _args.u32(node, "node")
+        _ffi.lib().bpf_map__set_numa_node(self._setter("numa node"), value)
 
     def set_map_extra(self, extra: int) -> None:
         """Set ``map_extra`` before load."""
-        _ffi.lib().bpf_map__set_map_extra(self._setter("map_extra"), extra)
+        value = _args.u64(extra, "extra")
+        _ffi.lib().bpf_map__set_map_extra(self._setter("map_extra"), value)
 
     def set_ifindex(self, ifindex: int) -> None:
         """Set the offload device before load."""
-        _ffi.lib().bpf_map__set_ifindex(self._setter("ifindex"), ifindex)
+        value = _args.u32(ifindex, "ifindex")
+        _ffi.lib().bpf_map__set_ifindex(self._setter("ifindex"), value)
 
     def set_autocreate(self, autocreate: bool) -> None:
         """Skip (or restore) creating this map at load."""
@@ -426,8 +470,8 @@ class Map(Handle):
 
     def set_initial_value(self, data: bytes | bytearray | memoryview) -> None:
         """Set the initial contents of a global-data map before load (exact size)."""
+        blob = _args.buffer(data, "initial value")
         ptr = self._setter("initial value")
-        blob = bytes(data)
         size = ctypes.c_size_t(0)
         _ffi.lib().bpf_map__initial_value(ptr, ctypes.byref(size))
         if len(blob) != size.value:
@@ -437,15 +481,17 @@ class Map(Handle):
 
     def set_pin_path(self, path: str | os.PathLike[str] | None) -> None:
         """Pin (or reuse a pin) at ``path`` during load."""
-        _ffi.lib().bpf_map__set_pin_path(self._setter("pin path"),
-                                         None if path is None else os.fsencode(path))
+        raw = None if path is None else _args.cpath(path)
+        _ffi.lib().bpf_map__set_pin_path(self._setter("pin path"), raw)
 
     def set_inner_map_fd(self, fd: int) -> None:
         """Use the map ``fd`` as the inner map template of a map-in-map."""
+        fd = _args.fd(fd)
         _ffi.lib().bpf_map__set_inner_map_fd(self._setter("inner map"), fd)
 
     def reuse_fd(self, fd: int) -> None:
         """Make load use the existing map ``fd`` instead of creating this map."""
+        fd = _args.fd(fd)
         ptr = self._setter("reused fd")
         try:
             _ffi.lib().bpf_map__reuse_fd(ptr, fd)
@@ -457,28 +503,34 @@ class Map(Handle):
     # ----------------------------------------------------------------------------- pinning
 
     def pin(self, path: str | os.PathLike[str]) -> None:
-        """Pin the map at ``path`` in a bpffs."""
+        """Pin the map at ``path`` in a bpffs (a path elsewhere raises
+        :class:`~pylibbpf.BpfError` saying it is not on a BPF filesystem)."""
+        raw = _args.cpath(path)
         try:
             if self._obj is not None:
                 self._check()
-                _ffi.lib().bpf_map__pin(self._ptr, os.fsencode(path))
+                _ffi.lib().bpf_map__pin(self._ptr, raw)
             else:
-                _ffi.lib().bpf_obj_pin(self._ops()[0], os.fsencode(path))
+                _ffi.lib().bpf_obj_pin(self._ops()[0], raw)
         except BpfError as exc:
-            raise error_from_errno(exc.errno, f"failed to pin map {self._name!r} at "
-                                   f"{os.fsdecode(path)}") from None
+            raise bpffs_error(exc.errno, f"failed to pin map {self._name!r} at "
+                              f"{os.fsdecode(raw)}", raw, pinning=True) from None
 
     def unpin(self, path: str | os.PathLike[str] | None = None) -> None:
         """Remove the map's pin (object maps: ``path`` defaults to the map's pin path)."""
+        raw = None if path is None else _args.cpath(path)
+        if self._obj is None:
+            if raw is None:
+                raise ValueError("unpin of a standalone map needs the pin path")
+            try:
+                os.unlink(raw)
+            except OSError as exc:
+                raise error_from_errno(exc.errno, f"failed to unpin map {self._name!r} at "
+                                       f"{os.fsdecode(raw)}") from None
+            return
+        self._check()
         try:
-            if self._obj is not None:
-                self._check()
-                _ffi.lib().bpf_map__unpin(self._ptr, None if path is None
-                                          else os.fsencode(path))
-            else:
-                if path is None:
-                    raise ValueError("unpin of a standalone map needs the pin path")
-                os.unlink(path)
+            _ffi.lib().bpf_map__unpin(self._ptr, raw)
         except BpfError as exc:
             raise error_from_errno(exc.errno, f"failed to unpin map {self._name!r}") from None
 
@@ -554,6 +606,8 @@ class Map(Handle):
         fd, ks, total, stride, percpu = cache if cache is not None else self._prepare()
         kb = key if type(key) is bytes and len(key) == ks != 0 else self._key(key, ks)
         buf = _value_buffer(total)
+        if flags.__class__ is not int or not 0 <= flags <= _U64_MAX:
+            flags = _args.u64(flags, "flags")
         rc = (_fns.lookup(fd, kb, buf) if not flags
               else _ffi.lib().bpf_map_lookup_elem_flags(fd, kb, buf, flags))
         if rc < 0:
@@ -581,6 +635,9 @@ class Map(Handle):
         kb = key if type(key) is bytes and len(key) == ks != 0 else self._key(key, ks)
         vb = value if type(value) is bytes and len(value) == total else self._value(
             value, total, stride, percpu)
+        if (flags.__class__ is not int and flags.__class__ is not UpdateFlags
+                or not 0 <= flags <= _U64_MAX):
+            flags = _args.u64(flags, "flags")
         rc = _fns.update(fd, kb, vb, flags)
         if rc < 0:
             raise self._fail(rc, "update")
@@ -631,7 +688,7 @@ class Map(Handle):
         buffers in one pass (no intermediate key and value lists: a 1 M-entry dump is bound by
         the syscalls, not by Python)."""
         fd, ks, total, stride, percpu = self._ops()
-        count_max = batch_size or max(_BATCH_MIN, min(self.max_entries, 1 << 16))
+        count_max, count_cap = self._batch_count(batch_size, ks + total)
         lib = _ffi.lib()
         func = lib.bpf_map_lookup_and_delete_batch if delete else lib.bpf_map_lookup_batch
         opts = new_opts(structs.bpf_map_batch_opts)
@@ -647,8 +704,9 @@ class Map(Handle):
             rc = func(fd, None if first else in_batch, out_batch, kbuf, vbuf,
                       ctypes.byref(count), ctypes.byref(opts))
             if rc < 0 and rc != -_errno.ENOENT:
-                if rc == -_errno.ENOSPC and count_max < (1 << 24):
-                    count_max *= 2  # a hash bucket larger than the batch: grow and retry
+                if rc == -_errno.ENOSPC and count_max < count_cap:
+                    # a hash bucket larger than the batch: grow and retry
+                    count_max = min(count_max * 2, count_cap)
                     continue
                 raise self._fail(rc, "batch lookup")
             n = count.value
@@ -671,8 +729,30 @@ class Map(Handle):
             ctypes.memmove(in_batch, out_batch, token_size)
             first = False
 
+    def _batch_count(self, batch_size: int | None, entry_bytes: int) -> tuple[int, int]:
+        """(first, largest) number of entries per batch call.
+
+        Both are bounded by ``max_entries`` and by :data:`pylibbpf._args.MAX_BUFFER` bytes of
+        key and value buffers, so no declared size can make a batch allocate without limit; an
+        explicit ``batch_size`` beyond either bound raises ``ValueError``.
+        """
+        max_entries = self.max_entries
+        by_memory = max(1, _args.MAX_BUFFER // max(entry_bytes, 1))
+        cap = max(1, min(max_entries, by_memory))
+        if batch_size is None:
+            return min(cap, max(_BATCH_MIN, min(max_entries, 1 << 16))), cap
+        batch_size = _args.in_range(batch_size, "batch_size", 1, max(max_entries, 1))
+        if batch_size > by_memory:
+            raise ValueError(f"batch_size {batch_size} needs {batch_size * entry_bytes} bytes "
+                             f"of buffers; at most {_args.MAX_BUFFER} (batch_size "
+                             f"{by_memory} for this map)")
+        return batch_size, cap
+
     def lookup_batch(self, batch_size: int | None = None) -> list[tuple[bytes, Any]]:
-        """Every (key, value) pair, read with ``BPF_MAP_LOOKUP_BATCH`` calls."""
+        """Every (key, value) pair, read with ``BPF_MAP_LOOKUP_BATCH`` calls.
+
+        ``batch_size`` (entries per call) is at most ``max_entries``; by default the library
+        picks it, keeping the buffers within 256 MiB."""
         return self._batch_read(False, batch_size)
 
     def lookup_and_delete_batch(self, batch_size: int | None = None) -> list[tuple[bytes, Any]]:
@@ -682,15 +762,18 @@ class Map(Handle):
     def update_batch(self, keys: Sequence[KeyLike], values: Sequence[ValueLike],
                      flags: UpdateFlags | int = UpdateFlags.ANY) -> int:
         """Store many pairs in one ``BPF_MAP_UPDATE_BATCH``; returns how many were stored."""
+        flags = _args.u64(flags, "flags")
+        keys, values = _sequence(keys, "keys"), _sequence(values, "values")
         fd, ks, total, stride, percpu = self._ops()
         if len(keys) != len(values):
             raise ValueError(f"{len(keys)} keys but {len(values)} values")
         if not keys:
             return 0
+        _args.in_range(len(keys), "number of keys", 0, _args.U32_MAX)
         kblob = b"".join(to_bytes(k, ks, "key") for k in keys)
         vblob = b"".join(self._value(v, total, stride, percpu) for v in values)
         count = ctypes.c_uint32(len(keys))
-        opts = new_opts(structs.bpf_map_batch_opts, elem_flags=int(flags))
+        opts = new_opts(structs.bpf_map_batch_opts, elem_flags=flags)
         rc = _ffi.lib().bpf_map_update_batch(fd, kblob, vblob, ctypes.byref(count),
                                              ctypes.byref(opts))
         if rc < 0:
@@ -702,9 +785,11 @@ class Map(Handle):
 
         A key that is absent stops the batch with :class:`KeyError` naming it.
         """
+        keys = _sequence(keys, "keys")
         fd, ks, _total, _stride, _percpu = self._ops()
         if not keys:
             return 0
+        _args.in_range(len(keys), "number of keys", 0, _args.U32_MAX)
         encoded = [to_bytes(k, ks, "key") for k in keys]
         count = ctypes.c_uint32(len(encoded))
         opts = new_opts(structs.bpf_map_batch_opts)

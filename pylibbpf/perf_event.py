@@ -28,6 +28,7 @@ import struct
 import threading
 from pathlib import Path
 
+from . import _args
 from ._handle import Handle
 from .enums import AttachType
 from .errors import BpfError, NotSupportedError, error_from_errno
@@ -137,6 +138,8 @@ def tracepoint_id(category: str, name: str) -> int:
 def open_tracepoint(category: str, name: str, *, pid: int = -1, cpu: int = 0) -> int:
     """A perf event fd on tracepoint ``category:name``.  A program attached to it runs for
     every hit on every CPU (``cpu`` only picks where the event is accounted)."""
+    pid = _args.in_range(pid, "pid", -1, _args.INT_MAX)
+    cpu = _args.in_range(cpu, "cpu", -1, _args.INT_MAX)
     tp_id = tracepoint_id(category, name)
     attr = _attr(PERF_TYPE_TRACEPOINT, tp_id, sample=1, wakeup_events=1)
     return _perf_event_open(attr, pid, cpu, f"tracepoint {category}:{name}")
@@ -173,11 +176,15 @@ def _pmu_bit(pmu: str, field: str) -> int:
 
 def _probe(pmu: str, target: bytes, offset: int, retprobe: bool, pid: int,
            ref_ctr_offset: int, what: str) -> int:
+    offset = _args.u64(offset, "offset")
+    pid = _args.in_range(pid, "pid", -1, _args.INT_MAX)
+    ref_ctr_offset = _args.u32(ref_ctr_offset, "ref_ctr_offset")  # config bits 32-63
     config = 1 << _pmu_bit(pmu, "retprobe") if retprobe else 0
     if ref_ctr_offset:
         config |= ref_ctr_offset << _pmu_bit(pmu, "ref_ctr_offset")
-    if not 0 <= offset < 1 << 64:
-        raise ValueError(f"offset {offset} is not a 64-bit unsigned value")
+    if not 0 <= config <= _args.U64_MAX:
+        raise ValueError(f"ref_ctr_offset {ref_ctr_offset:#x} does not fit the {pmu} PMU's "
+                         "config")
     name = ctypes.create_string_buffer(target)
     attr = _attr(_pmu_type(pmu), config, config1=ctypes.addressof(name), config2=offset)
     cpu = 0 if pid < 0 else -1
@@ -186,20 +193,20 @@ def _probe(pmu: str, target: bytes, offset: int, retprobe: bool, pid: int,
 
 def open_kprobe(function: str, offset: int = 0, *, retprobe: bool = False) -> int:
     """A perf event fd on a kprobe (``retprobe``: a kretprobe) at ``function+offset``."""
-    if not isinstance(function, str) or not function or "\0" in function:
+    raw = _args.cstr(function, "function")
+    if not raw:
         raise ValueError(f"{function!r} is not a kernel function name")
+    offset = _args.u64(offset, "offset")
     kind = "kretprobe" if retprobe else "kprobe"
-    return _probe("kprobe", function.encode(), offset, retprobe, -1, 0,
-                  f"{kind} {function}+{offset:#x}")
+    return _probe("kprobe", raw, offset, retprobe, -1, 0, f"{kind} {function}+{offset:#x}")
 
 
 def open_uprobe(path: str | os.PathLike[str], offset: int, *, retprobe: bool = False,
                 pid: int = -1, ref_ctr_offset: int = 0) -> int:
     """A perf event fd on a uprobe (``retprobe``: a uretprobe) at file offset ``offset`` of
     the executable or library ``path``, in process ``pid`` (-1: every process)."""
-    raw = os.fsencode(path)
-    if not raw or b"\0" in raw:
-        raise ValueError(f"{path!r} is not a file path")
+    raw = _args.cpath(path)
+    offset = _args.u64(offset, "offset")
     kind = "uretprobe" if retprobe else "uprobe"
     return _probe("uprobe", raw, offset, retprobe, pid, ref_ctr_offset,
                   f"{kind} {os.fsdecode(raw)}:{offset:#x}")
@@ -211,10 +218,11 @@ def open_cpu_clock(cpu: int, *, period_ns: int | None = None, frequency: int | N
     time, or ``frequency`` samples a second (one of the two)."""
     if (period_ns is None) == (frequency is None):
         raise ValueError("give exactly one of period_ns and frequency")
-    value = period_ns if period_ns is not None else frequency
-    assert value is not None
-    if value <= 0:
-        raise ValueError("the sampling period or frequency must be positive")
+    cpu = _args.in_range(cpu, "cpu", 0, _args.INT_MAX)
+    pid = _args.in_range(pid, "pid", -1, _args.INT_MAX)
+    what = "period_ns" if period_ns is not None else "frequency"
+    value = _args.in_range(period_ns if period_ns is not None else frequency, what, 1,
+                           _args.U64_MAX)
     flags = _FLAG_FREQ if frequency is not None else 0
     attr = _attr(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_CPU_CLOCK, sample=value, flags=flags)
     return _perf_event_open(attr, pid, cpu, f"cpu-clock on cpu {cpu}")
@@ -301,6 +309,9 @@ def attach(prog_fd: int, perf_fd: int, *, cookie: int = 0,
     before 5.15 must.
     """
     global _perf_links
+    prog_fd = _args.fd(prog_fd, "prog_fd")
+    perf_fd = _args.fd(perf_fd, "perf_fd")
+    cookie = _args.u64(cookie, "cookie")
     link_fd: int | None = None
     if not force_ioctl and _perf_links is not False:
         try:

@@ -15,13 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import _ffi
+from . import _args, _ffi
 from ._ffi import structs
 from ._ffi.printcb import capture
 from ._ffi.structs import new_opts
 from .enums import AttachType, ProgType, enum_or_int
-from .errors import BpfError, StateError, error_from_errno
+from .errors import BpfError, StateError, bpffs_error, error_from_errno
 from .link import Link
+from .lowlevel import LOG_MAX, encode_insns
 
 if TYPE_CHECKING:
     from .info import ProgramInfo
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from .tc import TcAttachment
 
 _INSN_SIZE = 8
+TEST_RUN_OUT_MAX = 64 << 20
+"""Largest ``data_size_out``/``ctx_size_out`` :meth:`Program.test_run` allocates: 64 MiB, far
+more than any test run writes (a packet of at most a few pages, a context of at most 64 KiB)."""
 # Program types whose test run copies the context back out (skb- and xdp-based).
 _CTX_OUT_TYPES = frozenset({
     ProgType.SOCKET_FILTER, ProgType.SCHED_CLS, ProgType.SCHED_ACT, ProgType.XDP,
@@ -53,18 +57,24 @@ class TestRunResult:
         return self.duration_ns
 
 
-def _fd_of(target: int | str | os.PathLike[str], flags: int = os.O_RDONLY) -> tuple[int, bool]:
+def _fd_of(target: int | str | os.PathLike[str], what: str,
+           flags: int = os.O_RDONLY) -> tuple[int, bool]:
     """An fd for ``target``: an int is used as is, a path is opened (and must be closed)."""
-    if isinstance(target, int):
-        return target, False
-    return os.open(target, flags | os.O_CLOEXEC), True
+    if isinstance(target, int) and not isinstance(target, bool):
+        return _args.fd(target, what), False
+    path = _args.cpath(target, what)
+    try:
+        return os.open(path, flags | os.O_CLOEXEC), True
+    except OSError as exc:
+        raise error_from_errno(exc.errno, f"cannot open {what} {os.fsdecode(path)}") from None
 
 
 def _ifindex(interface: int | str) -> int:
-    if isinstance(interface, int):
-        return interface
+    if isinstance(interface, int) and not isinstance(interface, bool):
+        return _args.in_range(interface, "interface index", 1, _args.INT_MAX)
+    name = _args.cstr(interface, "interface").decode("utf-8", "surrogateescape")
     try:
-        return socket.if_nametoindex(interface)
+        return socket.if_nametoindex(name)
     except OSError as exc:
         raise BpfError(_errno.ENODEV, f"no network interface {interface!r}") from exc
 
@@ -188,39 +198,49 @@ class Program:
 
     def set_type(self, prog_type: ProgType | int) -> None:
         """Override the program type inferred from the section name."""
-        _ffi.lib().bpf_program__set_type(self._setter("type"), int(prog_type))
+        kind = _args.non_negative_int(prog_type, "prog_type")
+        _ffi.lib().bpf_program__set_type(self._setter("type"), kind)
 
     def set_expected_attach_type(self, attach_type: AttachType | int) -> None:
         """Override the expected attach type inferred from the section name."""
+        kind = _args.non_negative_int(attach_type, "attach_type")
         _ffi.lib().bpf_program__set_expected_attach_type(
-            self._setter("expected attach type"), int(attach_type))
+            self._setter("expected attach type"), kind)
 
     def set_attach_target(self, func_name: str | None, attach_prog_fd: int = 0) -> None:
         """Set the BTF attach target (fentry/fexit/freplace/tp_btf/lsm function name)."""
-        target = None if func_name is None else func_name.encode()
-        _ffi.lib().bpf_program__set_attach_target(self._setter("attach target"),
-                                                  attach_prog_fd, target)
+        target = _args.optional_cstr(func_name, "func_name")
+        prog_fd = _args.fd(attach_prog_fd, "attach_prog_fd")
+        ptr = self._setter("attach target")
+        try:
+            _ffi.lib().bpf_program__set_attach_target(ptr, prog_fd, target)
+        except BpfError as exc:
+            raise error_from_errno(exc.errno, f"cannot set the attach target of program "
+                                   f"{self._name!r} to {func_name!r}") from None
 
     def set_flags(self, flags: int) -> None:
         """Set ``prog_flags`` for the load."""
+        flags = _args.u32(flags, "flags")
         _ffi.lib().bpf_program__set_flags(self._setter("flags"), flags)
 
     def set_log_level(self, level: int) -> None:
         """Ask the verifier for a log at ``level`` (1, 2; 4 = stats) during load."""
+        level = _args.u32(level, "level")
         _ffi.lib().bpf_program__set_log_level(self._setter("log level"), level)
 
     def set_log_buf(self, size_or_buffer: int | bytearray) -> None:
         """Give the verifier a buffer for this program's log (a size or a ``bytearray``).
 
         The buffer is kept alive here until the object is closed; read it with
-        :attr:`log_buf`.
+        :attr:`log_buf`.  The kernel takes at most ``2**30 - 1`` bytes.
         """
-        ptr = self._setter("log buffer")
-        if isinstance(size_or_buffer, int):
-            if size_or_buffer <= 0:
-                raise ValueError("log buffer size must be positive")
-            buf: Any = ctypes.create_string_buffer(size_or_buffer)
+        if isinstance(size_or_buffer, int) and not isinstance(size_or_buffer, bool):
+            size = _args.in_range(size_or_buffer, "log buffer size", 1, LOG_MAX)
+            ptr = self._setter("log buffer")
+            buf: Any = ctypes.create_string_buffer(size)
         elif isinstance(size_or_buffer, bytearray) and size_or_buffer:
+            _args.in_range(len(size_or_buffer), "log buffer size", 1, LOG_MAX)
+            ptr = self._setter("log buffer")
             buf = (ctypes.c_char * len(size_or_buffer)).from_buffer(size_or_buffer)
         else:
             raise TypeError("set_log_buf takes a positive size or a non-empty bytearray")
@@ -229,33 +249,49 @@ class Program:
 
     def set_ifindex(self, ifindex: int) -> None:
         """Offload target device (hardware offload)."""
+        ifindex = _args.u32(ifindex, "ifindex")
         _ffi.lib().bpf_program__set_ifindex(self._setter("ifindex"), ifindex)
 
     def set_insns(self, insns: bytes) -> None:
-        """Replace the program's instructions before load (8 bytes per instruction)."""
+        """Replace the program's instructions before load (8 bytes per instruction).
+
+        ``insns`` must be a non-empty multiple of 8 bytes (or :class:`pylibbpf.elf.Instruction`
+        objects) of at most 1,000,000 instructions, and no fewer instructions than the program
+        has now, else ``ValueError``.  libbpf 1.1 frees the instructions on an empty list (and
+        again at close), and at load it patches the object's relocations (map references,
+        calls) at their instruction index in the original program: in a shorter one they
+        would be written past its end.
+        """
+        code = encode_insns(insns)
         ptr = self._setter("instructions")
-        if len(insns) % _INSN_SIZE:
-            raise ValueError(f"instructions must be a multiple of 8 bytes, got {len(insns)}")
-        # libbpf keeps the pointer: keep the buffer alive with the program.
-        buf = ctypes.create_string_buffer(bytes(insns), len(insns))
-        _ffi.lib().bpf_program__set_insns(ptr, ctypes.addressof(buf), len(insns) // _INSN_SIZE)
+        count = len(code) // _INSN_SIZE
+        current = int(_ffi.lib().bpf_program__insn_cnt(ptr))
+        if count < current:
+            raise ValueError(f"insns: {count} instructions for program {self._name!r}, which "
+                             f"has {current}; libbpf applies the object's relocations by "
+                             "instruction index at load, so a replacement may not be shorter")
+        # libbpf copies the instructions; the buffer is kept with the program all the same
+        buf = ctypes.create_string_buffer(code, len(code))
+        _ffi.lib().bpf_program__set_insns(ptr, ctypes.addressof(buf), count)
         self._insns_buf = buf
 
     # ----------------------------------------------------------------------------- pinning
 
     def pin(self, path: str | os.PathLike[str]) -> None:
         """Pin the loaded program at ``path`` in a bpffs."""
+        raw = _args.cpath(path)
         self._obj._require_loaded(f"pinning program {self._name!r}")
         try:
-            _ffi.lib().bpf_program__pin(self._p, os.fsencode(path))
+            _ffi.lib().bpf_program__pin(self._p, raw)
         except BpfError as exc:
-            raise error_from_errno(exc.errno, f"failed to pin program {self._name!r} at "
-                                   f"{os.fsdecode(path)}") from None
+            raise bpffs_error(exc.errno, f"failed to pin program {self._name!r} at "
+                              f"{os.fsdecode(raw)}", raw, pinning=True) from None
 
     def unpin(self, path: str | os.PathLike[str]) -> None:
         """Remove the pin at ``path``."""
+        raw = _args.cpath(path)
         try:
-            _ffi.lib().bpf_program__unpin(self._p, os.fsencode(path))
+            _ffi.lib().bpf_program__unpin(self._p, raw)
         except BpfError as exc:
             raise error_from_errno(exc.errno, f"failed to unpin program {self._name!r} at "
                                    f"{os.fsdecode(path)}") from None
@@ -284,18 +320,19 @@ class Program:
     def attach_kprobe(self, func_name: str, *, retprobe: bool = False, offset: int = 0,
                       cookie: int = 0) -> Link:
         """Attach as a kprobe (or kretprobe) on kernel function ``func_name`` + ``offset``."""
-        opts = new_opts(structs.bpf_kprobe_opts, retprobe=retprobe, offset=offset,
-                        bpf_cookie=cookie)
+        name = _args.cstr(func_name, "func_name")
+        opts = new_opts(structs.bpf_kprobe_opts, retprobe=bool(retprobe),
+                        offset=_args.u64(offset, "offset"), bpf_cookie=_args.u64(cookie, "cookie"))
         kind = "kretprobe" if retprobe else "kprobe"
         return self._attach(f"as {kind} on {func_name}+{offset}",
                             lambda p: _ffi.lib().bpf_program__attach_kprobe_opts(
-                                p, func_name.encode(), ctypes.byref(opts)))
+                                p, name, ctypes.byref(opts)))
 
     def attach_ksyscall(self, syscall_name: str) -> Link:
         """Attach a kprobe on the kernel's handler of ``syscall_name`` (arch prefix handled)."""
+        name = _args.cstr(syscall_name, "syscall_name")
         return self._attach(f"on syscall {syscall_name}",
-                            lambda p: _ffi.lib().bpf_program__attach_ksyscall(
-                                p, syscall_name.encode(), None))
+                            lambda p: _ffi.lib().bpf_program__attach_ksyscall(p, name, None))
 
     def attach_uprobe(self, binary_path: str | os.PathLike[str], func_name: str | None = None,
                       *, offset: int = 0, pid: int = -1, retprobe: bool = False,
@@ -304,42 +341,49 @@ class Program:
 
         ``pid=-1`` traces every process, ``0`` the caller, ``N`` only process N.
         """
-        opts = new_opts(structs.bpf_uprobe_opts, retprobe=retprobe, bpf_cookie=cookie,
-                        ref_ctr_offset=ref_ctr_offset,
-                        func_name=None if func_name is None else func_name.encode())
+        path = _args.cpath(binary_path, "binary_path")
+        offset = _args.u64(offset, "offset")
+        pid = _args.in_range(pid, "pid", -1, _args.INT_MAX)
+        opts = new_opts(structs.bpf_uprobe_opts, retprobe=bool(retprobe),
+                        bpf_cookie=_args.u64(cookie, "cookie"),
+                        ref_ctr_offset=_args.u64(ref_ctr_offset, "ref_ctr_offset"),
+                        func_name=_args.optional_cstr(func_name, "func_name"))
         where = f"{func_name}+{offset}" if func_name else hex(offset)
         kind = "uretprobe" if retprobe else "uprobe"
-        return self._attach(f"as {kind} on {os.fsdecode(binary_path)}:{where}",
+        return self._attach(f"as {kind} on {os.fsdecode(path)}:{where}",
                             lambda p: _ffi.lib().bpf_program__attach_uprobe_opts(
-                                p, pid, os.fsencode(binary_path), offset, ctypes.byref(opts)))
+                                p, pid, path, offset, ctypes.byref(opts)))
 
     def attach_usdt(self, binary_path: str | os.PathLike[str], provider: str, name: str, *,
                     pid: int = -1, cookie: int = 0) -> Link:
         """Attach to the USDT probe ``provider:name`` in ``binary_path``."""
-        opts = new_opts(structs.bpf_usdt_opts, usdt_cookie=cookie)
+        path = _args.cpath(binary_path, "binary_path")
+        raw_provider, raw_name = _args.cstr(provider, "provider"), _args.cstr(name, "name")
+        pid = _args.in_range(pid, "pid", -1, _args.INT_MAX)
+        opts = new_opts(structs.bpf_usdt_opts, usdt_cookie=_args.u64(cookie, "cookie"))
         return self._attach(
-            f"to USDT {provider}:{name} in {os.fsdecode(binary_path)}",
+            f"to USDT {provider}:{name} in {os.fsdecode(path)}",
             lambda p: _ffi.lib().bpf_program__attach_usdt(
-                p, pid, os.fsencode(binary_path), provider.encode(), name.encode(),
-                ctypes.byref(opts)),
+                p, pid, path, raw_provider, raw_name, ctypes.byref(opts)),
             owner=self._obj)
 
     def attach_tracepoint(self, category: str, name: str, *, cookie: int = 0) -> Link:
         """Attach to the tracepoint ``category:name`` (e.g. ``syscalls``, ``sys_enter_getpid``)."""
-        opts = new_opts(structs.bpf_tracepoint_opts, bpf_cookie=cookie)
+        raw_category, raw_name = _args.cstr(category, "category"), _args.cstr(name, "name")
+        opts = new_opts(structs.bpf_tracepoint_opts, bpf_cookie=_args.u64(cookie, "cookie"))
         return self._attach(f"to tracepoint {category}:{name}",
                             lambda p: _ffi.lib().bpf_program__attach_tracepoint_opts(
-                                p, category.encode(), name.encode(), ctypes.byref(opts)))
+                                p, raw_category, raw_name, ctypes.byref(opts)))
 
     def attach_raw_tracepoint(self, name: str) -> Link:
         """Attach to the raw tracepoint ``name`` (e.g. ``sys_enter``)."""
+        raw = _args.cstr(name, "name")
         return self._attach(f"to raw tracepoint {name}",
-                            lambda p: _ffi.lib().bpf_program__attach_raw_tracepoint(
-                                p, name.encode()))
+                            lambda p: _ffi.lib().bpf_program__attach_raw_tracepoint(p, raw))
 
     def attach_trace(self, *, cookie: int = 0) -> Link:
         """Attach an fentry/fexit/fmod_ret/tp_btf program to its BTF target."""
-        opts = new_opts(structs.bpf_trace_opts, cookie=cookie)
+        opts = new_opts(structs.bpf_trace_opts, cookie=_args.u64(cookie, "cookie"))
         return self._attach("as a BTF tracing program",
                             lambda p: _ffi.lib().bpf_program__attach_trace_opts(
                                 p, ctypes.byref(opts)))
@@ -350,15 +394,15 @@ class Program:
 
     def attach_perf_event(self, perf_event_fd: int, *, cookie: int = 0) -> Link:
         """Attach to an open perf event (the link owns and will close ``perf_event_fd``)."""
-        opts = new_opts(structs.bpf_perf_event_opts, bpf_cookie=cookie)
+        perf_event_fd = _args.fd(perf_event_fd, "perf_event_fd")
+        opts = new_opts(structs.bpf_perf_event_opts, bpf_cookie=_args.u64(cookie, "cookie"))
         return self._attach(f"to perf event fd {perf_event_fd}",
                             lambda p: _ffi.lib().bpf_program__attach_perf_event_opts(
                                 p, perf_event_fd, ctypes.byref(opts)))
 
     def attach_cgroup(self, cgroup: int | str | os.PathLike[str]) -> Link:
         """Attach to a cgroup, given as an open fd or a cgroup v2 directory path."""
-        fd, opened = _fd_of(cgroup, os.O_RDONLY | os.O_DIRECTORY if not isinstance(
-            cgroup, int) else os.O_RDONLY)
+        fd, opened = _fd_of(cgroup, "cgroup", os.O_RDONLY | os.O_DIRECTORY)
         try:
             return self._attach(f"to cgroup {cgroup}",
                                 lambda p: _ffi.lib().bpf_program__attach_cgroup(p, fd))
@@ -368,7 +412,7 @@ class Program:
 
     def attach_netns(self, netns: int | str | os.PathLike[str] = "/proc/self/ns/net") -> Link:
         """Attach to a network namespace, given as an fd or a path (default: our own)."""
-        fd, opened = _fd_of(netns)
+        fd, opened = _fd_of(netns, "netns")
         try:
             return self._attach(f"to netns {netns}",
                                 lambda p: _ffi.lib().bpf_program__attach_netns(p, fd))
@@ -384,9 +428,10 @@ class Program:
 
     def attach_freplace(self, target_prog_fd: int, func_name: str) -> Link:
         """Attach an ``freplace`` program in place of ``func_name`` of another program."""
+        target = _args.fd(target_prog_fd, "target_prog_fd")
+        name = _args.cstr(func_name, "func_name")
         return self._attach(f"as freplace of {func_name}",
-                            lambda p: _ffi.lib().bpf_program__attach_freplace(
-                                p, target_prog_fd, func_name.encode()))
+                            lambda p: _ffi.lib().bpf_program__attach_freplace(p, target, name))
 
     def attach_iter(self, *, map: Map | int | None = None, cgroup_fd: int | None = None,
                     cgroup_order: int = 0, tid: int = 0, pid: int = 0,
@@ -396,10 +441,18 @@ class Program:
         ``map`` parametrizes map-element iterators; ``tid``/``pid``/``pid_fd`` restrict task
         iterators; ``cgroup_fd``/``cgroup_order`` parametrize cgroup iterators.
         """
+        from .map import Map
+
+        if map is not None and not isinstance(map, Map):
+            map = _args.fd(map, "map")
+        cgroup_fd = None if cgroup_fd is None else _args.fd(cgroup_fd, "cgroup_fd")
+        cgroup_order = _args.u32(cgroup_order, "cgroup_order")
+        tid, pid = _args.u32(tid, "tid"), _args.u32(pid, "pid")
+        pid_fd = _args.fd(pid_fd, "pid_fd")
         info = structs.bpf_iter_link_info()
         has_info = False
         if map is not None:
-            info.map.map_fd = map if isinstance(map, int) else map.fd
+            info.map.map_fd = map.fd if isinstance(map, Map) else map
             has_info = True
         if cgroup_fd is not None:
             info.cgroup.cgroup_fd = cgroup_fd
@@ -425,9 +478,9 @@ class Program:
         """
         from .tc import TcAttachment
 
+        ifindex = _ifindex(interface)
         self._obj._require_loaded(f"attaching program {self._name!r}")
-        return TcAttachment.attach(self.fd, _ifindex(interface), attach_point, handle,
-                                   priority, self._name)
+        return TcAttachment.attach(self.fd, ifindex, attach_point, handle, priority, self._name)
 
     # ----------------------------------------------------------------------------- run, info
 
@@ -443,14 +496,24 @@ class Program:
         packet program types that return their context (XDP, tc, socket, cgroup skb...);
         raw tracepoint and ``SEC("syscall")`` programs refuse it.
         """
+        data = _args.buffer(data_in, "data_in")
+        _args.in_range(len(data), "len(data_in)", 0, _args.U32_MAX)
+        ctx = None if ctx_in is None else _args.buffer(ctx_in, "ctx_in")
+        if ctx is not None:
+            _args.in_range(len(ctx), "len(ctx_in)", 0, _args.U32_MAX)
+        repeat = _args.non_negative_int(repeat, "repeat")
+        flags, cpu = _args.u32(flags, "flags"), _args.u32(cpu, "cpu")
+        if data_size_out is not None:
+            out_size = _args.in_range(data_size_out, "data_size_out", 0, TEST_RUN_OUT_MAX)
+        else:
+            out_size = min(len(data) + 256, TEST_RUN_OUT_MAX) if data else 0
+        if ctx_size_out is not None:
+            ctx_size_out = _args.in_range(ctx_size_out, "ctx_size_out", 0, TEST_RUN_OUT_MAX)
         fd = self.fd
-        data = bytes(data_in)
-        out_size = data_size_out if data_size_out is not None else (
-            len(data) + 256 if data else 0)
         data_out = ctypes.create_string_buffer(out_size) if out_size else None
-        ctx = None if ctx_in is None else bytes(ctx_in)
         if ctx_size_out is None:
-            ctx_size_out = len(ctx) if ctx and self.type in _CTX_OUT_TYPES else 0
+            ctx_size_out = min(len(ctx), TEST_RUN_OUT_MAX) if ctx and self.type in \
+                _CTX_OUT_TYPES else 0
         ctx_out_size = ctx_size_out
         ctx_out = ctypes.create_string_buffer(ctx_out_size) if ctx_out_size else None
         fields: dict[str, Any] = {"repeat": repeat, "flags": flags, "cpu": cpu}
@@ -470,8 +533,10 @@ class Program:
         except BpfError as exc:
             raise error_from_errno(exc.errno, f"test run of program {self._name!r} failed",
                                    ("CAP_BPF", "CAP_NET_ADMIN")) from None
-        got_data = data_out.raw[:opts.data_size_out] if data_out is not None else b""
-        got_ctx = ctx_out.raw[:opts.ctx_size_out] if ctx_out is not None else b""
+        got_data = ctypes.string_at(data_out, min(opts.data_size_out, out_size)) \
+            if data_out is not None else b""
+        got_ctx = ctypes.string_at(ctx_out, min(opts.ctx_size_out, ctx_out_size)) \
+            if ctx_out is not None else b""
         return TestRunResult(int(opts.retval), int(opts.duration), got_data, got_ctx)
 
     def info(self) -> ProgramInfo:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 
-from . import _ffi
+from . import _args, _ffi
 from ._ffi import structs
 from ._ffi.structs import new_opts
 from ._handle import Handle
@@ -42,10 +42,17 @@ class TcAttachment(Handle):
     @classmethod
     def attach(cls, prog_fd: int, ifindex: int, attach_point: str, handle: int, priority: int,
                name: str) -> TcAttachment:
-        """Create the clsact hook if needed and attach ``prog_fd`` (``bpf_tc_attach``)."""
+        """Create the clsact hook if needed and attach ``prog_fd`` (``bpf_tc_attach``).
+
+        ``handle`` is a 32-bit tc handle, ``priority`` a 16-bit tc priority (``ValueError``
+        otherwise)."""
+        prog_fd = _args.fd(prog_fd, "prog_fd")
+        ifindex = _args.in_range(ifindex, "ifindex", 1, _args.INT_MAX)
+        handle = _args.u32(handle, "handle")
+        priority = _args.in_range(priority, "priority", 0, _args.U16_MAX)
         try:
             point = _POINTS[attach_point]
-        except KeyError:
+        except (KeyError, TypeError):
             raise ValueError(f"attach_point must be 'ingress' or 'egress', not "
                              f"{attach_point!r}") from None
         hook = new_opts(structs.bpf_tc_hook, ifindex=ifindex, attach_point=point)

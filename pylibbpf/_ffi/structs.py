@@ -33,6 +33,7 @@ structs follow the same rule through the ``info_len`` argument of ``BPF_OBJ_GET_
 
 from __future__ import annotations
 
+import ctypes
 from ctypes import (
     CFUNCTYPE,
     POINTER,
@@ -779,6 +780,33 @@ def _settable_names(cls: type[Structure] | type[Union]) -> set[str]:
     return names
 
 
+def _int_bounds(ctype: Any) -> tuple[int, int]:
+    bits = 8 * sizeof(ctype)
+    if ctype(-1).value < 0:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
+_INT_BOUNDS: dict[Any, tuple[int, int]] = {
+    ctype: _int_bounds(ctype) for ctype in (
+        ctypes.c_int8, ctypes.c_uint8, ctypes.c_int16, ctypes.c_uint16, ctypes.c_int32,
+        ctypes.c_uint32, ctypes.c_int64, ctypes.c_uint64, ctypes.c_int, ctypes.c_uint,
+        ctypes.c_long, ctypes.c_ulong, ctypes.c_size_t, ctypes.c_ssize_t)
+}
+
+
+def _field_types(cls: type[Structure] | type[Union]) -> dict[str, Any]:
+    """C-visible field name -> ctypes type, including members of anonymous unions."""
+    anonymous = set(getattr(cls, "_anonymous_", ()))
+    types: dict[str, Any] = {}
+    for name, ctype, *_ in cls._fields_:
+        if name in anonymous and issubclass(ctype, (Structure, Union)):
+            types.update(_field_types(ctype))
+        else:
+            types[name] = ctype
+    return types
+
+
 def new_opts(cls: type[_S], **fields: Any) -> _S:
     """Return a zeroed ``cls`` (a libbpf ``*_opts`` struct) with ``sz`` set and ``fields`` filled.
 
@@ -798,7 +826,16 @@ def new_opts(cls: type[_S], **fields: Any) -> _S:
         )
     opts = cls()
     opts.sz = sizeof(cls)
+    types = _field_types(cls)
     for name, value in fields.items():
+        bounds = _INT_BOUNDS.get(types.get(name))
+        if bounds is not None and type(value) is not bool:
+            # ctypes stores an out-of-range int truncated, without a word
+            if not isinstance(value, int):
+                raise ValueError(f"{cls.__name__}.{name} = {value!r}: not an int")
+            if not bounds[0] <= value <= bounds[1]:
+                raise ValueError(f"{cls.__name__}.{name} = {value!r}: out of range "
+                                 f"[{bounds[0]}, {bounds[1]}]")
         try:
             setattr(opts, name, value)
         except (TypeError, ValueError) as exc:

@@ -8,6 +8,7 @@ import importlib
 import inspect
 import os
 import pkgutil
+import re
 import textwrap
 from collections.abc import Callable, ItemsView, Iterator, KeysView, ValuesView
 from pathlib import Path
@@ -107,17 +108,27 @@ def _handle_classes() -> set[type]:
     return found
 
 
+# Valid values for parameters whose name says more than their annotation: arguments are
+# checked before the handle's state, so a closed handle must be called with valid ones.
+VALID_BY_NAME: dict[str, Any] = {
+    "keys": [0], "values": [0], "insns": b"\x95" + b"\0" * 7, "size_or_buffer": 4096,
+    "interface": "lo", "n": 1,
+}
+
+
 def _argument(param: inspect.Parameter, ctx: dict[str, Any]) -> Any:
     name, note = param.name, str(param.annotation)
     if name in ctx:
         return ctx[name]
+    if name in VALID_BY_NAME:
+        return VALID_BY_NAME[name]
     if "path" in name:
         return "/sys/fs/bpf/hardening-closed"
     if "Callable" in note or "Callback" in note or name in ("callback", "sample", "lost"):
         return lambda *args: None
-    if "Program" in note:
+    if re.search(r"\bProgram\b", note):
         return ctx["program"]
-    if "Map" in note:
+    if re.search(r"\bMap\b", note):
         return ctx["map"]
     if "bytes" in note and "int" not in note:
         return b"\0" * 4
