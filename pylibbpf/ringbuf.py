@@ -514,12 +514,13 @@ class UserRingBuffer(Handle):
     @property
     def capacity(self) -> int:
         """The ring's size in bytes (the map's ``max_entries``)."""
+        self._check()
         return self._capacity
 
     @property
     def max_record_size(self) -> int:
         """The largest record :meth:`reserve` accepts: the capacity less the 8-byte header."""
-        return self._capacity - _HEADER
+        return self.capacity - _HEADER
 
     def _record_size(self, size: int) -> int:
         number = _args.integer(size, "size")

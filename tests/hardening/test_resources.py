@@ -142,7 +142,6 @@ def _argument(param: inspect.Parameter, ctx: dict[str, Any]) -> Any:
 STATE_INDEPENDENT = {
     ("RingBuffer", "events"): "StateError",  # callback mode has no queue
     ("PerfBuffer", "events"): "StateError",
-    ("UserRingBuffer", "reserve"): "ValueError",  # a 0-byte record is refused first
     ("Map", "unpin"): "ValueError",  # a standalone map's unpin needs the path
     ("Map", "is_internal"): None,  # a standalone map is never internal
     **{("Map", setter): "StateError" for setter in (  # setters exist only for object maps
