@@ -19,8 +19,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import features
 from bpfbuild import compile_bpf, compile_c
@@ -96,10 +97,22 @@ def multiarch_include() -> list[str]:
     return [f"-I/usr/include/{triple}"]
 
 
-def open_object(src: str, cflags: tuple[str, ...] = (), **rodata: int) -> pylibbpf.Object:
-    """Compile ``tests/bpf/<src>``, open it, set ``.rodata`` variables, load it."""
-    obj = pylibbpf.Object.open_file(compile_bpf(src, cflags=cflags))
+def open_object(src: str, cflags: tuple[str, ...] = (), *,
+                programs: Sequence[str] | None = None, **rodata: int) -> pylibbpf.Object:
+    """Compile ``tests/bpf/<src>``, open it, set ``.rodata`` variables, load it.
+
+    ``programs``: load only these (the others keep autoload off), so that a program this
+    kernel refuses fails only the tests that use it.  Simulated refusals
+    (``features.refusal_cflags``) are compiled in.
+    """
+    obj = pylibbpf.Object.open_file(
+        compile_bpf(src, cflags=(*cflags, *features.refusal_cflags())))
     try:
+        if programs is not None:
+            unknown = set(programs) - set(obj.programs)
+            assert not unknown, f"{src} has no programs {sorted(unknown)}"
+            for name, prog in obj.programs.items():
+                prog.set_autoload(name in programs)
         for name, value in rodata.items():
             obj.rodata[name] = value
         obj.load()
@@ -107,6 +120,36 @@ def open_object(src: str, cflags: tuple[str, ...] = (), **rodata: int) -> pylibb
         obj.close()
         raise
     return obj
+
+
+# The kernel feature (tests/features.py) each program of attach_trace.bpf.c needs.
+TRACE_NEEDS = {
+    "tp_getpid": "tracepoint", "tp_explicit": "tracepoint",
+    "raw_enter": "raw_tp", "raw_explicit": "raw_tp", "raw_other": "raw_tp",
+    "raw_testrun": "raw_tp", "btf_enter": "tp_btf", "on_sample": "perf_event",
+    "dump_task": "iter_task", "dump_elem": "iter_map_elem",
+}
+
+
+def trace_loader(request: Any) -> tuple[Callable[..., pylibbpf.Object], Callable[[], None]]:
+    """For a fixture: ``load("raw_enter", ...)`` opens ``attach_trace.bpf.c`` (``target_pid``
+    ours) with only those programs, after checking that the test's ``needs`` markers name
+    what they need; ``close_all()`` closes every object it opened."""
+    declared = {f for mark in request.node.iter_markers("needs") for f in mark.args}
+    opened: list[pylibbpf.Object] = []
+
+    def load(*programs: str) -> pylibbpf.Object:
+        undeclared = {TRACE_NEEDS[p] for p in programs} - declared
+        assert not undeclared, f"mark the test needs{tuple(sorted(undeclared))}"
+        obj = open_object("attach_trace.bpf.c", programs=programs, target_pid=os.getpid())
+        opened.append(obj)
+        return obj
+
+    def close_all() -> None:
+        for obj in opened:
+            obj.close()
+
+    return load, close_all
 
 
 # --------------------------------------------------------------------------------- namespaces

@@ -4,8 +4,9 @@
   that is missing; with ``CI=true`` a skipped kernel test is turned into a failure, so a broken
   environment can never pass as green.
 * ``@pytest.mark.needs("kprobe", ...)`` names kernel features (see ``tests/features.py``): the test
-  skips with the reason where the running kernel lacks one, and fails where the kernel's version
-  says the feature must be there (cilium/ebpf's rule: a broken probe never hides).
+  skips with the reason where the running kernel lacks one or its security policy refuses it
+  (EPERM from a probe that does not use pylibbpf), and fails where the kernel's version and
+  configuration say the feature must be there (cilium/ebpf's rule: a broken probe never hides).
 """
 
 from __future__ import annotations

@@ -8,9 +8,17 @@ it, ``ringbuf`` creates a ring buffer map.  The others are judged from the kerne
 build configuration.
 
 ``expected(name)`` says whether this kernel *should* have the feature, from its version, its
-configuration (``/proc/config.gz`` or ``/boot/config-<release>``), the active LSMs and the
-lockdown state: a test needing an expected feature fails instead of skipping when the probe says
-no (cilium/ebpf's rule).  Results are not cached on disk: every probe is a few syscalls.
+configuration (``/proc/config.gz`` or ``/boot/config-<release>``), the active LSMs, the
+lockdown state, and whether a real probe was refused by the kernel's security policy (EPERM:
+lockdown, an LSM): a test needing an expected feature fails instead of skipping when the probe
+says no (cilium/ebpf's rule).  The probes never go through pylibbpf, so a pylibbpf regression
+cannot turn a failure into a skip.  Results are not cached on disk: every probe is a few
+syscalls.
+
+``PYLIBBPF_TEST_REFUSE=feature[,feature...]`` makes the probes answer as a kernel whose policy
+refuses those features (for the tests of this machinery, ``tests/test_ci_rule.py``);
+:func:`refusal_cflags` gives the matching ``-DREFUSE_<FEATURE>`` that test programs use to
+make the kernel really reject the program concerned.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import platform
 import re
 import struct
 import subprocess
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -111,9 +120,10 @@ def _active_lsms() -> tuple[str, ...] | None:
 
 SYS_BPF = 321
 BPF_MAP_CREATE, BPF_MAP_LOOKUP_ELEM, BPF_PROG_LOAD, BPF_RAW_TRACEPOINT_OPEN = 0, 1, 5, 17
+BPF_LINK_CREATE = 28
 BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_RINGBUF = 2, 27
-BPF_PROG_TYPE_TRACING, BPF_PROG_TYPE_LSM = 26, 29
-BPF_TRACE_FENTRY, BPF_LSM_MAC = 24, 27
+BPF_PROG_TYPE_RAW_TRACEPOINT, BPF_PROG_TYPE_TRACING, BPF_PROG_TYPE_LSM = 17, 26, 29
+BPF_TRACE_FENTRY, BPF_LSM_MAC, BPF_TRACE_ITER = 24, 27, 28
 
 
 class MapCreateAttr(ctypes.Structure):
@@ -146,6 +156,14 @@ class ProgLoadAttr(ctypes.Structure):
                 ("line_info_rec_size", ctypes.c_uint32), ("line_info", ctypes.c_uint64),
                 ("line_info_cnt", ctypes.c_uint32), ("attach_btf_id", ctypes.c_uint32),
                 ("attach_prog_fd", ctypes.c_uint32)]
+
+
+class IterLinkCreateAttr(ctypes.Structure):
+    """The BPF_LINK_CREATE part of ``union bpf_attr`` for an iterator."""
+
+    _fields_ = [("prog_fd", ctypes.c_uint32), ("target_fd", ctypes.c_uint32),
+                ("attach_type", ctypes.c_uint32), ("flags", ctypes.c_uint32),
+                ("iter_info", ctypes.c_uint64), ("iter_info_len", ctypes.c_uint32)]
 
 
 class RawTracepointAttr(ctypes.Structure):
@@ -209,9 +227,21 @@ def prog_load(prog_type: int, code: bytes, *, attach_type: int = 0, attach_btf_i
         raise OSError(e.errno, f"{e.strerror}{': ' + detail if detail else ''}") from None
 
 
-def raw_tracepoint_open(prog_fd: int) -> int:
-    """Attach a tracing/LSM program at its BTF target; returns the link fd."""
-    return bpf(BPF_RAW_TRACEPOINT_OPEN, RawTracepointAttr(0, prog_fd))
+def raw_tracepoint_open(prog_fd: int, name: str | None = None) -> int:
+    """Attach a raw tracepoint program to ``name``, or a tracing/LSM program at its BTF target
+    (no name); returns the link fd."""
+    tp = ctypes.create_string_buffer(name.encode()) if name is not None else None
+    return bpf(BPF_RAW_TRACEPOINT_OPEN,
+               RawTracepointAttr(ctypes.addressof(tp) if tp is not None else 0, prog_fd))
+
+
+def iter_link_create(prog_fd: int, map_fd: int | None = None) -> int:
+    """Create the link of an iterator program (for a map iterator: over ``map_fd``)."""
+    info = ctypes.c_uint32(map_fd if map_fd is not None else 0)  # bpf_iter_link_info.map
+    attr = IterLinkCreateAttr(prog_fd, 0, BPF_TRACE_ITER, 0)
+    if map_fd is not None:
+        attr.iter_info, attr.iter_info_len = ctypes.addressof(info), ctypes.sizeof(info)
+    return bpf(BPF_LINK_CREATE, attr)
 
 
 # BTF kinds -> bytes following the 12-byte common header (per vlen entry when marked)
@@ -258,7 +288,23 @@ def btf_func_id(*candidates: str) -> tuple[str, int] | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Real probes: None when the feature works, else why not.
+# Real probes: None when the feature works, else why not.  A reason that is a ``PolicyRefusal``
+# comes from EPERM: the kernel has the feature but its security policy (lockdown, an LSM)
+# refuses it, so a test needing it legitimately skips (see ``expected``).
+
+
+class PolicyRefusal(str):
+    """A probe's reason when the kernel answered EPERM (root is refused by policy)."""
+
+
+def _refused(what: str, e: OSError) -> str:
+    code = errno.errorcode.get(e.errno or 0, str(e.errno))
+    why = f"{what} fails: {code}"
+    if e.errno != errno.EPERM:
+        return why
+    if _lockdown() not in ("none", "unknown"):
+        why += f" (lockdown: {_lockdown()})"
+    return PolicyRefusal(why + " (refused by the kernel's security policy)")
 
 def _probe_kprobe() -> str | None:
     ensure_mounts()
@@ -303,19 +349,53 @@ def _probe_btf_prog(feature: str, prog_type: int, attach_type: int,
     try:
         fd = prog_load(prog_type, RET0, attach_type=attach_type, attach_btf_id=target[1])
     except OSError as e:
-        code = errno.errorcode.get(e.errno or 0)
-        why = f"loading a {feature} program on {target[0]} fails: {code}"
-        if e.errno == errno.EPERM and _lockdown() not in ("none", "unknown"):
-            why += f" (lockdown: {_lockdown()})"
-        return why
+        return _refused(f"loading a {feature} program on {target[0]}", e)
     try:
         link = raw_tracepoint_open(fd)
         os.close(link)
     except OSError as e:
-        return f"attaching a {feature} program to {target[0]} fails: " \
-               f"{errno.errorcode.get(e.errno or 0)}"
+        return _refused(f"attaching a {feature} program to {target[0]}", e)
     finally:
         os.close(fd)
+    return None
+
+
+def _probe_raw_tp() -> str | None:
+    try:
+        fd = prog_load(BPF_PROG_TYPE_RAW_TRACEPOINT, RET0)
+    except OSError as e:
+        return _refused("loading a raw_tp program", e)
+    try:
+        os.close(raw_tracepoint_open(fd, "sys_enter"))
+    except OSError as e:
+        return _refused("attaching a raw_tp program to sys_enter", e)
+    finally:
+        os.close(fd)
+    return None
+
+
+def _probe_iter(target: str) -> str | None:
+    """Load an iterator program on ``target`` (as ``SEC("iter/<target>")`` does) and create
+    its link (a map element iterator over a fresh ARRAY map)."""
+    found = btf_func_id(f"bpf_iter_{target}")
+    if found is None:
+        return f"bpf_iter_{target} is not in the kernel's BTF"
+    try:
+        fd = prog_load(BPF_PROG_TYPE_TRACING, RET0, attach_type=BPF_TRACE_ITER,
+                       attach_btf_id=found[1])
+    except OSError as e:
+        return _refused(f"loading an iter/{target} program", e)
+    map_fd = None
+    try:
+        if target == "bpf_map_elem":
+            map_fd = map_create(BPF_MAP_TYPE_ARRAY, 4, 8, 1)
+        os.close(iter_link_create(fd, map_fd))
+    except OSError as e:
+        return _refused(f"creating an iter/{target} link", e)
+    finally:
+        os.close(fd)
+        if map_fd is not None:
+            os.close(map_fd)
     return None
 
 
@@ -323,7 +403,7 @@ def _probe_ringbuf() -> str | None:
     try:
         os.close(map_create(BPF_MAP_TYPE_RINGBUF, 0, 0, os.sysconf("SC_PAGE_SIZE")))
     except OSError as e:
-        return f"creating a ring buffer map fails: {errno.errorcode.get(e.errno or 0)}"
+        return _refused("creating a ring buffer map", e)
     return None
 
 
@@ -343,7 +423,12 @@ REQUIREMENTS: dict[str, tuple[tuple[int, int], tuple[str, ...]]] = {
     "ringbuf": ((5, 8), ()),
     "links": ((5, 7), ()),
     "cgroup": ((4, 10), ("CONFIG_CGROUP_BPF",)),
+    "xdp": ((4, 8), ("CONFIG_NET",)),
+    "tc": ((4, 1), ("CONFIG_NET",)),            # loading SEC("tc") programs
+    "sk_lookup": ((5, 9), ("CONFIG_INET",)),
     "iter": ((5, 8), ()),
+    "iter_task": ((5, 8), ("CONFIG_DEBUG_INFO_BTF",)),       # SEC("iter/task")
+    "iter_map_elem": ((5, 9), ("CONFIG_DEBUG_INFO_BTF",)),   # SEC("iter/bpf_map_elem")
     "batch": ((5, 6), ()),
     "perf_event": ((4, 9), ("CONFIG_PERF_EVENTS",)),
     # instruction-set and helper levels some test programs use
@@ -353,13 +438,44 @@ REQUIREMENTS: dict[str, tuple[tuple[int, int], tuple[str, ...]]] = {
     "hash_lookup_and_delete": ((5, 14), ()),
 }
 
-PROBES = {
+PROBES: dict[str, Callable[[], str | None]] = {
     "kprobe": _probe_kprobe,
     "fentry": lambda: _probe_btf_prog("fentry", BPF_PROG_TYPE_TRACING, BPF_TRACE_FENTRY,
                                       FENTRY_TARGETS),
     "lsm": lambda: _probe_btf_prog("lsm", BPF_PROG_TYPE_LSM, BPF_LSM_MAC, LSM_TARGETS),
     "ringbuf": _probe_ringbuf,
+    "raw_tp": _probe_raw_tp,
+    "iter_task": lambda: _probe_iter("task"),
+    "iter_map_elem": lambda: _probe_iter("bpf_map_elem"),
 }
+
+REFUSE_ENV = "PYLIBBPF_TEST_REFUSE"
+
+
+def simulated_refusals() -> frozenset[str]:
+    """The features ``$PYLIBBPF_TEST_REFUSE`` says to treat as refused by policy."""
+    names = {name.strip() for name in os.environ.get(REFUSE_ENV, "").split(",") if name.strip()}
+    unknown = names - set(REQUIREMENTS)
+    if unknown:
+        raise KeyError(f"{REFUSE_ENV} names unknown features {sorted(unknown)}")
+    return frozenset(names)
+
+
+def refusal_cflags() -> tuple[str, ...]:
+    """``-DREFUSE_<FEATURE>`` for each simulated refusal: a test program guarded by it becomes
+    one the verifier rejects, so a kernel that refuses it is simulated for real."""
+    return tuple(f"-DREFUSE_{name.upper()}" for name in sorted(simulated_refusals()))
+
+
+@cache
+def _probe(feature: str) -> str | None:
+    if feature in simulated_refusals():
+        return PolicyRefusal(f"refused by the kernel's security policy (EPERM, simulated by "
+                             f"{REFUSE_ENV})")
+    probe = PROBES.get(feature)
+    if probe is not None and os.geteuid() == 0:
+        return probe()
+    return None
 
 
 @cache
@@ -377,14 +493,16 @@ def missing(feature: str) -> str | None:
         lsms = _active_lsms()
         if lsms is not None and "bpf" not in lsms:
             return f"the bpf LSM is not active (lsm={','.join(lsms)})"
-    probe = PROBES.get(feature)
-    if probe is not None and os.geteuid() == 0:
-        return probe()
-    return None
+    return _probe(feature)
 
 
 def expected(feature: str) -> bool:
-    """True when the kernel's version, configuration and security state say it must work."""
+    """True when the kernel's version, configuration and security state say it must work.
+
+    A real probe the kernel refused with EPERM (lockdown, an LSM, or the simulation) makes the
+    feature unexpected: that kernel has it compiled in and says no by policy, which no fix in
+    pylibbpf can change.  Any other probe failure on a kernel new enough is a failure.
+    """
     need_version, options = REQUIREMENTS[feature]
     if kernel_version() < need_version:
         return False
@@ -396,7 +514,7 @@ def expected(feature: str) -> bool:
             return False
     if feature in ("fentry", "lsm") and _lockdown() not in ("none", "unknown"):
         return False  # measured: a locked-down (integrity) kernel refuses these loads
-    return True
+    return not isinstance(_probe(feature), PolicyRefusal)
 
 
 def skip_is_legitimate(item: Any, reason: str) -> bool:

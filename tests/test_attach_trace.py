@@ -1,6 +1,8 @@
 """Tracing attach paths on the real kernel: tracepoint, raw tracepoint, tp_btf, perf event,
 iterators, and BPF_PROG_TEST_RUN with a context.  Programs: ``tests/bpf/attach_trace.bpf.c``;
-every counter filters on our pid (``.rodata`` ``target_pid``) and the counts must be exact."""
+every counter filters on our pid (``.rodata`` ``target_pid``) and the counts must be exact.
+Each test loads only the programs it uses and marks the kernel features they need, so a
+kernel that refuses one program type skips just the tests of that type."""
 
 from __future__ import annotations
 
@@ -8,10 +10,10 @@ import ctypes
 import errno
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
-from attach_support import Helper, count, getpid_loop, helper_binary, open_object, perf_links
+from attach_support import Helper, count, getpid_loop, helper_binary, perf_links, trace_loader
 
 import pylibbpf
 from pylibbpf import LinkType
@@ -23,13 +25,17 @@ K_TP, K_RAW, K_BTF, K_TP_EXPLICIT, K_RAW_EXPLICIT, K_PERF, K_OTHER, K_RAW_RET = 
 N = 1000
 
 
+Load = Callable[..., pylibbpf.Object]
+
+
 @pytest.fixture
-def obj() -> Iterator[pylibbpf.Object]:
-    o = open_object("attach_trace.bpf.c", target_pid=os.getpid())
+def load(request: pytest.FixtureRequest) -> Iterator[Load]:
+    """``load("raw_enter", ...)``: attach_trace.bpf.c with only those programs loaded."""
+    opener, close_all = trace_loader(request)
     try:
-        yield o
+        yield opener
     finally:
-        o.close()
+        close_all()
 
 
 def _counts(obj: pylibbpf.Object) -> pylibbpf.Map:
@@ -37,12 +43,14 @@ def _counts(obj: pylibbpf.Object) -> pylibbpf.Map:
 
 
 @pytest.mark.parametrize("prog,slot,link_type", [
-    ("tp_getpid", K_TP, LinkType.PERF_EVENT),  # a BPF link from 5.15
-    ("raw_enter", K_RAW, LinkType.RAW_TRACEPOINT),
-    ("btf_enter", K_BTF, LinkType.TRACING),
+    pytest.param("tp_getpid", K_TP, LinkType.PERF_EVENT,  # a BPF link from 5.15
+                 marks=pytest.mark.needs("tracepoint")),
+    pytest.param("raw_enter", K_RAW, LinkType.RAW_TRACEPOINT, marks=pytest.mark.needs("raw_tp")),
+    pytest.param("btf_enter", K_BTF, LinkType.TRACING, marks=pytest.mark.needs("tp_btf")),
 ])
-def test_attach_by_section_counts_exactly(obj: pylibbpf.Object, prog: str, slot: int,
+def test_attach_by_section_counts_exactly(load: Load, prog: str, slot: int,
                                           link_type: LinkType) -> None:
+    obj = load(prog)
     link = obj.programs[prog].attach()
     try:
         getpid_loop(N)
@@ -62,7 +70,9 @@ def test_attach_by_section_counts_exactly(obj: pylibbpf.Object, prog: str, slot:
     assert count(_counts(obj), slot) == N, "destroy() must detach"
 
 
-def test_attach_tracepoint_explicit(obj: pylibbpf.Object) -> None:
+@pytest.mark.needs("tracepoint")
+def test_attach_tracepoint_explicit(load: Load) -> None:
+    obj = load("tp_explicit")
     prog = obj.programs["tp_explicit"]
     assert prog.section_name == "tracepoint"
     with prog.attach_tracepoint("syscalls", "sys_enter_getpid"):
@@ -71,14 +81,18 @@ def test_attach_tracepoint_explicit(obj: pylibbpf.Object) -> None:
         assert count(_counts(obj), K_TP_EXPLICIT) == N
 
 
-def test_attach_tracepoint_unknown_is_enoent(obj: pylibbpf.Object) -> None:
+@pytest.mark.needs("tracepoint")
+def test_attach_tracepoint_unknown_is_enoent(load: Load) -> None:
+    obj = load("tp_explicit")
     with pytest.raises(pylibbpf.BpfError) as info:
         obj.programs["tp_explicit"].attach_tracepoint("syscalls", "sys_enter_no_such_call")
     assert info.value.errno == errno.ENOENT
     assert "syscalls:sys_enter_no_such_call" in str(info.value)
 
 
-def test_attach_raw_tracepoint_explicit(obj: pylibbpf.Object) -> None:
+@pytest.mark.needs("raw_tp")
+def test_attach_raw_tracepoint_explicit(load: Load) -> None:
+    obj = load("raw_explicit")
     link = obj.programs["raw_explicit"].attach_raw_tracepoint("sys_enter")
     try:
         assert link.info().details["tp_name"] == "sys_enter"
@@ -88,14 +102,18 @@ def test_attach_raw_tracepoint_explicit(obj: pylibbpf.Object) -> None:
         link.destroy()
 
 
-def test_attach_raw_tracepoint_unknown_is_enoent(obj: pylibbpf.Object) -> None:
+@pytest.mark.needs("raw_tp")
+def test_attach_raw_tracepoint_unknown_is_enoent(load: Load) -> None:
+    obj = load("raw_explicit")
     with pytest.raises(pylibbpf.BpfError) as info:
         obj.programs["raw_explicit"].attach_raw_tracepoint("no_such_tracepoint_xyz")
     assert info.value.errno == errno.ENOENT
     assert "no_such_tracepoint_xyz" in str(info.value)
 
 
-def test_tp_btf_through_attach_trace(obj: pylibbpf.Object) -> None:
+@pytest.mark.needs("tp_btf")
+def test_tp_btf_through_attach_trace(load: Load) -> None:
+    obj = load("btf_enter")
     prog = obj.programs["btf_enter"]
     assert prog.type == pylibbpf.ProgType.TRACING
     assert prog.expected_attach_type == pylibbpf.AttachType.TRACE_RAW_TP
@@ -104,7 +122,9 @@ def test_tp_btf_through_attach_trace(obj: pylibbpf.Object) -> None:
         assert count(_counts(obj), K_BTF) == N
 
 
-def test_attach_without_a_target_in_the_section_fails(obj: pylibbpf.Object) -> None:
+@pytest.mark.needs("raw_tp")
+def test_attach_without_a_target_in_the_section_fails(load: Load) -> None:
+    obj = load("raw_explicit")
     # SEC("raw_tp") names no tracepoint: libbpf cannot auto-attach it
     with pytest.raises(pylibbpf.BpfError) as info:
         obj.programs["raw_explicit"].attach()
@@ -142,7 +162,9 @@ def _spin(seconds: float) -> None:
         pass
 
 
-def test_attach_perf_event_cpu_clock(obj: pylibbpf.Object) -> None:
+@pytest.mark.needs("perf_event")
+def test_attach_perf_event_cpu_clock(load: Load) -> None:
+    obj = load("on_sample")
     affinity = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {0})
     try:
@@ -175,7 +197,9 @@ def test_attach_perf_event_cpu_clock(obj: pylibbpf.Object) -> None:
 
 # ----------------------------------------------------------------------------- iterators
 
-def test_iter_task_by_section_lists_our_pid(obj: pylibbpf.Object) -> None:
+@pytest.mark.needs("iter_task")
+def test_iter_task_by_section_lists_our_pid(load: Load) -> None:
+    obj = load("dump_task")
     child = Helper(helper_binary(), 1)  # exec'd and waiting once it printed "ready"
     link = obj.programs["dump_task"].attach()
     try:
@@ -195,7 +219,9 @@ def test_iter_task_by_section_lists_our_pid(obj: pylibbpf.Object) -> None:
         child.close()
 
 
-def test_iter_map_elements(obj: pylibbpf.Object) -> None:
+@pytest.mark.needs("iter_map_elem")
+def test_iter_map_elements(load: Load) -> None:
+    obj = load("dump_elem")
     table = obj.maps["table"]
     expected = {0: 11, 1: 0, 2: 2**40 + 3, 3: 7, 4: 2**64 - 1}
     for key, value in expected.items():
@@ -208,7 +234,9 @@ def test_iter_map_elements(obj: pylibbpf.Object) -> None:
     assert {int(k): int(v) for k, v in printed.items()} == expected
 
 
-def test_iter_map_elements_needs_a_map(obj: pylibbpf.Object) -> None:
+@pytest.mark.needs("iter_map_elem")
+def test_iter_map_elements_needs_a_map(load: Load) -> None:
+    obj = load("dump_elem")
     with pytest.raises(pylibbpf.BpfError) as info:
         obj.programs["dump_elem"].attach_iter()
     assert info.value.errno in (errno.EINVAL, errno.EBADF)
@@ -216,7 +244,9 @@ def test_iter_map_elements_needs_a_map(obj: pylibbpf.Object) -> None:
 
 # ----------------------------------------------------------------------------- test_run
 
-def test_test_run_raw_tp_with_ctx(obj: pylibbpf.Object) -> None:
+@pytest.mark.needs("raw_tp")
+def test_test_run_raw_tp_with_ctx(load: Load) -> None:
+    obj = load("raw_testrun")
     # raw_tp test runs take ctx_in only: no data, no ctx_out, no repeat (the kernel says EINVAL)
     result = obj.programs["raw_testrun"].test_run(ctx_in=struct.pack("<3Q", 5, 37, 4242),
                                                   repeat=0, ctx_size_out=0)
@@ -225,7 +255,9 @@ def test_test_run_raw_tp_with_ctx(obj: pylibbpf.Object) -> None:
     assert count(_counts(obj), K_RAW_RET) == 4242
 
 
-def test_test_run_raw_tp_with_defaults(obj: pylibbpf.Object) -> None:
+@pytest.mark.needs("raw_tp")
+def test_test_run_raw_tp_with_defaults(load: Load) -> None:
+    obj = load("raw_testrun")
     # the defaults ask for neither a repeat count nor ctx_out, which raw_tp runs refuse
     result = obj.programs["raw_testrun"].test_run(ctx_in=struct.pack("<3Q", 5, 37, 1))
     assert result.retval == 42

@@ -1,12 +1,21 @@
 """The suite's own rule: with CI=true a skipped kernel test fails the run, except a `needs`
-skip for a feature this kernel is not expected to have (the VM tiers run those)."""
+skip for a feature this kernel is not expected to have (the VM tiers run those, and a kernel
+whose security policy refuses it)."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+import features
+import pytest
+from bpfbuild import compile_bpf
+
+import pylibbpf
 
 TESTS = Path(__file__).resolve().parent
 
@@ -26,13 +35,14 @@ def test_needs_expected_feature():
 '''
 
 
-def run_inner(tmp_path: Path, ci: str) -> subprocess.CompletedProcess[str]:
+def run_inner(tmp_path: Path, ci: str, tests: str = INNER, refuse: str = ""
+              ) -> subprocess.CompletedProcess[str]:
     (tmp_path / "conftest.py").write_text((TESTS / "conftest.py").read_text())
     for helper in ("features.py", "bpfbuild.py"):
         (tmp_path / helper).write_text((TESTS / helper).read_text())
-    (tmp_path / "test_inner.py").write_text(INNER)
-    env = {**os.environ, "CI": ci}
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+    (tmp_path / "test_inner.py").write_text(tests)
+    env = {**os.environ, "CI": ci, features.REFUSE_ENV: refuse}
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
                            "-o", "markers=kernel\nneeds(*f)", str(tmp_path)],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
 
@@ -48,3 +58,78 @@ def test_ci_turns_kernel_skips_into_failures(tmp_path: Path) -> None:
 def test_outside_ci_kernel_skips_stay_skips(tmp_path: Path) -> None:
     proc = run_inner(tmp_path, "")
     assert "2 skipped" in proc.stdout and "failed" not in proc.stdout, proc.stdout
+
+
+# --- a kernel that refuses a feature -----------------------------------------------------------
+# PYLIBBPF_TEST_REFUSE makes the raw-syscall probes answer EPERM (what lockdown or an LSM says)
+# and compiles the programs concerned so that the verifier really rejects them.
+
+REFUSED_INNER = '''
+import pytest
+
+@pytest.mark.needs("iter_map_elem")
+def test_needs_a_refused_feature():
+    raise AssertionError("must not run: the probe said the kernel refuses it")
+
+@pytest.mark.needs("iter_task")
+def test_needs_a_feature_the_kernel_has():
+    pass
+'''
+
+
+@pytest.mark.kernel
+def test_a_policy_refusal_skips_in_ci_with_its_reason(tmp_path: Path) -> None:
+    proc = run_inner(tmp_path, "true", REFUSED_INNER, refuse="iter_map_elem")
+    assert "1 passed, 1 skipped" in proc.stdout, proc.stdout
+    assert "iter_map_elem: refused by the kernel's security policy (EPERM" in proc.stdout
+
+
+def answer_with(reason: str) -> Callable[[], str | None]:
+    """A stand-in probe that always gives ``reason``."""
+    return lambda: reason
+
+
+@pytest.mark.kernel
+def test_only_a_policy_refusal_makes_a_feature_unexpected(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """EPERM from the raw probe: skip; any other refusal on a kernel new enough: fail (the
+    probe, or the test's idea of the kernel, is wrong)."""
+    answers = {"policy": features.PolicyRefusal("loading fails: EPERM"),
+               "other": "loading fails: EINVAL"}
+    try:
+        for kind, answer in answers.items():
+            monkeypatch.setitem(features.PROBES, "iter_map_elem", answer_with(answer))
+            features._probe.cache_clear()
+            features.missing.cache_clear()
+            assert features.missing("iter_map_elem") == answer
+            assert features.expected("iter_map_elem") is (kind == "other"), kind
+    finally:
+        monkeypatch.undo()
+        features._probe.cache_clear()
+        features.missing.cache_clear()
+    assert features.missing("iter_map_elem") is None  # this kernel, really probed again
+
+
+@pytest.mark.kernel
+def test_a_refused_program_costs_only_the_tests_that_use_it() -> None:
+    """The whole attach suite on a kernel that refuses both iterator types: the iterator tests
+    skip with the reason, every other test of the shared object passes."""
+    env = {**os.environ, "CI": "true", features.REFUSE_ENV: "iter_map_elem,iter_task"}
+    # the simulated kernel really refuses them: loading every program of the object fails
+    obj = pylibbpf.Object.open_file(compile_bpf(
+        "attach_trace.bpf.c", cflags=("-DREFUSE_ITER_MAP_ELEM", "-DREFUSE_ITER_TASK")))
+    try:
+        with pytest.raises(pylibbpf.VerifierError) as refused:
+            obj.load()
+        assert "dump_" in str(refused.value)
+    finally:
+        obj.close()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+                           "tests/test_attach_trace.py", "tests/test_links.py"],
+                          capture_output=True, text=True, env=env, cwd=TESTS.parent, timeout=600)
+    summary = proc.stdout.strip().splitlines()[-1]
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert re.fullmatch(r"\d+ passed, 4 skipped in .*", summary), proc.stdout[-3000:]
+    for feature in ("iter_map_elem", "iter_task"):
+        assert re.search(rf"^SKIPPED \[2\] tests/conftest.py:\d+: {feature}: refused by the "
+                         rf"kernel's security policy \(EPERM", proc.stdout, re.M), proc.stdout

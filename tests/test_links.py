@@ -1,7 +1,8 @@
 """``Link`` on the real kernel: destroy, detach, disconnect + pin, reopen, unpin, program
 update, info against bpftool, and a link that outlives its object.  Programs:
 ``tests/bpf/attach_trace.bpf.c`` (getpid counters filtered on our pid) and
-``tests/bpf/attach_net.bpf.c`` (packet counters, in a private netns or a fresh cgroup)."""
+``tests/bpf/attach_net.bpf.c`` (packet counters, in a private netns or a fresh cgroup).
+Each test loads only the programs it uses and marks the kernel features they need."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from attach_support import (
     private_netns,
     send_and_receive,
     send_from_cgroup,
+    trace_loader,
     udp_pair,
 )
 
@@ -37,13 +39,17 @@ K_XDP, K_XDP2, K_CG, K_CG2, K_LOOKUP = 0, 1, 3, 4, 6
 N = 300
 
 
+Load = Callable[..., pylibbpf.Object]
+
+
 @pytest.fixture
-def obj() -> Iterator[pylibbpf.Object]:
-    o = open_object("attach_trace.bpf.c", target_pid=os.getpid())
+def load(request: pytest.FixtureRequest) -> Iterator[Load]:
+    """``load("raw_enter", ...)``: attach_trace.bpf.c with only those programs loaded."""
+    opener, close_all = trace_loader(request)
     try:
-        yield o
+        yield opener
     finally:
-        o.close()
+        close_all()
 
 
 @pytest.fixture
@@ -58,7 +64,9 @@ def raw_count(m: pylibbpf.Map) -> int:
 
 # ----------------------------------------------------------------------------- destroy
 
-def test_destroy_detaches_and_is_idempotent(obj: pylibbpf.Object) -> None:
+@pytest.mark.needs("raw_tp")
+def test_destroy_detaches_and_is_idempotent(load: Load) -> None:
+    obj = load("raw_enter")
     counts = obj.maps["counts"]
     link = obj.programs["raw_enter"].attach()
     link_id = link.info().id
@@ -74,7 +82,9 @@ def test_destroy_detaches_and_is_idempotent(obj: pylibbpf.Object) -> None:
     assert repr(link) == "<Link closed>"
 
 
-def test_context_manager_destroys(obj: pylibbpf.Object) -> None:
+@pytest.mark.needs("tracepoint")
+def test_context_manager_destroys(load: Load) -> None:
+    obj = load("tp_getpid")
     with obj.programs["tp_getpid"].attach() as link:
         getpid_loop(N)
     assert link.closed
@@ -84,8 +94,10 @@ def test_context_manager_destroys(obj: pylibbpf.Object) -> None:
 
 # ----------------------------------------------------------------------------- detach
 
-@pytest.mark.parametrize("prog", ["tp_getpid", "raw_enter"])
-def test_detach_not_supported_on_tracing_links(obj: pylibbpf.Object, prog: str) -> None:
+@pytest.mark.parametrize("prog", [pytest.param("tp_getpid", marks=pytest.mark.needs("tracepoint")),
+                                  pytest.param("raw_enter", marks=pytest.mark.needs("raw_tp"))])
+def test_detach_not_supported_on_tracing_links(load: Load, prog: str) -> None:
+    obj = load(prog)
     # perf-event links (tp) and raw_tp links have no BPF_LINK_DETACH in the kernel; before
     # 5.15 a tracepoint "link" is a perf event fd, which BPF_LINK_DETACH calls invalid
     legacy = prog == "tp_getpid" and not perf_links()
@@ -100,9 +112,10 @@ def test_detach_not_supported_on_tracing_links(obj: pylibbpf.Object, prog: str) 
     assert count(obj.maps["counts"], slot) == N
 
 
+@pytest.mark.needs("cgroup")
 def test_detach_cgroup_link_keeps_the_fd() -> None:
     rx, tx, port = udp_pair()
-    net = open_object("attach_net.bpf.c", port=port)
+    net = open_object("attach_net.bpf.c", programs=("cg_egress",), port=port)
     try:
         with fresh_cgroup() as cgroup:
             link = net.programs["cg_egress"].attach_cgroup(cgroup)
@@ -122,10 +135,12 @@ def test_detach_cgroup_link_keeps_the_fd() -> None:
         tx.close()
 
 
+@pytest.mark.needs("xdp", "sk_lookup")
 def test_detach_xdp_and_netns_links() -> None:
     with private_netns() as ns:
         rx, tx, port = udp_pair()
-        net = open_object("attach_net.bpf.c", port=port)
+        net = open_object("attach_net.bpf.c", programs=("xdp_count", "xdp_count2",
+                                                        "lookup_count"), port=port)
         try:
             xdp = net.programs["xdp_count"].attach_xdp("lo")
             lookup = net.programs["lookup_count"].attach_netns(ns)
@@ -151,7 +166,9 @@ def test_detach_xdp_and_netns_links() -> None:
 
 # ----------------------------------------------------------------------------- pinning
 
-def test_disconnect_and_pin_outlive_link_and_object(obj: pylibbpf.Object, pins: Path) -> None:
+@pytest.mark.needs("raw_tp")
+def test_disconnect_and_pin_outlive_link_and_object(load: Load, pins: Path) -> None:
+    obj = load("raw_enter")
     path = pins / "raw_link"
     counts = pylibbpf.Map.from_id(obj.maps["counts"].info().id)
     try:
@@ -221,8 +238,10 @@ def wait_link_gone(link_id: int, timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-def test_destroying_a_disconnected_pinned_link_leaves_no_fd(obj: pylibbpf.Object,
+@pytest.mark.needs("raw_tp")
+def test_destroying_a_disconnected_pinned_link_leaves_no_fd(load: Load,
                                                             pins: Path) -> None:
+    obj = load("raw_enter")
     link = obj.programs["raw_enter"].attach()
     link_id = link.info().id
     link.pin(pins / "pinned")
@@ -236,7 +255,9 @@ def test_destroying_a_disconnected_pinned_link_leaves_no_fd(obj: pylibbpf.Object
     assert raw_count(obj.maps["counts"]) == N
 
 
-def test_a_pin_alone_keeps_the_attachment(obj: pylibbpf.Object, pins: Path) -> None:
+@pytest.mark.needs("raw_tp")
+def test_a_pin_alone_keeps_the_attachment(load: Load, pins: Path) -> None:
+    obj = load("raw_enter")
     # destroy() without disconnect() closes our fd, but the pin is a reference of its own
     link = obj.programs["raw_enter"].attach()
     link_id = link.info().id
@@ -250,7 +271,9 @@ def test_a_pin_alone_keeps_the_attachment(obj: pylibbpf.Object, pins: Path) -> N
     assert raw_count(obj.maps["counts"]) == N
 
 
-def test_pin_path_survives_unpin(obj: pylibbpf.Object, pins: Path) -> None:
+@pytest.mark.needs("raw_tp")
+def test_pin_path_survives_unpin(load: Load, pins: Path) -> None:
+    obj = load("raw_enter")
     with obj.programs["raw_enter"].attach() as link:
         link.pin(pins / "raw")
         assert os.path.exists(pins / "raw")
@@ -259,7 +282,9 @@ def test_pin_path_survives_unpin(obj: pylibbpf.Object, pins: Path) -> None:
         assert not os.path.exists(pins / "raw")
 
 
-def test_pin_outside_bpffs_fails(obj: pylibbpf.Object, tmp_path: Path) -> None:
+@pytest.mark.needs("raw_tp")
+def test_pin_outside_bpffs_fails(load: Load, tmp_path: Path) -> None:
+    obj = load("raw_enter")
     with obj.programs["raw_enter"].attach() as link:
         with pytest.raises(pylibbpf.BpfError) as info:
             link.pin(tmp_path / "link")
@@ -274,7 +299,8 @@ def test_open_missing_pin_is_enoent(pins: Path) -> None:
     assert str(pins / "absent") in str(info.value)
 
 
-def test_open_a_pinned_map_as_a_link_fails(obj: pylibbpf.Object, pins: Path) -> None:
+def test_open_a_pinned_map_as_a_link_fails(load: Load, pins: Path) -> None:
+    obj = load()  # no program: the map is all it needs
     obj.maps["counts"].pin(pins / "map")
     link = None
     try:
@@ -289,9 +315,10 @@ def test_open_a_pinned_map_as_a_link_fails(obj: pylibbpf.Object, pins: Path) -> 
 
 # ----------------------------------------------------------------------------- update_program
 
+@pytest.mark.needs("cgroup")
 def test_update_program_on_cgroup_link() -> None:
     rx, tx, port = udp_pair()
-    net = open_object("attach_net.bpf.c", port=port)
+    net = open_object("attach_net.bpf.c", programs=("cg_egress", "cg_egress2"), port=port)
     try:
         with fresh_cgroup() as cgroup:
             with net.programs["cg_egress"].attach_cgroup(cgroup) as link:
@@ -306,10 +333,11 @@ def test_update_program_on_cgroup_link() -> None:
         tx.close()
 
 
+@pytest.mark.needs("xdp")
 def test_update_program_on_xdp_link() -> None:
     with private_netns():
         rx, tx, port = udp_pair()
-        net = open_object("attach_net.bpf.c", port=port)
+        net = open_object("attach_net.bpf.c", programs=("xdp_count", "xdp_count2"), port=port)
         try:
             with net.programs["xdp_count"].attach_xdp("lo") as link:
                 send_and_receive(rx, tx, port, 6)
@@ -323,10 +351,11 @@ def test_update_program_on_xdp_link() -> None:
             tx.close()
 
 
+@pytest.mark.needs("xdp", "tc")
 def test_update_program_of_another_type_is_einval() -> None:
     with private_netns():
         rx, tx, port = udp_pair()
-        net = open_object("attach_net.bpf.c", port=port)
+        net = open_object("attach_net.bpf.c", programs=("xdp_count", "tc_count"), port=port)
         try:
             with net.programs["xdp_count"].attach_xdp("lo") as link:
                 with pytest.raises(pylibbpf.BpfError) as info:
@@ -349,11 +378,13 @@ def _bpftool_link(link_id: int) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("prog,kind,extra", [
-    ("raw_enter", "raw_tracepoint", {"tp_name": "sys_enter"}),
-    ("dump_task", "iter", {"target_name": "task"}),
+    pytest.param("raw_enter", "raw_tracepoint", {"tp_name": "sys_enter"},
+                 marks=pytest.mark.needs("raw_tp")),
+    pytest.param("dump_task", "iter", {"target_name": "task"},
+                 marks=pytest.mark.needs("iter_task")),
 ])
-def test_info_matches_bpftool(obj: pylibbpf.Object, prog: str, kind: str,
-                              extra: dict[str, str]) -> None:
+def test_info_matches_bpftool(load: Load, prog: str, kind: str, extra: dict[str, str]) -> None:
+    obj = load(prog)
     with obj.programs[prog].attach() as link:
         info = link.info()
         shown = _bpftool_link(info.id)
@@ -364,8 +395,9 @@ def test_info_matches_bpftool(obj: pylibbpf.Object, prog: str, kind: str,
         assert shown[key] == info.details[key] == value
 
 
+@pytest.mark.needs("cgroup")
 def test_info_matches_bpftool_cgroup() -> None:
-    net = open_object("attach_net.bpf.c", port=1)
+    net = open_object("attach_net.bpf.c", programs=("cg_egress",), port=1)
     try:
         with fresh_cgroup() as cgroup, net.programs["cg_egress"].attach_cgroup(cgroup) as link:
             info = link.info()
@@ -377,7 +409,9 @@ def test_info_matches_bpftool_cgroup() -> None:
         net.close()
 
 
-def test_info_lists_the_link_system_wide(obj: pylibbpf.Object) -> None:
+@pytest.mark.needs("raw_tp")
+def test_info_lists_the_link_system_wide(load: Load) -> None:
+    obj = load("raw_enter")
     with obj.programs["raw_enter"].attach() as link:
         link_id = link.info().id
         assert link_id in set(pylibbpf.link_ids())
@@ -385,8 +419,9 @@ def test_info_lists_the_link_system_wide(obj: pylibbpf.Object) -> None:
                    for i in pylibbpf.loaded_links())
 
 
+@pytest.mark.needs("tracepoint")
 def test_link_outlives_its_object() -> None:
-    o = open_object("attach_trace.bpf.c", target_pid=os.getpid())
+    o = open_object("attach_trace.bpf.c", programs=("tp_getpid",), target_pid=os.getpid())
     counts = pylibbpf.Map.from_id(o.maps["counts"].info().id)
     try:
         link = o.programs["tp_getpid"].attach()

@@ -1,6 +1,12 @@
 // Tracing programs for tests/test_attach_trace.py and tests/test_links.py: every attach path
 // that works on a locked-down kernel without kprobes.  Counters live in `counts`; events of
 // other processes are ignored through the .rodata `target_pid` (set before load).
+//
+// The program types here are not all loadable on every kernel (a kernel build may refuse the
+// iterators, tp_btf needs BTF, ...): each test autoloads only the programs it uses (see
+// open_object(programs=...) in tests/attach_support.py), so one refused program takes no
+// unrelated test with it.  REFUSE_<FEATURE> (tests/features.py refusal_cflags) turns the
+// program concerned into one the verifier rejects, to simulate such a kernel.
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -117,6 +123,10 @@ int dump_task(struct bpf_iter__task *ctx)
 	struct seq_file *seq = ctx->meta->seq;
 	struct task_struct *task = ctx->task;
 
+#ifdef REFUSE_ITER_TASK
+	if (task->pid == 0) /* no NULL check first: the verifier rejects this */
+		return 1;
+#endif
 	if (!task || task->pid != task->tgid)
 		return 0;
 	BPF_SEQ_PRINTF(seq, "%d %s\n", task->tgid, task->comm);
@@ -130,6 +140,10 @@ int dump_elem(struct bpf_iter__bpf_map_elem *ctx)
 	__u32 *key = ctx->key;
 	__u64 *value = ctx->value;
 
+#ifdef REFUSE_ITER_MAP_ELEM
+	if (*key == 0xffffffff) /* no NULL check first: the verifier rejects this */
+		return 1;
+#endif
 	if (!key || !value)
 		return 0;
 	BPF_SEQ_PRINTF(seq, "%u=%llu\n", *key, *value);
