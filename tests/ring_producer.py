@@ -41,13 +41,41 @@ def emit(obj: Object, count: int = 16, **knobs: int) -> None:
     obj.programs["emit"].test_run(PACKET, repeat=count)
 
 
-def produce_in_background(obj: Object) -> threading.Event:
-    """Emit batches of 16 events from a daemon thread until the returned event is set."""
-    stop = threading.Event()
+class BackgroundProducer:
+    """A thread emitting batches of 16 events until :meth:`stop`, which joins it.
 
-    def produce() -> None:
-        while not stop.is_set():
-            emit(obj)
+    The thread never writes to stderr: an exception it meets is kept and re-raised by
+    :meth:`stop`.  (A daemon thread still writing while the interpreter exits kills the process
+    with "Fatal Python error: _enter_buffered_busy".)
+    """
 
-    threading.Thread(target=produce, daemon=True).start()
-    return stop
+    def __init__(self, obj: Object) -> None:
+        self._stop = threading.Event()
+        self.error: BaseException | None = None
+        self.batches = 0
+        self._thread = threading.Thread(target=self._run, args=(obj,), daemon=True,
+                                        name="ring-producer")
+        self._thread.start()
+
+    def _run(self, obj: Object) -> None:
+        try:
+            while not self._stop.is_set():
+                emit(obj)
+                self.batches += 1
+        except BaseException as exc:  # noqa: BLE001 - re-raised by stop()
+            self.error = exc
+
+    def stop(self, timeout: float = 120.0) -> None:
+        """Stop producing and wait for the thread (at most ``timeout`` s, generous: one batch
+        is a single test run, but a loaded machine may not schedule us for a while)."""
+        self._stop.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise RuntimeError(f"the producer thread did not stop within {timeout} s")
+        if self.error is not None:
+            raise self.error
+
+
+def produce_in_background(obj: Object) -> BackgroundProducer:
+    """Emit batches of 16 events from a thread until ``.stop()`` (which joins it)."""
+    return BackgroundProducer(obj)

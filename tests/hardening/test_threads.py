@@ -8,6 +8,7 @@ import errno
 import os
 import textwrap
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -50,9 +51,8 @@ def test_closing_the_object_while_its_ring_buffer_polls() -> None:
     for _ in range(10):
         emit(obj)  # 16 records each
     obj.close()
-    deadline = 200
-    while len(got) < 160 and deadline:
-        deadline -= 1
+    deadline = time.monotonic() + JOIN  # generous: a loaded machine may starve the poller
+    while len(got) < 160 and time.monotonic() < deadline:
         threading.Event().wait(0.01)
     stop.set()
     poller.join(JOIN)
@@ -68,18 +68,33 @@ def _child(code: str) -> tuple[int, str]:
     return proc.returncode, proc.stdout + proc.stderr[-1500:]
 
 
-# child scripts: a loaded ring producer kept busy by a thread (``stop`` ends it)
+# Child scripts: a loaded ring producer kept busy by a thread (``producer``; None in the idle
+# variant), then the test's part, then FINISH.  A child stops and joins every thread it started
+# before the interpreter exits: a daemon thread still running at shutdown can kill the process
+# ("Fatal Python error: _enter_buffered_busy").  Where a thread hung (the test then fails on
+# the printed outcome), FINISH leaves with os._exit after flushing, for the same reason.
 BUSY_RING = """
-    import sys, threading, time
+    import os, sys, threading, time
     sys.path.insert(0, "tests")
     from bpfbuild import compile_bpf
     from ring_producer import produce_in_background
     import pylibbpf
     obj = pylibbpf.Object.open_file(compile_bpf("events_ringbuf.bpf.c"))
     obj.load()
-    stop = produce_in_background(obj)
+    producer = produce_in_background(obj)
 """
-IDLE_RING = BUSY_RING.replace("produce_in_background(obj)", "threading.Event()")
+IDLE_RING = BUSY_RING.replace("produce_in_background(obj)", "None")
+
+FINISH = """
+    if producer is not None:
+        producer.stop()
+    obj.close()
+    sys.stdout.flush()
+    if any(t.is_alive() for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.stderr.write("a thread is still running: leaving without interpreter shutdown\\n")
+        sys.stderr.flush()
+        os._exit(3)
+"""
 
 RING_CLOSE = """
     from collections import Counter
@@ -99,26 +114,23 @@ RING_CLOSE = """
         t.start()
         time.sleep(0.001)
         rb.close()
-        t.join(5)
+        t.join(60)
         outcomes["hung" if t.is_alive() else out[0]] += 1
-    stop.set()
     print(dict(outcomes))
 """
-
-
 # Under software emulation (the VM tiers) each round is ~20x slower: fewer rounds there.
 CLOSE_ROUNDS = 40 if os.environ.get("PYLIBBPF_VM_GUEST") else 300
 
 
 def test_closing_a_ring_buffer_while_another_thread_polls_it() -> None:
     """Documented wish: the poller gets ClosedError at its next call, the process survives."""
-    rc, out = _child(BUSY_RING + RING_CLOSE.format(rounds=CLOSE_ROUNDS, timeout=5))
+    rc, out = _child(BUSY_RING + RING_CLOSE.format(rounds=CLOSE_ROUNDS, timeout=5) + FINISH)
     assert rc == 0, f"child died (exit {rc}): {out}"
     assert out.strip().startswith(f"{{'ClosedError': {CLOSE_ROUNDS}}}"), out
 
 
 def test_closing_a_ring_buffer_wakes_a_poller_waiting_forever() -> None:
-    rc, out = _child(IDLE_RING + RING_CLOSE.format(rounds=3, timeout=-1))
+    rc, out = _child(IDLE_RING + RING_CLOSE.format(rounds=3, timeout=-1) + FINISH)
     assert rc == 0 and "hung" not in out, out
 
 
@@ -232,6 +244,10 @@ def test_ring_buffer_and_map_traffic_together(tmp_path: Path) -> None:
         assert os.getpid() > 0 and pylibbpf.num_possible_cpus() >= 1
 
 
+# The poll's own timeout is POLL_S; a busy producer would keep it inside libbpf's loop beyond
+# that.  close() ends it after the current slice (100 ms on an idle machine): the bound is half
+# the poll timeout, generous for a loaded machine yet impossible without close() doing it.
+POLL_S = 60
 RING_BUSY_CLOSE = """
     seen = []
     def slow_consumer(data):
@@ -241,27 +257,29 @@ RING_BUSY_CLOSE = """
     result = []
     def poll():
         try:
-            rb.poll(60_000)  # one call that a busy producer keeps inside libbpf's loop
+            rb.poll({poll_ms})  # one call that a busy producer keeps inside libbpf's loop
             result.append("returned")
         except pylibbpf.ClosedError:
             result.append("ClosedError")
     t = threading.Thread(target=poll)
     t.start()
+    while not seen and t.is_alive():  # the poll is consuming (however slowly we are run)
+        time.sleep(0.01)
     time.sleep(0.3)
     started = time.monotonic()
     rb.close()
-    t.join(10)
-    stop.set()
+    t.join({join_s})
     print("hung" if t.is_alive() else result[0], len(seen) > 0,
-          round(time.monotonic() - started, 1))
+          round(time.monotonic() - started, 2))
 """
 
 
 def test_close_stops_a_poll_that_a_busy_producer_keeps_going() -> None:
     """libbpf consumes as long as records keep coming; close() must still end the poll."""
-    rc, out = _child(BUSY_RING + RING_BUSY_CLOSE)
-    assert rc == 0, out
+    script = RING_BUSY_CLOSE.format(poll_ms=POLL_S * 1000, join_s=POLL_S * 2)
+    rc, out = _child(BUSY_RING + script + FINISH)
     state, saw_records, seconds = out.split()[:3]
     assert state == "ClosedError", out
     assert saw_records == "True"
-    assert float(seconds) < 5, out
+    assert float(seconds) < POLL_S / 2, out
+    assert rc == 0, out
