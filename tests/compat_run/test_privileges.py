@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -134,16 +135,35 @@ def test_credentials_rules() -> None:
         elsewhere.check_map_create(1)
 
 
-def test_read_credentials_of_a_thread_in_another_user_namespace() -> None:
-    proc = subprocess.Popen(["unshare", "--user", "--map-root-user", "sleep", "30"])
+def _in_another_user_namespace() -> subprocess.Popen[bytes]:
+    """A ``sleep`` in a new user namespace.  The kernel refuses CLONE_NEWUSER to a chrooted
+    caller (a freshly made Debian root entered with chroot is one), so there the child first
+    returns to init's root directory."""
+    commands = [["unshare", "--user", "--map-root-user", "sleep", "30"]]
     try:
-        for _ in range(100):  # until unshare has exec'd sleep in the new namespace
+        if os.stat("/") != os.stat("/proc/1/root"):
+            commands.append(["chroot", "/proc/1/root", *commands[0]])
+    except OSError:
+        pass  # init's root is out of reach here: the plain unshare is all there is
+    for command in commands:
+        proc = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+        for _ in range(250):  # until unshare has exec'd sleep in the new namespace
             try:
                 if os.readlink(f"/proc/{proc.pid}/ns/user") != os.readlink("/proc/self/ns/user"):
-                    break
+                    return proc
             except OSError:
                 pass
-            subprocess.run(["sleep", "0.02"], check=False)
+            if proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        proc.kill()
+        proc.wait()
+    pytest.skip("no user namespace can be created here (unshare --user refused)")
+
+
+def test_read_credentials_of_a_thread_in_another_user_namespace() -> None:
+    proc = _in_another_user_namespace()
+    try:
         creds = read_credentials(proc.pid, proc.pid)
         assert not creds.same_userns
         assert creds.cap_eff & 1 << CAP_SYS_ADMIN  # full capabilities, in its own namespace
