@@ -11,6 +11,8 @@ from __future__ import annotations
 import errno as _errno
 import os
 
+from .elf.errors import ElfError
+
 _CAP_BITS = {"CAP_NET_ADMIN": 12, "CAP_SYS_ADMIN": 21, "CAP_PERFMON": 38, "CAP_BPF": 39}
 
 ENOTSUPP = 524
@@ -61,6 +63,18 @@ class ClosedError(OSError, ValueError):
 
 class StateError(BpfError):
     """A call that is only valid before (or only after) load (errno EBUSY or EINVAL)."""
+
+
+class MalformedObjectError(BpfError, ElfError):
+    """The object is not one libbpf may parse: malformed ELF, sections, symbols, relocations,
+    BTF or BTF.ext (errno ENOEXEC), or a file that is not a regular file or is too big (errno
+    EINVAL).
+
+    Raised by :meth:`Object.open_file` and :meth:`Object.open_mem` before libbpf sees the
+    bytes.  It is both a :class:`BpfError` (an ``OSError`` with ``errno``, as
+    every failed open) and a :class:`~pylibbpf.elf.ElfError` (a ``ValueError``, what
+    :mod:`pylibbpf.elf` raises for the same input).
+    """
 
 
 class LibbpfNotFoundError(BpfError):

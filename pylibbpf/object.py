@@ -19,14 +19,20 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from . import _ffi
-from ._args import cpath, cstr
+from ._args import cpath, cstr, in_range, u32
 from ._ffi.printcb import capture
 from ._ffi.structs import bpf_object_open_opts, new_opts
 from ._handle import Handle
 from .elf.errors import ElfError
 from .elf.validate import read_object_file, validate_object
 from .enums import ProgType
-from .errors import BpfError, StateError, VerifierError, error_from_errno
+from .errors import (
+    BpfError,
+    MalformedObjectError,
+    StateError,
+    VerifierError,
+    error_from_errno,
+)
 from .map import Map
 from .program import Program
 
@@ -47,19 +53,8 @@ _NETWORK_TYPES = frozenset({
 })
 
 
+_LOG_BUF_MAX = 0xFFFF_FFFF >> 2  # the kernel refuses a larger verifier log buffer (UINT_MAX >> 2)
 _OBJ_NAME_LEN = 16  # libbpf's BPF_OBJ_NAME_LEN: the name keeps at most 15 bytes
-
-
-class MalformedObjectError(BpfError, ElfError):
-    """The object is not one libbpf may parse: malformed ELF, sections, symbols, relocations,
-    BTF or BTF.ext (errno ENOEXEC), or a file that is not a regular file or is too big (errno
-    EINVAL).
-
-    Raised by :meth:`Object.open_file` and :meth:`Object.open_mem` before libbpf sees the
-    bytes.  It is both a :class:`~pylibbpf.errors.BpfError` (an ``OSError`` with ``errno``, as
-    every failed open) and a :class:`~pylibbpf.elf.ElfError` (a ``ValueError``, what
-    :mod:`pylibbpf.elf` raises for the same input).
-    """
 
 
 def _close_object(ptr: Any) -> None:
@@ -118,20 +113,25 @@ class Object(Handle):
             "kconfig": None if kconfig is None else cstr(kconfig, "kconfig"),
             "pin_root_path": None if pin_root_path is None
             else cpath(pin_root_path, "pin_root_path"),
-            "kernel_log_level": kernel_log_level,
+            "kernel_log_level": u32(kernel_log_level, "kernel_log_level"),
         }
         log_buf: Any = None
         if kernel_log_buf is not None:
-            if isinstance(kernel_log_buf, int):
-                if kernel_log_buf <= 0:
-                    raise ValueError("kernel_log_buf size must be positive")
-                log_buf = ctypes.create_string_buffer(kernel_log_buf)
-            elif isinstance(kernel_log_buf, bytearray):
-                if not kernel_log_buf:
-                    raise ValueError("kernel_log_buf must not be empty")
-                log_buf = (ctypes.c_char * len(kernel_log_buf)).from_buffer(kernel_log_buf)
+            if isinstance(kernel_log_buf, bytearray):
+                size = len(kernel_log_buf)
+            elif isinstance(kernel_log_buf, int) and not isinstance(kernel_log_buf, bool):
+                size = kernel_log_buf
             else:
-                raise TypeError("kernel_log_buf must be a size (int) or a bytearray")
+                raise TypeError("kernel_log_buf must be a size (int) or a bytearray, not "
+                                f"{type(kernel_log_buf).__name__}")
+            # libbpf hands the buffer to the kernel, which takes a u32 size and refuses more
+            # than UINT_MAX >> 2 (BPF_LOG_MAX_SIZE on 5.x; later kernels allow more, but a
+            # verifier log of a GiB is a mistake, not a need).
+            in_range(size, "kernel_log_buf size", 1, _LOG_BUF_MAX)
+            if isinstance(kernel_log_buf, bytearray):
+                log_buf = (ctypes.c_char * size).from_buffer(kernel_log_buf)
+            else:
+                log_buf = ctypes.create_string_buffer(size)
             fields["kernel_log_buf"] = ctypes.cast(log_buf, ctypes.POINTER(ctypes.c_char))
             fields["kernel_log_size"] = ctypes.sizeof(log_buf)
         return new_opts(bpf_object_open_opts, **fields), log_buf
@@ -215,6 +215,9 @@ class Object(Handle):
         With ``validate`` (the default) the bytes are checked first, as :meth:`open_file`
         does; ``validate=False`` gives them to libbpf's parser alone.
         """
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"open_mem needs bytes, a bytearray or a memoryview, not "
+                            f"{type(data).__name__}")
         blob = bytes(data)
         if not blob:
             raise ValueError("open_mem needs a non-empty ELF image")

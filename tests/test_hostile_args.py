@@ -39,10 +39,6 @@ HOSTILE: list[Any] = [
     2**100,
 ]
 DOCUMENTED = (TypeError, ValueError, KeyError, BpfError)
-# pylibbpf/object.py checks its own arguments (its open_* validation is another change): these
-# parameters of Object's constructors are left out here until it lands.
-ELSEWHERE = {("Object.open_mem", "data"), ("Object.open_mem", "kernel_log_buf"),
-             ("Object.open_file", "kernel_log_buf")}
 EXIT_0 = bytes.fromhex("b700000000000000" "9500000000000000")  # r0 = 0; exit
 DUNDERS = ("__getitem__", "__setitem__", "__delitem__", "__contains__")
 SECONDS = 10
@@ -155,8 +151,6 @@ def _try_all(world: World, label: str, func: Callable[..., Any],
     """Every hostile value at every parameter of ``func``; the problems found."""
     problems = []
     for param in _parameters(func):
-        if (label, param.name) in ELSEWHERE:
-            continue
         for value in HOSTILE:
             target = fresh() if fresh is not None else func
             signal.alarm(SECONDS)

@@ -21,7 +21,7 @@ from bpfbuild import BuildError, compile_bpf
 import pylibbpf
 from pylibbpf import BpfError, Object
 from pylibbpf.elf import ElfError
-from pylibbpf.object import MalformedObjectError
+from pylibbpf import MalformedObjectError
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
