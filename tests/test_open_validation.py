@@ -19,9 +19,8 @@ import pytest
 from bpfbuild import BuildError, compile_bpf
 
 import pylibbpf
-from pylibbpf import BpfError, Object
+from pylibbpf import BpfError, MalformedObjectError, Object
 from pylibbpf.elf import ElfError
-from pylibbpf import MalformedObjectError
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
