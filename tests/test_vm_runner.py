@@ -375,3 +375,82 @@ def test_boot_6_1_runs_pytest_inside(tmp_path: Path) -> None:
         text=True, timeout=300)
     assert run.returncode == 2 and "still running after 3 s" in run.stderr
     assert _qemu_processes_using(tmp_path) == []
+
+
+# --- tiers, kernels, libbpf builds --------------------------------------------------------------
+
+def test_tier_names_parse() -> None:
+    assert tiers.parse_tier("host") == ("host", None)
+    assert tiers.parse_tier("7.3") == ("7.3", None)
+    assert tiers.parse_tier("host-libbpf-1.4.6") == ("host", "1.4.6")
+    assert tiers.parse_tier("7.3-libbpf-1.7.0") == ("7.3", "1.7.0")
+    assert tiers.parse_tier("debian13") == ("debian13", None)
+    for bad in ("4.19", "host-libbpf-0.8", "7.3-libbpf-"):
+        with pytest.raises(ValueError, match="unknown tier"):
+            tiers.parse_tier(bad)
+
+
+def test_matrix_sets_name_known_tiers() -> None:
+    from vmtest import __main__ as cli
+
+    for name in cli.FULL:
+        tiers.parse_tier(name)
+    assert set(cli.QUICK) <= set(cli.ALL) <= set(cli.FULL)
+    assert {"7.3", "host-libbpf-1.4.6", "host-libbpf-1.7.0", "7.3-libbpf-1.7.0"} <= set(cli.ALL)
+    assert cli.select_tiers("host,7.3-libbpf-1.7.0") == ("host", "7.3-libbpf-1.7.0")
+    with pytest.raises(ValueError):
+        cli.select_tiers("host,nope")
+
+
+def test_kernel_of_split_7x_packages_is_found(tmp_path: Path) -> None:
+    """Linux 7.x packages keep vmlinuz and config in usr/lib/modules/<release>/."""
+    mods = tmp_path / "usr" / "lib" / "modules" / "7.3.4+deb13-cloud-amd64"
+    mods.mkdir(parents=True)
+    (mods / "vmlinuz").write_bytes(b"MZ")
+    (mods / "config").write_text("CONFIG_BPF_LSM=y\n")
+    kernel = fetch._kernel_in(tmp_path)
+    assert kernel.release == "7.3.4+deb13-cloud-amd64"
+    assert kernel.vmlinuz == mods / "vmlinuz" and kernel.config == mods / "config"
+    assert kernel.modules == mods
+    old = tmp_path / "old"
+    (old / "boot").mkdir(parents=True)
+    (old / "boot" / "vmlinuz-6.1.0-9-cloud-amd64").write_bytes(b"MZ")
+    assert fetch._kernel_in(old).config == old / "boot" / "config-6.1.0-9-cloud-amd64"
+
+
+def test_glibc_needed_reads_symbol_versions(tmp_path: Path) -> None:
+    lib = tmp_path / "libx.so"
+    lib.write_bytes(b"\0GLIBC_2.3.4\0GLIBC_2.38\0GLIBC_2.4\0")
+    assert tiers.glibc_needed(lib) == (2, 38)
+    assert tiers.host_glibc() >= (2, 28)
+
+
+def test_readme_section_is_replaced_between_markers() -> None:
+    from vmtest import __main__ as cli
+
+    text = f"intro\n{cli.README_BEGIN}\nold\n{cli.README_END}\nrest\n"
+    assert cli.replace_section(text, "| new |") == (
+        f"intro\n{cli.README_BEGIN}\n| new |\n{cli.README_END}\nrest\n")
+    with pytest.raises(ValueError):
+        cli.replace_section("no markers", "x")
+
+
+def test_readme_has_the_generated_table_section() -> None:
+    from vmtest import __main__ as cli
+
+    text = (ROOT / "README.md").read_text()
+    assert text.count(cli.README_BEGIN) == 1 and text.count(cli.README_END) == 1
+
+
+def test_compat_table_has_a_column_per_tier_with_its_time() -> None:
+    a = report.TierReport("7.3", "7.3.4+deb13-cloud-amd64", "1.1", [
+        report.Outcome("t.py::a", ("kprobe",), True, "passed")], seconds=300.4)
+    b = report.TierReport("host-libbpf-1.7.0", "6.18.0", "1.7", [
+        report.Outcome("t.py::a", ("kprobe",), True, "skipped", "kprobe: no kprobes")])
+    table = report.compat_table([a, b])
+    head = next(ln for ln in table.splitlines() if ln.startswith("| feature"))
+    assert head == ("| feature | 7.3 (7.3.4+deb13, libbpf 1.1), 300 s | "
+                    "host-libbpf-1.7.0 (6.18.0, libbpf 1.7) |")
+    row = next(ln for ln in table.splitlines() if ln.startswith("| kprobe"))
+    assert row == "| kprobe | passed 1 | skipped 1 (no kprobes) |"
+    assert "| all | | | 2 | 300 s |" in report.timing_table([a, b])

@@ -1,48 +1,65 @@
-"""Command line: ``python -m vmtest run|matrix|fetch``.
+"""Command line: ``python -m vmtest run|matrix|table|fetch``.
 
 ``run --kernel 6.1 [-- pytest args]`` runs the kernel tests (``-m "(kernel or needs) and not
-slow"``) inside
-Debian's 6.1 cloud kernel; ``--kernel host`` runs the same selection here; ``--libbpf 1.5`` runs
-on the host against trixie's libbpf 1.5.  ``matrix`` runs host, 6.1, 6.12, 5.10 and the libbpf
-1.5 tier and prints a table per feature.  The exit code is pytest's (matrix: 1 if any tier failed).
+slow"``) inside Debian's 6.1 cloud kernel; ``--kernel host`` runs the same selection here;
+``--libbpf 1.7.0`` loads another Debian libbpf (on the host, or inside a guest).  ``matrix`` runs
+every tier (``--tiers all``), prints each tier's time and a table per feature, and writes
+``compat-table.md``; ``table DIR`` puts that table into the README.  The exit code is pytest's
+(matrix: 1 if any tier failed).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from vmtest import report
-from vmtest.fetch import SUITES, fetch_kernel, fetch_libbpf
+from vmtest.fetch import LIBBPF_SUITES, SUITES, fetch_kernel, fetch_libbpf
 from vmtest.proc import ChildTimeout
-from vmtest.tiers import GuestError, TierResult, run_tier
+from vmtest.tiers import CHECKOUT, DISTRO_TIERS, GuestError, TierResult, parse_tier, run_tier
 
-MATRIX = (("host", None), ("6.1", None), ("host", "1.5"), ("6.12", None), ("5.10", None))
-QUICK_TIERS = (("host", None), ("6.1", None), ("host", "1.5"))
+# every tier, in the order the matrix runs them (cheap ones first)
+FULL = ("host", "host-libbpf-1.4.6", "host-libbpf-1.5", "host-libbpf-1.7.0", "6.1", "6.12",
+        "5.10", "7.3", "7.3-libbpf-1.7.0", "debian13")
+# what CI runs (must fit .ci/run's budget); a tier left out stays runnable by name
+ALL = tuple(t for t in FULL if t != "debian13")
+QUICK = ("host", "6.1", "host-libbpf-1.5")
+SETS = {"all": ALL, "quick": QUICK, "full": FULL}
+README_BEGIN = "<!-- matrix-table:begin -->"
+README_END = "<!-- matrix-table:end -->"
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m vmtest", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run pytest on one tier")
-    run.add_argument("--kernel", default="6.1", choices=["host", *SUITES])
-    run.add_argument("--libbpf", choices=["1.5"], help="host only: use this libbpf")
+    run.add_argument("--kernel", default="6.1", choices=["host", *SUITES, *DISTRO_TIERS])
+    run.add_argument("--libbpf", choices=sorted(LIBBPF_SUITES), help="load this Debian libbpf")
     run.add_argument("--all", action="store_true", help="whole suite, not only kernel tests")
     run.add_argument("--timeout", type=float, default=1800, help="seconds (default 1800)")
     run.add_argument("--out", type=Path, help="folder for junit XML and console logs")
     run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: pytest args")
     mx = sub.add_parser("matrix", help="run every tier and print the feature table")
-    mx.add_argument("--tiers", default="all", choices=["all", "quick"],
-                    help="all: host, 6.1, libbpf 1.5, 6.12, 5.10; quick: the first three")
+    mx.add_argument("--tiers", default="all",
+                    help=f"all ({', '.join(ALL)}), quick ({', '.join(QUICK)}), full (all and "
+                         f"{', '.join(t for t in FULL if t not in ALL) or 'nothing more'}), "
+                         "or a comma-separated list of tier names")
     mx.add_argument("--timeout", type=float, default=1800, help="seconds per tier")
-    mx.add_argument("--out", type=Path, help="folder for junit XML, logs and table.md")
+    mx.add_argument("--out", type=Path, help="folder for junit XML, logs and compat-table.md")
     mx.add_argument("--verbose", action="store_true", help="print every tier's pytest output")
     mx.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: pytest args")
+    tb = sub.add_parser("table", help="rebuild the README's compatibility table from a matrix "
+                                      "--out folder")
+    tb.add_argument("dir", type=Path, help="a `matrix --out` folder")
+    tb.add_argument("--readme", type=Path, default=CHECKOUT / "README.md")
     fetch = sub.add_parser("fetch", help="download and unpack kernels and libbpf (cached)")
-    fetch.add_argument("what", nargs="*", default=[*SUITES, "libbpf-1.5"])
+    fetch.add_argument("what", nargs="*",
+                       default=[*SUITES, *(f"libbpf-{v}" for v in LIBBPF_SUITES)])
     return p
 
 
@@ -61,6 +78,18 @@ def _timings(result: TierResult) -> str:
     return ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
 
 
+def select_tiers(spec: str) -> tuple[str, ...]:
+    """``all``/``quick``/``full`` or a comma-separated list of tier names (checked)."""
+    if spec in SETS:
+        return SETS[spec]
+    names = tuple(n.strip() for n in spec.split(",") if n.strip())
+    if not names:
+        raise ValueError("--tiers names no tier")
+    for name in names:
+        parse_tier(name)
+    return names
+
+
 def cmd_run(ns: argparse.Namespace) -> int:
     out = _outdir(ns.out)
     try:
@@ -76,44 +105,105 @@ def cmd_run(ns: argparse.Namespace) -> int:
 
 def cmd_matrix(ns: argparse.Namespace) -> int:
     out = _outdir(ns.out)
-    tiers = MATRIX if ns.tiers == "all" else QUICK_TIERS
+    try:
+        tiers = select_tiers(ns.tiers)
+    except ValueError as e:
+        print(f"vmtest: {e}", file=sys.stderr)
+        return 2
     reports: list[report.TierReport] = []
     failed: list[str] = []
+    runs: list[dict[str, object]] = []
     t0 = time.monotonic()
-    for kernel, libbpf in tiers:
-        label = kernel if libbpf is None else f"{kernel}+libbpf-{libbpf}"
+    for label in tiers:
+        kernel, libbpf = parse_tier(label)
         print(f"vmtest: === tier {label} ===", file=sys.stderr, flush=True)
+        # a host libbpf tier runs the whole suite but for the slow tests (the VM boot)
+        whole = libbpf is not None and kernel == "host"
+        extra = ["-m", "not slow"] if whole else []
+        started = time.monotonic()
+        junit: Path | None = None
+        rc = 2
         try:
-            # the libbpf tier runs the whole suite but for the slow tests (the VM boot)
-            extra = ["-m", "not slow"] if libbpf is not None else []
             result = run_tier(kernel, extra + _extra(ns.pytest_args), libbpf=libbpf,
-                              whole_suite=libbpf is not None, timeout=ns.timeout, outdir=out,
+                              whole_suite=whole, timeout=ns.timeout, outdir=out,
                               quiet=not ns.verbose)
-        except (ChildTimeout, GuestError, ValueError) as e:
+            rc, junit = result.returncode, result.junit
+            print(f"vmtest: tier {label}: exit {rc}; {_timings(result)}",
+                  file=sys.stderr, flush=True)
+        except (ChildTimeout, GuestError, ValueError, OSError) as e:
             print(f"vmtest: tier {label}: {e}", file=sys.stderr)
+        seconds = time.monotonic() - started
+        print(f"vmtest: tier {label} took {seconds:.0f} s", file=sys.stderr, flush=True)
+        if rc != 0:
             failed.append(label)
-            continue
-        print(f"vmtest: tier {label}: exit {result.returncode}; {_timings(result)}",
-              file=sys.stderr, flush=True)
-        if result.returncode != 0:
-            failed.append(label)
-        if result.junit is not None:
-            reports.append(report.parse_junit(result.junit, label))
+        if junit is not None:
+            tier_report = report.parse_junit(junit, label)
         else:  # crashed before pytest wrote its XML: keep the column, say why
-            reports.append(report.TierReport(label, f"no junit XML, exit {result.returncode}"))
+            tier_report = report.TierReport(label, f"no junit XML, exit {rc}")
+        tier_report.seconds = seconds
+        reports.append(tier_report)
+        runs.append({"name": label, "junit": junit.name if junit else None, "returncode": rc,
+                     "seconds": round(seconds, 1)})
+        (out / "tiers.json").write_text(json.dumps(runs, indent=1) + "\n")
     table = report.matrix_table(reports)
     (out / "table.md").write_text(table + "\n")
+    (out / "compat-table.md").write_text(report.compat_table(reports) + "\n")
     print(table)
+    print("\n" + report.timing_table(reports))
     unrun = report.unrun_kernel_tests(reports)
     if unrun:
         print(f"\nkernel tests that passed on no tier ({len(unrun)}):")
         for nodeid in unrun:
             print(f"  {nodeid}")
-    print(f"\nvmtest: matrix took {time.monotonic() - t0:.0f} s; results in {out}",
-          file=sys.stderr)
+    print(f"\nvmtest: matrix took {time.monotonic() - t0:.0f} s; results in {out} "
+          f"(README table: python -m vmtest table {out})", file=sys.stderr)
     if failed:
         print(f"vmtest: failed tiers: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed or unrun else 0
+
+
+def load_reports(folder: Path) -> list[report.TierReport]:
+    """The tiers of a ``matrix --out`` folder, in run order (``tiers.json``, else every XML)."""
+    index = folder / "tiers.json"
+    reports: list[report.TierReport] = []
+    if index.exists():
+        for run in json.loads(index.read_text()):
+            name = str(run["name"])
+            junit = run.get("junit")
+            if junit:
+                r = report.parse_junit(folder / str(junit), name)
+            else:
+                r = report.TierReport(name, f"no junit XML, exit {run.get('returncode')}")
+            r.seconds = float(run.get("seconds") or 0)
+            reports.append(r)
+        return reports
+    for xml in sorted(folder.glob("*.xml")):
+        reports.append(report.parse_junit(xml, xml.stem))
+    return reports
+
+
+def replace_section(text: str, table: str) -> str:
+    """``text`` with what lies between the README's matrix-table markers replaced."""
+    pattern = re.compile(re.escape(README_BEGIN) + r".*?" + re.escape(README_END), re.S)
+    if not pattern.search(text):
+        raise ValueError(f"no {README_BEGIN} ... {README_END} section")
+    return pattern.sub(lambda _: f"{README_BEGIN}\n{table}\n{README_END}", text, count=1)
+
+
+def cmd_table(ns: argparse.Namespace) -> int:
+    reports = load_reports(ns.dir)
+    if not reports:
+        print(f"vmtest: {ns.dir} holds no tier results", file=sys.stderr)
+        return 2
+    table = report.compat_table(reports)
+    (ns.dir / "compat-table.md").write_text(table + "\n")
+    try:
+        ns.readme.write_text(replace_section(ns.readme.read_text(), table))
+    except (OSError, ValueError) as e:
+        print(f"vmtest: {ns.readme}: {e}", file=sys.stderr)
+        return 2
+    print(f"vmtest: {ns.readme}: table of {len(reports)} tiers written", file=sys.stderr)
+    return 0
 
 
 def cmd_fetch(ns: argparse.Namespace) -> int:
@@ -133,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(ns)
         if ns.command == "matrix":
             return cmd_matrix(ns)
+        if ns.command == "table":
+            return cmd_table(ns)
         return cmd_fetch(ns)
     except KeyboardInterrupt:
         print("vmtest: interrupted; guest killed", file=sys.stderr)

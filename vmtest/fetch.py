@@ -20,9 +20,11 @@ from pathlib import Path
 from vmtest import cache_dir
 
 # kernel tier -> Debian suite whose linux-image-cloud-amd64 carries it
-SUITES: dict[str, str] = {"5.10": "bullseye", "6.1": "bookworm", "6.12": "trixie"}
+SUITES: dict[str, str] = {
+    "5.10": "bullseye", "6.1": "bookworm", "6.12": "trixie", "7.3": "trixie-backports",
+}
 # libbpf tier -> suite whose libbpf1 carries it
-LIBBPF_SUITES: dict[str, str] = {"1.5": "trixie"}
+LIBBPF_SUITES: dict[str, str] = {"1.4.6": "bookworm-backports", "1.5": "trixie", "1.7.0": "sid"}
 # index files older than this are refreshed with apt-get update (seconds)
 LISTS_MAX_AGE = 7 * 24 * 3600
 
@@ -229,6 +231,23 @@ class Apt:
         (dest / ".done").touch()
         return dest
 
+    def unpack_together(self, name: str, packages: list[str]) -> Path:
+        """Unpack ``packages`` into one folder named after ``name`` and its version."""
+        dest = cache_dir() / "pkgs" / self.suite / f"{name}_{self.version(name)}+parts"
+        if (dest / ".done").exists():
+            return dest
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+        for package in packages:
+            part = self.unpack(package)
+            proc = subprocess.run(["cp", "-al", f"{part}/.", str(dest)],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise FetchError(0, f"merging {package} into {dest.name}: {proc.stderr}")
+        (dest / ".done").unlink(missing_ok=True)
+        (dest / ".done").touch()
+        return dest
+
 
 def _usr_or_root(root: Path, rel: str) -> Path:
     """``root/rel`` or, for merged-/usr packages, ``root/usr/rel``."""
@@ -256,17 +275,35 @@ def fetch_kernel(tier: str) -> Kernel:
         if image is None:
             raise FetchError(0, f"linux-image-cloud-amd64 in {apt.suite} depends on no image")
         root = apt.unpack(image)
+        if not list((root / "boot").glob("vmlinuz-*")):
+            # Linux 7.x packaging: linux-image-* only depends on linux-binary-* (vmlinuz,
+            # config), linux-modules-* and linux-base-*; unpack them together
+            parts = [d for d in apt.depends(image)
+                     if d.startswith(("linux-binary-", "linux-modules-", "linux-base-"))]
+            root = apt.unpack_together(image, parts)
         resolved.write_text(f"{stamp} {root}\n")
+    return _kernel_in(root)
+
+
+def _kernel_in(root: Path) -> Kernel:
+    """The kernel unpacked in ``root``: ``boot/vmlinuz-<release>`` and ``boot/config-*``, or
+    (Linux 7.x packages) ``usr/lib/modules/<release>/vmlinuz`` and ``config`` beside it."""
     vmlinuz = sorted((root / "boot").glob("vmlinuz-*"))
-    if not vmlinuz:
-        raise FetchError(0, f"{root.name} holds no boot/vmlinuz-*")
-    release = vmlinuz[0].name.removeprefix("vmlinuz-")
+    if vmlinuz:
+        release = vmlinuz[0].name.removeprefix("vmlinuz-")
+        config = root / "boot" / f"config-{release}"
+    else:
+        vmlinuz = sorted(root.glob("usr/lib/modules/*/vmlinuz"))
+        if not vmlinuz:
+            raise FetchError(0, f"{root.name} holds no boot/vmlinuz-* nor lib/modules/*/vmlinuz")
+        release = vmlinuz[0].parent.name
+        config = vmlinuz[0].parent / "config"
     return Kernel(
         release=release,
         root=root,
         vmlinuz=vmlinuz[0],
         modules=_usr_or_root(root, f"lib/modules/{release}"),
-        config=root / "boot" / f"config-{release}",
+        config=config,
     )
 
 

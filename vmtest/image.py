@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from vmtest import cache_dir
@@ -433,14 +433,18 @@ def _copy_checkout(src: Path, dest: Path) -> None:
         shutil.copytree(src, dest, symlinks=True, ignore=ignore)
 
 
-def run_disk(checkout: Path, stage2: str, workdir: Path, kconfig: Path | None = None) -> Path:
+def run_disk(checkout: Path, stage2: str, workdir: Path, kconfig: Path | None = None,
+             extra_dirs: Sequence[tuple[str, Path]] = ()) -> Path:
     """The per-run disk: ``checkout/`` (this tree) and ``run/`` (config, stage-2 script).
 
     ``kconfig`` (the kernel's build configuration) becomes the guest's ``/boot/config-*``,
-    which the feature probes read.
+    which the feature probes read.  ``extra_dirs`` (name, folder) are copied into the
+    checkout under that name (another libbpf for the guest).
     """
     tree = workdir / "run-tree"
     _copy_checkout(checkout, tree / "checkout")
+    for name, folder in extra_dirs:
+        shutil.copytree(folder, tree / "checkout" / name, symlinks=True)
     (tree / "run").mkdir(parents=True)
     (tree / "run" / "config").write_text(f"CHECKOUT='{checkout}'\n")
     (tree / "run" / "stage2.sh").write_text(stage2)

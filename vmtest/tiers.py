@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -116,10 +117,11 @@ int main(int argc, char **argv) {
 def shadow_venv(python: Path, glibc: Path, where: Path) -> Path:
     """A venv in ``where`` whose ``bin/python`` runs ``python`` on the glibc in ``glibc``.
 
-    trixie's libbpf needs glibc 2.38.  ``bin/python`` (a small ELF, since tests treat
+    trixie's and sid's libbpf need glibc 2.38.  ``bin/python`` (a small ELF, since tests treat
     ``sys.executable`` as one) execs that glibc's loader with ``--argv0`` pointing at itself, so
     ``sys.executable`` is the wrapper and every child Python the tests spawn takes the same
     road; ``pyvenv.cfg`` and ``lib`` are the real venv's, so the same packages are found.
+    ``glibc`` is the path the wrapper will see (a guest's copy may live elsewhere).
     """
     venv = python.parent.parent
     (where / "bin").mkdir(parents=True, exist_ok=True)
@@ -136,19 +138,42 @@ def shadow_venv(python: Path, glibc: Path, where: Path) -> Path:
     return wrapper
 
 
-def libbpf_runtime(libbpf: str, where: Path) -> tuple[Path, Path]:
-    """Copy libbpf ``libbpf`` and its suite's glibc into ``where`` (world-readable, as tests
-    run children as nobody); return (wrapper python, libbpf.so path)."""
+def glibc_needed(lib: Path) -> tuple[int, ...]:
+    """The newest ``GLIBC_x.y`` symbol version ``lib`` asks for (read from its bytes)."""
+    found = re.findall(rb"GLIBC_(\d+)\.(\d+)", lib.read_bytes())
+    return max((tuple(int(p) for p in v) for v in found), default=(0,))
+
+
+def host_glibc() -> tuple[int, ...]:
+    """This machine's glibc version, e.g. (2, 36)."""
+    version = os.confstr("CS_GNU_LIBC_VERSION") or "glibc 0"
+    return tuple(int(p) for p in version.split()[1].split("."))
+
+
+def libbpf_runtime(libbpf: str, where: Path, seen_at: Path | None = None
+                   ) -> tuple[Path | None, Path]:
+    """Copy libbpf ``libbpf`` (and, if it needs a newer glibc than this machine's, its
+    suite's glibc with a wrapper Python) into ``where``, world-readable as tests run children
+    as nobody.  ``seen_at`` is where ``where`` will appear (a guest's run disk), if elsewhere.
+    Returns (wrapper python or None when the venv's own Python does, libbpf.so path as seen).
+    """
+    seen = seen_at or where
     with cache_lock():
         lib = fetch_libbpf(libbpf)
-        _, libdir = glibc_loader(LIBBPF_SUITES[libbpf])
+        libdir = None
+        if glibc_needed(lib) > host_glibc():
+            _, libdir = glibc_loader(LIBBPF_SUITES[libbpf])
+    where.mkdir(parents=True, exist_ok=True)
     where.chmod(0o755)
+    shutil.copy2(lib, where / lib.name)
+    if libdir is None:
+        return None, seen / lib.name
     glibc = where / "glibc"
     glibc.mkdir()
     for so in libdir.glob("*.so*"):
         shutil.copy2(so, glibc / so.name)
-    shutil.copy2(lib, where / lib.name)
-    return shadow_venv(venv_python(), glibc, where / "venv"), where / lib.name
+    shadow_venv(venv_python(), seen / "glibc", where / "venv")
+    return seen / "venv" / "bin" / "python", seen / lib.name
 
 
 def run_host(
@@ -166,7 +191,8 @@ def run_host(
         if libbpf is not None:
             wrapper, lib = libbpf_runtime(libbpf, Path(tmp))
             env["PYLIBBPF_LIBBPF"] = str(lib)
-            cmd = [str(wrapper)]
+            if wrapper is not None:
+                cmd = [str(wrapper)]
         cmd += ["-m", "pytest", *pytest_args(str(junit), extra, whole_suite)]
         rc = run_guarded(cmd, timeout=timeout, env=env, cwd=str(CHECKOUT),
                          on_line=(lambda line: None) if quiet else _printer(""))
@@ -200,10 +226,11 @@ def lsm_argument(config: Path) -> str:
     return f"lsm={default.group(1)},bpf"
 
 
-def stage2_script(checkout: Path, args: Sequence[str], env: dict[str, str]) -> str:
+def stage2_script(checkout: Path, args: Sequence[str], env: dict[str, str],
+                  python: str = ".venv/bin/python") -> str:
     """Stage-2 shell script: env exports and the pytest command line, quoted."""
     exports = "\n".join(f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items()))
-    command = " ".join(shlex.quote(a) for a in [".venv/bin/python", "-m", "pytest", *args])
+    command = " ".join(shlex.quote(a) for a in [python, "-m", "pytest", *args])
     return image.STAGE2.format(env=exports, checkout=shlex.quote(str(checkout)),
                                command=command + " 2>&1")
 
@@ -215,11 +242,20 @@ def guest_env() -> dict[str, str]:
     return env
 
 
+# where a guest tier's libbpf (and glibc, wrapper) appear: inside the checkout's overlay
+GUEST_LIBBPF_DIR = ".vmtest-libbpf"
+
+
 def run_guest(
-    kernel_tier: str, extra: Sequence[str], *, whole_suite: bool = False,
-    timeout: float = 1800, outdir: Path, quiet: bool = False, mem_mb: int = 2048,
+    kernel_tier: str, extra: Sequence[str], *, libbpf: str | None = None,
+    whole_suite: bool = False, timeout: float = 1800, outdir: Path, quiet: bool = False,
+    mem_mb: int = 2048,
 ) -> TierResult:
-    """Boot ``kernel_tier`` under QEMU, run the pytest selection inside, bring results back."""
+    """Boot ``kernel_tier`` under QEMU, run the pytest selection inside, bring results back.
+
+    With ``libbpf`` the guest's pytest loads that libbpf (``PYLIBBPF_LIBBPF``), through the
+    glibc wrapper when the library needs a newer glibc than the guest's (the host's).
+    """
     if shutil.which(QEMU) is None:
         raise GuestError(2, f"{QEMU} not found: install qemu-system-x86")
     timings: dict[str, float] = {}
@@ -235,7 +271,7 @@ def run_guest(
     t = time.monotonic()
     prebuild_bpf(python)
     timings["bpf prebuild"] = time.monotonic() - t
-    name = kernel_tier
+    name = kernel_tier if libbpf is None else f"{kernel_tier}-libbpf-{libbpf}"
     outdir.mkdir(parents=True, exist_ok=True)
     console_path = outdir / f"{name}.console.log"
     with tempfile.TemporaryDirectory(prefix="vmtest-") as tmp:
@@ -243,8 +279,18 @@ def run_guest(
         t = time.monotonic()
         args = pytest_args("/tmp/vmtest-out/junit.xml", extra, whole_suite)
         args += ["-o", "cache_dir=/tmp/pytest-cache"]
-        run = image.run_disk(CHECKOUT, stage2_script(CHECKOUT, args, guest_env()), work,
-                             kernel.config)
+        env = guest_env()
+        guest_python = ".venv/bin/python"
+        extra_dirs: list[tuple[str, Path]] = []
+        if libbpf is not None:
+            staged = work / "libbpf"
+            wrapper, lib = libbpf_runtime(libbpf, staged, CHECKOUT / GUEST_LIBBPF_DIR)
+            env["PYLIBBPF_LIBBPF"] = str(lib)
+            if wrapper is not None:
+                guest_python = str(wrapper)
+            extra_dirs.append((GUEST_LIBBPF_DIR, staged))
+        run = image.run_disk(CHECKOUT, stage2_script(CHECKOUT, args, env, guest_python), work,
+                             kernel.config, extra_dirs)
         results = image.results_disk(work)
         timings["run disk"] = time.monotonic() - t
         cmd = qemu_command(kernel.vmlinuz, initrd, [(system, True), (run, True), (results, False)],
@@ -283,13 +329,40 @@ def run_guest(
 def run_tier(tier: str, extra: Sequence[str], *, libbpf: str | None = None,
              whole_suite: bool = False, timeout: float = 1800, outdir: Path,
              quiet: bool = False) -> TierResult:
-    """Run one tier: ``host`` or a kernel from :data:`vmtest.fetch.SUITES`."""
+    """Run one tier: ``host``, a kernel from :data:`vmtest.fetch.SUITES` (either with libbpf
+    ``libbpf`` from :data:`vmtest.fetch.LIBBPF_SUITES`), or a distribution tier
+    (``debian13``, :mod:`vmtest.distro`)."""
+    if libbpf is not None and libbpf not in LIBBPF_SUITES:
+        raise ValueError(f"unknown libbpf {libbpf!r}; choose one of {sorted(LIBBPF_SUITES)}")
+    if tier in DISTRO_TIERS:
+        if libbpf is not None:
+            raise ValueError(f"{tier} runs its distribution's own libbpf")
+        try:  # vmtest/distro.py is written separately; imported only when named
+            distro = importlib.import_module("vmtest.distro")
+        except ImportError as e:
+            raise ValueError(f"tier {tier} needs vmtest/distro.py: {e}") from e
+        result: TierResult = distro.run_distro(DISTRO_TIERS[tier], extra, outdir=outdir,
+                                               timeout=timeout, quiet=quiet)
+        return result
     if tier == "host":
         return run_host(extra, libbpf=libbpf, whole_suite=whole_suite, timeout=timeout,
                         outdir=outdir, quiet=quiet)
     if tier not in SUITES:
         raise ValueError(f"unknown kernel {tier!r}; choose host or one of {sorted(SUITES)}")
-    if libbpf is not None:
-        raise ValueError("--libbpf selects a libbpf for the host tier only")
-    return run_guest(tier, extra, whole_suite=whole_suite, timeout=timeout, outdir=outdir,
-                     quiet=quiet)
+    return run_guest(tier, extra, libbpf=libbpf, whole_suite=whole_suite, timeout=timeout,
+                     outdir=outdir, quiet=quiet)
+
+
+# distribution tiers (vmtest/distro.py) -> the release run_distro takes
+DISTRO_TIERS: dict[str, str] = {"debian13": "13"}
+
+
+def parse_tier(name: str) -> tuple[str, str | None]:
+    """A tier name -> (kernel tier, libbpf tier or None): ``host``, ``6.1``,
+    ``host-libbpf-1.4.6``, ``7.3-libbpf-1.7.0``, ``debian13``."""
+    kernel, sep, libbpf = name.partition("-libbpf-")
+    if kernel not in ("host", *SUITES, *DISTRO_TIERS) or (sep and libbpf not in LIBBPF_SUITES):
+        known = ["host", *SUITES, *DISTRO_TIERS,
+                 *(f"host-libbpf-{v}" for v in LIBBPF_SUITES)]
+        raise ValueError(f"unknown tier {name!r}; e.g. {', '.join(known)}")
+    return kernel, (libbpf if sep else None)
