@@ -11,6 +11,15 @@ Two independent witnesses, both from one small C program compiled with gcc at te
   with pyelftools lists the C side *from the header*, not from our table, so a field the Python
   class forgot (or an extra one) fails the comparison. Unnamed bitfields (``__u32 :32``) have no
   DWARF member; our ``_padN`` stand-ins are checked to lie only in bytes no named member uses.
+
+What must hold depends on the headers. With the ones the mirrors were copied from (libbpf 1.1,
+Linux 6.1 UAPI: Debian 12) the member lists must be identical. Newer headers only ever grow these
+structs (libbpf 1.5 adds ``token_fd``, Linux 6.12 ``btf_vmlinux_id``...), and the ``sz`` /
+``info_len`` rule makes a shorter mirror correct there; so with them every member we declare
+must still sit at the header's offset with the header's size and type, in the header's order,
+and a header member we lack must be one that growth explains: past the end of our aggregate, a
+new alternative of a union, a name given to bits our padding holds, or an anonymous wrapper
+around members we declare. A member we lack in the middle of our layout still fails.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ import ctypes
 import errno
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +39,10 @@ from elftools.elf.elffile import ELFFile
 from pylibbpf._ffi import structs
 
 HEADERS = ("<stdio.h>", "<stddef.h>", "<string.h>", "<bpf/libbpf.h>", "<bpf/bpf.h>",
-           "<linux/bpf.h>")
+           "<linux/bpf.h>", "<linux/version.h>")
+# the headers structs.py was copied from: libbpf 1.1 and the Linux 6.1 UAPI (Debian 12)
+MIRRORED_LIBBPF = (1, 1)
+MIRRORED_LINUX = (6, 1)
 LAYOUT_DIR = Path(__file__).resolve().parent / "layout"
 
 Aggregate = type[ctypes.Structure] | type[ctypes.Union]
@@ -51,6 +63,9 @@ class Member:
     size: int  # bytes of the member's type (the storage unit for a bitfield)
     bits: tuple[int, int] | None  # (bit offset from `offset`, width) for bitfields
     kind: Any  # type shape, see _ctypes_kind / _dwarf_kind
+    # (path, offset, "struct" | "union") of the enclosing aggregate ("" for the top level);
+    # filled in on the C side only, and not part of the comparison
+    parent: tuple[str, int, str] | None = field(default=None, compare=False)
 
 
 def _bitfield(field: Any) -> tuple[int, int] | None:
@@ -133,6 +148,9 @@ def generate_c(types: tuple[Aggregate, ...]) -> str:
         '    printf("\\n");',
         "}",
         "int main(void) {",
+        '    printf("version libbpf - %d %d\\n", LIBBPF_MAJOR_VERSION, LIBBPF_MINOR_VERSION);',
+        '    printf("version linux - %d %d\\n", LINUX_VERSION_CODE >> 16,'
+        " (LINUX_VERSION_CODE >> 8) & 0xff);",
     ]
     for cls in types:
         t = c_type_name(cls)
@@ -162,6 +180,13 @@ class CLayout:
     members: dict[tuple[str, str], tuple[int, int]]  # (type, path) -> (offsetof, sizeof)
     bits: dict[tuple[str, str], bytes]  # (type, path) -> bytes after setting the bitfield to ~0
     binary: Path
+    versions: dict[str, tuple[int, int]] = field(default_factory=dict)  # libbpf/linux headers
+
+    @property
+    def mirrored_headers(self) -> bool:
+        """The headers are the ones structs.py copies, so nothing may be missing from it."""
+        return (self.versions["libbpf"] == MIRRORED_LIBBPF
+                and self.versions["linux"] == MIRRORED_LINUX)
 
 
 def build_layout(types: tuple[Aggregate, ...], workdir: Path) -> CLayout:
@@ -172,7 +197,9 @@ def build_layout(types: tuple[Aggregate, ...], workdir: Path) -> CLayout:
     layout = CLayout({}, {}, {}, binary)
     for line in out.splitlines():
         tag, tname, path, *rest = line.split()
-        if tag == "size":
+        if tag == "version":
+            layout.versions[tname] = (int(rest[0]), int(rest[1]))
+        elif tag == "size":
             layout.sizes[tname] = (int(rest[0]), int(rest[1]))
         elif tag == "member":
             layout.members[(tname, path)] = (int(rest[0]), int(rest[1]))
@@ -243,8 +270,10 @@ def _dwarf_kind(die: Any) -> Any:
     return ("int", size, enc in (_DW_ATE_signed, _DW_ATE_signed_char))
 
 
-def dwarf_members(die: Any, prefix: str = "", base: int = 0) -> Iterator[Member]:
+def dwarf_members(die: Any, prefix: str = "", base: int = 0,
+                  parent_path: str = "") -> Iterator[Member]:
     """Every member gcc recorded for the struct/union ``die``, as :func:`python_members` lists."""
+    parent = (parent_path, base, "union" if die.tag == "DW_TAG_union_type" else "struct")
     for child in die.iter_children():
         if child.tag != "DW_TAG_member":
             continue
@@ -264,13 +293,13 @@ def dwarf_members(die: Any, prefix: str = "", base: int = 0) -> Iterator[Member]
         stripped = _strip(mtype)
         nested = stripped.tag in ("DW_TAG_structure_type", "DW_TAG_union_type")
         if name is None:
-            yield Member(prefix + "<anon>", offset, size, bits, kind)
+            yield Member(prefix + "<anon>", offset, size, bits, kind, parent)
             if nested:
-                yield from dwarf_members(stripped, prefix, offset)
+                yield from dwarf_members(stripped, prefix, offset, prefix + "<anon>")
             continue
-        yield Member(prefix + name, offset, size, bits, kind)
+        yield Member(prefix + name, offset, size, bits, kind, parent)
         if nested:
-            yield from dwarf_members(stripped, prefix + name + ".", offset)
+            yield from dwarf_members(stripped, prefix + name + ".", offset, prefix + name)
 
 
 def dwarf_types(binary: Path, names: set[str]) -> dict[str, Any]:
@@ -297,17 +326,55 @@ def dwarf_types(binary: Path, names: set[str]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def layout_errors(cls: Aggregate, c: CLayout, dwarf: list[Member]) -> list[str]:
-    """Every difference between ``cls`` and the C type of the same name; empty when they agree."""
+def _bit_range(m: Member) -> range:
+    start = m.offset * 8 + (m.bits[0] if m.bits else 0)
+    return range(start, start + (m.bits[1] if m.bits else m.size * 8))
+
+
+def _growth_explains(cm: Member, py: list[Member], py_size: int) -> bool:
+    """Whether a header member the mirror lacks can be one the header gained after 1.1 / 6.1."""
+    assert cm.parent is not None
+    parent_path, parent_offset, parent_kind = cm.parent
+    extents = {(m.path, m.offset): m.offset + m.size for m in py}
+    # At the top level, past our last member: in our tail padding (zero in every struct
+    # new_opts builds, which libbpf reads as unset) or past sizeof (past ``sz``).
+    extents[("", 0)] = max((m.offset + m.size for m in py), default=0)
+    if (parent_path, parent_offset) not in extents:
+        return True  # inside a member we lack: that member was judged
+    if cm.path.endswith("<anon>") or parent_kind == "union":
+        return True  # a wrapper around members checked one by one, or a new alternative
+    if cm.offset >= extents[(parent_path, parent_offset)]:
+        return True  # appended past the end of our aggregate
+    bits = set(_bit_range(cm))
+    return any(bits <= set(_bit_range(pm)) for pm in py if is_padding(pm))  # reserved bits named
+
+
+def _grown_aggregate(pm: Member, cm: Member) -> bool:
+    """A union (or struct) that gained members since the mirror: same place, same shape,
+    larger; what lies inside it is compared member by member."""
+    return (pm.kind in ("struct", "union") and (pm.path, pm.offset, pm.bits, pm.kind)
+            == (cm.path, cm.offset, cm.bits, cm.kind) and pm.size <= cm.size)
+
+
+def layout_errors(cls: Aggregate, c: CLayout, dwarf: list[Member], *,
+                  exact: bool | None = None) -> list[str]:
+    """Every difference between ``cls`` and the C type of the same name; empty when they agree.
+
+    ``exact`` (the default with the headers the mirrors were copied from) wants the same member
+    list; otherwise the header may have grown as :func:`_growth_explains` allows.
+    """
+    if exact is None:
+        exact = c.mirrored_headers
     name = cls.__name__
     errors: list[str] = []
     py = list(python_members(cls))
     py_named = [m for m in py if not is_padding(m)]
 
-    c_size = c.sizes[name]
-    if (ctypes.sizeof(cls), ctypes.alignment(cls)) != c_size:
-        errors.append(f"sizeof/alignof: python {(ctypes.sizeof(cls), ctypes.alignment(cls))}, "
-                      f"C {c_size}")
+    c_size, c_align = c.sizes[name]
+    py_size, py_align = ctypes.sizeof(cls), ctypes.alignment(cls)
+    if (py_size, py_align) != (c_size, c_align) and (exact or py_align != c_align
+                                                     or py_size > c_size):
+        errors.append(f"sizeof/alignof: python {(py_size, py_align)}, C {(c_size, c_align)}")
 
     # printf witness: offsets and sizes of every named member, bit patterns of bitfields
     for m in py_named:
@@ -324,39 +391,52 @@ def layout_errors(cls: Aggregate, c: CLayout, dwarf: list[Member]) -> list[str]:
             for part in parents:
                 target = getattr(target, part)
             setattr(target, leaf, (1 << 64) - 1)
-            if bytes(value) != c.bits[(name, m.path)]:
+            # a grown header struct is longer: compare the bytes the mirror covers
+            c_bytes = c.bits[(name, m.path)]
+            rest = c_bytes[len(bytes(value)):]
+            if bytes(value) != c_bytes[:len(bytes(value))] or any(rest):
                 errors.append(f"{m.path}: bitfield bytes python {bytes(value).hex()}, "
-                              f"C {c.bits[(name, m.path)].hex()}")
+                              f"C {c_bytes.hex()}")
 
-    # DWARF witness: the complete member list, in order, with types
+    # DWARF witness: the member list, in order, with types
     py_paths = [m.path for m in py_named]
     c_paths = [m.path for m in dwarf]
-    if py_paths != c_paths:
-        missing = [p for p in c_paths if p not in py_paths]
-        extra = [p for p in py_paths if p not in c_paths]
-        errors.append(f"member list differs: missing {missing}, extra {extra}, "
-                      f"python order {py_paths}, C order {c_paths}")
+    mirrored = {(m.path, m.offset) for m in py_named}
+    if exact:
+        if py_paths != c_paths:
+            missing = [p for p in c_paths if p not in py_paths]
+            extra = [p for p in py_paths if p not in c_paths]
+            errors.append(f"member list differs: missing {missing}, extra {extra}, "
+                          f"python order {py_paths}, C order {c_paths}")
+        else:
+            for pm, cm in zip(py_named, dwarf, strict=True):
+                if pm != cm:
+                    errors.append(f"{pm.path}: python {pm}, DWARF {cm}")
     else:
-        for pm, cm in zip(py_named, dwarf, strict=True):
-            if pm != cm:
+        # ours must be a subsequence of the header's, member for member...
+        it = iter(dwarf)
+        for pm in py_named:
+            cm = next((m for m in it if (m.path, m.offset) == (pm.path, pm.offset)), None)
+            if cm is None:
+                errors.append(f"{pm.path}: not in the header at offset {pm.offset}, or out of "
+                              f"order: python order {py_paths}, C order {c_paths}")
+                break
+            if pm != cm and not _grown_aggregate(pm, cm):
                 errors.append(f"{pm.path}: python {pm}, DWARF {cm}")
+        # ...and what the header has beyond ours must be growth
+        missing = [cm.path for cm in dwarf if (cm.path, cm.offset) not in mirrored
+                   and not _growth_explains(cm, py, py_size)]
+        if missing:
+            errors.append(f"member list differs: missing {missing} inside the mirrored layout")
 
     # padding stand-ins must sit in bytes (or bits) that no named member uses
     used: set[int] = set()
     for cm in dwarf:
-        if cm.path.endswith("<anon>"):
+        if cm.path.endswith("<anon>") or (not exact and (cm.path, cm.offset) not in mirrored):
             continue
-        if cm.bits is None:
-            used.update(range(cm.offset * 8, (cm.offset + cm.size) * 8))
-        else:
-            start = cm.offset * 8 + cm.bits[0]
-            used.update(range(start, start + cm.bits[1]))
+        used.update(_bit_range(cm))
     for pm in py:
-        if not is_padding(pm):
-            continue
-        start = pm.offset * 8 + (pm.bits[0] if pm.bits else 0)
-        width = pm.bits[1] if pm.bits else pm.size * 8
-        if used & set(range(start, start + width)):
+        if is_padding(pm) and used & set(_bit_range(pm)):
             errors.append(f"{pm.path}: padding overlaps a named C member")
     return errors
 
@@ -414,17 +494,45 @@ def _mutant(cls: Aggregate, fields: list[Any]) -> Aggregate:
     return type(cls.__name__, (cls.__mro__[1],), attrs)
 
 
-def test_checker_catches_a_missing_field(c_layout: CLayout, dwarf: dict[str, list[Member]]) -> None:
+@pytest.mark.parametrize("exact", [True, False], ids=["exact", "grown"])
+def test_checker_catches_a_missing_field(
+    c_layout: CLayout, dwarf: dict[str, list[Member]], exact: bool
+) -> None:
     fields = [f for f in structs.bpf_map_info._fields_ if f[0] != "map_flags"]
-    errors = layout_errors(_mutant(structs.bpf_map_info, fields), c_layout, dwarf["bpf_map_info"])
-    assert any("missing ['map_flags']" in e for e in errors), errors
+    errors = layout_errors(_mutant(structs.bpf_map_info, fields), c_layout, dwarf["bpf_map_info"],
+                           exact=exact)
+    assert any("missing ['map_flags'" in e for e in errors), errors
 
 
-def test_checker_catches_a_wrong_type(c_layout: CLayout, dwarf: dict[str, list[Member]]) -> None:
+def test_checker_accepts_only_growth_on_newer_headers(
+    c_layout: CLayout, dwarf: dict[str, list[Member]]
+) -> None:
+    """A mirror without the header's last member is what a newer header looks like: accepted
+    unless the headers are the ones the mirrors copy; the same member dropped from the middle
+    is refused either way (above)."""
+    fields = structs.bpf_map_info._fields_
+    assert fields[-1][0] == "map_extra"  # a u64: dropping it shortens the struct
+    mutant = _mutant(structs.bpf_map_info, fields[:-1])
+    assert layout_errors(mutant, c_layout, dwarf["bpf_map_info"], exact=False) == []
+    errors = layout_errors(mutant, c_layout, dwarf["bpf_map_info"], exact=True)
+    assert any("missing [" in e and "'map_extra'" in e for e in errors), errors
+
+
+def test_headers_are_known(c_layout: CLayout) -> None:
+    """The version lines parsed, and headers older than the mirrors' are not silently used."""
+    assert c_layout.versions["libbpf"] >= MIRRORED_LIBBPF
+    assert c_layout.versions["linux"] >= MIRRORED_LINUX
+
+
+@pytest.mark.parametrize("exact", [True, False], ids=["exact", "grown"])
+def test_checker_catches_a_wrong_type(
+    c_layout: CLayout, dwarf: dict[str, list[Member]], exact: bool
+) -> None:
     # Same size and offsets, only the signedness differs: only the type comparison can see it.
     fields = [(f[0], ctypes.c_int32 if f[0] == "btf_size" else f[1])
               for f in structs.bpf_btf_info._fields_]
-    errors = layout_errors(_mutant(structs.bpf_btf_info, fields), c_layout, dwarf["bpf_btf_info"])
+    errors = layout_errors(_mutant(structs.bpf_btf_info, fields), c_layout, dwarf["bpf_btf_info"],
+                           exact=exact)
     assert len(errors) == 1 and errors[0].startswith("btf_size:"), errors
 
 
@@ -434,20 +542,24 @@ def test_checker_catches_a_missing_padding_field(
     # `__u32 :32` dropped from bpf_map_info: map_extra stays 8-aligned, so the pad must be there.
     fields = [f for f in structs.bpf_map_info._fields_ if f[0] != "_pad0"]
     errors = layout_errors(_mutant(structs.bpf_map_info, fields), c_layout, dwarf["bpf_map_info"])
-    assert errors == []  # ...which is true: the pad is only for readability here
+    if c_layout.mirrored_headers:
+        assert errors == []  # ...which is true: the pad is only for readability here
+    # (Linux 6.12 names those bits btf_vmlinux_id: without the pad, nothing explains that member)
     fields = [f for f in structs.bpf_object_open_opts._fields_ if f[0] != "_pad0"]
     errors = layout_errors(_mutant(structs.bpf_object_open_opts, fields), c_layout,
                            dwarf["bpf_object_open_opts"])
     assert any(e.startswith("kconfig:") for e in errors), errors
 
 
+@pytest.mark.parametrize("exact", [True, False], ids=["exact", "grown"])
 def test_checker_catches_a_wrong_bitfield(
-    c_layout: CLayout, dwarf: dict[str, list[Member]]
+    c_layout: CLayout, dwarf: dict[str, list[Member]], exact: bool
 ) -> None:
     fields = [("gpl_compatible", ctypes.c_uint32, 2) if f[0] == "gpl_compatible" else
               ("_pad0", ctypes.c_uint32, 30) if f[0] == "_pad0" else f
               for f in structs.bpf_prog_info._fields_]
-    errors = layout_errors(_mutant(structs.bpf_prog_info, fields), c_layout, dwarf["bpf_prog_info"])
+    errors = layout_errors(_mutant(structs.bpf_prog_info, fields), c_layout, dwarf["bpf_prog_info"],
+                           exact=exact)
     assert any(e.startswith("gpl_compatible: bitfield bytes") for e in errors), errors
 
 

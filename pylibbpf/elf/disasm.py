@@ -2,6 +2,9 @@
 
 :func:`format_instruction` gives the text llvm-objdump 14 prints for one instruction
 (``r1 = *(u32 *)(r2 + 8)``, ``if w1 s> 5 goto +3``, ``lock *(u64 *)(r0 + 0) += r1``...).
+Immediates and offsets come in two styles: ``"decimal"`` (the default, as llvm-objdump 14 prints
+them) or ``"hex"`` (``r1 = *(u32 *)(r2 + 0x8)``, ``call 0xe``: what llvm-objdump 15 and newer
+print by default, and any release with ``--print-imm-hex``).
 Instructions newer than llvm 14 (BPF ISA v4: ``sdiv``/``smod``, ``movsx``, ``bswap``,
 sign-extending loads, ``gotol``, store of an immediate) use the syntax of newer llvm releases.
 Anything the codec does not recognise prints as ``<unknown>``, as llvm-objdump does.
@@ -25,7 +28,7 @@ from .reader import STT_FILE, STT_SECTION
 if TYPE_CHECKING:
     from .objectfile import ObjectFile
 
-__all__ = ["format_instruction", "disassemble_object", "disassemble_section"]
+__all__ = ["STYLES", "format_instruction", "disassemble_object", "disassemble_section"]
 
 _ALU_OPS = {I.ALU_ADD: "+=", I.ALU_SUB: "-=", I.ALU_MUL: "*=", I.ALU_DIV: "/=",
             I.ALU_OR: "|=", I.ALU_AND: "&=", I.ALU_LSH: "<<=", I.ALU_RSH: ">>=",
@@ -38,57 +41,79 @@ _ATOMIC_OPS = {I.ALU_ADD: ("+=", "add"), I.ALU_OR: ("|=", "or"), I.ALU_AND: ("&=
 UNKNOWN = "<unknown>"
 
 
-def _mem(reg: int, off: int) -> str:
-    return f"r{reg} + {off}" if off >= 0 else f"r{reg} - {-off}"
+STYLES = ("decimal", "hex")
 
 
-def _branch(off: int) -> str:
-    return f"+{off}" if off >= 0 else str(off)
+def _num(value: int, hexa: bool) -> str:
+    """An immediate as llvm-objdump prints it: ``-8``, or with --print-imm-hex ``-0x8``."""
+    if not hexa:
+        return str(value)
+    return f"-0x{-value:x}" if value < 0 else f"0x{value:x}"
 
 
-def format_instruction(insn: I.Instruction) -> str:
-    """llvm-objdump's text for one instruction (without a jump-target annotation)."""
+def _mem(reg: int, off: int, hexa: bool) -> str:
+    return f"r{reg} + {_num(off, hexa)}" if off >= 0 else f"r{reg} - {_num(-off, hexa)}"
+
+
+def _branch(off: int, hexa: bool) -> str:
+    return f"+{_num(off, hexa)}" if off >= 0 else _num(off, hexa)
+
+
+def _check_style(style: str) -> bool:
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, not {style!r}")
+    return style == "hex"
+
+
+def format_instruction(insn: I.Instruction, *, style: str = "decimal") -> str:
+    """llvm-objdump's text for one instruction (without a jump-target annotation).
+
+    ``style="decimal"`` prints immediates and offsets as llvm-objdump 14 does by default
+    (``r1 += -8``, ``call 14``); ``style="hex"`` as llvm-objdump 15 and newer do by default, or
+    any release with ``--print-imm-hex`` (``r1 += -0x8``, ``call 0xe``).
+    """
+    hexa = _check_style(style)
     cls, code = insn.cls, insn.code
     if insn.dst > 10 or insn.src > 10:
         return UNKNOWN
     if cls in (I.ALU, I.ALU64):
-        return _format_alu(insn)
+        return _format_alu(insn, hexa)
     if cls in (I.JMP, I.JMP32):
-        return _format_jmp(insn)
+        return _format_jmp(insn, hexa)
     bits = I.SIZE_BYTES[insn.size] * 8
     if cls == I.LD:
         if code == I.LD_IMM64:
             if insn.src == 0:
                 value = insn.imm64 - (1 << 64) if insn.imm64 >= 1 << 63 else insn.imm64
-                return f"r{insn.dst} = {value} ll"
-            return f"ld_pseudo\tr{insn.dst}, {insn.src}, {insn.imm & 0xFFFFFFFF}"
+                return f"r{insn.dst} = {_num(value, hexa)} ll"
+            return f"ld_pseudo\tr{insn.dst}, {insn.src}, {_num(insn.imm & 0xFFFFFFFF, hexa)}"
         if insn.mode == I.MODE_ABS and insn.size != I.SIZE_DW:
-            return f"r0 = *(u{bits} *)skb[{insn.imm}]"
+            return f"r0 = *(u{bits} *)skb[{_num(insn.imm, hexa)}]"
         if insn.mode == I.MODE_IND and insn.size != I.SIZE_DW:
             return f"r0 = *(u{bits} *)skb[r{insn.src}]"
         return UNKNOWN
     if cls == I.LDX:
         if insn.mode == I.MODE_MEM:
-            return f"r{insn.dst} = *(u{bits} *)({_mem(insn.src, insn.off)})"
+            return f"r{insn.dst} = *(u{bits} *)({_mem(insn.src, insn.off, hexa)})"
         if insn.mode == I.MODE_MEMSX and insn.size != I.SIZE_DW:
-            return f"r{insn.dst} = *(s{bits} *)({_mem(insn.src, insn.off)})"
+            return f"r{insn.dst} = *(s{bits} *)({_mem(insn.src, insn.off, hexa)})"
         return UNKNOWN
     if cls == I.ST:
         if insn.mode == I.MODE_MEM:
-            return f"*(u{bits} *)({_mem(insn.dst, insn.off)}) = {insn.imm}"
+            return f"*(u{bits} *)({_mem(insn.dst, insn.off, hexa)}) = {_num(insn.imm, hexa)}"
         return UNKNOWN
     # STX
     if insn.mode == I.MODE_MEM:
-        return f"*(u{bits} *)({_mem(insn.dst, insn.off)}) = r{insn.src}"
+        return f"*(u{bits} *)({_mem(insn.dst, insn.off, hexa)}) = r{insn.src}"
     if insn.mode == I.MODE_ATOMIC and insn.size in (I.SIZE_W, I.SIZE_DW):
-        return _format_atomic(insn, bits)
+        return _format_atomic(insn, bits, hexa)
     return UNKNOWN
 
 
-def _format_atomic(insn: I.Instruction, bits: int) -> str:
+def _format_atomic(insn: I.Instruction, bits: int, hexa: bool) -> str:
     wide = insn.size == I.SIZE_DW
     reg = "r" if wide else "w"
-    addr = _mem(insn.dst, insn.off)
+    addr = _mem(insn.dst, insn.off, hexa)
     op = insn.imm & ~I.ATOMIC_FETCH
     if insn.imm == I.ATOMIC_XCHG:
         fn = "xchg_64" if wide else "xchg32_32"
@@ -105,7 +130,7 @@ def _format_atomic(insn: I.Instruction, bits: int) -> str:
     return f"lock *(u{bits} *)({addr}) {sym} r{insn.src}"
 
 
-def _format_alu(insn: I.Instruction) -> str:
+def _format_alu(insn: I.Instruction, hexa: bool) -> str:
     reg = "r" if insn.cls == I.ALU64 else "w"
     op = insn.op
     dst = f"{reg}{insn.dst}"
@@ -125,29 +150,29 @@ def _format_alu(insn: I.Instruction) -> str:
         sym = "s" + sym
     if op == I.ALU_MOV and insn.source == I.SRC_X and insn.off in (8, 16, 32):
         return f"{dst} = (s{insn.off}){reg}{insn.src}"
-    operand = f"{reg}{insn.src}" if insn.source == I.SRC_X else str(insn.imm)
+    operand = f"{reg}{insn.src}" if insn.source == I.SRC_X else _num(insn.imm, hexa)
     return f"{dst} {sym} {operand}"
 
 
-def _format_jmp(insn: I.Instruction) -> str:
+def _format_jmp(insn: I.Instruction, hexa: bool) -> str:
     op = insn.op
     if op == I.JMP_JA:
         if insn.cls == I.JMP32:
-            return f"gotol {_branch(insn.imm)}"
-        return f"goto {_branch(insn.off)}"
+            return f"gotol {_branch(insn.imm, hexa)}"
+        return f"goto {_branch(insn.off, hexa)}"
     if op == I.JMP_CALL:
         if insn.cls != I.JMP:
             return UNKNOWN
         if insn.source == I.SRC_X:
             return f"callx r{insn.imm}" if 0 <= insn.imm <= 10 else UNKNOWN
-        return f"call {insn.imm}"
+        return f"call {_num(insn.imm, hexa)}"
     if op == I.JMP_EXIT:
         return "exit" if insn.cls == I.JMP and insn.imm == 0 else UNKNOWN
     if op not in _JMP_OPS:
         return UNKNOWN
     reg = "r" if insn.cls == I.JMP else "w"
-    rhs = f"{reg}{insn.src}" if insn.source == I.SRC_X else str(insn.imm)
-    return f"if {reg}{insn.dst} {_JMP_OPS[op]} {rhs} goto {_branch(insn.off)}"
+    rhs = f"{reg}{insn.src}" if insn.source == I.SRC_X else _num(insn.imm, hexa)
+    return f"if {reg}{insn.dst} {_JMP_OPS[op]} {rhs} goto {_branch(insn.off, hexa)}"
 
 
 def _labels(obj: ObjectFile, sec_index: int, sec_name: str) -> list[tuple[int, str]]:
@@ -163,8 +188,9 @@ def _labels(obj: ObjectFile, sec_index: int, sec_name: str) -> list[tuple[int, s
 
 
 def disassemble_section(obj: ObjectFile, sec_index: int, *, raw: bool = True,
-                        source: bool = False) -> str:
+                        source: bool = False, style: str = "decimal") -> str:
     """One ``Disassembly of section`` block (with its leading blank line)."""
+    _check_style(style)
     sec = obj.section(sec_index)
     labels = _labels(obj, sec_index, sec.name)
     addrs = [a for a, _ in labels]
@@ -189,7 +215,7 @@ def disassemble_section(obj: ObjectFile, sec_index: int, *, raw: bool = True,
             text = UNKNOWN
         else:
             size = insn.slots * 8
-            text = format_instruction(insn)
+            text = format_instruction(insn, style=style)
             if insn.is_jump and text != UNKNOWN:
                 off = insn.imm if insn.is_long_jump else insn.off
                 target = pos + 8 + off * 8
@@ -206,11 +232,15 @@ def disassemble_section(obj: ObjectFile, sec_index: int, *, raw: bool = True,
     return "".join(out)
 
 
-def disassemble_object(obj: ObjectFile, *, raw: bool = True, source: bool = False) -> str:
-    """The whole ``llvm-objdump -d`` listing of ``obj`` (``raw=False``: --no-show-raw-insn)."""
+def disassemble_object(obj: ObjectFile, *, raw: bool = True, source: bool = False,
+                       style: str = "decimal") -> str:
+    """The whole ``llvm-objdump -d`` listing of ``obj`` (``raw=False``: --no-show-raw-insn;
+    ``style``: as :func:`format_instruction`)."""
+    _check_style(style)
     name = obj.path.rsplit("/", 1)[-1] if obj.path else obj.name
     parts = [f"\n{name}:\tfile format elf64-bpf\n"]
     for sec in obj.sections:
         if sec.is_exec and sec.size and sec.type != 8:
-            parts.append(disassemble_section(obj, sec.index, raw=raw, source=source))
+            parts.append(disassemble_section(obj, sec.index, raw=raw, source=source,
+                                             style=style))
     return "".join(parts)

@@ -1,4 +1,10 @@
-"""Our disassembly equals llvm-objdump's, line by line."""
+"""Our disassembly equals llvm-objdump's, line by line, in both immediate styles.
+
+llvm-objdump 14 prints immediates in decimal unless given ``--print-imm-hex``; 15 and newer print
+them in hex unless given ``--no-print-imm-hex`` (which 14 accepts too). Each of our styles is
+compared with the installed llvm-objdump told to print that style, and the installed release's
+default is checked to be the style its version says.
+"""
 
 from __future__ import annotations
 
@@ -10,23 +16,38 @@ from pathlib import Path
 import pytest
 from elf_objects import all_objects, own_objects, tool
 
-from pylibbpf.elf import ObjectFile, decode_one, format_instruction
+from pylibbpf.elf import ObjectFile, decode_one, disassemble_object, format_instruction
+from pylibbpf.elf.disasm import STYLES
 
 OBJECTS = all_objects()
 
 
-def _objdump(path: Path, raw: bool) -> list[str]:
+STYLE_FLAGS = {"decimal": "--no-print-imm-hex", "hex": "--print-imm-hex"}
+
+
+def _objdump(path: Path, raw: bool, style: str | None) -> list[str]:
     args = [tool("llvm-objdump"), "-d"] + ([] if raw else ["--no-show-raw-insn"])
+    if style is not None:
+        args.append(STYLE_FLAGS[style])
     out = subprocess.run([*args, str(path)], capture_output=True, text=True, check=True)
     return out.stdout.splitlines()[2:]  # skip the line naming the file
 
 
+def _llvm_major() -> int:
+    out = subprocess.run([tool("llvm-objdump"), "--version"], capture_output=True, text=True,
+                         check=True).stdout
+    m = re.search(r"LLVM version (\d+)\.", out)
+    assert m, out
+    return int(m.group(1))
+
+
+@pytest.mark.parametrize("style", STYLES)
 @pytest.mark.parametrize("raw", [True, False], ids=["raw", "noraw"])
 @pytest.mark.parametrize("name", sorted(OBJECTS))
-def test_disassembly_matches_llvm_objdump(name: str, raw: bool) -> None:
+def test_disassembly_matches_llvm_objdump(name: str, raw: bool, style: str) -> None:
     path = OBJECTS[name]
-    ours = ObjectFile.from_path(path).disassemble(raw=raw).splitlines()[2:]
-    ref = _objdump(path, raw)
+    ours = disassemble_object(ObjectFile.from_path(path), raw=raw, style=style).splitlines()[2:]
+    ref = _objdump(path, raw, style)
     assert len(ref) > 5
     for n, (a, b) in enumerate(zip(ours, ref, strict=False)):
         assert a == b, f"line {n}: ours {a!r} llvm {b!r}"
@@ -71,7 +92,28 @@ def _canonical() -> list[bytes]:
     return out
 
 
-def test_canonical_encodings_match_llvm(tmp_path: Path) -> None:
+def test_installed_default_style() -> None:
+    """What the installed llvm-objdump prints with no style flag is the style of its release
+    (the tests above pass the flag, so they hold on any release)."""
+    expected = "hex" if _llvm_major() >= 15 else "decimal"
+    path = own_objects()["elf_progs"]
+    assert _objdump(path, False, None) == _objdump(path, False, expected)
+    ours = disassemble_object(ObjectFile.from_path(path), raw=False, style=expected)
+    assert ours.splitlines()[2:] == _objdump(path, False, None)
+
+
+def test_styles_differ_only_in_numbers() -> None:
+    insn = decode_one(struct.pack("<BBhi", 0x61, 0x2A, -8, 0))
+    assert format_instruction(insn) == "r10 = *(u32 *)(r2 - 8)"
+    assert format_instruction(insn, style="hex") == "r10 = *(u32 *)(r2 - 0x8)"
+    assert format_instruction(decode_one(struct.pack("<BBhi", 0x85, 0, 0, 14)),
+                              style="hex") == "call 0xe"
+    with pytest.raises(ValueError, match="style"):
+        format_instruction(insn, style="octal")
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_canonical_encodings_match_llvm(tmp_path: Path, style: str) -> None:
     insns = _canonical()
     src = [".section code,\"ax\"", ".globl f", "f:"]
     for blob in insns:
@@ -80,7 +122,7 @@ def test_canonical_encodings_match_llvm(tmp_path: Path) -> None:
     (tmp_path / "c.s").write_text("\n".join(src) + "\n")
     subprocess.run([tool("llvm-mc"), "-triple", "bpfel", "-filetype=obj",
                     str(tmp_path / "c.s"), "-o", str(tmp_path / "c.o")], check=True)
-    listing = _objdump(tmp_path / "c.o", False)
+    listing = _objdump(tmp_path / "c.o", False, style)
     ref = [re.sub(r" <\w+(\+0x[0-9a-f]+)?>$", "", line.split("\t", 1)[1]) for line in listing
            if re.match(r"^ *\d+:\t", line)]
     assert len(ref) == len(insns)
@@ -88,7 +130,7 @@ def test_canonical_encodings_match_llvm(tmp_path: Path) -> None:
     for blob, text in zip(insns, ref, strict=True):
         if text == "<unknown>":
             continue
-        assert format_instruction(decode_one(blob)) == text, blob.hex()
+        assert format_instruction(decode_one(blob), style=style) == text, blob.hex()
         known += 1
     assert known > 120
 
