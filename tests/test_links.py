@@ -371,9 +371,18 @@ def test_update_program_of_another_type_is_einval() -> None:
 # ----------------------------------------------------------------------------- info, lifetime
 
 def _bpftool_link(link_id: int) -> dict[str, object]:
-    out = subprocess.run(["bpftool", "-j", "link", "show", "id", str(link_id)],
+    """What bpftool shows for one link, taken from its list of every link.
+
+    Not ``bpftool link show id N``: bpftool 7.5 (Debian 13) prints that link and then exits
+    with 255 because its single-link path returns ``errno == ENOENT ? 0 : -1`` on whatever
+    errno was left over (for a cgroup link, not ENOENT).  Listing all links ends on the
+    ENOENT of the last ``BPF_LINK_GET_NEXT_ID`` and exits 0 on every bpftool; the entry is
+    the same JSON object.
+    """
+    out = subprocess.run(["bpftool", "-j", "link", "show"],
                          capture_output=True, text=True, check=True).stdout
-    shown: dict[str, object] = json.loads(out)
+    links: list[dict[str, object]] = json.loads(out)
+    (shown,) = [link for link in links if link.get("id") == link_id]
     return shown
 
 
