@@ -97,7 +97,8 @@ def _names_to_try() -> list[str]:
 
 # Sections libbpf gained after 1.1 (whose table pylibbpf.elf copies) that the names below reach,
 # with the (program type, attach type) libbpf gives them; all are in libbpf 1.3 and newer.
-NEWER_SECTIONS = {"struct_ops.s": (int(ProgType.STRUCT_OPS), 0), "usdt.s": (int(ProgType.KPROBE), 0)}
+NEWER_SECTIONS = {"struct_ops.s": (int(ProgType.STRUCT_OPS), 0),
+                  "usdt.s": (int(ProgType.KPROBE), 0)}
 
 
 def _libbpf_version() -> tuple[int, int]:
