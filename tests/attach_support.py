@@ -97,22 +97,66 @@ def multiarch_include() -> list[str]:
     return [f"-I/usr/include/{triple}"]
 
 
+# The kernel feature (tests/features.py) each program of a test object needs, by program name
+# (unique across the objects).
+TRACE_NEEDS = {
+    "tp_getpid": "tracepoint", "tp_explicit": "tracepoint",
+    "raw_enter": "raw_tp", "raw_explicit": "raw_tp", "raw_other": "raw_tp",
+    "raw_testrun": "raw_tp", "btf_enter": "tp_btf", "on_sample": "perf_event",
+    "dump_task": "iter_task", "dump_elem": "iter_map_elem",
+}
+NET_NEEDS = {
+    "xdp_count": "xdp", "xdp_count2": "xdp", "xdp_rewrite": "xdp", "tc_count": "tc",
+    "cg_egress": "cgroup", "cg_egress2": "cgroup", "sock_filter": "socket_filter",
+    "lookup_count": "sk_lookup",
+}
+COUNTERS_NEEDS = {
+    "count_getpid": "tracepoint", "count_getppid": "tracepoint", "count_raw_enter": "raw_tp",
+    "BPF_PROG_count_btf": "tp_btf",
+}
+PROGRAM_NEEDS = {**TRACE_NEEDS, **NET_NEEDS, **COUNTERS_NEEDS}
+assert len(PROGRAM_NEEDS) == len(TRACE_NEEDS) + len(NET_NEEDS) + len(COUNTERS_NEEDS)
+
+
+def object_path(src: str, cflags: tuple[str, ...] = ()) -> Path:
+    """``tests/bpf/<src>`` compiled (cached) with the simulated refusals
+    (``features.refusal_cflags``), so a simulated refusing kernel really rejects them."""
+    return compile_bpf(src, cflags=(*cflags, *features.refusal_cflags()))
+
+
+def check_needs(request: Any, programs: Sequence[str]) -> None:
+    """Fail the test unless its ``needs`` marks name what ``programs`` need."""
+    declared = {f for mark in request.node.iter_markers("needs") for f in mark.args}
+    undeclared = {PROGRAM_NEEDS[p] for p in programs} - declared
+    assert not undeclared, f"mark the test needs{tuple(sorted(undeclared))}"
+
+
+def autoload_only(obj: pylibbpf.Object, programs: Sequence[str], request: Any = None) -> None:
+    """Load only ``programs`` of ``obj`` (autoload off for the others), so that a program this
+    kernel refuses fails only the tests that use it; with ``request``, check that the test's
+    ``needs`` marks cover them."""
+    unknown = set(programs) - set(obj.programs)
+    assert not unknown, f"{obj.name} has no programs {sorted(unknown)}"
+    if request is not None:
+        check_needs(request, programs)
+    for name, prog in obj.programs.items():
+        prog.set_autoload(name in programs)
+
+
 def open_object(src: str, cflags: tuple[str, ...] = (), *,
-                programs: Sequence[str] | None = None, **rodata: int) -> pylibbpf.Object:
+                programs: Sequence[str] | None = None, request: Any = None,
+                **rodata: int) -> pylibbpf.Object:
     """Compile ``tests/bpf/<src>``, open it, set ``.rodata`` variables, load it.
 
     ``programs``: load only these (the others keep autoload off), so that a program this
-    kernel refuses fails only the tests that use it.  Simulated refusals
-    (``features.refusal_cflags``) are compiled in.
+    kernel refuses fails only the tests that use it; with the test's ``request``, its
+    ``needs`` marks must cover them.  Simulated refusals (``features.refusal_cflags``) are
+    compiled in.
     """
-    obj = pylibbpf.Object.open_file(
-        compile_bpf(src, cflags=(*cflags, *features.refusal_cflags())))
+    obj = pylibbpf.Object.open_file(object_path(src, cflags))
     try:
         if programs is not None:
-            unknown = set(programs) - set(obj.programs)
-            assert not unknown, f"{src} has no programs {sorted(unknown)}"
-            for name, prog in obj.programs.items():
-                prog.set_autoload(name in programs)
+            autoload_only(obj, programs, request)
         for name, value in rodata.items():
             obj.rodata[name] = value
         obj.load()
@@ -122,26 +166,15 @@ def open_object(src: str, cflags: tuple[str, ...] = (), *,
     return obj
 
 
-# The kernel feature (tests/features.py) each program of attach_trace.bpf.c needs.
-TRACE_NEEDS = {
-    "tp_getpid": "tracepoint", "tp_explicit": "tracepoint",
-    "raw_enter": "raw_tp", "raw_explicit": "raw_tp", "raw_other": "raw_tp",
-    "raw_testrun": "raw_tp", "btf_enter": "tp_btf", "on_sample": "perf_event",
-    "dump_task": "iter_task", "dump_elem": "iter_map_elem",
-}
-
-
 def trace_loader(request: Any) -> tuple[Callable[..., pylibbpf.Object], Callable[[], None]]:
     """For a fixture: ``load("raw_enter", ...)`` opens ``attach_trace.bpf.c`` (``target_pid``
     ours) with only those programs, after checking that the test's ``needs`` markers name
     what they need; ``close_all()`` closes every object it opened."""
-    declared = {f for mark in request.node.iter_markers("needs") for f in mark.args}
     opened: list[pylibbpf.Object] = []
 
     def load(*programs: str) -> pylibbpf.Object:
-        undeclared = {TRACE_NEEDS[p] for p in programs} - declared
-        assert not undeclared, f"mark the test needs{tuple(sorted(undeclared))}"
-        obj = open_object("attach_trace.bpf.c", programs=programs, target_pid=os.getpid())
+        obj = open_object("attach_trace.bpf.c", programs=programs, request=request,
+                          target_pid=os.getpid())
         opened.append(obj)
         return obj
 

@@ -2,10 +2,12 @@
 
 ``missing(name)`` returns ``None`` when the running kernel has the feature, else a sentence saying
 why not.  Where it is cheap the probe is real: ``kprobe`` adds and removes a kprobe event in
-tracefs, ``fentry`` and ``lsm`` load a two-instruction program through the raw ``bpf()``
-syscall (ctypes, no libbpf) against a function found in ``/sys/kernel/btf/vmlinux`` and attach
-it, ``ringbuf`` creates a ring buffer map.  The others are judged from the kernel version and
-build configuration.
+tracefs, ``fentry``, ``lsm`` and ``tp_btf`` load a two-instruction program through the raw
+``bpf()`` syscall (ctypes, no libbpf) against a target found in ``/sys/kernel/btf/vmlinux`` and
+attach it, ``raw_tp`` and the iterators load and attach theirs, ``ringbuf`` creates a ring
+buffer map, the network types (``xdp``, ``tc``, ``cgroup`` for cgroup_skb, ``socket_filter``,
+``sk_lookup``) load one (a socket filter is also attached to a socket).  The others are judged
+from the kernel version and build configuration.
 
 ``expected(name)`` says whether this kernel *should* have the feature, from its version, its
 configuration (``/proc/config.gz`` or ``/boot/config-<release>``), the active LSMs, the
@@ -29,6 +31,7 @@ import gzip
 import os
 import platform
 import re
+import socket
 import struct
 import subprocess
 from collections.abc import Callable
@@ -122,8 +125,12 @@ SYS_BPF = 321
 BPF_MAP_CREATE, BPF_MAP_LOOKUP_ELEM, BPF_PROG_LOAD, BPF_RAW_TRACEPOINT_OPEN = 0, 1, 5, 17
 BPF_LINK_CREATE = 28
 BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_RINGBUF = 2, 27
+BPF_PROG_TYPE_SOCKET_FILTER, BPF_PROG_TYPE_SCHED_CLS, BPF_PROG_TYPE_XDP = 1, 3, 6
+BPF_PROG_TYPE_CGROUP_SKB, BPF_PROG_TYPE_SK_LOOKUP = 8, 30
 BPF_PROG_TYPE_RAW_TRACEPOINT, BPF_PROG_TYPE_TRACING, BPF_PROG_TYPE_LSM = 17, 26, 29
-BPF_TRACE_FENTRY, BPF_LSM_MAC, BPF_TRACE_ITER = 24, 27, 28
+BPF_CGROUP_INET_EGRESS, BPF_TRACE_RAW_TP, BPF_TRACE_FENTRY = 1, 23, 24
+BPF_LSM_MAC, BPF_TRACE_ITER, BPF_SK_LOOKUP, BPF_XDP = 27, 28, 36, 37
+SO_ATTACH_BPF = 50
 
 
 class MapCreateAttr(ctypes.Structure):
@@ -247,12 +254,17 @@ def iter_link_create(prog_fd: int, map_fd: int | None = None) -> int:
 # BTF kinds -> bytes following the 12-byte common header (per vlen entry when marked)
 _BTF_EXTRA = {1: (4, 0), 3: (12, 0), 4: (0, 12), 5: (0, 12), 6: (0, 8), 13: (0, 8), 14: (4, 0),
               15: (0, 12), 17: (4, 0), 19: (0, 12)}
-BTF_KIND_FUNC = 12
+BTF_KIND_TYPEDEF, BTF_KIND_FUNC = 8, 12
+
+
+def btf_funcs() -> dict[str, int]:
+    """Name -> type id of every FUNC in the kernel's BTF (empty without BTF)."""
+    return btf_names(BTF_KIND_FUNC)
 
 
 @cache
-def btf_funcs() -> dict[str, int]:
-    """Name -> type id of every FUNC in the kernel's BTF (empty without BTF)."""
+def btf_names(kind: int) -> dict[str, int]:
+    """Name -> type id of every type of ``kind`` in the kernel's BTF (empty without BTF)."""
     try:
         data = Path("/sys/kernel/btf/vmlinux").read_bytes()
     except OSError:
@@ -263,27 +275,28 @@ def btf_funcs() -> dict[str, int]:
         return {}
     strings = hdr_len + str_off
     pos, end = hdr_len + type_off, hdr_len + type_off + type_len
-    funcs: dict[str, int] = {}
+    names: dict[str, int] = {}
     type_id = 1
     unpack = struct.Struct("<III").unpack_from
     while pos < end:
         name_off, info, _ = unpack(data, pos)
-        kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
-        if kind == BTF_KIND_FUNC:
+        this_kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
+        if this_kind == kind:
             stop = data.index(b"\0", strings + name_off)
-            funcs[data[strings + name_off:stop].decode()] = type_id
-        fixed, per = _BTF_EXTRA.get(kind, (0, 0))
+            names[data[strings + name_off:stop].decode()] = type_id
+        fixed, per = _BTF_EXTRA.get(this_kind, (0, 0))
         pos += 12 + fixed + per * vlen
         type_id += 1
-    return funcs
+    return names
 
 
-def btf_func_id(*candidates: str) -> tuple[str, int] | None:
-    """The first of ``candidates`` that is a FUNC in the kernel's BTF, with its type id."""
-    funcs = btf_funcs()
+def btf_func_id(*candidates: str, kind: int = BTF_KIND_FUNC) -> tuple[str, int] | None:
+    """The first of ``candidates`` that is a FUNC (or a type of ``kind``) in the kernel's BTF,
+    with its type id."""
+    found = btf_names(kind)
     for name in candidates:
-        if name in funcs:
-            return name, funcs[name]
+        if name in found:
+            return name, found[name]
     return None
 
 
@@ -342,8 +355,8 @@ def _in_kallsyms(symbol: str) -> bool:
 
 
 def _probe_btf_prog(feature: str, prog_type: int, attach_type: int,
-                    targets: tuple[str, ...]) -> str | None:
-    target = btf_func_id(*targets)
+                    targets: tuple[str, ...], kind: int = BTF_KIND_FUNC) -> str | None:
+    target = btf_func_id(*targets, kind=kind)
     if target is None:
         return f"none of {', '.join(targets)} is in the kernel's BTF"
     try:
@@ -399,6 +412,24 @@ def _probe_iter(target: str) -> str | None:
     return None
 
 
+def _probe_net(feature: str, prog_type: int, attach_type: int = 0) -> str | None:
+    """Load a two-instruction program of a network type (as libbpf does for its section); a
+    socket filter is also attached to a UDP socket and detached."""
+    try:
+        fd = prog_load(prog_type, RET0, attach_type=attach_type)
+    except OSError as e:
+        return _refused(f"loading a {feature} program", e)
+    try:
+        if prog_type == BPF_PROG_TYPE_SOCKET_FILTER:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, fd)
+    except OSError as e:
+        return _refused(f"attaching a {feature} program to a socket", e)
+    finally:
+        os.close(fd)
+    return None
+
+
 def _probe_ringbuf() -> str | None:
     try:
         os.close(map_create(BPF_MAP_TYPE_RINGBUF, 0, 0, os.sysconf("SC_PAGE_SIZE")))
@@ -409,6 +440,7 @@ def _probe_ringbuf() -> str | None:
 
 FENTRY_TARGETS = ("bpf_fentry_test1", "__x64_sys_getpid", "__do_sys_getpid")
 LSM_TARGETS = ("bpf_lsm_file_open",)
+TP_BTF_TARGETS = ("btf_trace_sys_enter",)  # the typedef libbpf resolves SEC("tp_btf/sys_enter") to
 
 # feature -> (minimum kernel version, config options that must be set)
 REQUIREMENTS: dict[str, tuple[tuple[int, int], tuple[str, ...]]] = {
@@ -425,6 +457,7 @@ REQUIREMENTS: dict[str, tuple[tuple[int, int], tuple[str, ...]]] = {
     "cgroup": ((4, 10), ("CONFIG_CGROUP_BPF",)),
     "xdp": ((4, 8), ("CONFIG_NET",)),
     "tc": ((4, 1), ("CONFIG_NET",)),            # loading SEC("tc") programs
+    "socket_filter": ((3, 19), ("CONFIG_NET",)),  # SEC("socket"), SO_ATTACH_BPF
     "sk_lookup": ((5, 9), ("CONFIG_INET",)),
     "iter": ((5, 8), ()),
     "iter_task": ((5, 8), ("CONFIG_DEBUG_INFO_BTF",)),       # SEC("iter/task")
@@ -443,8 +476,15 @@ PROBES: dict[str, Callable[[], str | None]] = {
     "fentry": lambda: _probe_btf_prog("fentry", BPF_PROG_TYPE_TRACING, BPF_TRACE_FENTRY,
                                       FENTRY_TARGETS),
     "lsm": lambda: _probe_btf_prog("lsm", BPF_PROG_TYPE_LSM, BPF_LSM_MAC, LSM_TARGETS),
+    "tp_btf": lambda: _probe_btf_prog("tp_btf", BPF_PROG_TYPE_TRACING, BPF_TRACE_RAW_TP,
+                                      TP_BTF_TARGETS, kind=BTF_KIND_TYPEDEF),
     "ringbuf": _probe_ringbuf,
     "raw_tp": _probe_raw_tp,
+    "xdp": lambda: _probe_net("xdp", BPF_PROG_TYPE_XDP, BPF_XDP),
+    "tc": lambda: _probe_net("tc", BPF_PROG_TYPE_SCHED_CLS),
+    "cgroup": lambda: _probe_net("cgroup_skb", BPF_PROG_TYPE_CGROUP_SKB, BPF_CGROUP_INET_EGRESS),
+    "socket_filter": lambda: _probe_net("socket_filter", BPF_PROG_TYPE_SOCKET_FILTER),
+    "sk_lookup": lambda: _probe_net("sk_lookup", BPF_PROG_TYPE_SK_LOOKUP, BPF_SK_LOOKUP),
     "iter_task": lambda: _probe_iter("task"),
     "iter_map_elem": lambda: _probe_iter("bpf_map_elem"),
 }

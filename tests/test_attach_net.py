@@ -3,7 +3,9 @@
 
 Packet tests run in a private network namespace (its own ``lo``): other processes' traffic
 cannot reach the counters, and whatever is attached vanishes with the namespace.  Programs:
-``tests/bpf/attach_net.bpf.c``; each counts UDP datagrams to the ``.rodata`` ``port``.
+``tests/bpf/attach_net.bpf.c``; each counts UDP datagrams to the ``.rodata`` ``port``.  Each
+test loads only the programs it uses and marks the features they need, so a program type this
+kernel refuses (or its security policy does) costs only the tests of that type.
 """
 
 from __future__ import annotations
@@ -42,27 +44,45 @@ N = 25
 
 
 class Net:
-    """A private netns with a UDP receiver/sender pair and the loaded object."""
+    """A private netns with a UDP receiver/sender pair; :meth:`load` loads the object."""
 
-    def __init__(self, ns_fd: int) -> None:
+    def __init__(self, ns_fd: int, request: pytest.FixtureRequest) -> None:
         self.ns_fd = ns_fd
+        self.request = request
         self.rx, self.tx, self.port = udp_pair()
-        self.obj = open_object("attach_net.bpf.c", port=self.port)
-        self.counts = self.obj.maps["counts"]
+        self._obj: pylibbpf.Object | None = None
+
+    def load(self, *programs: str) -> pylibbpf.Object:
+        """Load ``attach_net.bpf.c`` with only ``programs`` (the test's ``needs`` marks must
+        cover them), ``port`` set to the receiver's."""
+        assert self._obj is None
+        self._obj = open_object("attach_net.bpf.c", programs=programs, request=self.request,
+                                port=self.port)
+        return self._obj
+
+    @property
+    def obj(self) -> pylibbpf.Object:
+        assert self._obj is not None, "net.load(...) first"
+        return self._obj
+
+    @property
+    def counts(self) -> pylibbpf.Map:
+        return self.obj.maps["counts"]
 
     def send(self, n: int = N) -> None:
         send_and_receive(self.rx, self.tx, self.port, n)
 
     def close(self) -> None:
-        self.obj.close()
+        if self._obj is not None:
+            self._obj.close()
         self.rx.close()
         self.tx.close()
 
 
 @pytest.fixture
-def net() -> Iterator[Net]:
+def net(request: pytest.FixtureRequest) -> Iterator[Net]:
     with private_netns() as ns_fd:
-        env = Net(ns_fd)
+        env = Net(ns_fd, request)
         try:
             yield env
         finally:
@@ -71,7 +91,9 @@ def net() -> Iterator[Net]:
 
 # ----------------------------------------------------------------------------- XDP
 
+@pytest.mark.needs("xdp")
 def test_attach_xdp_on_lo_counts_udp(net: Net) -> None:
+    net.load("xdp_count")
     lo = socket.if_nametoindex("lo")
     link = net.obj.programs["xdp_count"].attach_xdp("lo")
     try:
@@ -86,14 +108,18 @@ def test_attach_xdp_on_lo_counts_udp(net: Net) -> None:
     assert count(net.counts, K_XDP) == N
 
 
+@pytest.mark.needs("xdp")
 def test_attach_xdp_twice_is_ebusy(net: Net) -> None:
+    net.load("xdp_count", "xdp_count2")
     with net.obj.programs["xdp_count"].attach_xdp(1):
         with pytest.raises(pylibbpf.BpfError) as info:
             net.obj.programs["xdp_count2"].attach_xdp(1)
         assert info.value.errno == errno.EBUSY
 
 
+@pytest.mark.needs("xdp")
 def test_attach_xdp_unknown_interface(net: Net) -> None:
+    net.load("xdp_count")
     with pytest.raises(pylibbpf.BpfError) as info:
         net.obj.programs["xdp_count"].attach_xdp("nosuchif0")
     assert info.value.errno == errno.ENODEV
@@ -106,7 +132,9 @@ def _ether(dst: bytes, src: bytes, payload: bytes = b"\0" * 20) -> bytes:
 DST, SRC = bytes(range(1, 7)), bytes(range(11, 17))
 
 
+@pytest.mark.needs("xdp")
 def test_test_run_xdp_rewrites_and_passes(net: Net) -> None:
+    net.load("xdp_rewrite")
     prog = net.obj.programs["xdp_rewrite"]
     result = prog.test_run(_ether(DST, SRC))
     assert result.retval == XDP_PASS
@@ -114,17 +142,23 @@ def test_test_run_xdp_rewrites_and_passes(net: Net) -> None:
     assert result.data_out == _ether(SRC, DST, bytes([1]) + b"\0" * 19)
 
 
+@pytest.mark.needs("xdp")
 def test_test_run_xdp_drop(net: Net) -> None:
+    net.load("xdp_rewrite")
     result = net.obj.programs["xdp_rewrite"].test_run(_ether(b"\xff" * 6, SRC))
     assert result.retval == XDP_DROP
 
 
+@pytest.mark.needs("xdp")
 def test_test_run_xdp_too_short_aborts(net: Net) -> None:
+    net.load("xdp_rewrite")
     result = net.obj.programs["xdp_rewrite"].test_run(DST + SRC + b"\x08\x00")
     assert result.retval == XDP_ABORTED
 
 
+@pytest.mark.needs("xdp")
 def test_test_run_xdp_repeat_reports_duration(net: Net) -> None:
+    net.load("xdp_rewrite")
     result = net.obj.programs["xdp_rewrite"].test_run(_ether(DST, SRC), repeat=1001)
     assert result.retval == XDP_PASS
     assert result.duration > 0
@@ -132,7 +166,9 @@ def test_test_run_xdp_repeat_reports_duration(net: Net) -> None:
     assert result.data_out[:12] == SRC + DST
 
 
+@pytest.mark.needs("xdp")
 def test_test_run_xdp_with_xdp_md_ctx(net: Net) -> None:
+    net.load("xdp_rewrite")
     packet = _ether(DST, SRC)
     # struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex
     ctx = struct.pack("<6I", 0, len(packet), 0, 1, 0, 0)
@@ -148,7 +184,9 @@ def test_test_run_xdp_with_xdp_md_ctx(net: Net) -> None:
     assert (data_end - data, meta, ifindex, queue, egress) == (len(packet), 0, 1, 0, 0)
 
 
+@pytest.mark.needs("xdp")
 def test_test_run_xdp_bad_ctx_is_einval(net: Net) -> None:
+    net.load("xdp_rewrite")
     packet = _ether(DST, SRC)
     ctx = struct.pack("<6I", 0, len(packet) + 5, 0, 1, 0, 0)  # data_end past the packet
     with pytest.raises(pylibbpf.BpfError) as info:
@@ -158,7 +196,9 @@ def test_test_run_xdp_bad_ctx_is_einval(net: Net) -> None:
 
 # ----------------------------------------------------------------------------- tc
 
+@pytest.mark.needs("tc")
 def test_attach_tc_ingress_on_lo(net: Net) -> None:
+    net.load("tc_count")
     prog = net.obj.programs["tc_count"]
     tc = prog.attach_tc("lo", attach_point="ingress")
     try:
@@ -171,12 +211,16 @@ def test_attach_tc_ingress_on_lo(net: Net) -> None:
     assert count(net.counts, K_TC) == N
 
 
+@pytest.mark.needs("tc")
 def test_attach_tc_bad_attach_point(net: Net) -> None:
+    net.load("tc_count")
     with pytest.raises(ValueError, match="ingress"):
         net.obj.programs["tc_count"].attach_tc("lo", attach_point="sideways")
 
 
+@pytest.mark.needs("tc")
 def test_test_run_tc_ctx_and_retval(net: Net) -> None:
+    net.load("tc_count")
     prog = net.obj.programs["tc_count"]
     packet = _ether(DST, SRC, b"\0" * 40)
     # a prefix of struct __sk_buff (184 bytes in 5.10, more later) with mark, priority, cb[]
@@ -196,7 +240,9 @@ def test_test_run_tc_ctx_and_retval(net: Net) -> None:
 
 # ----------------------------------------------------------------------------- socket filter
 
+@pytest.mark.needs("socket_filter")
 def test_socket_filter_so_attach_bpf(net: Net) -> None:
+    net.load("sock_filter")
     prog = net.obj.programs["sock_filter"]
     assert prog.type == pylibbpf.ProgType.SOCKET_FILTER
     net.rx.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, prog.fd)
@@ -211,7 +257,9 @@ def test_socket_filter_so_attach_bpf(net: Net) -> None:
     assert count(net.counts, K_SOCK) == len(sent)
 
 
+@pytest.mark.needs("socket_filter")
 def test_test_run_socket_filter(net: Net) -> None:
+    net.load("sock_filter")
     prog = net.obj.programs["sock_filter"]
     packet = _ether(DST, SRC, b"\0" * 30 + b"x")
     # the kernel strips the Ethernet header before a socket filter runs
@@ -227,9 +275,10 @@ def cgroup() -> Iterator[Path]:
         yield path
 
 
-def test_attach_cgroup_skb_egress(cgroup: Path) -> None:
+@pytest.mark.needs("cgroup")
+def test_attach_cgroup_skb_egress(cgroup: Path, request: pytest.FixtureRequest) -> None:
     rx, tx, port = udp_pair()
-    obj = open_object("attach_net.bpf.c", port=port)
+    obj = open_object("attach_net.bpf.c", programs=("cg_egress",), request=request, port=port)
     try:
         link = obj.programs["cg_egress"].attach_cgroup(cgroup)
         try:
@@ -254,9 +303,10 @@ def test_attach_cgroup_skb_egress(cgroup: Path) -> None:
         tx.close()
 
 
-def test_attach_cgroup_by_fd(cgroup: Path) -> None:
+@pytest.mark.needs("cgroup")
+def test_attach_cgroup_by_fd(cgroup: Path, request: pytest.FixtureRequest) -> None:
     rx, tx, port = udp_pair()
-    obj = open_object("attach_net.bpf.c", port=port)
+    obj = open_object("attach_net.bpf.c", programs=("cg_egress",), request=request, port=port)
     fd = os.open(cgroup, os.O_RDONLY | os.O_DIRECTORY)
     try:
         with obj.programs["cg_egress"].attach_cgroup(fd):
@@ -269,8 +319,9 @@ def test_attach_cgroup_by_fd(cgroup: Path) -> None:
         tx.close()
 
 
-def test_attach_cgroup_not_a_cgroup(tmp_path: Path) -> None:
-    obj = open_object("attach_net.bpf.c", port=1)
+@pytest.mark.needs("cgroup")
+def test_attach_cgroup_not_a_cgroup(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    obj = open_object("attach_net.bpf.c", programs=("cg_egress",), request=request, port=1)
     try:
         with pytest.raises(pylibbpf.BpfError) as info:
             obj.programs["cg_egress"].attach_cgroup(tmp_path)
@@ -281,7 +332,9 @@ def test_attach_cgroup_not_a_cgroup(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------- netns
 
+@pytest.mark.needs("sk_lookup")
 def test_attach_netns_sk_lookup(net: Net) -> None:
+    net.load("lookup_count")
     prog = net.obj.programs["lookup_count"]
     link = prog.attach_netns(net.ns_fd)
     try:
@@ -297,7 +350,9 @@ def test_attach_netns_sk_lookup(net: Net) -> None:
     assert count(net.counts, K_LOOKUP) == N
 
 
+@pytest.mark.needs("sk_lookup")
 def test_attach_netns_default_is_our_namespace(net: Net) -> None:
+    net.load("lookup_count")
     # the default path /proc/self/ns/net is the main thread's namespace: here, the private one
     with net.obj.programs["lookup_count"].attach_netns() as link:
         assert link.info().details["netns_ino"] == os.fstat(net.ns_fd).st_ino

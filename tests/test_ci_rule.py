@@ -133,3 +133,35 @@ def test_a_refused_program_costs_only_the_tests_that_use_it() -> None:
     for feature in ("iter_map_elem", "iter_task"):
         assert re.search(rf"^SKIPPED \[2\] tests/conftest.py:\d+: {feature}: refused by the "
                          rf"kernel's security policy \(EPERM", proc.stdout, re.M), proc.stdout
+
+
+@pytest.mark.kernel
+def test_a_refused_tp_btf_or_net_type_costs_only_the_tests_that_use_it() -> None:
+    """The map, global-data, object and network tests on a kernel that refuses tp_btf and
+    sk_lookup: the tests loading those programs skip with the reason, all the others (the map
+    and global-data tests too, though counters.bpf.c has a tp_btf program) pass."""
+    env = {**os.environ, "CI": "true", features.REFUSE_ENV: "tp_btf,sk_lookup"}
+    # the simulated kernel really refuses them: loading every program of either object fails
+    for src, flag, refused_prog in (("counters.bpf.c", "-DREFUSE_TP_BTF", "count_btf"),
+                                    ("attach_net.bpf.c", "-DREFUSE_SK_LOOKUP", "lookup_count")):
+        obj = pylibbpf.Object.open_file(compile_bpf(src, cflags=(flag,)))
+        try:
+            with pytest.raises(pylibbpf.VerifierError) as refused:
+                obj.load()
+            assert refused_prog in str(refused.value)
+        finally:
+            obj.close()
+    files = ["tests/test_object.py", "tests/test_maps.py", "tests/test_lowlevel.py",
+             "tests/test_errors.py", "tests/test_globals.py", "tests/hardening/test_resources.py",
+             "tests/test_attach_net.py"]
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+                           *files], capture_output=True, text=True, env=env, cwd=TESTS.parent,
+                          timeout=600)
+    summary = proc.stdout.strip().splitlines()[-1]
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    # tp_btf: test_object's two per-type tests for it, the custom BTF path, pinning every
+    # program; sk_lookup: the two netns tests
+    assert re.fullmatch(r"\d+ passed, 6 skipped in .*", summary), proc.stdout[-3000:]
+    for feature, n in (("tp_btf", 4), ("sk_lookup", 2)):
+        assert re.search(rf"^SKIPPED \[{n}\] tests/conftest.py:\d+: {feature}: refused by the "
+                         rf"kernel's security policy \(EPERM", proc.stdout, re.M), proc.stdout

@@ -1,5 +1,8 @@
 """Global data by variable name: .rodata set before load and read-only after; .bss, .data and
-custom .data.* read and written in the kernel's memory, seen by the BPF program both ways."""
+custom .data.* read and written in the kernel's memory, seen by the BPF program both ways.
+
+Only ``count_getpid`` (a tracepoint program) of ``counters.bpf.c`` is loaded, by the tests
+that run it: the others' program types are no business of global data."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from bpfbuild import compile_bpf
+from attach_support import autoload_only, object_path
 
 from pylibbpf import Object, StateError
 
@@ -17,7 +20,8 @@ pytestmark = pytest.mark.kernel
 
 @pytest.fixture
 def obj() -> Iterator[Object]:
-    with Object.open_file(compile_bpf("counters.bpf.c")) as o:
+    with Object.open_file(object_path("counters.bpf.c")) as o:
+        autoload_only(o, [])  # a test that runs a program loads it (and marks its needs)
         yield o
 
 
@@ -39,7 +43,10 @@ def test_initial_values_before_load(obj: Object) -> None:
     assert obj.bss.get_int("hits") == 0
 
 
-def test_rodata_set_before_load_is_used_and_read_only_after(obj: Object) -> None:
+@pytest.mark.needs("tracepoint")
+def test_rodata_set_before_load_is_used_and_read_only_after(
+        obj: Object, request: pytest.FixtureRequest) -> None:
+    autoload_only(obj, ["count_getpid"], request)
     obj.rodata["target_pid"] = os.getpid()
     obj.rodata["increment"] = 5
     obj.load()
@@ -55,7 +62,10 @@ def test_rodata_set_before_load_is_used_and_read_only_after(obj: Object) -> None
     assert obj.global_data(".data.custom").get_int("custom_hits") == 7 + 10
 
 
-def test_writes_after_load_reach_the_program(obj: Object) -> None:
+@pytest.mark.needs("tracepoint")
+def test_writes_after_load_reach_the_program(obj: Object,
+                                             request: pytest.FixtureRequest) -> None:
+    autoload_only(obj, ["count_getpid"], request)
     obj.rodata["target_pid"] = os.getpid()
     obj.load()
     obj.bss["hits"] = 1000

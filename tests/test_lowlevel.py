@@ -14,8 +14,7 @@ import sys
 from collections.abc import Callable, Iterator
 
 import pytest
-from attach_support import bpftool_perf, my_attachments
-from bpfbuild import compile_bpf
+from attach_support import autoload_only, bpftool_perf, my_attachments, object_path
 
 import pylibbpf
 from pylibbpf import MapType, ProgType, lowlevel
@@ -291,8 +290,11 @@ def test_kernel_version_code() -> None:
 
 # ------------------------------------------------------------------------------ attachments
 
-def test_task_fd_query_names_each_attachment_as_bpftool_perf_does() -> None:
-    with pylibbpf.Object.open_file(compile_bpf("counters.bpf.c")) as obj:
+@pytest.mark.needs("tracepoint", "raw_tp")
+def test_task_fd_query_names_each_attachment_as_bpftool_perf_does(
+        request: pytest.FixtureRequest) -> None:
+    with pylibbpf.Object.open_file(object_path("counters.bpf.c")) as obj:
+        autoload_only(obj, ["count_getpid", "count_raw_enter"], request)
         obj.load()
         tp, raw = obj.programs["count_getpid"], obj.programs["count_raw_enter"]
         ids = {tp.info().id, raw.info().id}

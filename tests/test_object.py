@@ -1,4 +1,9 @@
-"""Object: open, configure, load, find, pin, close; checked against the kernel and bpftool."""
+"""Object: open, configure, load, find, pin, close; checked against the kernel and bpftool.
+
+``counters.bpf.c`` has tracepoint, raw_tp and tp_btf programs: each test loads only the ones it
+uses (``autoload_only``) and marks what they need, so a kernel without BTF, or one whose policy
+refuses a type, costs only the tests of that type.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from attach_support import autoload_only, object_path
 from bpfbuild import compile_bpf
 
 import pylibbpf
@@ -20,11 +26,18 @@ pytestmark = pytest.mark.kernel
 COUNTERS_PROGRAMS = ["count_getpid", "count_getppid", "count_raw_enter", "BPF_PROG_count_btf"]
 COUNTERS_MAPS = ["counts", "by_pid", "percpu", "percpu_hash", "lru", "counters.rodata",
                  "counters.bss", "counters.data", ".data.custom"]
+# the programs of counters.bpf.c by type, each with the kernel feature it needs
+BY_TYPE = [
+    pytest.param(("count_getpid", "count_getppid"), marks=pytest.mark.needs("tracepoint"),
+                 id="tracepoint"),
+    pytest.param(("count_raw_enter",), marks=pytest.mark.needs("raw_tp"), id="raw_tp"),
+    pytest.param(("BPF_PROG_count_btf",), marks=pytest.mark.needs("tp_btf"), id="tp_btf"),
+]
 
 
 @pytest.fixture(scope="module")
 def counters_o() -> Path:
-    return compile_bpf("counters.bpf.c")
+    return object_path("counters.bpf.c")
 
 
 def bpftool(*args: str) -> object:
@@ -57,13 +70,15 @@ def test_programs_and_maps_are_read_only_mappings(counters_o: Path) -> None:
             del obj.maps["counts"]  # type: ignore[attr-defined]
 
 
-def test_open_mem_equals_open_file(counters_o: Path) -> None:
+@pytest.mark.needs("tracepoint")
+def test_open_mem_equals_open_file(counters_o: Path, request: pytest.FixtureRequest) -> None:
     data = counters_o.read_bytes()
     with Object.open_mem(data, object_name="from_memory") as obj:
         assert obj.name == "from_memory"
         assert obj.path is None
         assert list(obj.programs) == COUNTERS_PROGRAMS
         assert obj.elf_bytes() == data
+        autoload_only(obj, ["count_getpid"], request)
         obj.load()
         assert obj.programs["count_getpid"].fd > 0
 
@@ -74,11 +89,14 @@ def test_object_name_option_renames_internal_maps(counters_o: Path) -> None:
         assert "renamed.bss" in obj.maps
 
 
-def test_load_in_place_matches_kernel_and_bpftool(counters_o: Path) -> None:
+@pytest.mark.parametrize("programs", BY_TYPE)
+def test_load_in_place_matches_kernel_and_bpftool(counters_o: Path, programs: tuple[str, ...],
+                                                  request: pytest.FixtureRequest) -> None:
     with Object.open_file(counters_o) as obj:
+        autoload_only(obj, programs, request)
         assert obj.load() is obj
         assert obj.loaded
-        for prog in obj.programs.values():
+        for prog in (obj.programs[name] for name in programs):
             info = prog.info()
             shown = bpftool("prog", "show", "id", str(info.id))
             assert isinstance(shown, dict)
@@ -115,6 +133,7 @@ def test_find_by_name(counters_o: Path) -> None:
 
 def test_preload_configuration_reaches_the_kernel(counters_o: Path) -> None:
     with Object.open_file(counters_o) as obj:
+        autoload_only(obj, [])  # maps only: no program type this kernel might refuse
         obj.maps["by_pid"].set_max_entries(77)
         obj.maps["by_pid"].set_map_flags(pylibbpf.MapFlags.NO_PREALLOC)
         obj.maps["lru"].set_value_size(16)
@@ -129,8 +148,11 @@ def test_preload_configuration_reaches_the_kernel(counters_o: Path) -> None:
             _ = obj.programs["count_getppid"].fd
 
 
-def test_preload_setters_raise_after_load(counters_o: Path) -> None:
+@pytest.mark.needs("tracepoint")
+def test_preload_setters_raise_after_load(counters_o: Path,
+                                          request: pytest.FixtureRequest) -> None:
     with Object.open_file(counters_o) as obj:
+        autoload_only(obj, ["count_getpid"], request)
         obj.load()
         prog = obj.programs["count_getpid"]
         m = obj.maps["by_pid"]
@@ -154,9 +176,11 @@ def test_preload_setters_raise_after_load(counters_o: Path) -> None:
             obj.load()
 
 
-def test_reuse_fd_shares_a_map(counters_o: Path) -> None:
+@pytest.mark.needs("tracepoint")
+def test_reuse_fd_shares_a_map(counters_o: Path, request: pytest.FixtureRequest) -> None:
     with pylibbpf.Map.create(MapType.ARRAY, 4, 8, 4, name="shared") as shared:
         with Object.open_file(counters_o) as obj:
+            autoload_only(obj, ["count_getpid"], request)
             obj.maps["counts"].reuse_fd(shared.fd)
             obj.rodata["target_pid"] = os.getpid()
             obj.load()
@@ -181,22 +205,30 @@ def test_kconfig_and_kernel_version_externs() -> None:
         assert obj.bss.get_int("seen_bpf_syscall") == 1
 
 
-def test_btf_custom_path(counters_o: Path) -> None:
+@pytest.mark.needs("tp_btf")
+def test_btf_custom_path(counters_o: Path, request: pytest.FixtureRequest) -> None:
+    # the tp_btf program is what makes libbpf read the kernel's BTF (from the custom path)
     with Object.open_file(counters_o, btf_custom_path="/sys/kernel/btf/vmlinux") as obj:
+        autoload_only(obj, ["BPF_PROG_count_btf"], request)
         obj.load()
         assert obj.programs["BPF_PROG_count_btf"].fd > 0
     with Object.open_file(counters_o, btf_custom_path="/nonexistent/vmlinux") as obj:
+        autoload_only(obj, ["BPF_PROG_count_btf"], request)
         with pytest.raises(BpfError) as info:
             obj.load()
         assert info.value.errno == errno.ENOENT
 
 
-def test_kernel_log_buffer_receives_the_verifier_log(counters_o: Path) -> None:
+@pytest.mark.needs("tracepoint")
+def test_kernel_log_buffer_receives_the_verifier_log(counters_o: Path,
+                                                     request: pytest.FixtureRequest) -> None:
     with Object.open_file(counters_o, kernel_log_level=1, kernel_log_buf=1 << 20) as obj:
+        autoload_only(obj, ["count_getpid"], request)
         obj.load()
         assert "processed" in obj.kernel_log
     buf = bytearray(1 << 20)
     with Object.open_file(counters_o, kernel_log_level=1, kernel_log_buf=buf) as obj:
+        autoload_only(obj, ["count_getpid"], request)
         obj.load()
         assert b"processed" in buf
 
@@ -211,30 +243,47 @@ def test_program_log_buffer() -> None:
         assert "processed" in prog.log_buf
 
 
-def test_pin_maps_and_programs(counters_o: Path, tmp_path: Path) -> None:
+def test_pin_maps(counters_o: Path) -> None:
     root = Path("/sys/fs/bpf") / f"pylibbpf-test-{os.getpid()}"
     root.mkdir()
     with Object.open_file(counters_o) as obj:
+        autoload_only(obj, [])  # maps only: no program type this kernel might refuse
         obj.load()
         with pytest.raises(BpfError):
             obj.pin_maps("/nonexistent-dir/maps")
         obj.pin_maps(root / "maps")
-        obj.pin_programs(root / "progs")
         try:
             assert (root / "maps" / "counts").exists()
-            assert (root / "progs" / "count_getpid").exists()
             pinned = pylibbpf.Map.from_pinned(root / "maps" / "counts")
             with pinned:
                 assert pinned.info().id == obj.maps["counts"].info().id
         finally:
             obj.unpin_maps(root / "maps")
-            obj.unpin_programs(root / "progs")
-            for sub in ("maps", "progs"):
-                if (root / sub).exists():
-                    os.rmdir(root / sub)
+            if (root / "maps").exists():
+                os.rmdir(root / "maps")
             if root.exists():
                 os.rmdir(root)
         assert not (root / "maps" / "counts").exists()
+
+
+# libbpf pins every program of the object (one not loaded is EINVAL): all of them load here
+@pytest.mark.needs("tracepoint", "raw_tp", "tp_btf")
+def test_pin_programs(counters_o: Path, request: pytest.FixtureRequest) -> None:
+    root = Path("/sys/fs/bpf") / f"pylibbpf-test-{os.getpid()}"
+    root.mkdir()
+    with Object.open_file(counters_o) as obj:
+        autoload_only(obj, COUNTERS_PROGRAMS, request)
+        obj.load()
+        obj.pin_programs(root / "progs")
+        try:
+            assert (root / "progs" / "count_getpid").exists()
+        finally:
+            obj.unpin_programs(root / "progs")
+            if (root / "progs").exists():
+                os.rmdir(root / "progs")
+            if root.exists():
+                os.rmdir(root)
+        assert not (root / "progs" / "count_getpid").exists()
 
 
 def test_pin_by_name_shares_a_map_between_objects() -> None:
@@ -261,12 +310,15 @@ def test_pin_by_name_shares_a_map_between_objects() -> None:
         root.rmdir()
 
 
-def test_every_program_type_reported_by_libbpf_matches_bpftool(counters_o: Path) -> None:
+@pytest.mark.parametrize("programs", BY_TYPE)
+def test_every_program_type_reported_by_libbpf_matches_bpftool(
+        counters_o: Path, programs: tuple[str, ...], request: pytest.FixtureRequest) -> None:
     with Object.open_file(counters_o) as obj:
+        autoload_only(obj, programs, request)
         obj.load()
         shown = {p["name"]: p["type"] for p in bpftool("prog", "show")  # type: ignore[union-attr]
                  if p.get("name")}
-        for prog in obj.programs.values():
+        for prog in (obj.programs[name] for name in programs):
             expected = {ProgType.TRACEPOINT: "tracepoint", ProgType.RAW_TRACEPOINT:
                         "raw_tracepoint", ProgType.TRACING: "tracing"}[prog.type]  # type: ignore
             assert shown[prog.name] == expected

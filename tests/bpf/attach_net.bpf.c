@@ -1,6 +1,9 @@
 // Network programs for tests/test_attach_net.py and tests/test_links.py: XDP, tc, cgroup_skb,
 // socket filter and sk_lookup.  Each counts the UDP packets to the .rodata `port` in its own
 // slot of `counts`, so traffic the test did not send is never counted.
+//
+// Each test autoloads only the programs it uses (open_object(programs=...) in
+// tests/attach_support.py), so a program type one kernel build refuses fails no unrelated test.
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -20,6 +23,17 @@ struct {
 } counts SEC(".maps");
 
 const volatile __u16 port = 0; /* host byte order */
+
+/* REFUSE_<FEATURE> (tests/features.py refusal_cflags) simulates a kernel that refuses the
+ * programs of that type: a map value dereferenced without its NULL check, which the verifier
+ * rejects (the key is random, so it cannot prove the lookup succeeds). */
+#define VERIFIER_REJECTS()							\
+	do {								\
+		__u32 refused_key = bpf_get_prandom_u32();			\
+		__u64 *refused = bpf_map_lookup_elem(&counts, &refused_key);	\
+		if (*(volatile __u64 *)refused == 0x5eed)			\
+			return 0;						\
+	} while (0)
 
 static __always_inline void bump(__u32 key)
 {
@@ -53,6 +67,9 @@ static __always_inline int udp_to_port(void *data, void *end, int l3)
 SEC("xdp")
 int xdp_count(struct xdp_md *ctx)
 {
+#ifdef REFUSE_XDP
+	VERIFIER_REJECTS();
+#endif
 	if (udp_to_port((void *)(long)ctx->data, (void *)(long)ctx->data_end, 0))
 		bump(K_XDP);
 	return XDP_PASS;
@@ -61,6 +78,9 @@ int xdp_count(struct xdp_md *ctx)
 SEC("xdp")
 int xdp_count2(struct xdp_md *ctx)
 {
+#ifdef REFUSE_XDP
+	VERIFIER_REJECTS();
+#endif
 	if (udp_to_port((void *)(long)ctx->data, (void *)(long)ctx->data_end, 0))
 		bump(K_XDP2);
 	return XDP_PASS;
@@ -77,6 +97,9 @@ int xdp_rewrite(struct xdp_md *ctx)
 	unsigned char tmp[6];
 	__u8 *after;
 
+#ifdef REFUSE_XDP
+	VERIFIER_REJECTS();
+#endif
 	if ((void *)(eth + 1) + 1 > end)
 		return XDP_ABORTED;
 	if (eth->h_dest[0] == 0xff)
@@ -92,6 +115,9 @@ int xdp_rewrite(struct xdp_md *ctx)
 SEC("tc")
 int tc_count(struct __sk_buff *skb)
 {
+#ifdef REFUSE_TC
+	VERIFIER_REJECTS();
+#endif
 	if (udp_to_port((void *)(long)skb->data, (void *)(long)skb->data_end, 0))
 		bump(K_TC);
 	/* for test_run: report the length through cb[0], drop when the mark says so */
@@ -102,6 +128,9 @@ int tc_count(struct __sk_buff *skb)
 SEC("cgroup_skb/egress")
 int cg_egress(struct __sk_buff *skb)
 {
+#ifdef REFUSE_CGROUP
+	VERIFIER_REJECTS();
+#endif
 	if (udp_to_port((void *)(long)skb->data, (void *)(long)skb->data_end, 1))
 		bump(K_CG);
 	return 1;
@@ -110,6 +139,9 @@ int cg_egress(struct __sk_buff *skb)
 SEC("cgroup_skb/egress")
 int cg_egress2(struct __sk_buff *skb)
 {
+#ifdef REFUSE_CGROUP
+	VERIFIER_REJECTS();
+#endif
 	if (udp_to_port((void *)(long)skb->data, (void *)(long)skb->data_end, 1))
 		bump(K_CG2);
 	return 1;
@@ -121,6 +153,9 @@ int sock_filter(struct __sk_buff *skb)
 {
 	__u8 last = 0;
 
+#ifdef REFUSE_SOCKET_FILTER
+	VERIFIER_REJECTS();
+#endif
 	bump(K_SOCK);
 	if (skb->len && bpf_skb_load_bytes(skb, skb->len - 1, &last, 1) == 0 && last == 'D')
 		return 0;
@@ -130,6 +165,9 @@ int sock_filter(struct __sk_buff *skb)
 SEC("sk_lookup")
 int lookup_count(struct bpf_sk_lookup *ctx)
 {
+#ifdef REFUSE_SK_LOOKUP
+	VERIFIER_REJECTS();
+#endif
 	if (ctx->protocol == IPPROTO_UDP_ && ctx->local_port == port)
 		bump(K_LOOKUP);
 	return SK_PASS;

@@ -1,4 +1,9 @@
 // Tracepoint counters, every map kind the core tests use, and global data of every section.
+//
+// Its programs are of three types (tp, raw_tp, tp_btf) that not every kernel build loads
+// (tp_btf needs the kernel's BTF, a security policy may refuse one): a test autoloads only
+// the programs it uses (tests/attach_support.py autoload_only), so the map and global-data
+// tests depend on none of them.
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
@@ -45,6 +50,17 @@ __u32 magic = 0xC0FFEE;                   /* .data */
 char tag[8] = "pylibbp";                  /* .data */
 __u64 custom_hits SEC(".data.custom") = 7;  /* custom data section */
 
+/* REFUSE_<FEATURE> (tests/features.py refusal_cflags) simulates a kernel that refuses the
+ * programs of that type: a map value dereferenced without its NULL check, which the verifier
+ * rejects (the key is random, so it cannot prove the lookup succeeds). */
+#define VERIFIER_REJECTS()							\
+	do {								\
+		__u32 refused_key = bpf_get_prandom_u32();			\
+		__u64 *refused = bpf_map_lookup_elem(&counts, &refused_key);	\
+		if (*(volatile __u64 *)refused == 0x5eed)			\
+			return 0;						\
+	} while (0)
+
 static __always_inline int is_target(void)
 {
 	return target_pid == 0 || (bpf_get_current_pid_tgid() >> 32) == target_pid;
@@ -57,6 +73,9 @@ int count_getpid(void *ctx)
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 	__u64 *v, one = 1;
 
+#ifdef REFUSE_TRACEPOINT
+	VERIFIER_REJECTS();
+#endif
 	if (!is_target())
 		return 0;
 	v = bpf_map_lookup_elem(&counts, &key);
@@ -82,6 +101,9 @@ int count_getppid(void *ctx)
 	__u32 key = 1;
 	__u64 *v;
 
+#ifdef REFUSE_TRACEPOINT
+	VERIFIER_REJECTS();
+#endif
 	if (!is_target())
 		return 0;
 	v = bpf_map_lookup_elem(&counts, &key);
@@ -96,6 +118,9 @@ int count_raw_enter(struct bpf_raw_tracepoint_args *ctx)
 	__u32 key = 2;
 	__u64 *v;
 
+#ifdef REFUSE_RAW_TP
+	VERIFIER_REJECTS();
+#endif
 	if (!is_target() || ctx->args[1] != 39 /* __NR_getpid on x86_64 */)
 		return 0;
 	v = bpf_map_lookup_elem(&counts, &key);
@@ -112,6 +137,9 @@ int BPF_PROG_count_btf(void *ctx)
 	struct pt_regs *regs;
 	long id;
 
+#ifdef REFUSE_TP_BTF
+	VERIFIER_REJECTS();
+#endif
 	if (!is_target())
 		return 0;
 	id = ((__u64 *)ctx)[1];

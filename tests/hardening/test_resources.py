@@ -16,7 +16,7 @@ from typing import Any
 
 import features
 import pytest
-from attach_support import bpftool_perf, my_attachments
+from attach_support import autoload_only, bpftool_perf, my_attachments, object_path
 from bpfbuild import compile_bpf
 from fdtracer import FdTracer
 from hardening_support import fd_count, run_python
@@ -190,8 +190,12 @@ def _call(obj: Any, name: str) -> Any:
 
 
 @pytest.fixture
-def closed_handles(tmp_path: Path) -> Iterator[dict[str, list[Any]]]:
-    """One closed instance of each handle type (several shapes for Map), by class name."""
+def closed_handles(tmp_path: Path, request: pytest.FixtureRequest
+                   ) -> Iterator[dict[str, list[Any]]]:
+    """One closed instance of each handle type (several shapes for Map), by class name.
+
+    Of the shared test objects it loads only the programs it uses (the test marks their
+    needs), so a program type this kernel refuses does not cost the whole check."""
     stack = contextlib.ExitStack()
     page = os.sysconf("SC_PAGE_SIZE")
     ring = stack.enter_context(Map.create(MapType.RINGBUF, 0, 0, page))
@@ -216,13 +220,16 @@ def closed_handles(tmp_path: Path) -> Iterator[dict[str, list[Any]]]:
 
     add(perf_event.attach_tracepoint(prog.fd, "syscalls", "sys_enter_getppid"))
     add(Map.create(MapType.HASH, 4, 4, 4))
-    net = stack.enter_context(Object.open_file(compile_bpf("attach_net.bpf.c")))
+    net = stack.enter_context(Object.open_file(object_path("attach_net.bpf.c")))
+    tc_name = next(name for name, p in net.programs.items() if p.section_name == "tc")
+    autoload_only(net, [tc_name], request)
     net.load()
-    tc_prog = next(p for p in net.programs.values() if p.section_name == "tc")
+    tc_prog = net.programs[tc_name]
     add(tc_prog.attach_tc("lo"))
     _CTX.update(program=prog, map=Map.create(MapType.ARRAY, 4, 4, 1))
     stack.callback(_CTX["map"].close)
-    counters = Object.open_file(compile_bpf("counters.bpf.c"))
+    counters = Object.open_file(object_path("counters.bpf.c"))
+    autoload_only(counters, [next(iter(counters.programs))], request)
     counters.load()
     data = counters.data
     out["Object"] = [counters]
@@ -240,6 +247,7 @@ def closed_handles(tmp_path: Path) -> Iterator[dict[str, list[Any]]]:
         _CTX.clear()
 
 
+@pytest.mark.needs("tc", "tracepoint")
 def test_every_public_member_of_every_closed_handle_raises_closed_error(
         closed_handles: dict[str, list[Any]]) -> None:
     classes = {cls.__name__ for cls in _handle_classes()}
@@ -284,8 +292,11 @@ class _Boom(RuntimeError):
 
 
 @pytest.mark.parametrize("failure", ["attach fails", "caller raises"])
-def test_no_program_stays_attached_after_a_failure_mid_sequence(failure: str) -> None:
-    with Object.open_file(compile_bpf("counters.bpf.c")) as obj:
+@pytest.mark.needs("tracepoint", "raw_tp")
+def test_no_program_stays_attached_after_a_failure_mid_sequence(
+        failure: str, request: pytest.FixtureRequest) -> None:
+    with Object.open_file(object_path("counters.bpf.c")) as obj:
+        autoload_only(obj, ["count_getpid", "count_getppid", "count_raw_enter"], request)
         obj.load()
         first, second, third = (obj.programs[n] for n in (
             "count_getpid", "count_getppid", "count_raw_enter"))
