@@ -1,5 +1,5 @@
 #!/bin/sh
-# Installs everything pylibbpf's demo and tests need on Debian 12 (run as root), then a virtual
+# Installs everything pylibbpf's demo and tests need on Debian 12 or 13 (run as root), then a virtual
 # environment in .venv with pylibbpf installed in editable mode.  Idempotent: a second run only
 # checks.  Set PYLIBBPF_SKIP_APT=1 to skip the system packages.
 set -eu
@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES="python3 python3-venv libbpf1 libbpf-dev clang llvm bpftool gcc libc6-dev make \
 systemtap-sdt-dev iproute2 util-linux kmod qemu-system-x86 busybox-static cpio e2fsprogs \
-ca-certificates"
+ca-certificates debootstrap"
 
 if [ "${PYLIBBPF_SKIP_APT:-0}" != 1 ]; then
     missing=""
