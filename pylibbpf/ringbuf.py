@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
-import functools
 import mmap
-import time
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -34,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _args, _ffi
 from ._handle import Handle
-from ._pollguard import SLICE_MS, PollGuard, QueuedEvents
+from ._pollguard import PollGuard, QueuedEvents
 from .enums import MapType
 from .errors import BpfError, ClosedError, StateError, error_from_errno
 from .map import Map
@@ -552,19 +550,16 @@ class UserRingBuffer(Handle):
         if timeout_ms is None:
             got = self._guard.call(lambda: attempt(None))
         else:
-            # cut into slices, like a poll, so that close() from another thread waits at most
-            # one slice
-            deadline = None if timeout_ms < 0 else time.monotonic() + timeout_ms / 1000
-            while True:
-                if deadline is None:
-                    slice_ms = SLICE_MS
-                else:
-                    slice_ms = max(0, min(SLICE_MS, int((deadline - time.monotonic()) * 1000)))
-                got = self._guard.call(functools.partial(attempt, slice_ms))
-                if not isinstance(got, int) or got != _errno.ENOSPC:
-                    break
-                if deadline is not None and time.monotonic() >= deadline:
-                    break
+            # cut into slices by the guard's poll loop, so that close() from another thread
+            # waits at most one slice
+            outcome: list[UserSample | int] = [_errno.ENOSPC]
+
+            def step(slice_ms: int) -> int:
+                outcome[0] = attempt(slice_ms)
+                return 0 if outcome[0] == _errno.ENOSPC else 1
+
+            self._guard.poll(step, timeout_ms)
+            got = outcome[0]
         if isinstance(got, int):
             raise error_from_errno(got, f"cannot reserve {size} bytes in the user ring buffer "
                                    f"on {self._what_ring}")
