@@ -6,6 +6,7 @@
 // tests/attach_support.py), so a program type one kernel build refuses fails no unrelated test.
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include "refuse.h"
 #include <bpf/bpf_endian.h>
 
 #define ETH_P_IP 0x0800
@@ -23,17 +24,6 @@ struct {
 } counts SEC(".maps");
 
 const volatile __u16 port = 0; /* host byte order */
-
-/* REFUSE_<FEATURE> (tests/features.py refusal_cflags) simulates a kernel that refuses the
- * programs of that type: a map value dereferenced without its NULL check, which the verifier
- * rejects (the key is random, so it cannot prove the lookup succeeds). */
-#define VERIFIER_REJECTS()							\
-	do {								\
-		__u32 refused_key = bpf_get_prandom_u32();			\
-		__u64 *refused = bpf_map_lookup_elem(&counts, &refused_key);	\
-		if (*(volatile __u64 *)refused == 0x5eed)			\
-			return 0;						\
-	} while (0)
 
 static __always_inline void bump(__u32 key)
 {
@@ -68,7 +58,7 @@ SEC("xdp")
 int xdp_count(struct xdp_md *ctx)
 {
 #ifdef REFUSE_XDP
-	VERIFIER_REJECTS();
+	VERIFIER_REJECTS(counts);
 #endif
 	if (udp_to_port((void *)(long)ctx->data, (void *)(long)ctx->data_end, 0))
 		bump(K_XDP);
@@ -79,7 +69,7 @@ SEC("xdp")
 int xdp_count2(struct xdp_md *ctx)
 {
 #ifdef REFUSE_XDP
-	VERIFIER_REJECTS();
+	VERIFIER_REJECTS(counts);
 #endif
 	if (udp_to_port((void *)(long)ctx->data, (void *)(long)ctx->data_end, 0))
 		bump(K_XDP2);
@@ -98,7 +88,7 @@ int xdp_rewrite(struct xdp_md *ctx)
 	__u8 *after;
 
 #ifdef REFUSE_XDP
-	VERIFIER_REJECTS();
+	VERIFIER_REJECTS(counts);
 #endif
 	if ((void *)(eth + 1) + 1 > end)
 		return XDP_ABORTED;
@@ -116,7 +106,7 @@ SEC("tc")
 int tc_count(struct __sk_buff *skb)
 {
 #ifdef REFUSE_TC
-	VERIFIER_REJECTS();
+	VERIFIER_REJECTS(counts);
 #endif
 	if (udp_to_port((void *)(long)skb->data, (void *)(long)skb->data_end, 0))
 		bump(K_TC);
@@ -129,7 +119,7 @@ SEC("cgroup_skb/egress")
 int cg_egress(struct __sk_buff *skb)
 {
 #ifdef REFUSE_CGROUP
-	VERIFIER_REJECTS();
+	VERIFIER_REJECTS(counts);
 #endif
 	if (udp_to_port((void *)(long)skb->data, (void *)(long)skb->data_end, 1))
 		bump(K_CG);
@@ -140,7 +130,7 @@ SEC("cgroup_skb/egress")
 int cg_egress2(struct __sk_buff *skb)
 {
 #ifdef REFUSE_CGROUP
-	VERIFIER_REJECTS();
+	VERIFIER_REJECTS(counts);
 #endif
 	if (udp_to_port((void *)(long)skb->data, (void *)(long)skb->data_end, 1))
 		bump(K_CG2);
@@ -154,7 +144,7 @@ int sock_filter(struct __sk_buff *skb)
 	__u8 last = 0;
 
 #ifdef REFUSE_SOCKET_FILTER
-	VERIFIER_REJECTS();
+	VERIFIER_REJECTS(counts);
 #endif
 	bump(K_SOCK);
 	if (skb->len && bpf_skb_load_bytes(skb, skb->len - 1, &last, 1) == 0 && last == 'D')
@@ -166,7 +156,7 @@ SEC("sk_lookup")
 int lookup_count(struct bpf_sk_lookup *ctx)
 {
 #ifdef REFUSE_SK_LOOKUP
-	VERIFIER_REJECTS();
+	VERIFIER_REJECTS(counts);
 #endif
 	if (ctx->protocol == IPPROTO_UDP_ && ctx->local_port == port)
 		bump(K_LOOKUP);

@@ -6,6 +6,7 @@
 // tests depend on none of them.
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include "refuse.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -50,17 +51,6 @@ __u32 magic = 0xC0FFEE;                   /* .data */
 char tag[8] = "pylibbp";                  /* .data */
 __u64 custom_hits SEC(".data.custom") = 7;  /* custom data section */
 
-/* REFUSE_<FEATURE> (tests/features.py refusal_cflags) simulates a kernel that refuses the
- * programs of that type: a map value dereferenced without its NULL check, which the verifier
- * rejects (the key is random, so it cannot prove the lookup succeeds). */
-#define VERIFIER_REJECTS()							\
-	do {								\
-		__u32 refused_key = bpf_get_prandom_u32();			\
-		__u64 *refused = bpf_map_lookup_elem(&counts, &refused_key);	\
-		if (*(volatile __u64 *)refused == 0x5eed)			\
-			return 0;						\
-	} while (0)
-
 static __always_inline int is_target(void)
 {
 	return target_pid == 0 || (bpf_get_current_pid_tgid() >> 32) == target_pid;
@@ -74,7 +64,7 @@ int count_getpid(void *ctx)
 	__u64 *v, one = 1;
 
 #ifdef REFUSE_TRACEPOINT
-	VERIFIER_REJECTS();
+	VERIFIER_REJECTS(counts);
 #endif
 	if (!is_target())
 		return 0;
@@ -102,7 +92,7 @@ int count_getppid(void *ctx)
 	__u64 *v;
 
 #ifdef REFUSE_TRACEPOINT
-	VERIFIER_REJECTS();
+	VERIFIER_REJECTS(counts);
 #endif
 	if (!is_target())
 		return 0;
@@ -119,7 +109,7 @@ int count_raw_enter(struct bpf_raw_tracepoint_args *ctx)
 	__u64 *v;
 
 #ifdef REFUSE_RAW_TP
-	VERIFIER_REJECTS();
+	VERIFIER_REJECTS(counts);
 #endif
 	if (!is_target() || ctx->args[1] != 39 /* __NR_getpid on x86_64 */)
 		return 0;
@@ -138,7 +128,7 @@ int BPF_PROG_count_btf(void *ctx)
 	long id;
 
 #ifdef REFUSE_TP_BTF
-	VERIFIER_REJECTS();
+	VERIFIER_REJECTS(counts);
 #endif
 	if (!is_target())
 		return 0;
