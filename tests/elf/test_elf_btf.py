@@ -9,6 +9,7 @@ import struct
 import subprocess
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from elf_objects import all_objects, own_objects, tool
@@ -24,6 +25,17 @@ def _bpftool_blocks(path: Path) -> set[str]:
     out = subprocess.run([tool("bpftool"), "btf", "dump", "file", str(path), "format", "c"],
                          capture_output=True, text=True, check=True).stdout
     return {block.strip() for block in out.split("\n\n")}
+
+
+def _with_enum_mode(t: Any, ours: str) -> set[str]:
+    """``ours`` as a newer libbpf's btf_dump (Debian 13's bpftool 7.5 with libbpf 1.5) prints an
+    enum whose size is not 4: with ``__attribute__((mode(byte)))`` (or ``word``...) after the
+    closing brace, which format_c (libbpf 1.1's output, Debian 12) does not add; the rest of the
+    definition must still be identical."""
+    if t.kind not in (BtfKind.ENUM, BtfKind.ENUM64) or t.size == 4:
+        return set()
+    body = ours[:-1]
+    return {f"{body} __attribute__((mode({mode})));" for mode in ("byte", "HI", "word", "SI")}
 
 
 def _compare_c(btf: Btf, path: Path) -> int:
@@ -46,6 +58,9 @@ def _compare_c(btf: Btf, path: Path) -> int:
         ours = btf.format_c(t) + ";"
         if ours not in blocks and set(re.findall(r"\w+", ours)) & dups:
             continue  # refers to a type bpftool renamed
+        if ours not in blocks and _with_enum_mode(t, ours) & blocks:
+            compared += 1
+            continue
         assert ours in blocks, f"[{t.id}] {t.kind.name} {t.name}:\n{ours}"
         compared += 1
     return compared
