@@ -354,7 +354,7 @@ def run_tier(tier: str, extra: Sequence[str], *, libbpf: str | None = None,
 
 
 # distribution tiers (vmtest/distro.py) -> the release run_distro takes
-DISTRO_TIERS: dict[str, str] = {"debian13": "13"}
+DISTRO_TIERS: dict[str, str] = {"debian13": "trixie"}
 
 
 def parse_tier(name: str) -> tuple[str, str | None]:
