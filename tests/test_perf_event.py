@@ -72,17 +72,42 @@ class Counter:
         os.close(self.map_fd)
 
 
+def fd_table() -> dict[int, str]:
+    """This process's open fds and what they point to.
+
+    The garbage collector runs first: an object an earlier test left unreachable (a failed
+    test's handles, say) would otherwise close its fds at an arbitrary moment inside the test
+    that is counting, which then reports a "leak" that is someone else's.
+    """
+    gc.collect()
+    table = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            table[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:  # the listdir's own fd, closed by now
+            continue
+    return table
+
+
 def fd_count() -> int:
-    return len(os.listdir("/proc/self/fd"))
+    return len(fd_table())
+
+
+def fd_changes(before: dict[int, str]) -> str:
+    after = fd_table()
+    opened = {fd: t for fd, t in after.items() if before.get(fd) != t}
+    closed = {fd: t for fd, t in before.items() if after.get(fd) != t}
+    return f"opened {opened}, closed {closed}" if opened or closed else ""
 
 
 @pytest.fixture
 def tp_counter() -> Iterator[Counter]:
-    before = fd_count()
+    before = fd_table()
     counter = Counter(ProgType.TRACEPOINT, os.getpid())
     yield counter
     counter.close()
-    assert fd_count() == before, "fds leaked"
+    changes = fd_changes(before)
+    assert not changes, f"fds leaked: {changes}"
 
 
 def getppid_loop(n: int) -> None:
