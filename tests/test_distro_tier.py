@@ -97,6 +97,11 @@ def test_copy_checkout_copies_tracked_files(tmp_path: Path) -> None:
     assert (dest / "scripts" / "bootstrap.sh").exists()
     assert os.access(dest / "scripts" / "bootstrap.sh", os.X_OK)
     assert not (dest / ".venv").exists() and not (dest / ".git").exists()
+    # a copy without git (what the tier's root holds) lists the same sources
+    again = tmp_path / "again"
+    distro.copy_checkout(dest, again)
+    assert sorted(distro.checkout_files(again)) == sorted(distro.checkout_files(dest))
+    assert "scripts/bootstrap.sh" in distro.checkout_files(again)
 
 
 @needs_root

@@ -145,13 +145,27 @@ def copy_host_files(root: Path, files: Sequence[Path]) -> None:
         shutil.copy2(src, dest)
 
 
+# what a checkout without git (a copy made by this tier) skips: environments, caches, output
+NOT_SOURCE = {".git", ".venv", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache",
+              "build", "pylibbpf.egg-info"}
+
+
 def checkout_files(checkout: Path) -> list[str]:
     """The checkout's files as a new clone plus local edits has them (tracked and untracked,
-    not ignored): no venv, no caches, no build output."""
-    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                         cwd=checkout, capture_output=True, check=True).stdout
-    names = [n.decode() for n in out.split(b"\0") if n]
-    return [n for n in names if (checkout / n).exists() or (checkout / n).is_symlink()]
+    not ignored): no venv, no caches, no build output.  Without git (or outside a work tree,
+    as in a copy this tier made) every file but :data:`NOT_SOURCE` folders."""
+    if shutil.which("git") and (checkout / ".git").exists():
+        out = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=checkout, capture_output=True, check=True).stdout
+        names = [n.decode() for n in out.split(b"\0") if n]
+        return [n for n in names if (checkout / n).exists() or (checkout / n).is_symlink()]
+    found = []
+    for folder, dirs, files in os.walk(checkout):
+        dirs[:] = sorted(d for d in dirs if d not in NOT_SOURCE)
+        rel = Path(folder).relative_to(checkout)
+        found += [str(rel / f) for f in sorted(files)]
+    return found
 
 
 def copy_checkout(checkout: Path, dest: Path) -> None:
@@ -323,10 +337,12 @@ def run_distro(release: str, extra: Sequence[str], *, outdir: Path, timeout: flo
             if produced.exists():
                 shutil.copy(produced, junit)
     finally:
+        t = time.monotonic()
         left = mounts_under(work)
         if left:  # bound() could not undo them: leave the copy rather than rm -rf through them
             print(f"vmtest: {work} left in place, still mounted: {left}", file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)
+        timings["cleanup"] = time.monotonic() - t
     timings["total"] = time.monotonic() - t0
     return TierResult(name, rc, junit if junit.exists() else None, timings, console_path)
