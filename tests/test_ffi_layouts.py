@@ -576,6 +576,22 @@ def test_new_opts_sets_sz_and_fields() -> None:
     assert opts.ref_ctr_offset == 0
 
 
+OPTS_TYPES = [c for c in structs.C_TYPES if c._fields_[0][0] == "sz"]
+
+
+@pytest.mark.parametrize("cls", OPTS_TYPES, ids=lambda c: c.__name__)
+def test_sz_is_the_mirrors_size(cls: Aggregate, c_layout: CLayout) -> None:
+    """What lets a mirror shorter than the installed header work: ``sz`` says how far libbpf
+    may read, it never exceeds the header's size (libbpf would refuse the non-zero excess),
+    and everything past the mirror's last member (tail padding, where a newer header may have
+    put a field) is zero, which libbpf reads as unset."""
+    opts = structs.new_opts(cls)
+    size = ctypes.sizeof(cls)
+    assert opts.sz == size <= c_layout.sizes[cls.__name__][0]
+    end = max(m.offset + m.size for m in python_members(cls))
+    assert bytes(opts)[end:] == bytes(size - end)
+
+
 def test_new_opts_reaches_anonymous_union_members() -> None:
     cookie = structs.bpf_link_create_opts__perf_event(bpf_cookie=42)
     opts = structs.new_opts(structs.bpf_link_create_opts, perf_event=cookie)
