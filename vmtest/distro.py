@@ -47,7 +47,7 @@ from vmtest.tiers import (
 
 # release -> tier name
 RELEASES: dict[str, str] = {"trixie": "debian13"}
-BIND_MOUNTS = ("proc", "sys", "dev")
+BIND_MOUNTS = ("proc", "sys", "dev", "dev/pts")  # dev/pts (apt's log) only if the host has it
 # where the checkout and the results live inside the root
 ROOT_CHECKOUT = "/root/pylibbpf"
 ROOT_OUT = "/tmp/vmtest-out"
@@ -220,9 +220,12 @@ def _remove_tree(path: Path) -> None:
 
 @contextmanager
 def bound(root: Path) -> Iterator[None]:
-    """/proc, /sys and /dev of the host bound into ``root``; all mounts below it undone after."""
+    """/proc, /sys, /dev (and /dev/pts) of the host bound into ``root``; all mounts below it
+    undone after."""
     try:
         for name in BIND_MOUNTS:
+            if name == "dev/pts" and not os.path.ismount("/dev/pts"):
+                continue
             point = root / name
             point.mkdir(exist_ok=True)
             subprocess.run(["mount", "--bind", f"/{name}", str(point)], check=True,
