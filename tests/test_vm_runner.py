@@ -399,7 +399,9 @@ def test_matrix_sets_name_known_tiers() -> None:
     for name in cli.FULL:
         tiers.parse_tier(name)
     assert set(cli.QUICK) <= set(cli.ALL) <= set(cli.FULL)
-    assert {"7.3", "host-libbpf-1.4.6", "host-libbpf-1.7.0", "7.3-libbpf-1.7.0"} <= set(cli.ALL)
+    assert set(cli.ALL) | set(cli.NOT_IN_ALL) == set(cli.FULL)
+    assert {"7.3", "host-libbpf-1.4.6", "host-libbpf-1.7.0", "7.3-libbpf-1.7.0",
+            "debian13"} <= set(cli.FULL)
     assert cli.select_tiers("host,7.3-libbpf-1.7.0") == ("host", "7.3-libbpf-1.7.0")
     with pytest.raises(ValueError):
         cli.select_tiers("host,nope")

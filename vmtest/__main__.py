@@ -26,8 +26,10 @@ from vmtest.tiers import CHECKOUT, DISTRO_TIERS, GuestError, TierResult, parse_t
 # every tier, in the order the matrix runs them (cheap ones first)
 FULL = ("host", "host-libbpf-1.4.6", "host-libbpf-1.5", "host-libbpf-1.7.0", "6.1", "6.12",
         "5.10", "7.3", "7.3-libbpf-1.7.0", "debian13")
-# what CI runs (must fit .ci/run's budget); a tier left out stays runnable by name
-ALL = tuple(t for t in FULL if t != "debian13")
+# what CI runs (must fit .ci/run's budget and pass); a tier left out stays runnable by name
+# and in ``full``: see docs/kernel-matrix.md ("Tiers not in all") for why each is out
+NOT_IN_ALL = ("host-libbpf-1.7.0", "7.3", "7.3-libbpf-1.7.0", "debian13")
+ALL = tuple(t for t in FULL if t not in NOT_IN_ALL)
 QUICK = ("host", "6.1", "host-libbpf-1.5")
 SETS = {"all": ALL, "quick": QUICK, "full": FULL}
 README_BEGIN = "<!-- matrix-table:begin -->"
