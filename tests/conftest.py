@@ -7,6 +7,7 @@
   skips with the reason where the running kernel lacks one or its security policy refuses it
   (EPERM from a probe that does not use pylibbpf), and fails where the kernel's version and
   configuration say the feature must be there (cilium/ebpf's rule: a broken probe never hides).
+  ``needs("libbpf>=1.5")`` does the same for the libbpf pylibbpf loads (the libbpf tiers).
 """
 
 from __future__ import annotations
@@ -51,10 +52,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             if missing is None:
                 continue
             if features.expected(feature):
-                pytest.fail(
-                    f"kernel {features.kernel_version_str()} should support {feature!r} "
-                    f"but the probe says: {missing}"
-                )
+                what = ("this libbpf" if features.libbpf_need(feature)
+                        else f"kernel {features.kernel_version_str()}")
+                pytest.fail(f"{what} should support {feature!r} but the probe says: {missing}")
             pytest.skip(f"{feature}: {missing}")
 
 

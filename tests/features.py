@@ -469,6 +469,7 @@ REQUIREMENTS: dict[str, tuple[tuple[int, int], tuple[str, ...]]] = {
     "user_ringbuf": ((6, 1), ()),
     "perf_link": ((5, 15), ()),        # BPF links (and cookies) for perf events
     "hash_lookup_and_delete": ((5, 14), ()),
+    "kprobe_session": ((6, 10), ("CONFIG_KPROBES", "CONFIG_FPROBE")),  # SEC("kprobe.session")
 }
 
 PROBES: dict[str, Callable[[], str | None]] = {
@@ -518,9 +519,63 @@ def _probe(feature: str) -> str | None:
     return None
 
 
+# ---------------------------------------------------------------------------------------------
+# libbpf versions: ``needs("libbpf>=1.5")`` beside the kernel features.  The version comes from
+# the libbpf pylibbpf loads (``PYLIBBPF_LIBBPF``, else the system's ``libbpf.so.1``), through
+# ctypes, not pylibbpf: missing when the library reports an older version; expected when its
+# file name (``libbpf.so.1.7.0``, what the distribution installed) promises the version, so a
+# library that reports less than its name says fails instead of skipping.
+
+LIBBPF_NEED = re.compile(r"libbpf>=(\d+)\.(\d+)$")
+
+
+def libbpf_need(feature: str) -> tuple[int, int] | None:
+    """(major, minor) of a ``libbpf>=X.Y`` requirement; None for a kernel feature."""
+    m = LIBBPF_NEED.match(feature.replace(" ", ""))
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+@cache
+def libbpf_loaded() -> tuple[tuple[int, int] | None, tuple[int, int] | None, str]:
+    """(version the library reports, version its file name promises, its path)."""
+    name = os.environ.get("PYLIBBPF_LIBBPF") or "libbpf.so.1"
+    try:
+        lib = ctypes.CDLL(name)
+    except OSError as e:
+        return None, None, f"{name} ({e})"
+    path = name
+    if "/" not in name:
+        with open("/proc/self/maps") as f:
+            found = re.findall(r"(/\S*/libbpf\.so\.1[.\d]*)$", f.read(), re.M)
+        path = found[0] if found else name
+    try:
+        reported: tuple[int, int] | None = (lib.libbpf_major_version(),
+                                             lib.libbpf_minor_version())
+    except AttributeError:  # before libbpf 0.6
+        reported = None
+    m = re.search(r"libbpf\.so\.\d+\.(\d+)\.(\d+)", os.path.realpath(path))
+    promised = (int(m.group(1)), int(m.group(2))) if m else None
+    return reported, promised, path
+
+
+def _libbpf_missing(need: tuple[int, int]) -> str | None:
+    reported, _, path = libbpf_loaded()
+    if reported is None:
+        return f"{path} reports no version"
+    if reported < need:
+        return f"libbpf {reported[0]}.{reported[1]} is older than {need[0]}.{need[1]}"
+    return None
+
+
 @cache
 def missing(feature: str) -> str | None:
-    """None if the running kernel has ``feature``; otherwise the reason it does not."""
+    """None if the running kernel has ``feature``; otherwise the reason it does not.
+
+    ``libbpf>=X.Y`` asks the same of the libbpf pylibbpf loads.
+    """
+    need = libbpf_need(feature)
+    if need is not None:
+        return _libbpf_missing(need)
     if feature not in REQUIREMENTS:
         raise KeyError(f"unknown kernel feature {feature!r}; known: {sorted(REQUIREMENTS)}")
     need_version, options = REQUIREMENTS[feature]
@@ -542,7 +597,12 @@ def expected(feature: str) -> bool:
     A real probe the kernel refused with EPERM (lockdown, an LSM, or the simulation) makes the
     feature unexpected: that kernel has it compiled in and says no by policy, which no fix in
     pylibbpf can change.  Any other probe failure on a kernel new enough is a failure.
+    ``libbpf>=X.Y`` is expected when the library's file name (else its report) says X.Y or later.
     """
+    need = libbpf_need(feature)
+    if need is not None:
+        reported, promised, _ = libbpf_loaded()
+        return (promised or reported or (0, 0)) >= need
     need_version, options = REQUIREMENTS[feature]
     if kernel_version() < need_version:
         return False

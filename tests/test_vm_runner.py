@@ -459,3 +459,78 @@ def test_compat_table_has_a_column_per_tier_with_its_time() -> None:
     row = next(ln for ln in table.splitlines() if ln.startswith("| kprobe"))
     assert row == "| kprobe | passed 1 | skipped 1 (no kprobes) |"
     assert "| all | | | 2 | 300 s |" in report.timing_table([a, b])
+
+
+# --- libbpf requirements, and a feature needing a new kernel and a new libbpf -----------------
+
+def test_libbpf_needs_skip_on_older_and_fail_where_promised(monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    assert features.libbpf_need("libbpf>=1.3") == (1, 3)
+    assert features.libbpf_need("libbpf >= 1.3") == (1, 3)
+    assert features.libbpf_need("kprobe") is None
+    reported, _, _ = features.libbpf_loaded()
+    assert reported is not None and reported >= (1, 0)
+    assert features.missing("libbpf>=1.0") is None
+    assert features.missing("libbpf>=99.0") == (
+        f"libbpf {reported[0]}.{reported[1]} is older than 99.0")
+    assert not features.expected("libbpf>=99.0")
+    # a library whose file name promises 1.7 but which reports 1.1: the test must fail
+    monkeypatch.setattr(features, "libbpf_loaded", lambda: ((1, 1), (1, 7), "libbpf.so.1.7.0"))
+    assert features._libbpf_missing((1, 5)) == "libbpf 1.1 is older than 1.5"
+    assert features.expected("libbpf>=1.5")
+
+
+SESSION_BPF = r"""
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} counts SEC(".maps");
+
+const volatile __u32 target_pid = 0;
+
+/* returning 0 asks for the return probe as well: two hits per call */
+SEC("kprobe.session/__x64_sys_getpid")
+int on_session(void *ctx)
+{
+	__u32 key = 0;
+	__u64 *v;
+
+	if ((bpf_get_current_pid_tgid() >> 32) != target_pid)
+		return 1;
+	v = bpf_map_lookup_elem(&counts, &key);
+	if (v)
+		__sync_fetch_and_add(v, 1);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.needs("kprobe_session", "libbpf>=1.5")
+def test_kprobe_session_runs_on_entry_and_return(tmp_path: Path) -> None:
+    """Needs Linux 6.10 with kprobes and libbpf 1.5: only the 7.3-libbpf-1.7.0 tier has both."""
+    from bpfbuild import compile_bpf
+
+    import pylibbpf
+
+    src = tmp_path / "session.bpf.c"
+    src.write_text(SESSION_BPF)
+    obj = pylibbpf.Object.open_file(compile_bpf(src))
+    try:
+        obj.rodata["target_pid"] = os.getpid()
+        obj.load()
+        link = obj.programs["on_session"].attach()
+        try:
+            for _ in range(50):
+                os.getpid()
+        finally:
+            link.destroy()
+        assert int.from_bytes(obj.maps["counts"][0], "little") == 100
+    finally:
+        obj.close()
