@@ -34,13 +34,18 @@ class Handle:
         self._closed = False
         self._finalizer: weakref.finalize[Any, Any] | None = None
 
-    def _own(self, release: Callable[[], None], description: str) -> None:
+    def _own(self, release: Callable[[], None], description: str,
+             on_gc: Callable[[], None] | None = None) -> None:
         """Register ``release`` to run on close, or on garbage collection with a warning.
 
-        ``release`` must not refer to ``self`` (that would keep the handle alive forever).
+        ``on_gc``, if given, runs instead of ``release`` when the garbage collector or the
+        interpreter's exit releases the handle: ``weakref.finalize`` also runs at exit, while
+        a daemon thread may still be inside a C call on the resource, so a buffer that
+        serialises its C calls passes the serialised form here.  Neither may refer to ``self``
+        (that would keep the handle alive forever).
         """
         self._release = release
-        self._finalizer = weakref.finalize(self, _release_on_gc, release, description)
+        self._finalizer = weakref.finalize(self, _release_on_gc, on_gc or release, description)
 
     def _check(self) -> None:
         if self._closed:

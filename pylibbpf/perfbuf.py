@@ -173,7 +173,8 @@ class PerfBuffer(Handle, QueuedEvents[PerfSample]):
         self._ptr = ptr
         keep: list[Any] = [sample_tramp, lost_tramp]
         guard = self._guard = PollGuard(self._what)
-        self._own(lambda: _free(ptr, keep, guard), f"perf buffer on {what}")
+        self._own(lambda: _free(ptr, keep, guard), f"perf buffer on {what}",
+                  on_gc=lambda: guard.close(lambda: _free(ptr, keep, guard)))
 
     @property
     def _p(self) -> Any:

@@ -158,9 +158,14 @@ class RingBuffer(Handle, QueuedEvents[Any]):
         self._ptr = ptr
         self._keep.append(tramp)
         self._rings.append((fd, what, size, ring if isinstance(ring, Map) else None))
-        keep = self._keep
-        self._guard = PollGuard(self._what)
-        self._own(lambda: _free_ring_buffer(ptr, keep), f"ring buffer on {what}")
+        keep, state = self._keep, self._state
+        guard = self._guard = PollGuard(self._what)
+
+        def release_on_gc() -> None:  # at exit a daemon thread may still be polling
+            state.closing = True
+            guard.close(lambda: _free_ring_buffer(ptr, keep))
+
+        self._own(lambda: _free_ring_buffer(ptr, keep), f"ring buffer on {what}", release_on_gc)
 
     def _trampoline(self, callback: Callback | None, decode: Decoder | None) -> Any:
         queue_mode = callback is None
@@ -501,8 +506,9 @@ class UserRingBuffer(Handle):
         self._producer_pos = self._whole[:8].cast("Q")
         self._samples: weakref.WeakSet[UserSample] = weakref.WeakSet()
         self._ptr = ptr
-        self._guard = PollGuard(self._what)
-        self._own(lambda: _ffi.lib().user_ring_buffer__free(ptr), f"user ring buffer on {what}")
+        guard = self._guard = PollGuard(self._what)
+        self._own(lambda: _ffi.lib().user_ring_buffer__free(ptr), f"user ring buffer on {what}",
+                  on_gc=lambda: guard.close(lambda: _ffi.lib().user_ring_buffer__free(ptr)))
 
     @property
     def _p(self) -> Any:

@@ -96,7 +96,8 @@ class FdTracer:
             release.traced_fd = fd  # type: ignore[attr-defined]
             return release
 
-        def own(handle: Any, release: Callable[[], None], description: str) -> None:
+        def own(handle: Any, release: Callable[[], None], description: str,
+                on_gc: Callable[[], None] | None = None) -> None:
             owner_slot = getattr(release, "__self__", None)  # a standalone map's _FdSlot
             fd = getattr(release, "traced_fd", getattr(owner_slot, "fd", -1))
             if fd < 0 and type(handle).__name__ == "Link" and handle._ptr:
@@ -106,7 +107,8 @@ class FdTracer:
             record = Record(type(handle).__name__, description, fd, _creation_site())
             tracer.live[id(record)] = record
             tracer.created += 1
-            original_own(handle, _TracedRelease(release, record, tracer), description)
+            original_own(handle, _TracedRelease(release, record, tracer), description,
+                         None if on_gc is None else _TracedRelease(on_gc, record, tracer))
 
         def release_on_gc(release: Callable[[], None], description: str) -> None:
             try:
