@@ -1,9 +1,10 @@
 #!/bin/sh
 # Installs what is needed and runs the whole test suite: lint (ruff), types (mypy), the pytest
-# suite on this kernel, then the whole kernel matrix (this host's kernel, libbpf 1.5, and
-# Debian's 6.1, 6.12 and 5.10 kernels under QEMU; see docs/kernel-matrix.md), as CI does.
+# suite on this kernel, then the kernel matrix's `all` tiers (this host's kernel, libbpf 1.4.6
+# and 1.5, and Debian's 6.1, 6.12 and 5.10 kernels under QEMU; see docs/kernel-matrix.md), as CI
+# does.  PYLIBBPF_MATRIX=full adds 7.3, libbpf 1.7.0 (host and 7.3 guest) and debian13.
 #
-#   ./scripts/test.sh                 everything (about 20 minutes on 2 cores)
+#   ./scripts/test.sh                 everything (about 30 minutes on 2 cores)
 #   ./scripts/test.sh -k maps         pytest arguments: only pytest, no matrix
 #   PYLIBBPF_MATRIX=quick ./scripts/test.sh  only the host, 6.1 and libbpf 1.5 tiers
 #   PYLIBBPF_MATRIX=none ./scripts/test.sh   no matrix
