@@ -1,6 +1,7 @@
 /* Reference for the ELF tests: what libbpf reports after bpf_object__open_file (no load).
  *   libbpf_dump OBJ        -> JSON lines: one "object", one per program, one per map
  *   libbpf_dump --types    -> for each section name on stdin: libbpf_prog_type_by_name()
+ *   libbpf_dump --version  -> "MAJOR.MINOR" of the libbpf it runs with
  */
 #include <errno.h>
 #include <stdio.h>
@@ -34,6 +35,10 @@ int main(int argc, char **argv)
 	char line[512];
 
 	libbpf_set_print(quiet);
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		printf("%u.%u\n", libbpf_major_version(), libbpf_minor_version());
+		return 0;
+	}
 	if (argc == 2 && strcmp(argv[1], "--types") == 0) {
 		while (fgets(line, sizeof(line), stdin)) {
 			enum bpf_prog_type type = 0;

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import ctypes
+import subprocess
 
 import pytest
-from elf_objects import all_objects, libbpf_types, libbpf_view, own_objects
+from elf_objects import all_objects, libbpf_dump_tool, libbpf_types, libbpf_view, own_objects
 
 from pylibbpf.elf import ObjectFile, ProgType, find_section_def
 from pylibbpf.elf.sections import SECTION_DEFS
@@ -102,9 +102,12 @@ NEWER_SECTIONS = {"struct_ops.s": (int(ProgType.STRUCT_OPS), 0),
 
 
 def _libbpf_version() -> tuple[int, int]:
-    """The version of the libbpf that libbpf_dump links (the system's libbpf.so.1)."""
-    lib = ctypes.CDLL("libbpf.so.1")
-    return (lib.libbpf_major_version(), lib.libbpf_minor_version())
+    """The version of the libbpf that libbpf_dump runs with (the system's libbpf.so.1; not
+    necessarily the one this process loaded: a libbpf tier points pylibbpf at another)."""
+    out = subprocess.run([str(libbpf_dump_tool()), "--version"], capture_output=True,
+                         text=True, check=True)
+    major, minor = out.stdout.split(".")
+    return int(major), int(minor)
 
 
 def test_section_rules_match_libbpf() -> None:
