@@ -56,7 +56,7 @@ from ..loader import (
 from ..maps import BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH, legacy_map_create, legacy_map_elem_op
 from ..rewrite import rewrite
 from ..targets import Target, parse_target
-from ._privileges import Credentials, entry_check, sysctl
+from ._privileges import EVERY, NONE, Credentials, entry_check, sysctl
 from ._remote import RemoteProcess
 from ._seccomp import native_arch
 
@@ -198,7 +198,7 @@ class Translator:
                            "the kernel runs it untouched", run_in_kernel=True)
         outcome = Outcome(name)
         try:
-            self._check_entry(proc, still_pending)
+            self._check_entry(cmd, proc, still_pending)
             attr = proc.read(attr_ptr, ATTR_SIZE)
         except OSError as exc:
             outcome.legacy = f"{name}(attr={attr_ptr:#x})"
@@ -226,11 +226,20 @@ class Translator:
         return outcome
 
     @staticmethod
-    def _check_entry(proc: RemoteProcess, still_pending: Callable[[], None]) -> None:
-        """Kernels that refuse every command of an unprivileged caller at ``bpf()`` entry
-        (before 6.5) do so before reading the attr: so does the supervisor there."""
+    def _check_entry(cmd: int, proc: RemoteProcess, still_pending: Callable[[], None]) -> None:
+        """Kernels that refuse an unprivileged caller at ``bpf()`` entry (every command before
+        5.19; map creation and program loads until 6.4) do so before reading the attr: so does
+        the supervisor there, for the legacy commands that stand for those."""
         disabled = sysctl("unprivileged_bpf_disabled")
-        if entry_check(native_arch().nr_bpf, disabled):
+        refused = entry_check(native_arch().nr_bpf, disabled)
+        if refused == NONE:
+            return
+        # the legacy commands whose translation is this one bpf() call with the caller's
+        # attr; a load or an attach reads the ELF or tracefs in user space first, and a
+        # malformed one fails there, before the kernel is asked
+        if cmd in (BpfCmd.PROG_LOAD_EX, BpfCmd.PROG_ATTACH, BpfCmd.PROG_DETACH):
+            return
+        if refused == EVERY or cmd == BpfCmd.MAP_CREATE:
             creds = proc.credentials()
             still_pending()
             creds.check_entry(disabled)
@@ -416,6 +425,9 @@ class Translator:
         else:
             creds.check_prog_load(BPF_PROG_TYPE_TRACEPOINT,
                                   sysctl("unprivileged_bpf_disabled"))
+            if backend is not Backend.FENTRY:  # then the variant's perf_event_open
+                creds.check_perf_event_open(backend is Backend.KPROBE,
+                                            sysctl("perf_event_paranoid", 2))
 
     def _program(self, proc: RemoteProcess, prog_fd: int) -> LoadedProgram:
         """The program behind the caller's ``prog_fd`` (recognised by kernel id, so a closed

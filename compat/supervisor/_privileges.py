@@ -35,7 +35,9 @@ import ctypes
 import errno as _errno
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 __all__ = ["CAP_BPF", "CAP_NET_ADMIN", "CAP_PERFMON", "CAP_SYS_ADMIN", "Credentials",
            "NET_ADMIN_PROG_TYPES", "PERFMON_PROG_TYPES", "entry_check", "read_credentials",
@@ -45,6 +47,8 @@ CAP_NET_ADMIN = 12
 CAP_SYS_ADMIN = 21
 CAP_PERFMON = 38
 CAP_BPF = 39
+
+_T = TypeVar("_T")
 
 BPF_PROG_TYPE_SOCKET_FILTER = 1
 BPF_PROG_TYPE_CGROUP_SKB = 8
@@ -103,8 +107,9 @@ class Credentials:
     # ------------------------------------------------------------ the kernel's rules
 
     def check_entry(self, disabled: int) -> None:
-        """Kernels before 6.5: ``__sys_bpf`` refuses every command first when
-        ``unprivileged_bpf_disabled`` is set and the caller lacks ``CAP_BPF``."""
+        """Kernels before 6.5: ``__sys_bpf`` refuses (every command before 5.19; map creation
+        and program loads up to 6.4) first when ``unprivileged_bpf_disabled`` is set and the
+        caller lacks ``CAP_BPF``."""
         if disabled and not self.bpf_token_capable(CAP_BPF):
             raise self._refuse(f"bpf() with kernel.unprivileged_bpf_disabled={disabled}",
                                CAP_BPF)
@@ -131,6 +136,10 @@ class Credentials:
 
     def check_perf_event_open(self, kprobe: bool, paranoid: int) -> None:
         """``perf_event_open`` of a kprobe (the kprobe PMU) or of a CPU-wide tracepoint."""
+        if perf_restricted(paranoid) and not self.capable(CAP_SYS_ADMIN):
+            raise self._refuse(f"perf_event_open with kernel.perf_event_paranoid={paranoid} "
+                               "(this kernel's restriction, as Debian's)", CAP_SYS_ADMIN,
+                               _errno.EACCES)
         if self.bpf_token_capable(CAP_PERFMON):
             return
         if kprobe:
@@ -168,7 +177,12 @@ def read_credentials(tgid: int, tid: int) -> Credentials:
 # ---------------------------------------------------------------- which kernel is this
 
 _libc = ctypes.CDLL(None, use_errno=True)
-_ENTRY_CHECK: bool | None = None
+# How this kernel's bpf() entry treats an unprivileged caller while unprivileged_bpf_disabled is
+# set: EVERY command is refused first (Linux before 5.19), only BPF_MAP_CREATE and BPF_PROG_LOAD
+# are (5.19 to 6.4), or NONE is (6.5 on: map_create and bpf_prog_load check it after some of
+# their own validation).
+EVERY, CREATE_AND_LOAD, NONE = "every command", "map create and program load", "none"
+_ENTRY_CHECK: str | None = None
 _ENTRY_LOCK = threading.Lock()
 
 
@@ -184,13 +198,13 @@ class _CapData(ctypes.Structure):
 _CAP_V3 = 0x20080522
 
 
-def _probe_entry_check(nr_bpf: int) -> bool:
-    """In a throwaway thread, drop this thread's *effective* capabilities (the permitted set
-    stays, and credentials are per thread) and call ``bpf(BPF_MAP_LOOKUP_ELEM)`` on fd -1:
-    EPERM means the kernel checked privileges at syscall entry, EBADF that it did not."""
-    result: list[bool] = []
+def _with_effective_caps(keep: int, fn: Callable[[], _T]) -> _T | None:
+    """``fn()`` in a throwaway thread whose *effective* capabilities are lowered to ``keep``
+    (a mask; the permitted set stays, and credentials are per thread); ``None`` when the
+    thread could not lower them."""
+    result: list[_T] = []
 
-    def probe() -> None:
+    def run() -> None:
         header = _CapHeader(_CAP_V3, 0)
         saved = (_CapData * 2)()
         if _libc.capget(ctypes.byref(header), saved) != 0:
@@ -199,32 +213,82 @@ def _probe_entry_check(nr_bpf: int) -> bool:
         for i in range(2):
             lowered[i].permitted = saved[i].permitted
             lowered[i].inheritable = saved[i].inheritable
+            lowered[i].effective = saved[i].permitted & (keep >> (32 * i)) & 0xFFFFFFFF
         if _libc.capset(ctypes.byref(header), lowered) != 0:
             return
         try:
-            attr = ctypes.create_string_buffer(32)
-            ctypes.memmove(attr, (ctypes.c_uint32 * 1)(0xFFFFFFFF), 4)
-            _libc.syscall.restype = ctypes.c_long
-            rc = _libc.syscall(ctypes.c_long(nr_bpf), ctypes.c_int(1), attr, ctypes.c_uint(32))
-            err = ctypes.get_errno() if rc < 0 else 0
+            result.append(fn())
         finally:
             _libc.capset(ctypes.byref(header), saved)
-        result.append(err == _errno.EPERM)
 
-    thread = threading.Thread(target=probe, name="compat-entry-probe", daemon=True)
+    thread = threading.Thread(target=run, name="compat-privilege-probe", daemon=True)
     thread.start()
     thread.join()
-    return bool(result and result[0])
+    return result[0] if result else None
 
 
-def entry_check(nr_bpf: int, disabled: int) -> bool:
-    """Does this kernel refuse every ``bpf()`` command of an unprivileged caller at entry
-    while ``unprivileged_bpf_disabled`` is set (Linux before 6.5, unless backported)?  Found
-    out once, the first time it matters (the sysctl set); the answer is ``False`` while the
-    sysctl is 0, as the check then never applies."""
+def _probe_entry_check(nr_bpf: int) -> str:
+    """Without effective capabilities, make two calls no kernel can accept:
+    ``BPF_MAP_LOOKUP_ELEM`` on fd -1 (EPERM: every command is checked at entry, else EBADF) and
+    ``BPF_MAP_CREATE`` of map type 0 (EPERM: creation is checked at entry, else EINVAL)."""
+
+    def bpf(cmd: int, attr: ctypes.Array[ctypes.c_char]) -> int:
+        _libc.syscall.restype = ctypes.c_long
+        rc = _libc.syscall(ctypes.c_long(nr_bpf), ctypes.c_int(cmd), attr,
+                           ctypes.c_uint(len(attr)))
+        return ctypes.get_errno() if rc < 0 else 0
+
+    def probe() -> str:
+        lookup = ctypes.create_string_buffer(32)
+        ctypes.memmove(lookup, (ctypes.c_uint32 * 1)(0xFFFFFFFF), 4)
+        every = bpf(1, lookup) == _errno.EPERM  # BPF_MAP_LOOKUP_ELEM
+        create = bpf(0, ctypes.create_string_buffer(72)) == _errno.EPERM  # BPF_MAP_CREATE
+        return EVERY if every else CREATE_AND_LOAD if create else NONE
+
+    return _with_effective_caps(0, probe) or NONE
+
+
+def _probe_perf_restricted() -> bool:
+    """Debian's kernels carry a patch that makes ``perf_event_paranoid`` 3 (their default)
+    refuse every ``perf_event_open`` without ``CAP_SYS_ADMIN`` (EACCES), where mainline
+    treats 3 as 2 and ``CAP_PERFMON`` suffices.  Holding only ``CAP_PERFMON``, open a CPU-wide
+    clock event: EACCES means this kernel restricts."""
+
+    def probe() -> bool:
+        from pylibbpf import BpfError, perf_event
+
+        try:
+            os.close(perf_event.open_cpu_clock(0, period_ns=1_000_000_000))
+        except BpfError as exc:
+            return exc.errno == _errno.EACCES
+        return False
+
+    return bool(_with_effective_caps(1 << CAP_PERFMON, probe))
+
+
+_PERF_RESTRICTED: bool | None = None
+
+
+def perf_restricted(paranoid: int) -> bool:
+    """Does ``perf_event_paranoid`` (``paranoid``) refuse ``perf_event_open`` to every caller
+    without ``CAP_SYS_ADMIN`` on this kernel?  Probed once, when the sysctl is above 2."""
+    global _PERF_RESTRICTED
+    if paranoid <= 2:
+        return False
+    with _ENTRY_LOCK:
+        if _PERF_RESTRICTED is None:
+            _PERF_RESTRICTED = _probe_perf_restricted()
+        return _PERF_RESTRICTED
+
+
+def entry_check(nr_bpf: int, disabled: int) -> str:
+    """Which commands this kernel refuses an unprivileged caller at ``bpf()`` entry while
+    ``unprivileged_bpf_disabled`` is set: :data:`EVERY`, :data:`CREATE_AND_LOAD` or
+    :data:`NONE`.  Found out once, the first time it matters (the sysctl set); :data:`NONE`
+    while the sysctl is 0, as the check then never applies."""
     global _ENTRY_CHECK
     if not disabled:
-        return False
+        return NONE
     with _ENTRY_LOCK:
         if _ENTRY_CHECK is None:
             _ENTRY_CHECK = _probe_entry_check(nr_bpf)
