@@ -13,20 +13,6 @@
 
 #define GARBAGE ((void *)0xdead0000UL)
 
-static void *read_file(const char *path, uint32_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    assert(f != NULL);
-    assert(fseek(f, 0, SEEK_END) == 0);
-    long n = ftell(f);
-    rewind(f);
-    void *buf = malloc((size_t)n);
-    assert(buf != NULL && fread(buf, 1, (size_t)n, f) == (size_t)n);
-    fclose(f);
-    *size = (uint32_t)n;
-    return buf;
-}
-
 static int load(void *prog, uint32_t size, struct bpf_map_fd_entry *maps, uint32_t count)
 {
     return bpf_prog_load_ex(prog, size, maps, count);

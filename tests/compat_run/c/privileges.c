@@ -67,21 +67,6 @@ static int report(const char *step, int rc)
     return rc;
 }
 
-static void *read_file(const char *path, uint32_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    assert(f != NULL);
-    assert(fseek(f, 0, SEEK_END) == 0);
-    long n = ftell(f);
-    assert(n > 0);
-    rewind(f);
-    void *buf = malloc((size_t)n);
-    assert(buf != NULL && fread(buf, 1, (size_t)n, f) == (size_t)n);
-    fclose(f);
-    *size = (uint32_t)n;
-    return buf;
-}
-
 /* BPF_PROG_LOAD of "r0 = 0; exit" as a TRACEPOINT program: what compat's loads amount to for
  * the kernel's privilege checks, which come before the verifier */
 static int linux_prog_load(void)
@@ -187,6 +172,7 @@ int main(int argc, char **argv)
     assert(bpf_update_elem(hash, &key, &value, BPF_ANY) == 0);
     uint32_t size = 0;
     void *elf = read_file(argv[4], &size);
+    assert(size > 0);
     struct bpf_map_fd_entry maps[] = {{"map_fd", (uint32_t)array}, {"config", (uint32_t)config}};
     int prog = -1;
     uint64_t tracepoint = 0;

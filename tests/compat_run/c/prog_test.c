@@ -20,21 +20,6 @@
 #define SYSCALLS "<rcore::syscall::Syscall>"
 #endif
 
-static void *read_file(const char *path, uint32_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    assert(f != NULL);
-    assert(fseek(f, 0, SEEK_END) == 0);
-    long n = ftell(f);
-    assert(n > 0);
-    rewind(f);
-    void *buf = malloc((size_t)n);
-    assert(buf != NULL && fread(buf, 1, (size_t)n, f) == (size_t)n);
-    fclose(f);
-    *size = (uint32_t)n;
-    return buf;
-}
-
 static int attach(const char *target, int prog)
 {
 #ifdef ZCORE
@@ -79,6 +64,7 @@ int main(int argc, char **argv)
     /* the 'map' sample: a counter bumped on every call */
     uint32_t size;
     void *elf = read_file(argv[1], &size);
+    assert(size > 0);
     int counter = bpf_create_map(BPF_MAP_TYPE_ARRAY, 4, 8, 1);
     assert(counter > 0);
     struct bpf_map_fd_entry map_sample[] = {{"map_fd", (uint32_t)counter},
@@ -99,11 +85,13 @@ int main(int argc, char **argv)
     int records = bpf_create_map(BPF_MAP_TYPE_ARRAY, 4, 8, 512);
     assert(counters > 0 && records > 0);
     elf = read_file(argv[2], &size);
+    assert(size > 0);
     struct bpf_map_fd_entry t1_maps[] = {{"time_counters", (uint32_t)counters},
                                          {"config", (uint32_t)config}};
     int t1 = bpf_prog_load_ex(elf, size, t1_maps, 2);
     free(elf);
     elf = read_file(argv[3], &size);
+    assert(size > 0);
     struct bpf_map_fd_entry t2_maps[] = {{"time_counters", (uint32_t)counters},
                                          {"records", (uint32_t)records},
                                          {"config", (uint32_t)config}};
