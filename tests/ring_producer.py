@@ -1,18 +1,22 @@
 """Drive ``events_ringbuf.bpf.c``'s producer: one ``BPF_PROG_TEST_RUN`` of the tc program
 ``emit`` with ``repeat=count`` writes ``count`` events (one per round), numbered by the BPF
 side's global ``seq``.  Knobs (``discard_every``, ``variable``, ``target``, ``wakeup_flags``) are
-zero-initialised BPF globals (``.bss``), set before the run."""
+zero-initialised BPF globals (``.bss``), set before the run.
+
+:func:`traced_getpid` is the perf buffer's producer: ``events_perf.bpf.c`` emits one numbered
+sample per ``getpid()`` call of this process."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import struct
 import threading
 from collections.abc import Iterator
 
 from bpfbuild import compile_bpf
 
-from pylibbpf import Object
+from pylibbpf import Link, Object
 
 PACKET = bytes(64)  # a tc test run needs at least an Ethernet header of input
 KNOBS = ("discard_every", "variable", "target", "wakeup_flags")
@@ -24,6 +28,28 @@ def loaded_producer() -> Iterator[Object]:
     with Object.open_file(compile_bpf("events_ringbuf.bpf.c")) as obj:
         obj.load()
         yield obj
+
+
+@contextlib.contextmanager
+def traced_getpid(*, this_thread_only: bool = False) -> Iterator[tuple[Object, Link]]:
+    """``events_perf.bpf.c`` loaded and attached: a sample per ``getpid()`` call of this
+    process (of this thread only, if asked), with this thread pinned to CPU 0 meanwhile so
+    that every sample lands in CPU 0's ring."""
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {0})
+    try:
+        with Object.open_file(compile_bpf("events_perf.bpf.c")) as obj:
+            obj.load()
+            obj.bss["target_tgid"] = os.getpid()
+            if this_thread_only:
+                obj.bss["target_tid"] = threading.get_native_id()
+            link = obj.programs["on_getpid"].attach()
+            try:
+                yield obj, link
+            finally:
+                link.destroy()
+    finally:
+        os.sched_setaffinity(0, cpus)
 
 
 def seq_of(data: bytes) -> int:

@@ -9,6 +9,7 @@ import traceback
 from collections.abc import Iterator
 
 import pytest
+from ring_producer import traced_getpid
 
 import pylibbpf
 from pylibbpf import Link, Object
@@ -21,20 +22,9 @@ SAMPLE = struct.Struct("<QII48s")
 
 
 @pytest.fixture
-def traced(bpf_object_path) -> Iterator[tuple[Object, Link]]:  # type: ignore[no-untyped-def]
-    cpus = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {0})  # every sample lands in CPU 0's ring
-    try:
-        with Object.open_file(bpf_object_path("events_perf.bpf.c")) as obj:
-            obj.load()
-            obj.bss["target_tgid"] = os.getpid()
-            link = obj.programs["on_getpid"].attach()
-            try:
-                yield obj, link
-            finally:
-                link.destroy()
-    finally:
-        os.sched_setaffinity(0, cpus)
+def traced() -> Iterator[tuple[Object, Link]]:
+    with traced_getpid() as pair:
+        yield pair
 
 
 def calls(n: int) -> None:

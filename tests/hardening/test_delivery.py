@@ -18,8 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 
 import pytest
-from bpfbuild import compile_bpf
-from ring_producer import emit, loaded_producer, seq_of
+from ring_producer import emit, loaded_producer, seq_of, traced_getpid
 
 from pylibbpf import ClosedError, Link, NotSupportedError, Object, StateError, _ffi
 from pylibbpf.perfbuf import PerfBuffer
@@ -359,20 +358,8 @@ def test_read_batch_racing_close_raises_closed_error(obj: Object, copy: bool) ->
 
 @pytest.fixture
 def traced() -> Iterator[tuple[Object, Link]]:
-    cpus = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {0})  # every sample lands in CPU 0's ring
-    try:
-        with Object.open_file(compile_bpf("events_perf.bpf.c")) as obj:
-            obj.load()
-            obj.bss["target_tgid"] = os.getpid()
-            obj.bss["target_tid"] = threading.get_native_id()
-            link = obj.programs["on_getpid"].attach()
-            try:
-                yield obj, link
-            finally:
-                link.destroy()
-    finally:
-        os.sched_setaffinity(0, cpus)
+    with traced_getpid(this_thread_only=True) as pair:
+        yield pair
 
 
 def calls(n: int) -> None:
