@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno as _errno
 import os
+import re
 
 from .elf.errors import ElfError
 
@@ -84,6 +85,9 @@ class LibbpfNotFoundError(BpfError):
         super().__init__(_errno.ENOENT, message)
 
 
+_INSN_LINE = re.compile(r"^\d+: \([0-9a-f]{2}\)")  # "1007: (79) r1 = *(u64 *)(r0 +0)"
+
+
 class VerifierError(BpfError):
     """The kernel verifier rejected a program.  ``log`` holds the complete verifier log."""
 
@@ -94,6 +98,16 @@ class VerifierError(BpfError):
 
     TAIL_LINES = 15
 
+    @property
+    def verdict(self) -> str | None:
+        """The verifier's reason: the first line after the last instruction it walked (for
+        example ``R0 invalid mem access 'map_value_or_null'``), or ``None``."""
+        lines = self.log.splitlines()
+        last = max((i for i, line in enumerate(lines) if _INSN_LINE.match(line)), default=None)
+        if last is None:
+            return None
+        return next((line.strip() for line in lines[last + 1:] if line.strip()), None)
+
     def __str__(self) -> str:
         lines = self.log.rstrip("\n").splitlines()
         tail = lines[-self.TAIL_LINES:]
@@ -103,6 +117,10 @@ class VerifierError(BpfError):
             return f"{head} (no verifier log)"
         shown = "\n".join("  " + line for line in tail)
         more = f"  ({omitted} earlier lines omitted; see .log)\n" if omitted else ""
+        verdict = self.verdict
+        if verdict is not None and all(verdict != line.strip() for line in tail):
+            # newer kernels follow the reason with pages of explanation: keep the reason
+            more = f"  reason: {verdict}\n" + more
         return f"{head}\nverifier log for '{self.program}':\n{more}{shown}"
 
 

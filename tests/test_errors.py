@@ -35,6 +35,7 @@ def test_verifier_error_carries_the_whole_log() -> None:
     first_insn = next(i for i, line in enumerate(lines) if line.startswith("0: "))
     assert first_insn < 5, lines[:5]
     assert "invalid mem access 'map_value_or_null'" in err.log
+    assert err.verdict == "R0 invalid mem access 'map_value_or_null'"
     text = str(err)
     assert "the verifier rejected program 'unchecked_lookup' of object 'rejected'" in text
     assert "earlier lines omitted" in text
@@ -164,3 +165,19 @@ def test_kernel_enotsupp_is_a_not_supported_error() -> None:
     err = pylibbpf.errors.error_from_errno(pylibbpf.errors.ENOTSUPP, "lookup_batch failed")
     assert isinstance(err, pylibbpf.NotSupportedError) and err.errno == 524
     assert str(err) == "lookup_batch failed: Operation not supported (kernel ENOTSUPP) (errno 524)"
+
+
+def test_the_reason_stays_in_the_message_when_explanations_follow_it() -> None:
+    # newer kernels (7.x) follow the reason with pages of explanation, more than the tail shows
+    log = "\n".join(["0: (b7) r0 = 0", "1: (79) r1 = *(u64 *)(r0 +0)",
+                     "R0 invalid mem access 'map_value_or_null'", "",
+                     "Verification failed: Register Type Safety: Invalid dereference",
+                     *(f"  explanation {i}" for i in range(40)),
+                     "processed 2 insns (limit 1000000)"])
+    err = VerifierError(errno.EACCES, "the verifier rejected program 'p'", "p", log)
+    assert err.verdict == "R0 invalid mem access 'map_value_or_null'"
+    text = str(err).splitlines()
+    assert text[2] == "  reason: R0 invalid mem access 'map_value_or_null'"
+    assert text[-1] == "  processed 2 insns (limit 1000000)" and len(text) < 25
+    short = VerifierError(errno.EACCES, "rejected", "p", "0: (b7) r0 = 0\nR0 !read_ok")
+    assert short.verdict == "R0 !read_ok" and "reason:" not in str(short)  # already shown
