@@ -115,7 +115,7 @@ for _ in range(100):
     os.getpid()
 # the interpreter may call getpid() itself (Python 3.13 does around fork()): count what the
 # program emitted, at least our 100 calls
-emitted, failed = (int.from_bytes(obj.bss[name], "little") for name in ("seq", "failed"))
+emitted, failed = obj.bss.get_int("seq"), obj.bss.get_int("failed")
 assert emitted >= 100 and failed == 0, (emitted, failed)
 until(lambda: len(got) >= emitted, f"{emitted} samples")
 stop.set()
