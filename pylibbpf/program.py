@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import _args, _ffi
+from . import _args, _ffi, _usdt
 from ._ffi import structs
 from ._ffi.printcb import capture
 from ._ffi.structs import new_opts
@@ -312,9 +312,18 @@ class Program:
                     + (f": {detail}" if detail else ""), needs) from None
         return Link(link_ptr, owner=owner, description=f"link of {self._name!r} {what}")
 
+    def _check_usdt_layout(self) -> None:
+        """Refuse a USDT attach whose argument specs the loaded libbpf would write in another
+        layout than the object's ``usdt.bpf.h`` reads (see :mod:`pylibbpf._usdt`)."""
+        specs = self._obj.maps.get(_usdt.SPECS_MAP)
+        _usdt.check(self._obj.name, None if specs is None else specs.value_size,
+                    _ffi.version())
+
     def attach(self) -> Link:
         """Attach as the section name says (``bpf_program__attach``)."""
         lib = _ffi.lib()
+        if self.section_name.startswith("usdt"):
+            self._check_usdt_layout()
         return self._attach(f"by section {self.section_name!r}", lib.bpf_program__attach)
 
     def attach_kprobe(self, func_name: str, *, retprobe: bool = False, offset: int = 0,
@@ -356,11 +365,18 @@ class Program:
 
     def attach_usdt(self, binary_path: str | os.PathLike[str], provider: str, name: str, *,
                     pid: int = -1, cookie: int = 0) -> Link:
-        """Attach to the USDT probe ``provider:name`` in ``binary_path``."""
+        """Attach to the USDT probe ``provider:name`` in ``binary_path``.
+
+        Raises :class:`BpfError` (EINVAL) when the object was built with a ``usdt.bpf.h`` whose
+        argument-spec layout differs from the loaded libbpf's (libbpf 1.7 changed it), where
+        libbpf itself would attach and the program would read wrong arguments.
+        """
         path = _args.cpath(binary_path, "binary_path")
         raw_provider, raw_name = _args.cstr(provider, "provider"), _args.cstr(name, "name")
         pid = _args.in_range(pid, "pid", -1, _args.INT_MAX)
         opts = new_opts(structs.bpf_usdt_opts, usdt_cookie=_args.u64(cookie, "cookie"))
+        self._obj._require_loaded(f"attaching program {self._name!r}")
+        self._check_usdt_layout()
         return self._attach(
             f"to USDT {provider}:{name} in {os.fsdecode(path)}",
             lambda p: _ffi.lib().bpf_program__attach_usdt(

@@ -190,3 +190,47 @@ def test_usdt_link_is_destroyed_with_its_object(binary: Path, helpers: list[Help
     assert link.closed
     with pytest.raises(pylibbpf.ClosedError):
         link.fd  # noqa: B018
+
+
+@pytest.mark.parametrize("how", ["attach_usdt", "by_section"])
+def test_usdt_spec_layout_of_the_other_libbpf_side_is_refused(binary: Path, how: str) -> None:
+    """An object built with a usdt.bpf.h from the other side of libbpf 1.7 (its argument specs
+    changed size) would attach and read wrong arguments: pylibbpf refuses the attach and says
+    which headers to rebuild with; libbpf would not."""
+    from pylibbpf import _usdt
+
+    mine = _usdt.spec_size(pylibbpf.libbpf_version())
+    other_arg_bytes = 24 if mine == _usdt.SPEC_BEFORE_1_7 else 16
+    obj = open_object("usdt_layout.bpf.c",
+                      (f"-DSPEC_ARG_BYTES={other_arg_bytes}", f'-DHELPER="{binary}"'))
+    try:
+        assert obj.maps[_usdt.SPECS_MAP].value_size != mine
+        with pytest.raises(pylibbpf.BpfError) as info:
+            if how == "attach_usdt":
+                obj.programs["on_tick"].attach_usdt(binary, "pylibbpf", "tick")
+            else:
+                obj.programs["auto_tick"].attach()
+        assert info.value.errno == errno.EINVAL
+        text = str(info.value)
+        assert f"libbpf {pylibbpf.libbpf_version()[0]}.{pylibbpf.libbpf_version()[1]}" in text
+        assert "Rebuild the object with the headers of the libbpf it runs with" in text
+        ours = {obj.programs[name].info().id for name in ("on_tick", "auto_tick")}
+        assert not [link for link in pylibbpf.loaded_links() if link.prog_id in ours]
+    finally:
+        obj.close()
+
+
+def test_usdt_spec_sizes_of_each_release() -> None:
+    """The layout rule itself: 208-byte specs before libbpf 1.7, 304 from it; a matching object
+    passes, a mismatch either way names the headers it was built with."""
+    from pylibbpf import _usdt
+
+    assert _usdt.spec_size((1, 1)) == _usdt.spec_size((1, 6)) == 208
+    assert _usdt.spec_size((1, 7)) == _usdt.spec_size((2, 0)) == 304
+    _usdt.check("o", None, (1, 7))
+    _usdt.check("o", 304, (1, 7))
+    _usdt.check("o", 208, (1, 5))
+    with pytest.raises(pylibbpf.BpfError, match="libbpf 1.6 or older.*208 bytes.*1.7 writes 304"):
+        _usdt.check("o", 208, (1, 7))
+    with pytest.raises(pylibbpf.BpfError, match="libbpf 1.7 or newer.*304 bytes.*1.1 writes 208"):
+        _usdt.check("o", 304, (1, 1))
