@@ -4,6 +4,11 @@ Every test that needs a ``.o`` calls :func:`compile_bpf`. The cache key covers t
 every header it can include from ``tests/bpf`` and ``vendor``, the flags and the clang version,
 so an edit anywhere rebuilds exactly what depends on it.  The cache lives in
 ``$PYLIBBPF_TEST_CACHE`` (default ``tests/.cache``) and is safe to delete.
+
+``$PYLIBBPF_TEST_BPF_INCLUDE`` names a folder holding another libbpf release's ``bpf/*.h``
+(the libbpf tiers of ``vmtest`` set it): programs then build against the headers of the libbpf
+the tests load, as a user of that release would.  The key holds those headers' contents, not
+the folder's path, so objects built on the host serve a guest that sees them elsewhere.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ ROOT = TESTS.parent
 BPF_SRC = TESTS / "bpf"
 VENDOR = ROOT / "vendor"
 CACHE = Path(os.environ.get("PYLIBBPF_TEST_CACHE", TESTS / ".cache"))
+INCLUDE_ENV = "PYLIBBPF_TEST_BPF_INCLUDE"
 
 
 class BuildError(RuntimeError):
@@ -66,8 +72,14 @@ def compile_bpf(
     if btf:
         args.append("-g")
     args += list(cflags)
+    keyed, headers = list(args), _headers_digest(path.parent)
+    libbpf_include = os.environ.get(INCLUDE_ENV)
+    if libbpf_include:
+        args.insert(0, f"-I{libbpf_include}")
+        keyed.insert(0, "-I<libbpf headers>")
+        headers += _headers_digest(Path(libbpf_include) / "bpf")
     key = hashlib.sha256()
-    for part in (source, _headers_digest(path.parent).encode(), "\0".join(args).encode(),
+    for part in (source, headers.encode(), "\0".join(keyed).encode(),
                  _clang_version(clang).encode()):
         key.update(part)
         key.update(b"\0")

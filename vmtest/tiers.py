@@ -32,7 +32,9 @@ GUEST_IGNORE = ("tests/test_hostile_args.py", "tests/test_ci_rule.py")
 # host environment variables the guest's pytest sees too
 PASS_ENV_PREFIXES = ("PYLIBBPF_",)
 PASS_ENV = ("CI", "PYTEST_ADDOPTS")
-NO_PASS_ENV = ("PYLIBBPF_VM_CACHE", "PYLIBBPF_LIBBPF", "PYLIBBPF_TEST_CACHE")
+# read by tests/bpfbuild.py: a folder searched before the system's for <bpf/*.h>
+BPF_INCLUDE_ENV = "PYLIBBPF_TEST_BPF_INCLUDE"
+NO_PASS_ENV = ("PYLIBBPF_VM_CACHE", "PYLIBBPF_LIBBPF", "PYLIBBPF_TEST_CACHE", BPF_INCLUDE_ENV)
 QEMU = "qemu-system-x86_64"
 
 
@@ -85,10 +87,16 @@ for src in sorted(BPF_SRC.glob("*.bpf.c")):
 """
 
 
-def prebuild_bpf(python: Path, checkout: Path = CHECKOUT) -> None:
-    """Compile ``tests/bpf/*.bpf.c`` on the host so the guest finds most of them cached."""
+def prebuild_bpf(python: Path, checkout: Path = CHECKOUT, include: Path | None = None) -> None:
+    """Compile ``tests/bpf/*.bpf.c`` on the host so the guest finds most of them cached
+    (``include``: the libbpf headers the guest's tests build with; the cache key holds their
+    contents, not their path)."""
     if (checkout / "tests" / "bpfbuild.py").exists():
-        subprocess.run([str(python), "-c", PREBUILD], cwd=checkout, check=False,
+        env = dict(os.environ)
+        env.pop(BPF_INCLUDE_ENV, None)
+        if include is not None:
+            env[BPF_INCLUDE_ENV] = str(include)
+        subprocess.run([str(python), "-c", PREBUILD], cwd=checkout, check=False, env=env,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -157,30 +165,53 @@ def host_glibc() -> tuple[int, ...]:
     return tuple(int(p) for p in version.split()[1].split("."))
 
 
-def libbpf_runtime(libbpf: str, where: Path, seen_at: Path | None = None
-                   ) -> tuple[Path | None, Path]:
-    """Copy libbpf ``libbpf`` (and, if it needs a newer glibc than this machine's, its
-    suite's glibc with a wrapper Python) into ``where``, world-readable as tests run children
-    as nobody.  ``seen_at`` is where ``where`` will appear (a guest's run disk), if elsewhere.
-    Returns (wrapper python or None when the venv's own Python does, libbpf.so path as seen).
+@dataclass
+class LibbpfRuntime:
+    """A libbpf tier's files as the tests will see them."""
+
+    python: Path | None  # the wrapper Python (a newer glibc), else None: the venv's own
+    library: Path  # libbpf.so.X.Y.Z
+    include: Path  # that release's headers (``bpf/*.h``, from libbpf-dev)
+
+    def env(self) -> dict[str, str]:
+        """The variables that make pylibbpf load this libbpf and the tests' BPF programs
+        compile against its headers (``tests/bpfbuild.py``)."""
+        return {"PYLIBBPF_LIBBPF": str(self.library), BPF_INCLUDE_ENV: str(self.include)}
+
+
+
+def libbpf_runtime(libbpf: str, where: Path, seen_at: Path | None = None) -> LibbpfRuntime:
+    """Copy libbpf ``libbpf``, its headers (``libbpf-dev`` of the same suite) and, if the
+    library needs a newer glibc than this machine's, that suite's glibc with a wrapper Python
+    into ``where``, world-readable as tests run children as nobody.  ``seen_at`` is where
+    ``where`` will appear (a guest's run disk), if elsewhere.
+
+    The headers matter: a program built with one release's ``usdt.bpf.h`` reads USDT arguments
+    another release lays out differently (libbpf 1.7), so the tier builds with its own.
     """
     seen = seen_at or where
+    suite = LIBBPF_SUITES[libbpf]
     with cache_lock():
         lib = fetch_libbpf(libbpf)
+        dev = fetch_package(suite, "libbpf-dev")
         libdir = None
         if glibc_needed(lib) > host_glibc():
-            _, libdir = glibc_loader(LIBBPF_SUITES[libbpf])
+            _, libdir = glibc_loader(suite)
     where.mkdir(parents=True, exist_ok=True)
     where.chmod(0o755)
     shutil.copy2(lib, where / lib.name)
+    headers = dev / "usr" / "include" / "bpf"
+    if not (headers / "bpf_helpers.h").exists():
+        raise GuestError(0, f"libbpf-dev of {suite} has no usr/include/bpf/bpf_helpers.h")
+    shutil.copytree(headers, where / "include" / "bpf")
     if libdir is None:
-        return None, seen / lib.name
+        return LibbpfRuntime(None, seen / lib.name, seen / "include")
     glibc = where / "glibc"
     glibc.mkdir()
     for so in libdir.glob("*.so*"):
         shutil.copy2(so, glibc / so.name)
     shadow_venv(venv_python(), seen / "glibc", where / "venv")
-    return seen / "venv" / "bin" / "python", seen / lib.name
+    return LibbpfRuntime(seen / "venv" / "bin" / "python", seen / lib.name, seen / "include")
 
 
 def run_host(
@@ -196,10 +227,10 @@ def run_host(
     with tempfile.TemporaryDirectory(prefix="vmtest-libbpf-") as tmp:
         cmd = [str(python)]
         if libbpf is not None:
-            wrapper, lib = libbpf_runtime(libbpf, Path(tmp))
-            env["PYLIBBPF_LIBBPF"] = str(lib)
-            if wrapper is not None:
-                cmd = [str(wrapper)]
+            runtime = libbpf_runtime(libbpf, Path(tmp))
+            env.update(runtime.env())
+            if runtime.python is not None:
+                cmd = [str(runtime.python)]
         cmd += ["-m", "pytest", *pytest_args(str(junit), extra, whole_suite)]
         rc = run_guarded(cmd, timeout=timeout, env=env, cwd=str(CHECKOUT),
                          on_line=(lambda line: None) if quiet else _printer(""))
@@ -275,9 +306,6 @@ def run_guest(
         system = image.system_image(python)
         initrd = image.initramfs(kernel)
         timings["system image+initramfs"] = time.monotonic() - t
-    t = time.monotonic()
-    prebuild_bpf(python)
-    timings["bpf prebuild"] = time.monotonic() - t
     name = kernel_tier if libbpf is None else f"{kernel_tier}-libbpf-{libbpf}"
     outdir.mkdir(parents=True, exist_ok=True)
     console_path = outdir / f"{name}.console.log"
@@ -292,13 +320,16 @@ def run_guest(
         env = guest_env()
         guest_python = ".venv/bin/python"
         extra_dirs: list[tuple[str, Path]] = []
+        include: Path | None = None
         if libbpf is not None:
             staged = work / "libbpf"
-            wrapper, lib = libbpf_runtime(libbpf, staged, CHECKOUT / GUEST_LIBBPF_DIR)
-            env["PYLIBBPF_LIBBPF"] = str(lib)
-            if wrapper is not None:
-                guest_python = str(wrapper)
+            runtime = libbpf_runtime(libbpf, staged, CHECKOUT / GUEST_LIBBPF_DIR)
+            env.update(runtime.env())
+            if runtime.python is not None:
+                guest_python = str(runtime.python)
             extra_dirs.append((GUEST_LIBBPF_DIR, staged))
+            include = staged / "include"
+        prebuild_bpf(python, include=include)
         run = image.run_disk(CHECKOUT, stage2_script(CHECKOUT, args, env, guest_python), work,
                              kernel.config, extra_dirs)
         results = image.results_disk(work)
