@@ -15,10 +15,12 @@ echo "== ruff"
 .venv/bin/ruff check .
 echo "== mypy"
 .venv/bin/mypy
-echo "== pytest (host kernel $(uname -r))"
-.venv/bin/python -m pytest "$@"
 tiers="${PYLIBBPF_MATRIX:-all}"
-if [ $# -eq 0 ] && [ "$tiers" != none ]; then
-    echo "== kernel matrix ($tiers)"
-    .venv/bin/python -m vmtest matrix --tiers "$tiers" --out build/matrix
+if [ $# -gt 0 ] || [ "$tiers" = none ]; then
+    echo "== pytest (host kernel $(uname -r))"
+    exec .venv/bin/python -m pytest "$@"
 fi
+# the matrix's `host` tier is the whole pytest suite on this kernel (its output is shown);
+# the other tiers run beside it, two at a time, their logs in build/matrix
+echo "== pytest on this kernel ($(uname -r)) and the kernel matrix ($tiers)"
+exec .venv/bin/python -m vmtest matrix --tiers "$tiers" --out build/matrix

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from vmtest import report
+from vmtest import report, schedule
 from vmtest.fetch import LIBBPF_SUITES, SUITES, fetch_kernel, fetch_libbpf
 from vmtest.proc import ChildTimeout
 from vmtest.tiers import CHECKOUT, DISTRO_TIERS, GuestError, TierResult, parse_tier, run_tier
@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
                          f"{', '.join(t for t in FULL if t not in ALL) or 'nothing more'}), "
                          "or a comma-separated list of tier names")
     mx.add_argument("--timeout", type=float, default=1800, help="seconds per tier")
+    mx.add_argument("--jobs", type=int, default=schedule.default_jobs(),
+                    help="tiers at a time (default 2 with two cores or more; tiers on this "
+                         "machine's kernel never overlap)")
     mx.add_argument("--out", type=Path, help="folder for junit XML, logs and compat-table.md")
     mx.add_argument("--verbose", action="store_true", help="print every tier's pytest output")
     mx.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: pytest args")
@@ -105,6 +108,16 @@ def cmd_run(ns: argparse.Namespace) -> int:
     return result.returncode
 
 
+def _failure_excerpt(log: Path, lines: int = 60) -> list[str]:
+    """What a failed tier's log shows of the failure: pytest's short summary if there is one,
+    else its last lines."""
+    text = log.read_text(errors="replace").splitlines() if log.exists() else []
+    for i, line in enumerate(text):
+        if "short test summary info" in line:
+            return text[i:i + lines]
+    return text[-lines:]
+
+
 def cmd_matrix(ns: argparse.Namespace) -> int:
     out = _outdir(ns.out)
     try:
@@ -112,41 +125,37 @@ def cmd_matrix(ns: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"vmtest: {e}", file=sys.stderr)
         return 2
-    reports: list[report.TierReport] = []
-    failed: list[str] = []
-    runs: list[dict[str, object]] = []
     t0 = time.monotonic()
-    for label in tiers:
-        kernel, libbpf = parse_tier(label)
-        print(f"vmtest: === tier {label} ===", file=sys.stderr, flush=True)
-        # a host libbpf tier runs the whole suite but for the slow tests (the VM boot)
-        whole = libbpf is not None and kernel == "host"
-        extra = ["-m", "not slow"] if whole else []
-        started = time.monotonic()
-        junit: Path | None = None
-        rc = 2
-        try:
-            result = run_tier(kernel, extra + _extra(ns.pytest_args), libbpf=libbpf,
-                              whole_suite=whole, timeout=ns.timeout, outdir=out,
-                              quiet=not ns.verbose)
-            rc, junit = result.returncode, result.junit
-            print(f"vmtest: tier {label}: exit {rc}; {_timings(result)}",
-                  file=sys.stderr, flush=True)
-        except (ChildTimeout, GuestError, ValueError, OSError) as e:
-            print(f"vmtest: tier {label}: {e}", file=sys.stderr)
-        seconds = time.monotonic() - started
-        print(f"vmtest: tier {label} took {seconds:.0f} s", file=sys.stderr, flush=True)
-        if rc != 0:
-            failed.append(label)
-        if junit is not None:
-            tier_report = report.parse_junit(junit, label)
+    print(f"vmtest: matrix of {len(tiers)} tiers, {ns.jobs} at a time (logs in {out})",
+          file=sys.stderr, flush=True)
+
+    def on_line(label: str, line: str) -> None:
+        # the host tier is the suite's main run: always shown; others only with --verbose,
+        # but each tier's own summary lines (its timings) always
+        if ns.verbose or label == "host" or line.startswith("vmtest: "):
+            print(f"[{label}] {line}", flush=True)
+
+    def on_done(run: schedule.TierRun) -> None:
+        print(f"vmtest: tier {run.label}: exit {run.returncode}, took {run.seconds:.0f} s "
+              f"({time.monotonic() - t0:.0f} s into the matrix)", file=sys.stderr, flush=True)
+        if run.returncode != 0 and not (ns.verbose or run.label == "host"):
+            for line in _failure_excerpt(run.log):
+                print(f"[{run.label}] {line}", file=sys.stderr)
+
+    runs = schedule.run_tiers(tiers, _extra(ns.pytest_args), jobs=ns.jobs, timeout=ns.timeout,
+                              out=out, on_line=on_line, on_done=on_done)
+    failed = [r.label for r in runs if r.returncode != 0]
+    reports: list[report.TierReport] = []
+    for run in runs:
+        if run.junit is not None:
+            tier_report = report.parse_junit(run.junit, run.label)
         else:  # crashed before pytest wrote its XML: keep the column, say why
-            tier_report = report.TierReport(label, f"no junit XML, exit {rc}")
-        tier_report.seconds = seconds
+            tier_report = report.TierReport(run.label, f"no junit XML, exit {run.returncode}")
+        tier_report.seconds = run.seconds
         reports.append(tier_report)
-        runs.append({"name": label, "junit": junit.name if junit else None, "returncode": rc,
-                     "seconds": round(seconds, 1)})
-        (out / "tiers.json").write_text(json.dumps(runs, indent=1) + "\n")
+    index = [{"name": r.label, "junit": r.junit.name if r.junit else None,
+              "returncode": r.returncode, "seconds": round(r.seconds, 1)} for r in runs]
+    (out / "tiers.json").write_text(json.dumps(index, indent=1) + "\n")
     table = report.matrix_table(reports)
     (out / "table.md").write_text(table + "\n")
     (out / "compat-table.md").write_text(report.compat_table(reports) + "\n")

@@ -53,7 +53,7 @@ def kill_group(proc: subprocess.Popen[bytes], grace: float = 3.0) -> None:
 
 
 @contextmanager
-def _sigterm_raises() -> Iterator[None]:
+def sigterm_raises() -> Iterator[None]:
     """Turn SIGTERM/SIGHUP into :class:`Terminated` (main thread only; else a no-op)."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -85,7 +85,7 @@ def run_guarded(
     after ``timeout`` seconds and :class:`KeyboardInterrupt` (:class:`Terminated` for SIGTERM)
     when interrupted; in every case the child's whole process group is gone on return.
     """
-    with _sigterm_raises():
+    with sigterm_raises():
         proc = subprocess.Popen(
             list(cmd), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True,

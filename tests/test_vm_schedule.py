@@ -1,0 +1,96 @@
+"""The matrix's scheduler: tiers side by side, never two on this machine's kernel at once."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from vmtest import schedule
+
+
+def test_tiers_on_this_kernel_are_the_host_and_distribution_ones() -> None:
+    assert schedule.on_this_kernel("host")
+    assert schedule.on_this_kernel("host-libbpf-1.7.0")
+    assert schedule.on_this_kernel("debian13")
+    assert not schedule.on_this_kernel("6.1")
+    assert not schedule.on_this_kernel("7.3-libbpf-1.7.0")
+
+
+def test_tier_commands() -> None:
+    out = Path("/o")
+    host = schedule.tier_command("host", ["-x"], 100, out)
+    assert host[1:] == ["-m", "vmtest", "run", "--kernel", "host", "--timeout", "100",
+                        "--out", "/o", "--all", "--", "-x"]
+    lib = schedule.tier_command("host-libbpf-1.5", [], 100, out)
+    assert lib[lib.index("--libbpf") + 1] == "1.5"
+    assert "--all" in lib and lib[lib.index("--"):] == ["--", "-m", "not slow"]
+    guest = schedule.tier_command("7.3-libbpf-1.7.0", [], 100, out)
+    assert guest[guest.index("--kernel") + 1] == "7.3" and "--all" not in guest
+    assert guest[-1] == "--"
+
+
+def _fake_tiers(monkeypatch: pytest.MonkeyPatch, seconds: float, codes: dict[str, int]) -> None:
+    """Each tier becomes a child that prints its name, writes its XML, sleeps and exits."""
+    def command(label: str, extra: object, timeout: float, out: Path) -> list[str]:
+        code = (f"import time, pathlib; print('start {label}', flush=True); "
+                f"pathlib.Path({str(out / (label + '.xml'))!r}).write_text('<x/>'); "
+                f"time.sleep({seconds}); print('end {label}'); raise SystemExit({codes[label]})")
+        return [sys.executable, "-c", code]
+
+    monkeypatch.setattr(schedule, "tier_command", command)
+
+
+def test_two_at_a_time_and_one_on_this_kernel(monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    labels = ["host", "host-libbpf-1.5", "6.1", "5.10", "debian13"]
+    _fake_tiers(monkeypatch, 0.6, {label: 0 for label in labels} | {"5.10": 3})
+    running: set[str] = set()
+    overlap: list[set[str]] = []
+    lock = threading.Lock()
+    lines: list[tuple[str, str]] = []
+
+    def on_line(label: str, line: str) -> None:
+        lines.append((label, line))
+        with lock:
+            if line.startswith("start"):
+                running.add(label)
+                overlap.append(set(running))
+            elif line.startswith("end"):
+                running.discard(label)
+
+    done: list[str] = []
+    runs = schedule.run_tiers(labels, [], jobs=2, timeout=60, out=tmp_path, on_line=on_line,
+                              on_done=lambda run: done.append(run.label))
+    assert [r.label for r in runs] == labels and sorted(done) == sorted(labels)
+    assert {r.label: r.returncode for r in runs}["5.10"] == 3
+    assert all(r.returncode == 0 for r in runs if r.label != "5.10")
+    assert all(r.junit == tmp_path / f"{r.label}.xml" for r in runs)
+    assert (tmp_path / "6.1.log").read_text().splitlines() == ["start 6.1", "end 6.1"]
+    assert max(len(s) for s in overlap) == 2  # side by side ...
+    for together in overlap:  # ... but never two tiers on this kernel
+        assert sum(schedule.on_this_kernel(t) for t in together) <= 1, together
+    assert ("host", "start host") in lines
+
+
+def test_a_stale_xml_is_not_taken_for_this_run(monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path) -> None:
+    (tmp_path / "6.1.xml").write_text("<old/>")
+    monkeypatch.setattr(schedule, "tier_command",
+                        lambda *_a: [sys.executable, "-c", "raise SystemExit(2)"])
+    runs = schedule.run_tiers(["6.1"], [], jobs=2, timeout=60, out=tmp_path,
+                              on_line=lambda *_: None, on_done=lambda _r: None)
+    assert runs[0].returncode == 2 and runs[0].junit is None
+
+
+def test_a_tier_past_its_time_is_killed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(schedule, "GRACE_SECONDS", 0.0)
+    _fake_tiers(monkeypatch, 120, {"6.1": 0})
+    began = time.monotonic()
+    runs = schedule.run_tiers(["6.1"], [], jobs=1, timeout=1, out=tmp_path,
+                              on_line=lambda *_: None, on_done=lambda _r: None)
+    assert runs[0].returncode == 2 and time.monotonic() - began < 60
+    assert "still running after" in runs[0].log.read_text()
