@@ -33,9 +33,9 @@ from typing import Any, NamedTuple
 
 from . import _args, _ffi
 from ._handle import Handle
-from ._pollguard import PollGuard, QueuedEvents
 from .enums import MapType
 from .errors import BpfError, StateError, error_from_errno
+from .events._guard import PollGuard, QueuedEvents
 from .map import Map
 from .ringbuf import Decoder, _ring_fd, _timeout
 

@@ -32,13 +32,13 @@ from typing import TYPE_CHECKING, Any
 
 from . import _args, _ffi
 from ._handle import Handle
-from ._pollguard import PollGuard, QueuedEvents
 from .enums import MapType
 from .errors import BpfError, ClosedError, StateError, error_from_errno
+from .events._guard import PollGuard, QueuedEvents
 from .map import Map
 
 if TYPE_CHECKING:
-    from ._ringread import EventBatch, RingReader
+    from .events._batch import EventBatch, RingReader
 
 Callback = Callable[[bytes], "int | None"]
 Decoder = Callable[[bytes], Any]
@@ -304,7 +304,7 @@ class RingBuffer(Handle, QueuedEvents[Any]):
     def read_batch(self, ring: int | str = 0, max_events: int | None = None, *,
                    copy: bool = True) -> EventBatch:
         """Read every committed record of one ring (default: the first added) straight from
-        its memory, in one Python call: see :class:`pylibbpf._ringread.EventBatch`.
+        its memory, in one Python call: see :class:`pylibbpf.events._batch.EventBatch`.
 
         Skips discarded records and stops at the first record still being written, as
         libbpf does.  Can be mixed with :meth:`poll`/:meth:`consume` (never inside one of this
@@ -322,7 +322,7 @@ class RingBuffer(Handle, QueuedEvents[Any]):
         def read() -> EventBatch:
             reader = self._readers.get(index)
             if reader is None:
-                from ._ringread import RingReader
+                from .events._batch import RingReader
 
                 fd, _what, size, _m = self._rings[index]
                 reader = RingReader(fd, size, self._guard.refuse_inherited)

@@ -1,10 +1,10 @@
 """``fork()`` while another thread uses a ring, perf or user ring buffer.
 
 The child inherits the buffer's lock in whatever state the parent's threads left it, and its ring
-memory is shared with the parent.  The rule (``pylibbpf/_pollguard.py``): in the child, ``close()``
-returns at once and every other use raises :class:`StateError` (EPERM); the parent goes on as if
-nothing happened.  Each case runs in a fresh interpreter (it forks with threads running, and a
-regression would hang or crash it), which forks a child that gives up after 20 s
+memory is shared with the parent.  The rule (``pylibbpf/events/_guard.py``): in the child,
+``close()`` returns at once and every other use raises :class:`StateError` (EPERM); the parent
+goes on as if nothing happened.  Each case runs in a fresh interpreter (it forks with threads
+running, and a regression would hang or crash it), which forks a child that gives up after 20 s
 (``faulthandler`` prints where it hung); the whole run is bounded too.
 """
 

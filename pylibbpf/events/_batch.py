@@ -34,7 +34,7 @@ from array import array
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from .errors import BpfError, ClosedError, NotSupportedError, StateError
+from ..errors import BpfError, ClosedError, NotSupportedError, StateError
 
 BUSY_BIT = 1 << 31
 DISCARD_BIT = 1 << 30

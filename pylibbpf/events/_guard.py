@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Generic, TypeVar
 
-from .errors import ClosedError, StateError
+from ..errors import ClosedError, StateError
 
 SLICE_MS = 100
 
@@ -167,7 +167,7 @@ class QueuedEvents(Generic[_T]):
             yield queue.popleft()
 
     def __aiter__(self) -> AsyncIterator[_T]:
-        from .aio import iterate
+        from ..aio import iterate
 
         self._require_queue()
         return iterate(self)  # type: ignore[arg-type]
