@@ -30,9 +30,9 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["LinkInfo", "MapInfo", "ProgramInfo", "link_ids", "loaded_links",
                      "loaded_maps", "loaded_programs", "map_ids", "program_ids"], "info"),
     "Link": "link", "Map": "map", "Object": "object",
-    **dict.fromkeys(["EventsLostWarning", "PerfBuffer", "PerfSample"], "perfbuf"),
+    **dict.fromkeys(["EventsLostWarning", "PerfBuffer", "PerfSample"], "events.perf"),
     **dict.fromkeys(["Program", "TestRunResult"], "program"),
-    **dict.fromkeys(["RingBuffer", "UserRingBuffer"], "ringbuf"),
+    "RingBuffer": "events.ring", "UserRingBuffer": "events.user_ring",
     "TcAttachment": "tc",
     "PerfEventLink": "perf_event",
 }
@@ -61,6 +61,9 @@ if TYPE_CHECKING:
         StateError,
         VerifierError,
     )
+    from .events.perf import EventsLostWarning, PerfBuffer, PerfSample
+    from .events.ring import RingBuffer
+    from .events.user_ring import UserRingBuffer
     from .globals import GlobalData, Variable
     from .info import (
         LinkInfo,
@@ -77,9 +80,7 @@ if TYPE_CHECKING:
     from .map import Map
     from .object import Object
     from .perf_event import PerfEventLink
-    from .perfbuf import EventsLostWarning, PerfBuffer, PerfSample
     from .program import Program, TestRunResult
-    from .ringbuf import RingBuffer, UserRingBuffer
     from .tc import TcAttachment
 
 __version__ = "0.1.0"

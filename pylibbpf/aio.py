@@ -1,138 +1,19 @@
-"""asyncio support: ``async for`` over ring and perf buffers, driven by their epoll fd.
+"""asyncio over ring and perf buffers: ``pylibbpf.aio`` is :mod:`pylibbpf.events.aio` itself.
 
-::
-
-    rb = RingBuffer(obj.maps["events"])          # no callback: queue mode
-    async for data in rb:                        # bytes per record
-        ...
-    pb = PerfBuffer(obj.maps["perf"])
-    async for cpu, data in pb:                   # PerfSample per sample
-        ...
-
-The buffer's epoll fd is registered with the running loop (``loop.add_reader``) while the
-iteration waits; no thread and no busy polling.  Records already in the ring are consumed without
-waiting; when the queue is empty the coroutine sleeps until the kernel wakes the epoll fd.
-Cancelling the task (or breaking out of the loop) unregisters the fd; records not yet yielded
-stay queued in the buffer for the next iteration.
-
-Buffers that use callbacks can be driven with :func:`poll`: ``await aio.poll(rb)`` waits until
-data is there and runs the callbacks.
-
-The buffer's rules hold here too (``docs/events.md``): while a zero-copy batch of the buffer is
-held, iterating raises :class:`~pylibbpf.StateError`; a buffer closed while a coroutine waits on
-it (by another task or thread) ends the wait with :class:`~pylibbpf.ClosedError` within
-:data:`CLOSED_CHECK_S`, instead of waiting forever on an epoll fd that no longer exists.
+``import pylibbpf.aio`` and ``from pylibbpf import aio`` give that very module object (not a copy
+of its names), so that a setting made through either name, such as ``aio.CLOSED_CHECK_S``,
+applies.  The names below are for type checkers and readers.
 """
 
-from __future__ import annotations
+import sys
 
-import asyncio
-from collections import deque
-from collections.abc import AsyncIterator
-from typing import Any, Protocol
-
-from .errors import ClosedError
-
-#: how often a coroutine waiting for data looks whether its buffer was closed meanwhile
-CLOSED_CHECK_S = 0.1
-
-
-class Buffer(Protocol):
-    """What :func:`poll` and :func:`iterate` need: a RingBuffer or a PerfBuffer."""
-
-    _what: str
-
-    @property
-    def epoll_fd(self) -> int: ...
-
-    @property
-    def closed(self) -> bool: ...
-
-    def consume(self) -> int: ...
-
-    def _require_queue(self) -> deque[Any]: ...
-
+from .events import aio as _aio
+from .events.aio import CLOSED_CHECK_S as CLOSED_CHECK_S
+from .events.aio import Buffer as Buffer
+from .events.aio import iterate as iterate
+from .events.aio import poll as poll
+from .events.aio import wait_readable as wait_readable
 
 __all__ = ["iterate", "poll", "wait_readable"]
 
-
-async def wait_readable(fd: int, timeout: float | None = None) -> bool:
-    """Wait (without blocking the loop) until ``fd`` is readable; False on timeout."""
-    loop = asyncio.get_running_loop()
-    ready = loop.create_future()
-
-    def wake() -> None:
-        if not ready.done():
-            ready.set_result(None)
-
-    loop.add_reader(fd, wake)
-    try:
-        if timeout is None:
-            await ready
-            return True
-        try:
-            await asyncio.wait_for(ready, timeout)
-        except asyncio.TimeoutError:
-            return False
-        return True
-    finally:
-        loop.remove_reader(fd)
-
-
-async def _wait(buffer: Buffer, ready: asyncio.Event, timeout: float | None) -> bool:
-    """Wait for ``ready`` up to ``timeout`` seconds (None: forever); False on timeout,
-    ClosedError as soon as the buffer is closed."""
-    loop = asyncio.get_running_loop()
-    deadline = None if timeout is None else loop.time() + timeout
-    while True:
-        if buffer.closed:
-            raise ClosedError(buffer._what)
-        step = CLOSED_CHECK_S
-        if deadline is not None:
-            step = min(step, deadline - loop.time())
-            if step <= 0:
-                return False
-        try:
-            await asyncio.wait_for(ready.wait(), step)
-            return True
-        except asyncio.TimeoutError:
-            continue
-
-
-async def poll(buffer: Buffer, timeout: float | None = None) -> int:
-    """Wait up to ``timeout`` seconds (``None``: forever) for data, then consume it (callbacks
-    run, or records are queued); returns what ``consume()`` returns (0 on timeout)."""
-    done = buffer.consume()
-    if done:
-        return done
-    loop = asyncio.get_running_loop()
-    fd = buffer.epoll_fd
-    ready = asyncio.Event()
-    loop.add_reader(fd, ready.set)
-    try:
-        if not await _wait(buffer, ready, timeout):
-            return 0
-    finally:
-        loop.remove_reader(fd)
-    return buffer.consume()
-
-
-async def iterate(buffer: Buffer) -> AsyncIterator[Any]:
-    """Yield the queued records of a queue-mode buffer as they arrive (``async for``)."""
-    queue = buffer._require_queue()
-    loop = asyncio.get_running_loop()
-    fd = buffer.epoll_fd
-    readable = asyncio.Event()
-    loop.add_reader(fd, readable.set)
-    try:
-        while True:
-            while queue:
-                yield queue.popleft()
-            readable.clear()
-            buffer.consume()  # after clear(): data that arrives from here on sets the event
-            if queue:
-                continue
-            await _wait(buffer, readable, None)
-            buffer.consume()
-    finally:
-        loop.remove_reader(fd)
+sys.modules[__name__] = _aio

@@ -35,10 +35,10 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..errors import BpfError, ClosedError, NotSupportedError, StateError
+from ._common import HEADER_SIZE, record_space, release_view
 
 BUSY_BIT = 1 << 31
 DISCARD_BIT = 1 << 30
-HEADER_SIZE = 8
 _LEN_MASK = ~(BUSY_BIT | DISCARD_BIT) & 0xFFFFFFFF
 _TSO_MACHINES = frozenset({"x86_64", "amd64", "i386", "i686", "x86"})
 
@@ -46,10 +46,6 @@ try:  # optional: vectorized header checks and structured arrays
     import numpy as _np
 except ImportError:  # pragma: no cover - exercised where numpy is absent
     _np = None  # type: ignore[assignment]
-
-
-def _round(length: int) -> int:
-    return (length + HEADER_SIZE + 7) & ~7
 
 
 class EventBatch(Sequence[Any]):
@@ -94,7 +90,7 @@ class EventBatch(Sequence[Any]):
         """The ring is being unmapped: drop the view without publishing anything."""
         self._release = None
         self._dead = "its ring buffer was closed"
-        _release_view(self._data)
+        release_view(self._data)
 
     def _closed_meanwhile(self) -> None:
         if self._dead is not None:
@@ -298,7 +294,7 @@ class RingReader:
             if header & BUSY_BIT:
                 break
             length = header & _LEN_MASK
-            stride = _round(length)
+            stride = record_space(length)
             if header & DISCARD_BIT:
                 pos += stride
                 continue
@@ -324,7 +320,7 @@ class RingReader:
             def release() -> None:
                 self._may_write()
                 with self._lock:  # against close() in another thread
-                    _release_view(data)
+                    release_view(data)
                     if self._held is batch:  # not invalidated by close() meanwhile
                         self._held = None
                         self._cons32[0] = pos
@@ -351,18 +347,10 @@ class RingReader:
         self.close()
 
 
-def _release_view(data: bytes | memoryview) -> None:
-    if isinstance(data, memoryview):
-        try:
-            data.release()
-        except BufferError:
-            pass  # a NumPy array still uses it: the mapping stays until it is freed
-
-
 def _spacing(offsets: array[int], sizes: array[int]) -> int | None:
     """The common distance between records of one length, or None."""
     if len(offsets) < 2:
-        return None if not offsets else _round(sizes[0])
+        return None if not offsets else record_space(sizes[0])
     step = offsets[1] - offsets[0]
     first = sizes[0]
     if any(size != first for size in sizes):

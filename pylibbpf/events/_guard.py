@@ -29,9 +29,8 @@ import os
 import threading
 import time
 import weakref
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Generic, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from ..errors import ClosedError, StateError
 
@@ -138,36 +137,3 @@ class PollGuard:
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
-
-_T = TypeVar("_T")
-
-
-class QueuedEvents(Generic[_T]):
-    """Queue mode shared by the ring and perf buffers: records their trampolines queued,
-    read with :meth:`events` or ``async for``."""
-
-    def _require_queue(self) -> deque[_T]:
-        raise NotImplementedError
-
-    def consume(self) -> int:
-        raise NotImplementedError
-
-    def poll(self, timeout_ms: int = -1) -> int:
-        raise NotImplementedError
-
-    def events(self, timeout_ms: int = -1) -> Iterator[_T]:
-        """Queue mode: yield the records available now; if there are none, wait up to
-        ``timeout_ms`` once.  ``for event in buffer.events(100): ...``"""
-        queue = self._require_queue()
-        if not queue:
-            self.consume()
-        if not queue and timeout_ms != 0:
-            self.poll(timeout_ms)
-        while queue:
-            yield queue.popleft()
-
-    def __aiter__(self) -> AsyncIterator[_T]:
-        from ..aio import iterate
-
-        self._require_queue()
-        return iterate(self)  # type: ignore[arg-type]

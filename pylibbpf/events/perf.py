@@ -1,0 +1,309 @@
+"""``PerfBuffer``: libbpf's ``perf_buffer`` over a ``BPF_MAP_TYPE_PERF_EVENT_ARRAY``.
+
+One ring per CPU, ``page_count`` pages each (a power of two)::
+
+    def sample(cpu: int, data: bytes) -> None: ...
+    def lost(cpu: int, count: int) -> None: ...
+    with PerfBuffer(obj.maps["events"], sample, lost, page_count=64) as pb:
+        pb.poll(100)
+
+Lost events are never silent: :attr:`PerfBuffer.lost` counts them (in total and per CPU), the
+``lost`` callback is called, and without a ``lost`` callback an :class:`EventsLostWarning` is
+emitted.
+
+libbpf's perf sample callback returns nothing, so libbpf cannot be told to stop.  When a
+``sample`` callback raises, the exception is re-raised from :meth:`PerfBuffer.poll` once libbpf
+returns; the samples libbpf read after it are kept, in order, and handed to the callback first
+thing at the next :meth:`~PerfBuffer.poll`/:meth:`~PerfBuffer.consume` — none are dropped.
+
+Without a ``sample`` callback the samples are queued as :class:`PerfSample` for
+:meth:`PerfBuffer.events` and ``async for``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno as _errno
+import os
+import warnings
+from collections import deque
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from .. import _args, _ffi
+from .._handle import Handle
+from ..enums import MapType
+from ..errors import BpfError, StateError, error_from_errno
+from ..map import Map
+from ._common import Decoder, QueuedEvents, poll_result, poll_timeout, ring_fd
+from ._guard import PollGuard
+
+SampleCallback = Callable[[int, Any], None]
+LostCallback = Callable[[int, int], None]
+
+_sample_fn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_char),
+                              ctypes.c_uint32)
+
+
+class EventsLostWarning(RuntimeWarning):
+    """A perf buffer lost events and no ``lost`` callback was given."""
+
+
+class PerfSample(NamedTuple):
+    """A sample in queue mode: the CPU whose buffer held it, and its data."""
+
+    cpu: int
+    data: Any
+
+
+class _State:
+    __slots__ = ("error", "backlog", "lost", "lost_by_cpu", "queue")
+
+    def __init__(self) -> None:
+        self.error: BaseException | None = None
+        self.backlog: deque[tuple[int, Any]] = deque()  # samples read after an exception
+        self.lost = 0
+        self.lost_by_cpu: dict[int, int] = {}
+        self.queue: deque[PerfSample] = deque()
+
+
+def _sample_trampoline(callback: SampleCallback | None, decode: Decoder | None,
+                       state: _State) -> Any:
+    if callback is None:
+        append = state.queue.append
+
+        def queue(ctx: Any, cpu: int, data: Any, size: int) -> None:
+            if state.error is not None:
+                state.backlog.append((cpu, data[:size]))
+                return
+            try:
+                raw = data[:size]
+                append(PerfSample(cpu, raw if decode is None else decode(raw)))
+            except BaseException as exc:  # noqa: BLE001 - never into C
+                state.error = exc
+        return _sample_fn(queue)
+
+    def call(ctx: Any, cpu: int, data: Any, size: int) -> None:
+        if state.error is not None:
+            state.backlog.append((cpu, data[:size]))
+            return
+        try:
+            raw = data[:size]
+            callback(cpu, raw if decode is None else decode(raw))
+        except BaseException as exc:  # noqa: BLE001 - nothing may cross back into C
+            state.error = exc
+    return _sample_fn(call)
+
+
+def _lost_trampoline(callback: LostCallback | None, state: _State) -> Any:
+    from .._ffi.types import perf_buffer_lost_fn
+
+    def lost(ctx: Any, cpu: int, count: int) -> None:
+        state.lost += count
+        state.lost_by_cpu[cpu] = state.lost_by_cpu.get(cpu, 0) + count
+        if callback is None:
+            return
+        if state.error is not None:
+            return
+        try:
+            callback(cpu, count)
+        except BaseException as exc:  # noqa: BLE001
+            state.error = exc
+    return perf_buffer_lost_fn(lost)
+
+
+def _free(ptr: Any, keep: list[Any], guard: PollGuard) -> None:
+    lib = _ffi.lib()
+    if guard.inherited:
+        # A child of fork() closing what it inherited: perf_buffer__free would delete the
+        # map's entries and disable the perf events, which are the parent's too.  Close only
+        # this process's fds; its copies of the mappings go when it exits or execs.
+        fds = [lib.perf_buffer__epoll_fd(ptr)]
+        fds += [lib.perf_buffer__buffer_fd(ptr, i) for i in range(lib.perf_buffer__buffer_cnt(ptr))]
+        for fd in fds:
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+    else:
+        lib.perf_buffer__free(ptr)
+    keep.clear()
+
+
+class PerfBuffer(Handle, QueuedEvents[PerfSample]):
+    """Per-CPU perf rings of a ``PERF_EVENT_ARRAY`` map (libbpf's ``perf_buffer``).
+
+    ``sample(cpu, data)`` is called per sample (``data`` is ``bytes``, or what ``decode``
+    returns); ``lost(cpu, count)`` when the kernel dropped samples because a ring was full.
+    ``page_count`` is the size of each CPU's ring in pages (a power of two).
+    """
+
+    _what = "perf buffer"
+
+    def __init__(self, events: Map | int, sample: SampleCallback | None = None,
+                 lost: LostCallback | None = None, *, page_count: int = 64,
+                 decode: Decoder | None = None) -> None:
+        super().__init__()
+        page_count = _args.non_negative_int(page_count, "page_count")
+        if page_count <= 0 or page_count & (page_count - 1):
+            raise ValueError(f"page_count must be a power of two, not {page_count}")
+        if sample is not None and not callable(sample):
+            raise TypeError("sample must be callable")
+        fd, what, _size = ring_fd(events, MapType.PERF_EVENT_ARRAY)
+        self._state = _State()
+        self._queue_mode = sample is None
+        self._sample = sample
+        self._decode = decode
+        self._lost_cb = lost
+        self._warned = 0
+        self._what_map = what
+        self.page_count = page_count
+        from .._ffi.types import perf_buffer_sample_fn
+
+        sample_tramp = _sample_trampoline(sample, decode, self._state)
+        lost_tramp = _lost_trampoline(lost, self._state)
+        try:
+            ptr = _ffi.lib().perf_buffer__new(fd, page_count,
+                                              ctypes.cast(sample_tramp, perf_buffer_sample_fn),
+                                              lost_tramp, None, None)
+        except BpfError as exc:
+            raise error_from_errno(exc.errno or _errno.EIO,
+                                   f"failed to create a perf buffer on {what} "
+                                   f"({page_count} pages per CPU)", ("CAP_PERFMON",)) from None
+        self._ptr = ptr
+        keep: list[Any] = [sample_tramp, lost_tramp]
+        guard = self._guard = PollGuard(self._what)
+        self._own(lambda: _free(ptr, keep, guard), f"perf buffer on {what}",
+                  on_gc=lambda: guard.close(lambda: _free(ptr, keep, guard)))
+
+    @property
+    def _p(self) -> Any:
+        self._check()
+        return self._ptr
+
+    # ----------------------------------------------------------------------------- state
+
+    @property
+    def lost(self) -> int:
+        """Samples the kernel reported lost since the buffer was created."""
+        return self._state.lost
+
+    @property
+    def lost_by_cpu(self) -> dict[int, int]:
+        """Lost samples per CPU."""
+        return dict(self._state.lost_by_cpu)
+
+    @property
+    def buffer_count(self) -> int:
+        """Number of per-CPU rings (``perf_buffer__buffer_cnt``)."""
+        return int(_ffi.lib().perf_buffer__buffer_cnt(self._p))
+
+    def buffer_fd(self, index: int) -> int:
+        """The perf event fd of ring ``index`` (``perf_buffer__buffer_fd``)."""
+        index = self._check_index(index)
+        fd = int(_ffi.lib().perf_buffer__buffer_fd(self._p, index))
+        if fd < 0:
+            raise error_from_errno(-fd, f"perf_buffer__buffer_fd({index}) failed")
+        return fd
+
+    @property
+    def epoll_fd(self) -> int:
+        """libbpf's epoll fd: readable when a ring has data."""
+        return int(_ffi.lib().perf_buffer__epoll_fd(self._p))
+
+    def fileno(self) -> int:
+        """:attr:`epoll_fd`, for ``select``/``selectors``."""
+        return self.epoll_fd
+
+    def _check_index(self, index: int) -> int:
+        index = _args.integer(index, "index")
+        count = self.buffer_count
+        if not 0 <= index < count:
+            raise ValueError(f"ring {index} is out of range: this perf buffer has {count} "
+                             f"rings, numbered from 0")
+        return index
+
+    # ----------------------------------------------------------------------------- consuming
+
+    def _drain_backlog(self) -> int:
+        state = self._state
+        done = 0
+        while state.backlog:
+            cpu, raw = state.backlog.popleft()
+            value = raw if self._decode is None else self._decode(raw)
+            if self._queue_mode:
+                state.queue.append(PerfSample(cpu, value))
+            else:
+                assert self._sample is not None
+                self._sample(cpu, value)  # raising leaves the rest of the backlog queued
+            done += 1
+        return done
+
+    def _finish(self, rc: int, what: str, before: int) -> int:
+        state = self._state
+        error = state.error
+        if error is not None:
+            state.error = None
+            raise error
+        self._report_lost(before)
+        return poll_result(rc, what)
+
+    def _report_lost(self, before: int) -> None:
+        if self._lost_cb is None and self._state.lost > before:
+            warnings.warn(f"perf buffer on {self._what_map} lost "
+                          f"{self._state.lost - before} samples "
+                          f"({self._state.lost} in total): the rings are too small or read "
+                          "too slowly", EventsLostWarning, stacklevel=3)
+
+    def poll(self, timeout_ms: int = -1) -> int:
+        """Wait up to ``timeout_ms`` (-1: forever) for samples and hand them to the callback
+        (``perf_buffer__poll``).  Returns the number of rings that had data.  Raises
+        :class:`~pylibbpf.StateError` (EBUSY) from inside a callback of this buffer."""
+        timeout_ms = poll_timeout(timeout_ms)
+        ptr = self._p
+        if self._guard.call(self._drain_backlog):
+            timeout_ms = 0
+        before = self._state.lost
+        poll = _ffi.lib().perf_buffer__poll
+        return self._finish(self._guard.poll(lambda ms: int(poll(ptr, ms)), timeout_ms),
+                            "perf_buffer__poll", before)
+
+    def consume(self) -> int:
+        """Read every ring without waiting (``perf_buffer__consume``)."""
+        ptr = self._p
+        self._guard.call(self._drain_backlog)
+        before = self._state.lost
+        consume = _ffi.lib().perf_buffer__consume
+        return self._finish(self._guard.call(lambda: int(consume(ptr))), "perf_buffer__consume",
+                            before)
+
+    def consume_buffer(self, index: int) -> int:
+        """Read ring ``index`` only (``perf_buffer__consume_buffer``; ValueError when out of
+        range)."""
+        index = self._check_index(index)
+        ptr = self._p
+        self._guard.call(self._drain_backlog)
+        before = self._state.lost
+        consume = _ffi.lib().perf_buffer__consume_buffer
+        return self._finish(self._guard.call(lambda: int(consume(ptr, index))),
+                            "perf_buffer__consume_buffer", before)
+
+    def close(self) -> None:
+        """Free libbpf's perf buffer.  Safe from any thread, and from a callback (see
+        :meth:`RingBuffer.close <pylibbpf.RingBuffer.close>`)."""
+        if not self._closed:
+            self._guard.close(lambda: Handle.close(self))
+
+    # ----------------------------------------------------------------------------- queue mode
+
+    def _require_queue(self) -> deque[PerfSample]:
+        if not self._queue_mode:
+            raise StateError(_errno.EINVAL, "this perf buffer hands samples to a callback; "
+                             "create it without one to iterate over its samples")
+        return self._state.queue
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return "<PerfBuffer closed>"
+        return (f"<PerfBuffer {self._what_map}: {self.buffer_count} rings of "
+                f"{self.page_count} pages, {self.lost} lost>")

@@ -1,0 +1,351 @@
+"""``RingBuffer``: BPF → Python through ``BPF_MAP_TYPE_RINGBUF`` maps.
+
+:class:`RingBuffer` wraps libbpf's ``ring_buffer__*``: one or more ``BPF_MAP_TYPE_RINGBUF`` maps,
+each with its own callback, polled together through one epoll fd::
+
+    def handle(data: bytes) -> None:
+        ...
+    with RingBuffer(obj.maps["events"], handle) as rb:
+        while running:
+            rb.poll(100)          # ms; returns how many records the callbacks got
+
+A callback receives each record as ``bytes`` (a copy: it stays valid after the callback).  It may
+return ``None``/``0`` to go on, or a negative int to stop, as in libbpf: :meth:`RingBuffer.poll`
+then returns that value.  An exception raised by a callback never crosses libbpf's C frame: the
+trampoline catches it, makes libbpf stop, and :meth:`~RingBuffer.poll` re-raises it with its
+original traceback.  The record that raised is consumed; the following ones stay in the ring.
+
+Without a callback (``RingBuffer(m)``), records are queued in Python and read with
+:meth:`RingBuffer.events` or ``async for`` (see :mod:`pylibbpf.aio`).  :meth:`RingBuffer.read_batch`
+reads many records per call straight from the mapped ring, without a Python call per record.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .. import _args, _ffi
+from .._handle import Handle
+from ..enums import MapType
+from ..errors import BpfError, ClosedError, StateError, error_from_errno
+from ..map import Map
+from ._common import Callback, Decoder, QueuedEvents, poll_result, poll_timeout, ring_fd
+from ._guard import PollGuard
+
+if TYPE_CHECKING:
+    from ._batch import EventBatch, RingReader
+
+# The sample callback as libbpf calls it, with ``data`` typed as ``char *`` so that slicing it
+# (``data[:size]``) makes the ``bytes`` in C; cast to the table's ``ring_buffer_sample_fn``.
+_sample_fn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_char),
+                              ctypes.c_size_t)
+_STOP = -_errno.ECANCELED
+
+
+class _State:
+    """What the trampolines share with their buffer (never the buffer itself: no cycle)."""
+
+    __slots__ = ("error", "stopped", "queue", "closing")
+
+    def __init__(self) -> None:
+        self.error: BaseException | None = None
+        self.stopped: int | None = None
+        self.queue: deque[Any] = deque()
+        # Set by close() from another thread: libbpf keeps consuming while a producer keeps
+        # producing, so a poll may never return on its own; the next record stops it.
+        self.closing = False
+
+
+def _trampoline(callback: Callback | None, decode: Decoder | None, state: _State) -> Any:
+    if callback is None:
+        append = state.queue.append
+        if decode is None:
+            def queue_raw(ctx: Any, data: Any, size: int) -> int:
+                if state.closing:
+                    return _STOP
+                append(data[:size])
+                return 0
+            return _sample_fn(queue_raw)
+
+        def queue_decoded(ctx: Any, data: Any, size: int) -> int:
+            if state.closing:
+                return _STOP
+            try:
+                append(decode(data[:size]))
+            except BaseException as exc:  # noqa: BLE001 - never into C
+                state.error = exc
+                return _STOP
+            return 0
+        return _sample_fn(queue_decoded)
+
+    def call(ctx: Any, data: Any, size: int) -> int:
+        if state.closing:
+            return _STOP
+        try:
+            raw = data[:size]
+            result = callback(raw if decode is None else decode(raw))
+            if result is None:
+                return 0
+            rc = int(result)
+        except BaseException as exc:  # noqa: BLE001 - nothing may cross back into C
+            state.error = exc
+            return _STOP
+        if rc < 0:
+            state.stopped = rc
+        return rc if rc < 0 else 0
+    return _sample_fn(call)
+
+
+def _free_ring_buffer(ptr: Any, keep: list[Any]) -> None:
+    _ffi.lib().ring_buffer__free(ptr)
+    keep.clear()
+
+
+class RingBuffer(Handle, QueuedEvents[Any]):
+    """libbpf's ``ring_buffer`` over one or more ``RINGBUF`` maps.
+
+    ``RingBuffer(ring, callback=None, *, decode=None)``: ``ring`` is a :class:`~pylibbpf.Map`
+    (or a map fd); ``callback(data)`` is called per record; without one the records are queued
+    for :meth:`events` / ``async for``.  ``decode`` turns each record's bytes into the value the
+    callback (or the queue) receives, e.g. a :func:`pylibbpf.typed.decoder`.  :meth:`add` adds
+    more maps.
+    """
+
+    _what = "ring buffer"
+
+    def __init__(self, ring: Map | int, callback: Callback | None = None, *,
+                 decode: Decoder | None = None) -> None:
+        super().__init__()
+        self._state = _State()
+        self._keep: list[Any] = []  # the CFUNCTYPE objects libbpf calls: alive until free
+        self._rings: list[tuple[int, str, int, Map | None]] = []
+        self._queue_mode: bool | None = None
+        self._readers: dict[int, RingReader] = {}
+        fd, what, size = ring_fd(ring, MapType.RINGBUF)
+        tramp = self._trampoline(callback, decode)
+        try:
+            ptr = _ffi.lib().ring_buffer__new(fd, ctypes.cast(tramp, _sample_type()), None,
+                                              None)
+        except BpfError as exc:
+            raise error_from_errno(exc.errno or _errno.EIO,
+                                   f"failed to create a ring buffer on {what}") from None
+        self._ptr = ptr
+        self._keep.append(tramp)
+        self._rings.append((fd, what, size, ring if isinstance(ring, Map) else None))
+        keep, state = self._keep, self._state
+        guard = self._guard = PollGuard(self._what)
+
+        def release_on_gc() -> None:  # at exit a daemon thread may still be polling
+            state.closing = True
+            guard.close(lambda: _free_ring_buffer(ptr, keep))
+
+        self._own(lambda: _free_ring_buffer(ptr, keep), f"ring buffer on {what}", release_on_gc)
+
+    def _trampoline(self, callback: Callback | None, decode: Decoder | None) -> Any:
+        queue_mode = callback is None
+        if self._queue_mode is not None and self._queue_mode != queue_mode:
+            raise ValueError("a ring buffer either queues every map's records (no callback) or "
+                             "calls a callback for each map; it cannot mix both")
+        self._queue_mode = queue_mode
+        if callback is not None and not callable(callback):
+            raise TypeError("callback must be callable")
+        return _trampoline(callback, decode, self._state)
+
+    @property
+    def _p(self) -> Any:
+        self._check()
+        return self._ptr
+
+    def add(self, ring: Map | int, callback: Callback | None = None, *,
+            decode: Decoder | None = None) -> None:
+        """Add another ``RINGBUF`` map with its own callback (``ring_buffer__add``)."""
+        ptr = self._p
+        fd, what, size = ring_fd(ring, MapType.RINGBUF)
+        tramp = self._trampoline(callback, decode)
+        add = _ffi.lib().ring_buffer__add
+
+        def add_ring() -> int:  # libbpf reallocates its ring table: never during a poll
+            try:
+                add(ptr, fd, ctypes.cast(tramp, _sample_type()), None)
+            except BpfError as exc:
+                raise error_from_errno(exc.errno or _errno.EIO,
+                                       f"failed to add {what} to a ring buffer") from None
+            return 0
+
+        self._guard.call(add_ring)
+        self._keep.append(tramp)
+        self._rings.append((fd, what, size, ring if isinstance(ring, Map) else None))
+
+    @property
+    def rings(self) -> list[str]:
+        """The rings polled, in the order they were added (their maps' names)."""
+        return [what for _fd, what, _size, _m in self._rings]
+
+    # ----------------------------------------------------------------------------- consuming
+
+    def _finish(self, rc: int, what: str) -> int:
+        state = self._state
+        if state.closing:
+            raise ClosedError(self._what)
+        error = state.error
+        if error is not None:
+            state.error = None
+            state.stopped = None
+            raise error
+        if state.stopped is not None:
+            stopped, state.stopped = state.stopped, None
+            return stopped
+        return poll_result(rc, what)
+
+    def _unheld(self, fn: Callable[[], int]) -> Callable[[], int]:
+        """``fn``, refusing to run while a zero-copy batch is held (libbpf would read the same
+        records again: the batch's space is released only by ``batch.release()``)."""
+        def run() -> int:
+            for index, reader in self._readers.items():
+                if reader.held:
+                    raise StateError(_errno.EBUSY, f"a zero-copy batch of "
+                                     f"{self._rings[index][1]} is not released yet: release() "
+                                     f"it before polling or consuming")
+            return fn()
+        return run
+
+    def poll(self, timeout_ms: int = -1) -> int:
+        """Wait up to ``timeout_ms`` (-1: forever, 0: not at all) for records and hand them to
+        the callbacks (``ring_buffer__poll``).
+
+        Returns how many records were consumed, or the negative value a callback returned to
+        stop.  Re-raises an exception a callback raised.  Raises
+        :class:`~pylibbpf.StateError` (EBUSY) from inside a callback of this buffer or while a
+        zero-copy batch is held.
+        """
+        timeout_ms = poll_timeout(timeout_ms)
+        ptr = self._p
+        poll = _ffi.lib().ring_buffer__poll
+        return self._finish(
+            self._guard.poll(lambda ms: self._unheld(lambda: int(poll(ptr, ms)))(), timeout_ms),
+            "ring_buffer__poll")
+
+    def consume(self) -> int:
+        """Hand every available record to the callbacks without waiting
+        (``ring_buffer__consume``); returns the count like :meth:`poll`."""
+        ptr = self._p
+        consume = _ffi.lib().ring_buffer__consume
+        return self._finish(self._guard.call(self._unheld(lambda: int(consume(ptr)))),
+                            "ring_buffer__consume")
+
+    def consume_n(self, n: int) -> int:
+        """Consume at most ``n`` records, ``1 <= n <= 2**31 - 1``
+        (``ring_buffer__consume_n``, libbpf >= 1.5)."""
+        n = _args.in_range(n, "n", 1, _args.INT_MAX)
+        ptr = self._p  # a closed buffer is ClosedError whatever the libbpf version
+        if not _ffi.has("ring_buffer__consume_n"):
+            from ..errors import NotSupportedError
+
+            raise NotSupportedError(f"ring_buffer__consume_n needs libbpf >= 1.5 (this is "
+                                    f"{'.'.join(map(str, _ffi.version()))})")
+        consume_n = _ffi.lib().ring_buffer__consume_n
+        return self._finish(self._guard.call(self._unheld(lambda: int(consume_n(ptr, n)))),
+                            "ring_buffer__consume_n")
+
+    @property
+    def epoll_fd(self) -> int:
+        """libbpf's epoll fd: readable when a ring has data (for select/asyncio)."""
+        return int(_ffi.lib().ring_buffer__epoll_fd(self._p))
+
+    def fileno(self) -> int:
+        """:attr:`epoll_fd`, so that the buffer can be given to ``select``/``selectors``."""
+        return self.epoll_fd
+
+    # ----------------------------------------------------------------------------- queue mode
+
+    def _require_queue(self) -> deque[Any]:
+        if not self._queue_mode:
+            raise StateError(_errno.EINVAL, "this ring buffer hands records to callbacks; "
+                             "create it without a callback to iterate over its records")
+        return self._state.queue
+
+    @property
+    def pending(self) -> int:
+        """Records consumed from the rings but not yet taken from the queue (queue mode)."""
+        return len(self._state.queue)
+
+    # ----------------------------------------------------------------------------- batch path
+
+    def read_batch(self, ring: int | str = 0, max_events: int | None = None, *,
+                   copy: bool = True) -> EventBatch:
+        """Read every committed record of one ring (default: the first added) straight from
+        its memory, in one Python call: see :class:`pylibbpf.events._batch.EventBatch`.
+
+        Skips discarded records and stops at the first record still being written, as
+        libbpf does.  Can be mixed with :meth:`poll`/:meth:`consume` (never inside one of this
+        buffer's callbacks: :class:`~pylibbpf.StateError`).  ``ring`` is an index (ValueError
+        when out of range) or a map name.  ``copy=False``: no copy, the batch views the ring
+        until ``batch.release()`` (use ``with rb.read_batch(copy=False) as batch:``); until
+        then this ring cannot be read again and :meth:`poll`/:meth:`consume` raise
+        :class:`~pylibbpf.StateError` (EBUSY).  :meth:`close` invalidates a held batch.
+        """
+        index = self._ring_index(ring)
+        if max_events is not None:
+            max_events = _args.non_negative_int(max_events, "max_events")
+        self._check()
+
+        def read() -> EventBatch:
+            reader = self._readers.get(index)
+            if reader is None:
+                from ._batch import RingReader
+
+                fd, _what, size, _m = self._rings[index]
+                reader = RingReader(fd, size, self._guard.refuse_inherited)
+                self._readers[index] = reader
+            return reader.read(max_events, copy=bool(copy))
+
+        # under the guard: libbpf must not be consuming this ring meanwhile (a callback reading
+        # its own ring, another thread polling), and close() must not unmap it mid-read
+        return self._guard.call(read)
+
+    def _ring_index(self, ring: int | str) -> int:
+        if isinstance(ring, str):
+            try:
+                return self.rings.index(f"map {ring!r}")
+            except ValueError:
+                raise ValueError(f"no ring named {ring!r}; this buffer reads "
+                                 f"{', '.join(self.rings)}") from None
+        index = _args.integer(ring, "ring")
+        if not 0 <= index < len(self._rings):
+            raise ValueError(f"ring {index} is out of range: this buffer reads "
+                             f"{len(self._rings)} ring(s), numbered from 0")
+        return index
+
+    def close(self) -> None:
+        """Free libbpf's ring buffer and unmap the rings.
+
+        Safe from any thread: a poll running in another thread finishes its current slice
+        (at most 100 ms) and raises :class:`~pylibbpf.ClosedError`; a callback may close the
+        buffer it is called from (the free then happens when the poll returns).
+        """
+        if self._closed:
+            return
+        self._state.closing = True  # stops a poll that a busy producer would keep going
+
+        def release() -> None:
+            for reader in self._readers.values():
+                reader.close()
+            self._readers.clear()
+            Handle.close(self)
+
+        self._guard.close(release)
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return "<RingBuffer closed>"
+        return f"<RingBuffer {', '.join(self.rings)}>"
+
+
+def _sample_type() -> Any:
+    from .._ffi.types import ring_buffer_sample_fn
+
+    return ring_buffer_sample_fn
