@@ -25,8 +25,7 @@ BUILD = HERE / ".build"
 sys.path.insert(0, str(ROOT))
 
 import pylibbpf  # noqa: E402
-from pylibbpf import Map, MapType, Object  # noqa: E402
-from pylibbpf.ringbuf import RingBuffer  # noqa: E402
+from pylibbpf import Map, MapType, Object, RingBuffer  # noqa: E402
 
 
 def build() -> tuple[Path, dict[str, Path]]:

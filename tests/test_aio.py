@@ -11,9 +11,7 @@ from collections.abc import Iterator
 import pytest
 from ring_producer import emit, loaded_producer, seq_of
 
-from pylibbpf import ClosedError, Object, StateError, aio
-from pylibbpf.perfbuf import PerfBuffer, PerfSample
-from pylibbpf.ringbuf import RingBuffer
+from pylibbpf import ClosedError, Object, PerfBuffer, PerfSample, RingBuffer, StateError, aio
 
 pytestmark = pytest.mark.kernel
 

@@ -12,8 +12,7 @@ import pytest
 from ring_producer import traced_getpid
 
 import pylibbpf
-from pylibbpf import Link, Object
-from pylibbpf.perfbuf import EventsLostWarning, PerfBuffer, PerfSample
+from pylibbpf import EventsLostWarning, Link, Object, PerfBuffer, PerfSample
 
 # events_perf.bpf.c counts with atomic fetch-and-add
 pytestmark = pytest.mark.kernel

@@ -17,8 +17,7 @@ import pytest
 from ring_producer import emit, loaded_producer, seq_of
 
 import pylibbpf
-from pylibbpf import Object
-from pylibbpf.ringbuf import RingBuffer, UserRingBuffer
+from pylibbpf import Object, RingBuffer, UserRingBuffer
 
 pytestmark = [pytest.mark.kernel, pytest.mark.needs("ringbuf")]
 

@@ -11,9 +11,8 @@ import pytest
 from bpfbuild import compile_bpf
 
 import pylibbpf
-from pylibbpf import Object
+from pylibbpf import Object, RingBuffer
 from pylibbpf.elf.btf import BtfKind
-from pylibbpf.ringbuf import RingBuffer
 from pylibbpf.typed import TypedGlobals, TypedMap, btf_of, codec, decoder, numpy_dtype
 
 pytestmark = pytest.mark.kernel

@@ -20,9 +20,16 @@ from collections.abc import Callable, Iterator
 import pytest
 from ring_producer import emit, loaded_producer, seq_of, traced_getpid
 
-from pylibbpf import ClosedError, Link, NotSupportedError, Object, StateError, _ffi
-from pylibbpf.perfbuf import PerfBuffer
-from pylibbpf.ringbuf import RingBuffer
+from pylibbpf import (
+    ClosedError,
+    Link,
+    NotSupportedError,
+    Object,
+    PerfBuffer,
+    RingBuffer,
+    StateError,
+    _ffi,
+)
 
 pytestmark = pytest.mark.kernel
 JOIN = 30.0
