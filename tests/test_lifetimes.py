@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from bpfbuild import compile_bpf
+from repetition import rounds
 
 from pylibbpf import BpfError, ClosedError, Map, MapType, Object
 
@@ -156,7 +157,7 @@ def test_no_fd_leaks_over_thousands_of_objects(minimal_o: Path) -> None:
     data = minimal_o.read_bytes()
     gc.collect()
     before = fd_count()
-    for i in range(2000):
+    for i in range(rounds(2000, 200)):
         with Object.open_mem(data) as obj:
             obj.load()
             if i % 10 == 0:

@@ -23,6 +23,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from repetition import rounds
 
 import compat
 import pylibbpf
@@ -34,7 +35,7 @@ MAX = 8
 KEYS = st.integers(0, MAX + 3)  # a few past max_entries: collisions, full maps, bounds
 VALUES = st.integers(0, (1 << 64) - 1)
 FLAGS = st.sampled_from([UpdateFlags.ANY, UpdateFlags.NOEXIST, UpdateFlags.EXIST])
-SETTINGS = settings(max_examples=50, stateful_step_count=50, deadline=None,
+SETTINGS = settings(max_examples=rounds(50, 12), stateful_step_count=50, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 NCPU = pylibbpf.num_possible_cpus()
 STEPS = {"pylibbpf": 0, "compat": 0}

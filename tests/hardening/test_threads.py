@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from bpfbuild import compile_bpf
 from hardening_support import run_python
+from repetition import rounds
 from ring_producer import emit
 
 import pylibbpf
@@ -119,7 +120,7 @@ RING_CLOSE = """
     print(dict(outcomes))
 """
 # Under software emulation (the VM tiers) each round is ~20x slower: fewer rounds there.
-CLOSE_ROUNDS = 40 if os.environ.get("PYLIBBPF_VM_GUEST") else 300
+CLOSE_ROUNDS = rounds(300, 40)
 
 
 def test_closing_a_ring_buffer_while_another_thread_polls_it() -> None:
