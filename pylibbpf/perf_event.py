@@ -29,6 +29,7 @@ import threading
 from pathlib import Path
 
 from . import _args
+from ._ffi.syscalls import number, syscall
 from ._handle import Handle
 from .enums import AttachType
 from .errors import BpfError, NotSupportedError, error_from_errno
@@ -53,15 +54,6 @@ _TRACEFS_ROOTS = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing")
 _PMU_ROOT = Path("/sys/bus/event_source/devices")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
-_SYSCALL_PERF_EVENT_OPEN = {
-    "x86_64": 298, "i386": 336, "i686": 336, "aarch64": 241, "arm64": 241, "riscv64": 241,
-    "loongarch64": 241, "armv7l": 364, "armv6l": 364, "ppc64le": 319, "ppc64": 319,
-    "s390x": 331,
-}
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
-
 
 def _ioc(direction: int, nr: int, size: int) -> int:
     # asm-generic layout; powerpc, mips and sparc put the direction bits elsewhere
@@ -79,16 +71,12 @@ PERF_EVENT_IOC_SET_BPF = _ioc(1, 8, 4)
 # ------------------------------------------------------------------------------------- opening
 
 def _perf_event_open(attr: bytes, pid: int, cpu: int, what: str) -> int:
-    number = _SYSCALL_PERF_EVENT_OPEN.get(platform.machine())
-    if number is None:
-        raise NotSupportedError(f"pylibbpf does not know perf_event_open's number on "
-                                f"{platform.machine()}", _errno.ENOSYS)
     buf = ctypes.create_string_buffer(attr, len(attr))
-    fd = _libc.syscall(ctypes.c_long(number), buf, ctypes.c_int(pid), ctypes.c_int(cpu),
-                       ctypes.c_int(-1), ctypes.c_ulong(PERF_FLAG_FD_CLOEXEC))
+    fd = syscall(number("perf_event_open"), buf, ctypes.c_int(pid), ctypes.c_int(cpu),
+                 ctypes.c_int(-1), ctypes.c_ulong(PERF_FLAG_FD_CLOEXEC))
     if fd < 0:
-        raise error_from_errno(ctypes.get_errno(), f"perf_event_open for {what} failed", _CAPS)
-    return int(fd)
+        raise error_from_errno(-fd, f"perf_event_open for {what} failed", _CAPS)
+    return fd
 
 
 def _attr(type_: int, config: int, *, config1: int = 0, config2: int = 0,

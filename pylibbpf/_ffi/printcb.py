@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from .libc import libc
 from .types import libbpf_print_fn_t
 
 if TYPE_CHECKING:
@@ -33,10 +34,7 @@ _VA_LIST_SIZE = {"x86_64": 24, "amd64": 24, "aarch64": 32, "arm64": 32}.get(
 _FALLBACK_SIZE = 1 << 20
 _local = threading.local()
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_vsnprintf = _libc.vsnprintf
-_vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
-_vsnprintf.restype = ctypes.c_int
+_vsnprintf = libc().vsnprintf
 
 
 def _format(fmt: bytes, ap: int) -> str:
