@@ -12,25 +12,8 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 import os
-import platform
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
-
-_SYSCALL_NUMBERS = {
-    "x86_64": {"process_vm_readv": 310, "process_vm_writev": 311},
-    "aarch64": {"process_vm_readv": 270, "process_vm_writev": 271},
-    "riscv64": {"process_vm_readv": 270, "process_vm_writev": 271},
-}
-
-
-def _nr(name: str) -> int:
-    machine = platform.machine()
-    try:
-        return _SYSCALL_NUMBERS[machine][name]
-    except KeyError:
-        raise OSError(_errno.ENOSYS, f"compat does not know the {name} syscall number on "
-                      f"{machine}") from None
+from pylibbpf._ffi.syscalls import number, syscall
 
 
 class _IoVec(ctypes.Structure):
@@ -44,10 +27,8 @@ def process_vm(pid: int, write: bool, address: int, buffer: ctypes.Array[ctypes.
     local = _IoVec(ctypes.cast(buffer, ctypes.c_void_p), size)
     remote = _IoVec(address, size)
     call = "process_vm_writev" if write else "process_vm_readv"
-    rc = _libc.syscall(ctypes.c_long(_nr(call)), ctypes.c_int(pid), ctypes.byref(local),
-                       ctypes.c_ulong(1), ctypes.byref(remote), ctypes.c_ulong(1),
-                       ctypes.c_ulong(0))
-    return int(rc) if rc >= 0 else -ctypes.get_errno()
+    return syscall(number(call), ctypes.c_int(pid), ctypes.byref(local), ctypes.c_ulong(1),
+                   ctypes.byref(remote), ctypes.c_ulong(1), ctypes.c_ulong(0))
 
 
 def _transfer(call: str, address: int, buffer: ctypes.Array[ctypes.c_char], size: int) -> int:
