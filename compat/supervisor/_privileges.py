@@ -39,6 +39,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from pylibbpf._ffi.libc import libc
+from pylibbpf._ffi.syscalls import syscall
+
 __all__ = ["CAP_BPF", "CAP_NET_ADMIN", "CAP_PERFMON", "CAP_SYS_ADMIN", "Credentials",
            "NET_ADMIN_PROG_TYPES", "PERFMON_PROG_TYPES", "entry_check", "read_credentials",
            "sysctl"]
@@ -176,7 +179,6 @@ def read_credentials(tgid: int, tid: int) -> Credentials:
 
 # ---------------------------------------------------------------- which kernel is this
 
-_libc = ctypes.CDLL(None, use_errno=True)
 # How this kernel's bpf() entry treats an unprivileged caller while unprivileged_bpf_disabled is
 # set: EVERY command is refused first (Linux before 5.19), only BPF_MAP_CREATE and BPF_PROG_LOAD
 # are (5.19 to 6.4), or NONE is (6.5 on: map_create and bpf_prog_load check it after some of
@@ -207,19 +209,19 @@ def _with_effective_caps(keep: int, fn: Callable[[], _T]) -> _T | None:
     def run() -> None:
         header = _CapHeader(_CAP_V3, 0)
         saved = (_CapData * 2)()
-        if _libc.capget(ctypes.byref(header), saved) != 0:
+        if libc().capget(ctypes.byref(header), saved) != 0:
             return
         lowered = (_CapData * 2)()
         for i in range(2):
             lowered[i].permitted = saved[i].permitted
             lowered[i].inheritable = saved[i].inheritable
             lowered[i].effective = saved[i].permitted & (keep >> (32 * i)) & 0xFFFFFFFF
-        if _libc.capset(ctypes.byref(header), lowered) != 0:
+        if libc().capset(ctypes.byref(header), lowered) != 0:
             return
         try:
             result.append(fn())
         finally:
-            _libc.capset(ctypes.byref(header), saved)
+            libc().capset(ctypes.byref(header), saved)
 
     thread = threading.Thread(target=run, name="compat-privilege-probe", daemon=True)
     thread.start()
@@ -233,10 +235,8 @@ def _probe_entry_check(nr_bpf: int) -> str:
     ``BPF_MAP_CREATE`` of map type 0 (EPERM: creation is checked at entry, else EINVAL)."""
 
     def bpf(cmd: int, attr: ctypes.Array[ctypes.c_char]) -> int:
-        _libc.syscall.restype = ctypes.c_long
-        rc = _libc.syscall(ctypes.c_long(nr_bpf), ctypes.c_int(cmd), attr,
-                           ctypes.c_uint(len(attr)))
-        return ctypes.get_errno() if rc < 0 else 0
+        rc = syscall(nr_bpf, ctypes.c_int(cmd), attr, ctypes.c_uint(len(attr)))
+        return -rc if rc < 0 else 0
 
     def probe() -> str:
         lookup = ctypes.create_string_buffer(32)

@@ -12,14 +12,14 @@ import ctypes
 import errno as _errno
 import os
 
+from pylibbpf._ffi.syscalls import syscall
+
 from .._kernel import process_vm
 from ._privileges import Credentials, read_credentials
 from ._seccomp import native_arch
 
 __all__ = ["RemoteProcess", "PAGE_SIZE"]
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 _ADDRESS_LIMIT = 1 << 64
 
@@ -119,9 +119,8 @@ class RemoteProcess:
         ``EBADF`` when the process has no such fd."""
         if not 0 <= fd < 1 << 31:
             raise OSError(_errno.EBADF, f"fd {fd} is not a valid fd number")
-        rc = _libc.syscall(ctypes.c_long(native_arch().nr_pidfd_getfd), ctypes.c_int(self.pidfd),
-                           ctypes.c_int(fd), ctypes.c_uint(0))
+        rc = syscall(native_arch().nr_pidfd_getfd, ctypes.c_int(self.pidfd), ctypes.c_int(fd),
+                     ctypes.c_uint(0))
         if rc < 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"pidfd_getfd({self.tgid}, {fd}) failed")
-        return int(rc)
+            raise OSError(-rc, f"pidfd_getfd({self.tgid}, {fd}) failed")
+        return rc

@@ -14,15 +14,13 @@ import struct
 from dataclasses import dataclass
 from functools import cache
 
+from pylibbpf._ffi.libc import libc
+from pylibbpf._ffi.syscalls import NUMBERS, SAME_EVERYWHERE, syscall
+
 __all__ = [
     "SECCOMP_RET_ALLOW", "SECCOMP_RET_USER_NOTIF", "Arch", "ARCHES", "native_arch",
     "build_filter", "Notification", "Listener", "notif_sizes",
 ]
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
-_libc.ioctl.restype = ctypes.c_int
-_libc.ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
 
 SECCOMP_RET_ALLOW = 0x7FFF0000
 SECCOMP_RET_USER_NOTIF = 0x7FC00000
@@ -54,14 +52,13 @@ class Arch:
     audit_arch: int
     nr_bpf: int
     nr_seccomp: int
-    nr_pidfd_getfd: int = 438
+    nr_pidfd_getfd: int = SAME_EVERYWHERE["pidfd_getfd"]
 
 
-ARCHES = {
-    "x86_64": Arch("x86_64", 0xC000003E, 321, 317),
-    "aarch64": Arch("aarch64", 0xC00000B7, 280, 277),
-    "riscv64": Arch("riscv64", 0xC00000F3, 280, 277),
-}
+_AUDIT_ARCHES = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7, "riscv64": 0xC00000F3}
+ARCHES = {name: Arch(name, audit_arch, NUMBERS[name]["bpf"], NUMBERS[name]["seccomp"],
+                     NUMBERS[name]["pidfd_getfd"])
+          for name, audit_arch in _AUDIT_ARCHES.items()}
 
 
 def native_arch() -> Arch:
@@ -126,12 +123,10 @@ def notif_sizes() -> tuple[int, int, int]:
     """``SECCOMP_GET_NOTIF_SIZES``: the kernel's sizes of ``seccomp_notif``,
     ``seccomp_notif_resp`` and ``seccomp_data``."""
     sizes = _NotifSizes()
-    rc = _libc.syscall(ctypes.c_long(native_arch().nr_seccomp),
-                       ctypes.c_uint(SECCOMP_GET_NOTIF_SIZES), ctypes.c_uint(0),
-                       ctypes.byref(sizes))
+    rc = syscall(native_arch().nr_seccomp, ctypes.c_uint(SECCOMP_GET_NOTIF_SIZES),
+                 ctypes.c_uint(0), ctypes.byref(sizes))
     if rc < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, "seccomp(SECCOMP_GET_NOTIF_SIZES) failed: the kernel lacks seccomp "
+        raise OSError(-rc, "seccomp(SECCOMP_GET_NOTIF_SIZES) failed: the kernel lacks seccomp "
                       "user notification (Linux >= 5.0)")
     return sizes.seccomp_notif, sizes.seccomp_notif_resp, sizes.seccomp_data
 
@@ -163,7 +158,7 @@ class Notification:
 
 
 def _ioctl(fd: int, request: int, arg: ctypes._CData | None) -> int:
-    rc = _libc.ioctl(fd, request, None if arg is None else ctypes.addressof(arg))
+    rc = libc().ioctl(fd, request, None if arg is None else ctypes.addressof(arg))
     if rc < 0:
         raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
     return int(rc)
