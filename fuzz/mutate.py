@@ -22,6 +22,7 @@ under ``--save`` (default ``fuzz/.work/mutate/``).
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
 import random
@@ -249,6 +250,7 @@ def _run_one(entry: str, data: bytes, validate: bool, timeout: float,
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
             os.dup2(devnull, 2)
+            faulthandler.disable()  # a parent's handler writes to its own copy of stderr
             outcome = _child(entry, data, validate, scratch)
             os.write(write_end, outcome.encode()[:512])
         finally:
