@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from .btf import Btf, BtfKind, BtfMember, BtfType
 from .btfext import BtfExt, FuncInfo, LineInfo
+from .datasec import Variable
 from .disasm import disassemble_object, format_instruction
 from .errors import ElfError
 from .flow import ControlFlow, FlowState, forward_dataflow
@@ -31,7 +32,7 @@ from .insn import (
     encode,
     insert_instructions,
 )
-from .maps import MapDef, MapType, Variable, internal_map_name
+from .maps import MapDef, MapType, internal_map_name
 from .objectfile import ObjectFile, Program
 from .reader import EM_BPF, R_BPF_64_64, RawElf, Rel, Section, Symbol, read_elf
 from .relocs import Extern, Relocation, RelocKind

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from ..enums import MapType  # pure Python: the kernel's enums, shared with the core
 from .btf import Btf, BtfKind
+from .datasec import Variable
 from .errors import ElfError
 
 __all__ = ["MapType", "MapDef", "Variable", "internal_map_name", "parse_btf_map_def",
@@ -23,18 +24,6 @@ def map_type_name(value: int) -> str:
         return MapType(value).name.lower()
     except ValueError:
         return str(value)
-
-
-@dataclass(frozen=True)
-class Variable:
-    """A variable of an internal data map (or a kconfig extern)."""
-
-    name: str
-    offset: int
-    size: int
-    type_id: int
-    type_name: str
-    linkage: str  # "static", "global" or "extern"
 
 
 @dataclass

@@ -10,6 +10,7 @@ from typing import Literal
 
 from .btf import Btf, BtfKind, BtfType, BtfVarSecinfo
 from .btfext import BtfExt, FuncInfo, LineInfo
+from .datasec import Variable, datasec_variables
 from .errors import ElfError
 from .insn import Instruction, decode
 from .maps import (
@@ -17,7 +18,6 @@ from .maps import (
     BPF_F_RDONLY_PROG,
     MapDef,
     MapType,
-    Variable,
     internal_map_name,
     object_name_from_path,
     parse_btf_map_def,
@@ -415,15 +415,7 @@ class ObjectFile:
         ds = self.btf.find(sec_name, BtfKind.DATASEC)
         if ds is None:
             return 0, []
-        out = []
-        for si in self._secinfos(ds, sec_name):
-            var = self.btf.type_by_id(si.type_id)
-            if var.kind != BtfKind.VAR:
-                continue
-            linkage = {0: "static", 1: "global", 2: "extern"}.get(var.linkage, str(var.linkage))
-            out.append(Variable(var.name, si.offset, si.size, var.type_id or 0,
-                                self.btf.type_name(var.type_id or 0), linkage))
-        return ds.id, out
+        return ds.id, datasec_variables(self.btf, self._secinfos(ds, sec_name))
 
     def _symbol_variables(self, sec: Section) -> list[Variable]:
         return [Variable(s.name, s.value, s.size, 0, "", "global" if s.bind else "static")
