@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno as _errno
 import io
 import os
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
@@ -27,10 +28,11 @@ _R = TypeVar("_R")
 
 
 class _class_or_instance(Generic[_T, _R]):  # noqa: N801 - behaves like a decorator
-    """``Link.open(path)`` opens a pinned link; ``link.open()`` reads an iterator link.
+    """``Link.open(path)`` opens a pinned link; on an instance, ``open`` is the deprecated
+    spelling of :meth:`Link.open_iter`.
 
-    libbpf names both ``open`` (``bpf_link__open`` and the iterator's ``open()`` in the kernel
-    docs), so the attribute dispatches on whether it is reached from the class or an instance.
+    Until the deprecated spelling is removed, the attribute dispatches on whether it is reached
+    from the class or an instance; then ``open`` becomes a plain classmethod.
     """
 
     def __init__(self, on_class: Callable[..., _R], on_instance: Callable[..., Any]) -> None:
@@ -188,8 +190,9 @@ class Link(Handle):
                            f"(it is {kind.removeprefix('anon_inode:')})")
         return cls(ptr, description=f"pinned link {os.fsdecode(raw)}")
 
-    def _open_iter(self) -> io.BufferedReader:
-        """For an iterator link: a new read-only file of the iterator's output."""
+    def open_iter(self) -> io.BufferedReader:
+        """For an iterator link: a new read-only file of the iterator's output
+        (``bpf_iter_create``).  Each file is a full run of the iterator."""
         try:
             fd = _ffi.lib().bpf_iter_create(self.fd)
         except BpfError as exc:
@@ -197,11 +200,18 @@ class Link(Handle):
                                    f"{self._description}") from None
         return open(fd, "rb", closefd=True)
 
-    open: _class_or_instance[Link, Link] = _class_or_instance(_open_pinned, _open_iter)
+    def _open_iter_deprecated(self) -> io.BufferedReader:
+        warnings.warn("link.open() of an iterator link is deprecated; use link.open_iter() "
+                      "(Link.open(path) still opens a pinned link)", DeprecationWarning,
+                      stacklevel=2)
+        return self.open_iter()
+
+    open: _class_or_instance[Link, Link] = _class_or_instance(_open_pinned,
+                                                              _open_iter_deprecated)
 
     def read(self) -> bytes:
         """For an iterator link: run the iterator once and return all it wrote."""
-        with self._open_iter() as stream:
+        with self.open_iter() as stream:
             return stream.read()
 
     def __repr__(self) -> str:

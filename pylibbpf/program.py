@@ -452,7 +452,7 @@ class Program:
     def attach_iter(self, *, map: Map | int | None = None, cgroup_fd: int | None = None,
                     cgroup_order: int = 0, tid: int = 0, pid: int = 0,
                     pid_fd: int = 0) -> Link:
-        """Attach an iterator program; read it with :meth:`Link.open`.
+        """Attach an iterator program; read it with :meth:`Link.read` or :meth:`Link.open_iter`.
 
         ``map`` parametrizes map-element iterators; ``tid``/``pid``/``pid_fd`` restrict task
         iterators; ``cgroup_fd``/``cgroup_order`` parametrize cgroup iterators.

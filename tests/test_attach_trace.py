@@ -210,13 +210,25 @@ def test_iter_task_by_section_lists_our_pid(load: Load) -> None:
         with open("/proc/self/comm") as comm:
             assert rows[str(os.getpid())] == comm.read().strip()
         assert rows[str(child.pid)] == helper_binary().name[:15]  # TASK_COMM_LEN - 1
-        # link.open(): a fresh file per read, each a full run of the iterator
-        with link.open() as first, link.open() as second:
+        # link.open_iter(): a fresh file per call, each a full run of the iterator
+        with link.open_iter() as first, link.open_iter() as second:
             a, b = first.read().decode(), second.read().decode()
         assert f"\n{os.getpid()} " in "\n" + a and f"\n{os.getpid()} " in "\n" + b
     finally:
         link.destroy()
         child.close()
+
+
+@pytest.mark.needs("iter_task")
+def test_iter_open_on_a_link_is_a_deprecated_alias_of_open_iter(load: Load) -> None:
+    obj = load("dump_task")
+    with obj.programs["dump_task"].attach() as link:
+        with pytest.warns(DeprecationWarning, match=r"use link\.open_iter\(\)") as caught:
+            stream = link.open()
+        with stream:
+            rows = stream.read().decode()
+    assert [w.filename for w in caught] == [__file__]  # the warning names the caller's line
+    assert f"\n{os.getpid()} " in "\n" + rows
 
 
 @pytest.mark.needs("iter_map_elem")

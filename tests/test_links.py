@@ -308,6 +308,20 @@ def test_open_missing_pin_is_enoent(pins: Path) -> None:
     assert str(pins / "absent") in str(info.value)
 
 
+@pytest.mark.needs("iter_task")
+def test_open_a_pinned_iterator_link_on_the_class_then_read_it(load: Load, pins: Path) -> None:
+    obj = load("dump_task")
+    with obj.programs["dump_task"].attach() as link:
+        link.pin(pins / "iter")
+        with pylibbpf.Link.open(pins / "iter") as again:  # the class call: no warning
+            assert again.pin_path == str(pins / "iter")
+            assert again.info().id == link.info().id
+            with again.open_iter() as stream:
+                rows = stream.read().decode()
+            again.unpin()
+    assert f"\n{os.getpid()} " in "\n" + rows
+
+
 def test_open_a_pinned_map_as_a_link_fails(load: Load, pins: Path) -> None:
     obj = load()  # no program: the map is all it needs
     obj.maps["counts"].pin(pins / "map")
