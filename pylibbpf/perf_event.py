@@ -22,13 +22,13 @@ import ctypes
 import errno as _errno
 import fcntl
 import os
-import platform
 import re
 import struct
 import threading
 from pathlib import Path
 
 from . import _args
+from ._ffi import ioctl
 from ._ffi.syscalls import number, syscall
 from ._handle import Handle
 from .enums import AttachType
@@ -55,17 +55,8 @@ _PMU_ROOT = Path("/sys/bus/event_source/devices")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
-def _ioc(direction: int, nr: int, size: int) -> int:
-    # asm-generic layout; powerpc, mips and sparc put the direction bits elsewhere
-    if platform.machine().startswith(("ppc", "mips", "sparc")):
-        write, dirshift = 4, 29
-    else:
-        write, dirshift = 1, 30
-    return ((write if direction else 0) << dirshift) | (size << 16) | (ord("$") << 8) | nr
-
-
-PERF_EVENT_IOC_ENABLE = _ioc(0, 0, 0)
-PERF_EVENT_IOC_SET_BPF = _ioc(1, 8, 4)
+PERF_EVENT_IOC_ENABLE = ioctl.io("$", 0)
+PERF_EVENT_IOC_SET_BPF = ioctl.iow("$", 8, 4)  # __u32
 
 
 # ------------------------------------------------------------------------------------- opening

@@ -14,6 +14,7 @@ import struct
 from dataclasses import dataclass
 from functools import cache
 
+from pylibbpf._ffi import ioctl
 from pylibbpf._ffi.libc import libc
 from pylibbpf._ffi.syscalls import NUMBERS, SAME_EVERYWHERE, syscall
 
@@ -35,13 +36,6 @@ _BPF_JEQ_K = 0x15
 _BPF_RET_K = 0x06
 # offsets in struct seccomp_data
 _DATA_NR, _DATA_ARCH = 0, 4
-
-
-def _ioc(direction: int, nr: int, size: int) -> int:
-    return (direction << 30) | (size << 16) | (ord("!") << 8) | nr
-
-
-_IOC_WRITE, _IOC_READ = 1, 2
 
 
 @dataclass(frozen=True)
@@ -112,10 +106,10 @@ class _NotifSizes(ctypes.Structure):
                 ("seccomp_data", ctypes.c_uint16)]
 
 
-_RECV = _ioc(_IOC_READ | _IOC_WRITE, 0, ctypes.sizeof(_Notif))
-_SEND = _ioc(_IOC_READ | _IOC_WRITE, 1, ctypes.sizeof(_NotifResp))
-_ID_VALID = _ioc(_IOC_WRITE, 2, 8)
-_ADDFD = _ioc(_IOC_WRITE, 3, ctypes.sizeof(_NotifAddfd))
+_RECV = ioctl.iowr("!", 0, ctypes.sizeof(_Notif))
+_SEND = ioctl.iowr("!", 1, ctypes.sizeof(_NotifResp))
+_ID_VALID = ioctl.iow("!", 2, 8)  # __u64
+_ADDFD = ioctl.iow("!", 3, ctypes.sizeof(_NotifAddfd))
 
 
 @cache
