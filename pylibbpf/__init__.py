@@ -16,8 +16,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-_namespace = globals()  # captured now: the submodule ``pylibbpf.globals`` shadows the builtin
-
 # Public names and the module that defines each.  They are imported on first use, so that
 # ``import pylibbpf.elf`` (pure Python, no root, no libbpf) never loads the ctypes layer.
 _EXPORTS: dict[str, str] = {
@@ -26,7 +24,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["BpfError", "BpfPermissionError", "ClosedError", "LibbpfNotFoundError",
                      "MalformedObjectError", "NotSupportedError", "StateError", "VerifierError"],
                     "errors"),
-    **dict.fromkeys(["GlobalData", "Variable"], "globals"),
+    **dict.fromkeys(["GlobalData", "Variable"], "global_data"),
     **dict.fromkeys(["LinkInfo", "MapInfo", "ProgramInfo", "link_ids", "loaded_links",
                      "loaded_maps", "loaded_programs", "map_ids", "program_ids"], "info"),
     "Link": "link", "Map": "map", "Object": "object",
@@ -64,7 +62,7 @@ if TYPE_CHECKING:
     from .events.perf import EventsLostWarning, PerfBuffer, PerfSample
     from .events.ring import RingBuffer
     from .events.user_ring import UserRingBuffer
-    from .globals import GlobalData, Variable
+    from .global_data import GlobalData, Variable
     from .info import (
         LinkInfo,
         MapInfo,
@@ -93,12 +91,12 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'pylibbpf' has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{module}", __name__), name)
-    _namespace[name] = value
+    globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted([*_namespace, *_EXPORTS, *_SUBMODULES])
+    return sorted([*globals(), *_EXPORTS, *_SUBMODULES])
 
 
 def libbpf_version() -> tuple[int, int]:

@@ -37,7 +37,7 @@ from .map import Map
 from .program import Program
 
 if TYPE_CHECKING:
-    from .globals import GlobalData
+    from .global_data import GlobalData
     from .link import Link
 
 _LOG_RE = re.compile(
@@ -465,7 +465,7 @@ class Object(Handle):
         self._check()
         view = self._globals.get(section)
         if view is None:
-            from .globals import GlobalData
+            from .global_data import GlobalData
 
             view = GlobalData(self, section)
             self._globals[section] = view

@@ -46,7 +46,7 @@ from .elf.btf import INT_BOOL, INT_CHAR, INT_SIGNED, Btf, BtfKind, BtfType
 from .errors import BpfError
 
 if TYPE_CHECKING:
-    from .globals import GlobalData
+    from .global_data import GlobalData
     from .map import Map
     from .object import Object
 

@@ -183,7 +183,7 @@ _CTX: dict[str, Any] = {}
 def _call(obj: Any, name: str) -> Any:
     method = getattr(obj, name)
     if name in ("__getitem__", "__contains__"):
-        return method(0 if not isinstance(obj, pylibbpf.globals.GlobalData) else "x")
+        return method(0 if not isinstance(obj, pylibbpf.GlobalData) else "x")
     sig = inspect.signature(method)
     args = [_argument(p, _CTX) for p in sig.parameters.values()
             if p.default is inspect.Parameter.empty
