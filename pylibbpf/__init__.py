@@ -24,7 +24,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["BpfError", "BpfPermissionError", "ClosedError", "LibbpfNotFoundError",
                      "MalformedObjectError", "NotSupportedError", "StateError", "VerifierError"],
                     "errors"),
-    **dict.fromkeys(["GlobalData", "Variable"], "global_data"),
+    "GlobalData": "global_data", "Variable": "elf.datasec",
     **dict.fromkeys(["LinkInfo", "MapInfo", "ProgramInfo", "link_ids", "loaded_links",
                      "loaded_maps", "loaded_programs", "map_ids", "program_ids"], "info"),
     "Link": "link", "Map": "map", "Object": "object",
@@ -38,6 +38,7 @@ _SUBMODULES = {"aio", "hist", "typed", "elf", "lowlevel", "perf_event"}
 
 if TYPE_CHECKING:
     from . import aio, elf, hist, lowlevel, perf_event, typed
+    from .elf.datasec import Variable
     from .enums import (
         AttachType,
         LinkType,
@@ -62,7 +63,7 @@ if TYPE_CHECKING:
     from .events.perf import EventsLostWarning, PerfBuffer, PerfSample
     from .events.ring import RingBuffer
     from .events.user_ring import UserRingBuffer
-    from .global_data import GlobalData, Variable
+    from .global_data import GlobalData
     from .info import (
         LinkInfo,
         MapInfo,

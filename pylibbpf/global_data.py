@@ -6,7 +6,8 @@ map's fd: read-write for ``.bss``/``.data``, read-only for ``.rodata`` (frozen b
 libbpf 1.1's ``bpf_map__initial_value`` still points at a private copy after a plain load, so it
 is never used after load.
 
-Variable layouts come from the object's BTF ``DATASEC`` as libbpf fixed it up at open.
+Variable layouts come from the object's BTF ``DATASEC`` as libbpf fixed it up at open, read
+by the same code as :class:`pylibbpf.elf.ObjectFile`'s (:mod:`pylibbpf.elf.datasec`).
 """
 
 from __future__ import annotations
@@ -15,65 +16,36 @@ import ctypes
 import errno as _errno
 import mmap
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import _args, _ffi
+from . import _args
+from .elf.btf import BtfKind
+from .elf.datasec import Variable, datasec_variables
+from .elf.errors import ElfError
 from .errors import BpfError, StateError
 from .lowlevel import to_bytes
 from .map import Map
+from .typed import btf_of
 
 if TYPE_CHECKING:
     from .object import Object
 
-_BTF_KIND_DATASEC = 15
-
-
-class _btf_type(ctypes.Structure):  # noqa: N801
-    _fields_ = [("name_off", ctypes.c_uint32), ("info", ctypes.c_uint32),
-                ("size", ctypes.c_uint32)]
-
-
-class _btf_var_secinfo(ctypes.Structure):  # noqa: N801
-    _fields_ = [("type", ctypes.c_uint32), ("offset", ctypes.c_uint32),
-                ("size", ctypes.c_uint32)]
-
-
-@dataclass(frozen=True)
-class Variable:
-    """A global variable: where it lives in its section and its BTF type id."""
-
-    name: str
-    offset: int
-    size: int
-    btf_type_id: int
-
 
 def _variables(obj: Object, section: str) -> dict[str, Variable]:
-    lib = _ffi.lib()
-    btf = lib.bpf_object__btf(obj._p)
-    if not btf:
+    try:
+        btf = btf_of(obj)
+        datasec = btf.find(section, BtfKind.DATASEC)
+        variables = [] if datasec is None else datasec_variables(btf, datasec.secinfos)
+    except BpfError as exc:
+        if exc.errno != _errno.ENOENT:
+            raise
         raise BpfError(_errno.ENOENT, f"object {obj.name!r} has no BTF: global variables of "
-                       f"{section} cannot be named (compile with -g)")
-    type_id = lib.btf__find_by_name_kind(btf, _args.cstr(section, "section"),
-                                         _BTF_KIND_DATASEC)
-    if type_id < 0:
+                       f"{section} cannot be named (compile with -g)") from None
+    except ElfError as exc:  # BTF that libbpf accepted but pylibbpf.elf cannot read
+        raise BpfError(_errno.EINVAL, f"{section} of object {obj.name!r}: {exc}") from None
+    if datasec is None:
         raise KeyError(f"object {obj.name!r} has no global data section {section!r}")
-    header = _btf_type.from_address(lib.btf__type_by_id(btf, type_id))
-    count = header.info & 0xFFFF
-    entries = (_btf_var_secinfo * count).from_address(
-        ctypes.addressof(header) + ctypes.sizeof(_btf_type))
-    variables: dict[str, Variable] = {}
-    for entry in entries:
-        addr = lib.btf__type_by_id(btf, entry.type)
-        if not addr:
-            raise BpfError(_errno.EINVAL, f"{section} of object {obj.name!r} names BTF type "
-                           f"{entry.type}, which does not exist")
-        var = _btf_type.from_address(addr)
-        name = (lib.btf__name_by_offset(btf, var.name_off) or b"").decode(
-            "utf-8", "surrogateescape")
-        variables[name] = Variable(name, entry.offset, entry.size, var.size)
-    return variables
+    return {var.name: var for var in variables}
 
 
 class GlobalData(Mapping[str, bytes]):
@@ -93,7 +65,7 @@ class GlobalData(Mapping[str, bytes]):
 
     @property
     def variables(self) -> dict[str, Variable]:
-        """Each variable's name, offset, size and BTF type id."""
+        """Each variable's name, offset, size, BTF type (id and C name) and linkage."""
         return dict(self._vars)
 
     @property

@@ -627,7 +627,7 @@ class TypedGlobals:
     def __init__(self, data: GlobalData) -> None:
         self.data = data
         btf = btf_of(data._obj)
-        self._codecs = {name: codec(btf, var.btf_type_id)
+        self._codecs = {name: codec(btf, var.type_id)
                         for name, var in data.variables.items()}
         for name, var in data.variables.items():
             if self._codecs[name].size != var.size:

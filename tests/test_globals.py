@@ -13,7 +13,8 @@ from collections.abc import Iterator
 import pytest
 from attach_support import autoload_only, object_path
 
-from pylibbpf import Object, StateError
+from pylibbpf import Object, StateError, Variable
+from pylibbpf.elf import ObjectFile
 
 pytestmark = pytest.mark.kernel
 
@@ -33,6 +34,19 @@ def test_variables_are_named_with_offsets(obj: Object) -> None:
     variables = obj.data.variables
     assert variables["magic"].size == 4 and variables["tag"].size == 8
     assert variables["tag"].offset == variables["magic"].offset + 4
+
+
+def test_variables_are_the_elf_readers(obj: Object) -> None:
+    """libbpf's DATASECs after open and pylibbpf.elf's reading of the file name the same
+    variables, with the same class."""
+    assert obj.path is not None
+    internal = {m.real_name: m for m in ObjectFile.from_path(obj.path).maps if m.is_internal}
+    for section in (".rodata", ".bss", ".data", ".data.custom"):
+        variables = obj.global_data(section).variables
+        assert list(variables.values()) == internal[section].variables, section
+    hits = obj.bss.variables["hits"]
+    assert isinstance(hits, Variable) and hits.size == 8 and hits.type_id
+    assert (hits.type_name, hits.linkage) == ("__u64", "global")
 
 
 def test_initial_values_before_load(obj: Object) -> None:

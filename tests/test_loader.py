@@ -165,3 +165,18 @@ def test_importing_the_elf_reader_does_not_load_ctypes() -> None:
                       "print('pylibbpf._ffi' in sys.modules, 'ctypes' in sys.modules)")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["False", "False"]
+
+
+def test_one_variable_class_without_ctypes() -> None:
+    proc = run_python("import sys, pylibbpf, pylibbpf.elf; "
+                      "print(pylibbpf.Variable is pylibbpf.elf.Variable, "
+                      "'pylibbpf._ffi' in sys.modules)")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "False"]
+
+
+def test_variable_btf_type_id_is_a_deprecated_type_id() -> None:
+    var = pylibbpf.Variable("hits", 8, 8, 3)
+    assert (var.type_name, var.linkage) == ("", "")
+    with pytest.warns(DeprecationWarning, match="use Variable.type_id"):
+        assert var.btf_type_id == 3
