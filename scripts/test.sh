@@ -1,13 +1,14 @@
 #!/bin/sh
-# Installs what is needed and runs the whole test suite: lint (ruff), types (mypy), the pytest
-# suite on this kernel, then the kernel matrix's `all` tiers (this host's kernel, libbpf 1.4.6
-# and 1.5, and Debian's 6.1, 6.12 and 5.10 kernels under QEMU; see docs/kernel-matrix.md), as CI
-# does.  PYLIBBPF_MATRIX=full adds 7.3, libbpf 1.7.0 (host and 7.3 guest) and debian13.
+# Installs what is needed and runs the whole test suite as CI does: lint (ruff), types (mypy),
+# then the kernel matrix's `all` tiers, two at a time: the whole pytest suite on this kernel
+# (its output shown), the suite against Debian's libbpf 1.4.6, 1.5.0 and 1.7.0, the suite and the
+# README's commands in a fresh Debian 13 root, and the kernel tests inside Debian's 5.10, 6.1,
+# 6.12 and 7.3 kernels under QEMU (7.3 also with libbpf 1.7.0); see docs/kernel-matrix.md.
 #
-#   ./scripts/test.sh                 everything (about 30 minutes on 2 cores)
-#   ./scripts/test.sh -k maps         pytest arguments: only pytest, no matrix
+#   ./scripts/test.sh                 everything (about 45 minutes on 2 cores)
+#   ./scripts/test.sh -k maps         pytest arguments: only pytest on this kernel, no matrix
 #   PYLIBBPF_MATRIX=quick ./scripts/test.sh  only the host, 6.1 and libbpf 1.5 tiers
-#   PYLIBBPF_MATRIX=none ./scripts/test.sh   no matrix
+#   PYLIBBPF_MATRIX=none ./scripts/test.sh   only pytest on this kernel
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
