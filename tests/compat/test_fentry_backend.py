@@ -88,7 +88,7 @@ def test_time_pair_with_fexit(legacy_object: Callable[..., bytes], maps: Maps) -
     count = u64(records, 0)
     samples = sorted(u64(records, k) for k in range(1, count + 1))
     assert count == 200
-    assert all(0 < s < 100_000_000 for s in samples)  # each getppid: under 100 ms (TCG)
+    assert all(0 < s < 1_000_000_000 for s in samples)  # a real duration: under 1 s (TCG, busy)
     print(f"fentry/fexit time pair: median getppid {samples[len(samples) // 2]} ns")
 
 
