@@ -298,9 +298,16 @@ class Program:
 
     # ----------------------------------------------------------------------------- attach
 
-    def _attach(self, what: str, call: Callable[[Any], Any], owner: Any = None) -> Link:
+    def _attach(self, what: str, call: Callable[[Any], Any], owner: Any = None, *,
+                usdt: bool = False) -> Link:
+        """Attach with ``call(prog)``; ``usdt``: it attaches to USDT probes, whose argument-spec
+        layout must match the loaded libbpf's (see :mod:`pylibbpf._usdt`)."""
         ptr = self._p
         self._obj._require_loaded(f"attaching program {self._name!r}")
+        if usdt:
+            specs = self._obj.maps.get(_usdt.SPECS_MAP)
+            _usdt.check(self._obj.name, None if specs is None else specs.value_size,
+                        _ffi.version())
         with capture() as messages:
             try:
                 link_ptr = call(ptr)
@@ -312,19 +319,12 @@ class Program:
                     + (f": {detail}" if detail else ""), needs) from None
         return Link(link_ptr, owner=owner, description=f"link of {self._name!r} {what}")
 
-    def _check_usdt_layout(self) -> None:
-        """Refuse a USDT attach whose argument specs the loaded libbpf would write in another
-        layout than the object's ``usdt.bpf.h`` reads (see :mod:`pylibbpf._usdt`)."""
-        specs = self._obj.maps.get(_usdt.SPECS_MAP)
-        _usdt.check(self._obj.name, None if specs is None else specs.value_size,
-                    _ffi.version())
-
     def attach(self) -> Link:
         """Attach as the section name says (``bpf_program__attach``)."""
         lib = _ffi.lib()
-        if self.section_name.startswith("usdt"):
-            self._check_usdt_layout()
-        return self._attach(f"by section {self.section_name!r}", lib.bpf_program__attach)
+        section = self.section_name
+        return self._attach(f"by section {section!r}", lib.bpf_program__attach,
+                            usdt=section.startswith("usdt"))
 
     def attach_kprobe(self, func_name: str, *, retprobe: bool = False, offset: int = 0,
                       cookie: int = 0) -> Link:
@@ -375,13 +375,11 @@ class Program:
         raw_provider, raw_name = _args.cstr(provider, "provider"), _args.cstr(name, "name")
         pid = _args.in_range(pid, "pid", -1, _args.INT_MAX)
         opts = new_opts(structs.bpf_usdt_opts, usdt_cookie=_args.u64(cookie, "cookie"))
-        self._obj._require_loaded(f"attaching program {self._name!r}")
-        self._check_usdt_layout()
         return self._attach(
             f"to USDT {provider}:{name} in {os.fsdecode(path)}",
             lambda p: _ffi.lib().bpf_program__attach_usdt(
                 p, pid, path, raw_provider, raw_name, ctypes.byref(opts)),
-            owner=self._obj)
+            owner=self._obj, usdt=True)
 
     def attach_tracepoint(self, category: str, name: str, *, cookie: int = 0) -> Link:
         """Attach to the tracepoint ``category:name`` (e.g. ``syscalls``, ``sys_enter_getpid``)."""
