@@ -21,13 +21,12 @@ from pathlib import Path
 
 import features
 import pytest
+from repetition import IN_GUEST
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from vmtest import fetch, image, proc, report, tiers  # noqa: E402
-
-IN_GUEST = os.environ.get("PYLIBBPF_VM_GUEST") == "1"
 
 
 def _alive(pid: int) -> bool:
