@@ -37,8 +37,8 @@ BPF_INCLUDE_ENV = "PYLIBBPF_TEST_BPF_INCLUDE"
 NO_PASS_ENV = ("PYLIBBPF_VM_CACHE", "PYLIBBPF_LIBBPF", "PYLIBBPF_TEST_CACHE", BPF_INCLUDE_ENV)
 QEMU = "qemu-system-x86_64"
 # the guests' CPU model: the x86-64 baseline plus SSE4.2/POPCNT.  ``-cpu max`` offers AVX2,
-# which glibc's string functions then use and TCG emulates slowly: the same test selection
-# took 97 s with ``max`` and 84 s with this, side by side.  PYLIBBPF_VM_CPU overrides it.
+# which glibc's string functions then use and TCG emulates slowly (one side-by-side run of the
+# same selection: 97 s with ``max``, 84 s with this).  PYLIBBPF_VM_CPU overrides it.
 GUEST_CPU = "qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt,+cx16"
 
 
