@@ -18,6 +18,7 @@ from .api import (
     bpf_prog_attach_zcore,
     bpf_prog_detach,
     bpf_prog_load_ex,
+    release_program,
     sys_bpf,
 )
 from .attr import (
@@ -34,7 +35,7 @@ from .attr import (
 from .backends import Attachment, attachments, detach_all
 from .context import Backend
 from .errors import LegacyError, LegacyVerifierError, RewriteError
-from .loader import BpfMapFdEntry, loaded_programs, release_program
+from .loader import BpfMapFdEntry, loaded_programs
 from .maps import (
     BPF_ANY,
     BPF_EXIST,

@@ -1,5 +1,9 @@
 """The legacy user library's calls (``bpf.h``/``bpf.c`` of latte-c) and the raw ``sys_bpf``.
 
+This layer sits above :mod:`compat.loader` (programs) and :mod:`compat.backends`
+(attachments, which use programs): what needs both, such as releasing a program that is still
+attached, happens here, so that the loader never reaches up to the backends.
+
 The high-level functions raise :class:`~compat.errors.LegacyError` (an ``OSError``) carrying the
 legacy kernel's errno; :func:`sys_bpf` returns what the legacy kernel returned instead: an fd or
 0, or ``-errno`` (rcore) / ``-ENOEXEC`` for every failure (zcore).
@@ -13,15 +17,15 @@ from typing import Any
 
 from . import _kernel
 from .attr import ATTR_SIZE, BpfCmd, Dialect, attr_bytes
-from .backends import Attachment, attach, detach
+from .backends import Attachment, attach, detach, detach_all
 from .context import Backend
 from .errors import LegacyError
-from .loader import load_legacy
+from .loader import load_legacy, program_for_fd, unregister_program
 from .maps import legacy_map_create, legacy_map_elem_op
 from .targets import parse_target
 
 __all__ = ["bpf_prog_load_ex", "bpf_prog_attach", "bpf_prog_attach_zcore", "bpf_prog_detach",
-           "sys_bpf"]
+           "release_program", "sys_bpf"]
 
 _MAX_ELF = 64 << 20
 _MAX_MAP_ARRAY = 4096
@@ -40,8 +44,6 @@ def bpf_prog_load_ex(elf_bytes: bytes | bytearray | memoryview, map_array: Any =
 
 
 def _check_prog_fd(prog_fd: int) -> None:
-    from .loader import program_for_fd
-
     if program_for_fd(prog_fd) is None:
         raise LegacyError(_errno.ENOENT, f"fd {prog_fd} is not a program bpf_prog_load_ex "
                           "returned")
@@ -84,6 +86,14 @@ def bpf_prog_detach(prog_fd: int, target: str | bytes | None = None,
         detach(prog_fd)
         return
     detach(prog_fd, parse_target(target, dialect))
+
+
+def release_program(fd: int) -> None:
+    """Detach everything ``fd`` is attached to and free the program (legacy kernels never
+    did; Linux code should)."""
+    _check_prog_fd(fd)
+    detach_all(fd)
+    unregister_program(fd).close()
 
 
 # ------------------------------------------------------------------------------ sys_bpf

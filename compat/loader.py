@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pylibbpf import BpfError, VerifierError, lowlevel
+from pylibbpf import BpfError, Object, VerifierError, lowlevel
 from pylibbpf.elf import EM_BPF, R_BPF_64_64, ElfError, find_section_def, read_elf
 from pylibbpf.elf import insn as I
 from pylibbpf.elf.insn import Instruction
@@ -37,7 +37,7 @@ from .rewrite import Rewritten, mov_imm, rewrite
 from .targets import Phase
 
 __all__ = ["BpfMapFdEntry", "LegacyProgram", "load_legacy", "normalize_map_array",
-           "program_for_fd", "release_program", "loaded_programs"]
+           "program_for_fd", "unregister_program", "loaded_programs"]
 
 BPF_PROG_TYPE_KPROBE, BPF_PROG_TYPE_TRACEPOINT, BPF_PROG_TYPE_TRACING = 2, 5, 26
 BPF_TRACE_FENTRY, BPF_TRACE_FEXIT = 24, 25
@@ -355,18 +355,14 @@ def loaded_programs() -> list[int]:
     return list(_PROGRAMS)
 
 
-def release_program(fd: int) -> None:
-    """Detach everything ``fd`` is attached to and free the program (legacy kernels never
-    did; Linux code should)."""
-    from .backends import detach_all
-
-    program = _PROGRAMS.get(fd)
+def unregister_program(fd: int) -> LegacyProgram:
+    """Take the program behind ``fd`` out of the registry and return it (the caller closes it,
+    after detaching it: :func:`compat.release_program`); ENOENT when ``fd`` is not one."""
+    with _REGISTRY_LOCK:
+        program = _PROGRAMS.pop(fd, None)
     if program is None:
         raise LegacyError(_errno.ENOENT, f"fd {fd} is not a program bpf_prog_load_ex returned")
-    detach_all(fd)
-    with _REGISTRY_LOCK:
-        _PROGRAMS.pop(fd, None)
-    program.close()
+    return program
 
 
 def _is_modern(data: bytes) -> bool:
@@ -382,11 +378,9 @@ def _is_modern(data: bytes) -> bool:
 
 
 def _load_modern(data: bytes, pairs: list[tuple[str, int]]) -> LegacyProgram:
-    import pylibbpf
-
     try:
-        obj = pylibbpf.Object.open_mem(data)
-    except pylibbpf.BpfError as exc:
+        obj = Object.open_mem(data)
+    except BpfError as exc:
         raise LegacyError(exc.errno or _errno.EINVAL, f"libbpf cannot open the object: "
                           f"{exc.strerror}") from None
     try:
@@ -406,9 +400,9 @@ def _load_modern(data: bytes, pairs: list[tuple[str, int]]) -> LegacyProgram:
     except LegacyError:
         obj.close()
         raise
-    except pylibbpf.BpfError as exc:
+    except BpfError as exc:
         obj.close()
-        if isinstance(exc, pylibbpf.VerifierError):
+        if isinstance(exc, VerifierError):
             raise LegacyVerifierError(exc.errno or _errno.EINVAL, "Linux refused the program",
                                       exc.program, exc.log, "") from None
         raise LegacyError(exc.errno or _errno.EINVAL, exc.strerror or str(exc)) from None

@@ -41,7 +41,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..api import _MAX_ELF, _MAX_MAP_ARRAY, _MAX_NAME
+from ..api import _MAX_ELF, _MAX_MAP_ARRAY, _MAX_NAME, release_program
 from ..attr import ATTR_SIZE, BpfCmd, Dialect
 from ..backends import Attachment, attach, attachments, choose_backend, detach
 from ..context import Backend
@@ -51,7 +51,6 @@ from ..loader import (
     load_legacy,
     parse_legacy_elf,
     program_for_fd,
-    release_program,
 )
 from ..maps import BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH, legacy_map_create, legacy_map_elem_op
 from ..rewrite import rewrite
