@@ -31,11 +31,11 @@ from .errors import (
     error_from_errno,
 )
 from .lowlevel import map_create, to_bytes
+from .typed import TypedMap
 
 if TYPE_CHECKING:
     from .info import MapInfo
     from .object import Object
-    from .typed import TypedMap
 
 KeyLike = Union[bytes, bytearray, memoryview, int, "ctypes._CData"]
 ValueLike = Union[bytes, bytearray, memoryview, int, "ctypes._CData", Sequence[Any]]
@@ -541,12 +541,10 @@ class Map(Handle):
         except BpfError as exc:
             raise error_from_errno(exc.errno, f"failed to freeze map {self._name!r}") from None
 
-    def typed(self, **kwargs: Any) -> TypedMap:
+    def typed(self, **kwargs: Any) -> TypedMap[Map]:
         """A view of this map whose keys and values are decoded with BTF (see
-        :func:`pylibbpf.typed.typed` for the options); the map itself stays raw ``bytes``."""
-        from .typed import typed
-
-        return typed(self, **kwargs)
+        :class:`pylibbpf.typed.TypedMap` for the options); the map itself stays raw ``bytes``."""
+        return TypedMap(self, **kwargs)
 
     def info(self) -> MapInfo:
         """The kernel's view of the map (``bpf_obj_get_info_by_fd``)."""

@@ -29,6 +29,9 @@ Typed views are opt-in; everything stays raw ``bytes`` by default:
 * :func:`decoder`: ``RingBuffer(m, cb, decode=decoder(obj, "struct event"))``;
 * :class:`TypedGlobals`: ``.bss``/``.data``/``.rodata`` variables as Python values;
 * :func:`numpy_dtype`: a NumPy structured dtype for the batch ring reader.
+
+This module sits below :mod:`pylibbpf.map`: ``Map.typed()`` builds a :class:`TypedMap`, which
+reads the map only through the methods :class:`_RawMap` lists, so nothing here names ``Map``.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import errno as _errno
 import struct
 import sys
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from . import _ffi
 from .elf.btf import INT_BOOL, INT_CHAR, INT_SIGNED, Btf, BtfKind, BtfType
@@ -47,7 +50,6 @@ from .errors import BpfError
 
 if TYPE_CHECKING:
     from .global_data import GlobalData
-    from .map import Map
     from .object import Object
 
 __all__ = ["Codec", "TypedGlobals", "TypedMap", "btf_of", "codec", "decoder",
@@ -516,7 +518,32 @@ def infer_event_type(obj: Object, ring: str) -> str:
     return names[0]
 
 
-class TypedMap:
+class _RawMap(Protocol):
+    """What a :class:`TypedMap` uses of a :class:`~pylibbpf.Map`."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def object(self) -> Object | None: ...
+    @property
+    def key_size(self) -> int: ...
+    @property
+    def value_size(self) -> int: ...
+    @property
+    def btf_key_type_id(self) -> int: ...
+    @property
+    def btf_value_type_id(self) -> int: ...
+    def lookup(self, key: Any) -> Any: ...
+    def update(self, key: Any, value: Any, flags: int = ...) -> None: ...
+    def delete(self, key: Any) -> None: ...
+    def items(self) -> list[tuple[bytes, Any]]: ...
+    def __len__(self) -> int: ...
+
+
+_M = TypeVar("_M", bound=_RawMap)
+
+
+class TypedMap(Generic[_M]):
     """A :class:`~pylibbpf.Map` whose keys and values are BTF-decoded Python values.
 
     ``TypedMap(m)`` uses the map's BTF key/value types (maps of an object);
@@ -524,7 +551,7 @@ class TypedMap:
     against the map's key and value sizes.
     """
 
-    def __init__(self, m: Map, btf: Btf | None = None, *, key_type: int | str | None = None,
+    def __init__(self, m: _M, btf: Btf | None = None, *, key_type: int | str | None = None,
                  value_type: int | str | None = None) -> None:
         self.map = m
         obj = m.object
@@ -615,7 +642,7 @@ class TypedMap:
         return f"<TypedMap {self.map.name!r} {key} -> {self.value.name}>"
 
 
-def typed(m: Map, **kwargs: Any) -> TypedMap:
+def typed(m: _M, **kwargs: Any) -> TypedMap[_M]:
     """``TypedMap(m, ...)``: what ``Map.typed()`` returns."""
     return TypedMap(m, **kwargs)
 
