@@ -13,91 +13,64 @@ A C libbpf program ports line by line::
 
 from __future__ import annotations
 
+import functools
 import importlib
 from typing import TYPE_CHECKING, Any
 
-# Public names and the module that defines each.  They are imported on first use, so that
-# ``import pylibbpf.elf`` (pure Python, no root, no libbpf) never loads the ctypes layer.
-_EXPORTS: dict[str, str] = {
-    **dict.fromkeys(["AttachType", "LinkType", "MapFlags", "MapType", "PinningType", "ProgType",
-                     "TcAttachPoint", "UpdateFlags", "XdpFlags"], "enums"),
-    **dict.fromkeys(["BpfError", "BpfPermissionError", "ClosedError", "LibbpfNotFoundError",
-                     "MalformedObjectError", "NotSupportedError", "StateError", "VerifierError"],
-                    "errors"),
-    "GlobalData": "global_data", "Variable": "elf.datasec",
-    **dict.fromkeys(["LinkInfo", "MapInfo", "ProgramInfo", "link_ids", "loaded_links",
-                     "loaded_maps", "loaded_programs", "map_ids", "program_ids"], "info"),
-    "Link": "link", "Map": "map", "Object": "object",
-    **dict.fromkeys(["EventsLostWarning", "PerfBuffer", "PerfSample"], "events.perf"),
-    **dict.fromkeys(["Program", "TestRunResult"], "program"),
-    "RingBuffer": "events.ring", "UserRingBuffer": "events.user_ring",
-    "TcAttachment": "tc",
-    "PerfEventLink": "perf_event",
-}
-_SUBMODULES = {"aio", "hist", "typed", "elf", "lowlevel", "perf_event"}
-
+# The public names, each with the module that defines it: this block is the one list.  Type
+# checkers and IDEs read it (``X as X`` marks a re-export); at run time it does not run, so that
+# ``import pylibbpf`` loads neither libbpf nor the ctypes layer and ``pylibbpf.elf`` stays pure
+# Python.  __getattr__ imports a name's module on first use, reading this block from the source,
+# and ``__all__`` is these names and the functions defined below.
 if TYPE_CHECKING:
-    from . import aio, elf, hist, lowlevel, perf_event, typed
-    from .elf.datasec import Variable
-    from .enums import (
-        AttachType,
-        LinkType,
-        MapFlags,
-        MapType,
-        PinningType,
-        ProgType,
-        TcAttachPoint,
-        UpdateFlags,
-        XdpFlags,
-    )
-    from .errors import (
-        BpfError,
-        BpfPermissionError,
-        ClosedError,
-        LibbpfNotFoundError,
-        MalformedObjectError,
-        NotSupportedError,
-        StateError,
-        VerifierError,
-    )
-    from .events.perf import EventsLostWarning, PerfBuffer, PerfSample
-    from .events.ring import RingBuffer
-    from .events.user_ring import UserRingBuffer
-    from .global_data import GlobalData
-    from .info import (
-        LinkInfo,
-        MapInfo,
-        ProgramInfo,
-        link_ids,
-        loaded_links,
-        loaded_maps,
-        loaded_programs,
-        map_ids,
-        program_ids,
-    )
-    from .link import Link
-    from .map import Map
-    from .object import Object
-    from .perf_event import PerfEventLink
-    from .program import Program, TestRunResult
-    from .tc import TcAttachment
+    from . import aio as aio
+    from . import elf as elf
+    from . import hist as hist
+    from . import lowlevel as lowlevel
+    from . import perf_event as perf_event
+    from . import typed as typed
+    from .elf.datasec import Variable as Variable
+    from .enums import AttachType as AttachType
+    from .enums import LinkType as LinkType
+    from .enums import MapFlags as MapFlags
+    from .enums import MapType as MapType
+    from .enums import PinningType as PinningType
+    from .enums import ProgType as ProgType
+    from .enums import TcAttachPoint as TcAttachPoint
+    from .enums import UpdateFlags as UpdateFlags
+    from .enums import XdpFlags as XdpFlags
+    from .errors import BpfError as BpfError
+    from .errors import BpfPermissionError as BpfPermissionError
+    from .errors import ClosedError as ClosedError
+    from .errors import LibbpfNotFoundError as LibbpfNotFoundError
+    from .errors import MalformedObjectError as MalformedObjectError
+    from .errors import NotSupportedError as NotSupportedError
+    from .errors import StateError as StateError
+    from .errors import VerifierError as VerifierError
+    from .events.perf import EventsLostWarning as EventsLostWarning
+    from .events.perf import PerfBuffer as PerfBuffer
+    from .events.perf import PerfSample as PerfSample
+    from .events.ring import RingBuffer as RingBuffer
+    from .events.user_ring import UserRingBuffer as UserRingBuffer
+    from .global_data import GlobalData as GlobalData
+    from .info import LinkInfo as LinkInfo
+    from .info import MapInfo as MapInfo
+    from .info import ProgramInfo as ProgramInfo
+    from .info import link_ids as link_ids
+    from .info import loaded_links as loaded_links
+    from .info import loaded_maps as loaded_maps
+    from .info import loaded_programs as loaded_programs
+    from .info import map_ids as map_ids
+    from .info import program_ids as program_ids
+    from .link import Link as Link
+    from .map import Map as Map
+    from .object import Object as Object
+    from .perf_event import PerfEventLink as PerfEventLink
+    from .program import Program as Program
+    from .program import TestRunResult as TestRunResult
+    from .tc import TcAttachment as TcAttachment
 
 __version__ = "0.1.0"
-
-
-def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        return importlib.import_module(f".{name}", __name__)
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pylibbpf' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS, *_SUBMODULES])
 
 
 def libbpf_version() -> tuple[int, int]:
@@ -114,13 +87,48 @@ def num_possible_cpus() -> int:
     return int(_ffi.lib().libbpf_num_possible_cpus())
 
 
-__all__ = [
-    "AttachType", "BpfError", "BpfPermissionError", "ClosedError", "EventsLostWarning",
-    "GlobalData", "LibbpfNotFoundError", "Link", "LinkInfo", "LinkType", "MalformedObjectError",
-    "Map", "MapFlags", "MapInfo", "MapType", "NotSupportedError", "Object", "PerfBuffer",
-    "PerfEventLink", "PerfSample", "PinningType", "ProgType", "Program", "ProgramInfo",
-    "RingBuffer", "StateError", "TcAttachPoint", "TcAttachment", "TestRunResult", "UpdateFlags",
-    "UserRingBuffer", "Variable", "VerifierError", "XdpFlags", "aio", "elf", "hist",
-    "libbpf_version", "link_ids", "loaded_links", "loaded_maps", "loaded_programs", "lowlevel",
-    "map_ids", "num_possible_cpus", "perf_event", "program_ids", "typed",
-]
+@functools.cache
+def _public() -> tuple[dict[str, tuple[str, str | None]], list[str]]:
+    """The ``if TYPE_CHECKING:`` imports above as name -> (module, attribute or ``None`` for a
+    submodule), and ``__all__``: those names and the public functions of this file."""
+    import ast
+
+    try:
+        with open(__file__, encoding="utf-8") as f:
+            source = f.read()
+    except OSError as exc:
+        raise ImportError("pylibbpf reads its public names from the source of its __init__.py, "
+                          f"which this installation lacks ({exc})", name=__name__) from None
+    exports: dict[str, tuple[str, str | None]] = {}
+    functions: list[str] = []
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            for statement in node.body:
+                assert isinstance(statement, ast.ImportFrom) and statement.level == 1
+                for alias in statement.names:
+                    if statement.module is None:
+                        exports[alias.name] = (alias.name, None)
+                    else:
+                        exports[alias.name] = (statement.module, alias.name)
+        elif isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+            functions.append(node.name)
+    return exports, sorted([*exports, *functions])
+
+
+def __getattr__(name: str) -> Any:
+    exports, public = _public()
+    if name == "__all__":
+        value: Any = public
+    elif name in exports:
+        module, attribute = exports[name]
+        value = importlib.import_module(f".{module}", __name__)
+        if attribute is not None:
+            value = getattr(value, attribute)
+    else:
+        raise AttributeError(f"module 'pylibbpf' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_public()[1]})
