@@ -152,8 +152,8 @@ def test_capture_collects_warnings_per_thread(tmp_path: Path) -> None:
 
 
 def test_every_public_name_resolves_and_is_listed() -> None:
-    exported = set(pylibbpf._EXPORTS) | set(pylibbpf._SUBMODULES)
-    assert set(pylibbpf.__all__) == exported | {"libbpf_version", "num_possible_cpus"}
+    # __all__ against the export list itself: tests/test_imports.py
+    assert set(pylibbpf.__all__) <= set(dir(pylibbpf))
     for name in pylibbpf.__all__:
         assert getattr(pylibbpf, name) is not None, name
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
