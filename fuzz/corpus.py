@@ -1,6 +1,6 @@
 """Seed corpora for the fuzz targets, built from the test suite's own BPF objects.
 
-The objects are compiled with ``tests/bpfbuild.py`` (cached by content hash), so a seed is
+The objects are compiled with ``tests/support/bpfbuild.py`` (cached by content hash), so a seed is
 always a real object of this checkout: ``open_mem`` and ``elf`` get whole objects (BTF and no
 BTF), ``insn`` the program sections' instructions, ``attr`` well-formed attrs of every legacy
 command, ``legacy_load`` the legacy objects of ``tests/compat/bpf`` prefixed with the map-name
@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,25 +21,18 @@ WORK = Path(os.environ.get("PYLIBBPF_FUZZ_DIR", ROOT / "fuzz" / ".work"))
 __all__ = ["WORK", "build", "corpus_dir", "test_objects", "legacy_objects"]
 
 
-def _bpfbuild() -> object:
-    if str(TESTS) not in sys.path:
-        sys.path.insert(0, str(TESTS))
-    import bpfbuild  # type: ignore[import-not-found]
-
-    return bpfbuild
-
-
 def test_objects() -> dict[str, bytes]:
     """Every ``tests/bpf`` and ``tests/elf/bpf`` object that compiles, by name."""
-    bb = _bpfbuild()
+    from tests.support.bpfbuild import BuildError, compile_bpf
+
     out: dict[str, bytes] = {}
     sources = sorted((TESTS / "bpf").glob("*.bpf.c")) + sorted((TESTS / "elf" / "bpf").glob(
         "*.bpf.c"))
     for src in sources:
         stem = src.name.removesuffix(".bpf.c")
         try:
-            path = bb.compile_bpf(src, btf=stem != "elf_nobtf")  # type: ignore[attr-defined]
-        except bb.BuildError:  # type: ignore[attr-defined]
+            path = compile_bpf(src, btf=stem != "elf_nobtf")
+        except BuildError:
             continue
         out[stem] = path.read_bytes()
     return out
@@ -49,13 +41,14 @@ def test_objects() -> dict[str, bytes]:
 def legacy_objects() -> dict[str, bytes]:
     """The legacy (latte-c style) objects of ``tests/compat/bpf``: no BTF, as legacy code was
     built."""
-    bb = _bpfbuild()
+    from tests.support.bpfbuild import compile_bpf
+
     out: dict[str, bytes] = {}
     for src in sorted((TESTS / "compat" / "bpf").glob("*.c")):
         if src.name.endswith(".bpf.c"):
             continue
         opt = "-O1" if src.stem.startswith("time") else "-O2"
-        path = bb.compile_bpf(src, btf=False, opt=opt)  # type: ignore[attr-defined]
+        path = compile_bpf(src, btf=False, opt=opt)
         out[src.stem] = path.read_bytes()
     return out
 

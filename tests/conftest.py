@@ -3,32 +3,22 @@
 * ``@pytest.mark.kernel`` tests need root and a BPF-capable kernel.  Outside CI they skip when
   that is missing; with ``CI=true`` a skipped kernel test is turned into a failure, so a broken
   environment can never pass as green.
-* ``@pytest.mark.needs("kprobe", ...)`` names kernel features (see ``tests/features.py``): the test
-  skips with the reason where the running kernel lacks one or its security policy refuses it
-  (EPERM from a probe that does not use pylibbpf), and fails where the kernel's version and
-  configuration say the feature must be there (cilium/ebpf's rule: a broken probe never hides).
+* ``@pytest.mark.needs("kprobe", ...)`` names kernel features (see ``tests/support/features.py``):
+  the test skips with the reason where the running kernel lacks one or its security policy
+  refuses it (EPERM from a probe that does not use pylibbpf), and fails where the kernel's
+  version and configuration say the feature must be there (cilium/ebpf's rule: a broken probe
+  never hides).
   ``needs("libbpf>=1.5")`` does the same for the libbpf pylibbpf loads (the libbpf tiers).
 """
 
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 import pytest
 
-# Tests import their helper modules by plain name (``from bpfbuild import ...``); with
-# ``--import-mode=importlib`` (test files in different folders may share a basename) each test
-# folder is put on the path once here.
-_TESTS = Path(__file__).resolve().parent
-for _folder in [_TESTS, *sorted(p for p in _TESTS.iterdir() if p.is_dir() and
-                                 not p.name.startswith((".", "_")))]:
-    if str(_folder) not in sys.path:
-        sys.path.insert(0, str(_folder))
-
-import features  # noqa: E402
-from bpfbuild import compile_bpf  # noqa: E402
+from tests.support import features
+from tests.support.bpfbuild import compile_bpf
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -9,9 +9,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from ring_producer import emit, loaded_producer, seq_of
 
 from pylibbpf import ClosedError, Object, PerfBuffer, PerfSample, RingBuffer, StateError, aio
+from tests.support.ring_producer import emit, loaded_producer, seq_of
 
 pytestmark = pytest.mark.kernel
 

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bpfbuild import compile_bpf
 
 from pylibbpf import (
     BpfError,
@@ -27,6 +26,7 @@ from pylibbpf import (
 )
 from pylibbpf._ffi import structs
 from pylibbpf._ffi.libc import BPF_FS_MAGIC, fs_type
+from tests.support.bpfbuild import compile_bpf
 
 EXIT_0 = bytes.fromhex("b700000000000000" "9500000000000000")  # r0 = 0; exit
 kernel = pytest.mark.kernel

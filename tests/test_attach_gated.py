@@ -1,6 +1,6 @@
 """kprobe, ksyscall, fentry/fexit and LSM: attach paths some kernels refuse.
 
-Two kinds of tests.  ``test_*_refused_or_works`` run everywhere: where ``tests/features.py``
+Two kinds of tests.  ``test_*_refused_or_works`` run everywhere: where ``tests/support/features.py``
 says the kernel lacks the feature they check that pylibbpf fails with the right exception, errno
 and message (this project's host: no ``CONFIG_KPROBES``, lockdown=integrity refusing BPF
 trampolines); where the feature is there they check that the same call succeeds.  The
@@ -14,12 +14,12 @@ import errno
 import os
 from collections.abc import Iterator
 
-import features
 import pytest
-from attach_support import count, getpid_loop, open_object, perf_links
-from bpfbuild import compile_bpf
 
 import pylibbpf
+from tests.support import features
+from tests.support.attach import count, getpid_loop, open_object, perf_links
+from tests.support.bpfbuild import compile_bpf
 
 K_ENTRY, K_RETURN, K_RETVAL, K_OFFSET, K_SYSCALL = range(5)
 F_ENTRY, F_EXIT, F_RETVAL = range(3)

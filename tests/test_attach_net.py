@@ -17,9 +17,12 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
-import features
 import pytest
-from attach_support import (
+
+import pylibbpf
+from pylibbpf import AttachType, LinkType
+from tests.support import features
+from tests.support.attach import (
     SO_ATTACH_BPF,
     SO_DETACH_BPF,
     count,
@@ -31,9 +34,6 @@ from attach_support import (
     send_from_cgroup,
     udp_pair,
 )
-
-import pylibbpf
-from pylibbpf import AttachType, LinkType
 
 pytestmark = pytest.mark.kernel
 

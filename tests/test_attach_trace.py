@@ -13,10 +13,10 @@ import struct
 from collections.abc import Callable, Iterator
 
 import pytest
-from attach_support import Helper, count, getpid_loop, helper_binary, perf_links, trace_loader
 
 import pylibbpf
 from pylibbpf import LinkType
+from tests.support.attach import Helper, count, getpid_loop, helper_binary, perf_links, trace_loader
 
 pytestmark = pytest.mark.kernel
 

@@ -10,11 +10,17 @@ import errno
 from collections.abc import Iterator
 from pathlib import Path
 
-import features
 import pytest
-from attach_support import Helper, helper_binary, multiarch_include, open_object, symbol_file_offset
 
 import pylibbpf
+from tests.support import features
+from tests.support.attach import (
+    Helper,
+    helper_binary,
+    multiarch_include,
+    open_object,
+    symbol_file_offset,
+)
 
 pytestmark = pytest.mark.kernel
 

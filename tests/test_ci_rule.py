@@ -11,11 +11,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import features
 import pytest
-from bpfbuild import compile_bpf
 
 import pylibbpf
+from tests.support import features
+from tests.support.bpfbuild import compile_bpf
 
 TESTS = Path(__file__).resolve().parent
 
@@ -38,10 +38,11 @@ def test_needs_expected_feature():
 def run_inner(tmp_path: Path, ci: str, tests: str = INNER, refuse: str = ""
               ) -> subprocess.CompletedProcess[str]:
     (tmp_path / "conftest.py").write_text((TESTS / "conftest.py").read_text())
-    for helper in ("features.py", "bpfbuild.py"):
-        (tmp_path / helper).write_text((TESTS / helper).read_text())
     (tmp_path / "test_inner.py").write_text(tests)
-    env = {**os.environ, "CI": ci, features.REFUSE_ENV: refuse}
+    # the copied conftest imports its helpers from this checkout's tests.support
+    env = {**os.environ, "CI": ci, features.REFUSE_ENV: refuse,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS.parent),
+                                                        os.environ.get("PYTHONPATH")]))}
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
                            "-o", "markers=kernel\nneeds(*f)", str(tmp_path)],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)

@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import unprivileged
-from bpfbuild import compile_bpf
 
 import pylibbpf
 from pylibbpf import BpfError, BpfPermissionError, Object, VerifierError
+from tests.support import unprivileged
+from tests.support.bpfbuild import compile_bpf
 
 pytestmark = pytest.mark.kernel
 ROOT = Path(__file__).resolve().parent.parent

@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bpfbuild import compile_bpf, compile_c
 from elftools.elf.elffile import ELFFile
 
 from pylibbpf._ffi import structs
+from tests.support.bpfbuild import compile_bpf, compile_c
 
 HEADERS = ("<stdio.h>", "<stddef.h>", "<string.h>", "<bpf/libbpf.h>", "<bpf/bpf.h>",
            "<linux/bpf.h>", "<linux/version.h>")

@@ -11,10 +11,10 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from attach_support import autoload_only, object_path
 
 from pylibbpf import Object, StateError, Variable
 from pylibbpf.elf import ObjectFile
+from tests.support.attach import autoload_only, object_path
 
 pytestmark = pytest.mark.kernel
 

@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bpfbuild import compile_bpf
 
 import pylibbpf
 from pylibbpf import BpfError, Link, Map, MapType, Object, Program, ProgType, lowlevel, perf_event
 from pylibbpf._handle import Handle
 from pylibbpf.info import LinkInfo, MapInfo, ProgramInfo
 from pylibbpf.tc import TcAttachment
+from tests.support.bpfbuild import compile_bpf
 
 pytestmark = pytest.mark.kernel
 

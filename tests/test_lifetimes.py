@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bpfbuild import compile_bpf
-from repetition import rounds
 
 from pylibbpf import BpfError, ClosedError, Map, MapType, Object
+from tests.support.bpfbuild import compile_bpf
+from tests.support.repetition import rounds
 
 pytestmark = pytest.mark.kernel
 

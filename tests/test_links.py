@@ -15,7 +15,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from attach_support import (
+
+import pylibbpf
+from pylibbpf import LinkType
+from tests.support.attach import (
     count,
     fresh_cgroup,
     getpid_loop,
@@ -28,9 +31,6 @@ from attach_support import (
     trace_loader,
     udp_pair,
 )
-
-import pylibbpf
-from pylibbpf import LinkType
 
 pytestmark = pytest.mark.kernel
 
@@ -470,7 +470,7 @@ def test_link_outlives_its_object() -> None:
 
 
 def test_attach_before_load_is_a_state_error() -> None:
-    from bpfbuild import compile_bpf
+    from tests.support.bpfbuild import compile_bpf
 
     o = pylibbpf.Object.open_file(compile_bpf("attach_trace.bpf.c"))
     try:

@@ -14,12 +14,12 @@ import sys
 from collections.abc import Callable, Iterator
 
 import pytest
-from attach_support import autoload_only, bpftool_perf, my_attachments, object_path
 
 import pylibbpf
 from pylibbpf import MapType, ProgType, lowlevel
 from pylibbpf.elf import insn as I
 from pylibbpf.elf.insn import Instruction
+from tests.support.attach import autoload_only, bpftool_perf, my_attachments, object_path
 
 pytestmark = pytest.mark.kernel
 

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from attach_support import autoload_only, object_path
-from bpfbuild import compile_bpf
 
 import pylibbpf
 from pylibbpf import BpfError, Map, MapType, Object, StateError, UpdateFlags
+from tests.support.attach import autoload_only, object_path
+from tests.support.bpfbuild import compile_bpf
 
 pytestmark = pytest.mark.kernel
 

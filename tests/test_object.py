@@ -15,11 +15,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from attach_support import autoload_only, object_path
-from bpfbuild import compile_bpf
 
 import pylibbpf
 from pylibbpf import BpfError, MapType, Object, ProgType, StateError
+from tests.support.attach import autoload_only, object_path
+from tests.support.bpfbuild import compile_bpf
 
 pytestmark = pytest.mark.kernel
 

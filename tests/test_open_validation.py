@@ -16,11 +16,11 @@ import threading
 from pathlib import Path
 
 import pytest
-from bpfbuild import BuildError, compile_bpf
 
 import pylibbpf
 from pylibbpf import BpfError, MalformedObjectError, Object
 from pylibbpf.elf import ElfError
+from tests.support.bpfbuild import BuildError, compile_bpf
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent

@@ -9,10 +9,10 @@ import traceback
 from collections.abc import Iterator
 
 import pytest
-from ring_producer import traced_getpid
 
 import pylibbpf
 from pylibbpf import EventsLostWarning, Link, Object, PerfBuffer, PerfSample
+from tests.support.ring_producer import traced_getpid
 
 # events_perf.bpf.c counts with atomic fetch-and-add
 pytestmark = pytest.mark.kernel

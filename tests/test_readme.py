@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from bpfbuild import compile_bpf
+
+from tests.support.bpfbuild import compile_bpf
 
 ROOT = Path(__file__).resolve().parent.parent
 

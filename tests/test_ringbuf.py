@@ -14,10 +14,10 @@ import traceback
 from collections.abc import Iterator
 
 import pytest
-from ring_producer import emit, loaded_producer, seq_of
 
 import pylibbpf
 from pylibbpf import Object, RingBuffer, UserRingBuffer
+from tests.support.ring_producer import emit, loaded_producer, seq_of
 
 pytestmark = [pytest.mark.kernel, pytest.mark.needs("ringbuf")]
 

@@ -8,12 +8,12 @@ import struct
 from collections.abc import Iterator
 
 import pytest
-from bpfbuild import compile_bpf
 
 import pylibbpf
 from pylibbpf import Object, RingBuffer
 from pylibbpf.elf.btf import BtfKind
 from pylibbpf.typed import TypedGlobals, TypedMap, btf_of, codec, decoder, numpy_dtype
+from tests.support.bpfbuild import compile_bpf
 
 pytestmark = pytest.mark.kernel
 

@@ -19,14 +19,13 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import features
 import pytest
 from repetition import IN_GUEST
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from tests.support import features
+from vmtest import fetch, image, proc, report, tiers
 
-from vmtest import fetch, image, proc, report, tiers  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _alive(pid: int) -> bool:
@@ -532,9 +531,8 @@ def getpid_ftrace_symbol() -> str:
 def test_kprobe_session_runs_on_entry_and_return(tmp_path: Path) -> None:
     """Needs Linux 6.10 with kprobes and libbpf 1.5: in the matrix, the 7.3-libbpf-1.7.0 tier
     (6.12-libbpf-1.5 by name)."""
-    from bpfbuild import compile_bpf
-
     import pylibbpf
+    from tests.support.bpfbuild import compile_bpf
 
     src = tmp_path / "session.bpf.c"
     src.write_text(SESSION_BPF)

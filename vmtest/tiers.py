@@ -32,7 +32,7 @@ GUEST_IGNORE = ("tests/test_hostile_args.py", "tests/test_ci_rule.py")
 # host environment variables the guest's pytest sees too
 PASS_ENV_PREFIXES = ("PYLIBBPF_",)
 PASS_ENV = ("CI", "PYTEST_ADDOPTS")
-# read by tests/bpfbuild.py: a folder searched before the system's for <bpf/*.h>
+# read by tests/support/bpfbuild.py: a folder searched before the system's for <bpf/*.h>
 BPF_INCLUDE_ENV = "PYLIBBPF_TEST_BPF_INCLUDE"
 NO_PASS_ENV = ("PYLIBBPF_VM_CACHE", "PYLIBBPF_LIBBPF", "PYLIBBPF_TEST_CACHE", BPF_INCLUDE_ENV)
 QEMU = "qemu-system-x86_64"
@@ -81,8 +81,7 @@ def _printer(prefix: str) -> Callable[[str], None]:
 
 PREBUILD = """
 import sys
-sys.path.insert(0, "tests")
-from bpfbuild import BPF_SRC, compile_bpf
+from tests.support.bpfbuild import BPF_SRC, compile_bpf
 for src in sorted(BPF_SRC.glob("*.bpf.c")):
     try:
         compile_bpf(src)
@@ -95,7 +94,7 @@ def prebuild_bpf(python: Path, checkout: Path = CHECKOUT, include: Path | None =
     """Compile ``tests/bpf/*.bpf.c`` on the host so the guest finds most of them cached
     (``include``: the libbpf headers the guest's tests build with; the cache key holds their
     contents, not their path)."""
-    if (checkout / "tests" / "bpfbuild.py").exists():
+    if (checkout / "tests" / "support" / "bpfbuild.py").exists():
         env = dict(os.environ)
         env.pop(BPF_INCLUDE_ENV, None)
         if include is not None:
@@ -179,7 +178,7 @@ class LibbpfRuntime:
 
     def env(self) -> dict[str, str]:
         """The variables that make pylibbpf load this libbpf and the tests' BPF programs
-        compile against its headers (``tests/bpfbuild.py``)."""
+        compile against its headers (``tests/support/bpfbuild.py``)."""
         return {"PYLIBBPF_LIBBPF": str(self.library), BPF_INCLUDE_ENV: str(self.include)}
 
 

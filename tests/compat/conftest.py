@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from bpfbuild import compile_bpf
-from leftovers import open_fds, release_and_check
-from legacy_maps import Maps
+
+from tests.support.bpfbuild import compile_bpf
+from tests.support.leftovers import open_fds, release_and_check
+from tests.support.legacy_maps import Maps
 
 HERE = Path(__file__).resolve().parent
 BPF = HERE / "bpf"
@@ -54,7 +55,7 @@ def no_leaks() -> Iterator[None]:
 
 @pytest.fixture
 def maps() -> Iterator[Maps]:
-    """Legacy maps for one test (see ``legacy_maps.Maps``)."""
+    """Legacy maps for one test (see ``tests.support.legacy_maps.Maps``)."""
     made = Maps()
     yield made
     made.close()

@@ -7,10 +7,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from bpfbuild import compile_c
 
 import compat
 from compat import attr
+from tests.support.bpfbuild import compile_c
 
 HERE = Path(__file__).resolve().parent
 

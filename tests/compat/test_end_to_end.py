@@ -9,10 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from legacy_maps import Maps, u64
 
 import compat
 import pylibbpf
+from tests.support.legacy_maps import Maps, u64
 
 pytestmark = pytest.mark.kernel
 

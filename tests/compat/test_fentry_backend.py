@@ -11,10 +11,10 @@ import os
 from collections.abc import Callable
 
 import pytest
-from legacy_maps import Maps, u64
 
 import compat
 from compat import backends
+from tests.support.legacy_maps import Maps, u64
 
 pytestmark = pytest.mark.kernel
 

@@ -12,8 +12,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from bpfbuild import compile_bpf, compile_c
-from leftovers import open_fds, release_and_check
+
+from tests.support.bpfbuild import compile_bpf, compile_c
+from tests.support.leftovers import open_fds, release_and_check
 
 HERE = Path(__file__).resolve().parent
 C_DIR = HERE / "c"

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from elf_objects import all_objects, own_objects, tool
 
 from pylibbpf.elf import Btf, BtfKind, ElfError, ObjectFile
+from tests.support.elf_objects import all_objects, own_objects, tool
 
 OBJECTS = {k: v for k, v in all_objects().items() if k != "elf_nobtf"}
 VMLINUX = Path("/sys/kernel/btf/vmlinux")

@@ -8,10 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from elf_objects import own_objects
-
 import pylibbpf.elf
 from pylibbpf.cli import main
+from tests.support.elf_objects import own_objects
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -14,10 +14,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from elf_objects import all_objects, own_objects, tool
 
 from pylibbpf.elf import ObjectFile, decode_one, disassemble_object, format_instruction
 from pylibbpf.elf.disasm import STYLES
+from tests.support.elf_objects import all_objects, own_objects, tool
 
 OBJECTS = all_objects()
 

@@ -6,13 +6,13 @@ import os
 import struct
 
 import pytest
-from elf_objects import all_objects, own_objects
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pylibbpf.elf import ElfError, Instruction, ObjectFile, decode, encode, insert_instructions
 from pylibbpf.elf.disasm import format_instruction
 from pylibbpf.elf.insn import slot_offsets
+from tests.support.elf_objects import all_objects, own_objects
 
 OBJECTS = all_objects()
 FUZZ = settings(max_examples=int(os.environ.get("ELF_FUZZ_EXAMPLES", "300")), deadline=2000,

@@ -5,10 +5,16 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from elf_objects import all_objects, libbpf_dump_tool, libbpf_types, libbpf_view, own_objects
 
 from pylibbpf.elf import ObjectFile, ProgType, find_section_def
 from pylibbpf.elf.sections import SECTION_DEFS
+from tests.support.elf_objects import (
+    all_objects,
+    libbpf_dump_tool,
+    libbpf_types,
+    libbpf_view,
+    own_objects,
+)
 
 OBJECTS = all_objects()
 

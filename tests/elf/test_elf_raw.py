@@ -9,14 +9,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from bpfbuild import compile_bpf
-from elf_objects import HERE, all_objects
 
 from pylibbpf.elf import EM_BPF, R_BPF_64_64, ElfError, ObjectFile, RawElf, read_elf
+from tests.support.bpfbuild import compile_bpf
+from tests.support.elf_objects import all_objects
 
 READELF = shutil.which("llvm-readelf")
 pytestmark = pytest.mark.skipif(READELF is None, reason="llvm-readelf is not installed")
-LEGACY_SRC = HERE / "legacy" / "extern_fd.c"
+LEGACY_SRC = Path(__file__).parent / "legacy" / "extern_fd.c"
 STT = {"NOTYPE": 0, "OBJECT": 1, "FUNC": 2, "SECTION": 3, "FILE": 4}
 STB = {"LOCAL": 0, "GLOBAL": 1, "WEAK": 2}
 SHN = {"UND": 0, "ABS": 0xFFF1, "COM": 0xFFF2}

@@ -11,10 +11,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from bpfbuild import BuildError, compile_bpf
 
 from pylibbpf.elf import BtfKind, ElfError, ObjectFile, read_elf
 from pylibbpf.elf.validate import MAX_OBJECT_SIZE, read_object_file, validate_object
+from tests.support.bpfbuild import BuildError, compile_bpf
 
 ROOT = Path(__file__).resolve().parents[2]
 REGRESSIONS = ROOT / "tests" / "hardening" / "regressions" / "open_mem"

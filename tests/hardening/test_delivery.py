@@ -18,7 +18,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 
 import pytest
-from ring_producer import emit, loaded_producer, seq_of, traced_getpid
 
 from pylibbpf import (
     ClosedError,
@@ -30,6 +29,7 @@ from pylibbpf import (
     StateError,
     _ffi,
 )
+from tests.support.ring_producer import emit, loaded_producer, seq_of, traced_getpid
 
 pytestmark = pytest.mark.kernel
 JOIN = 30.0

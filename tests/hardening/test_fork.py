@@ -14,8 +14,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from bpfbuild import compile_bpf
-from hardening_support import run_python
+
+from tests.support.bpfbuild import compile_bpf
+from tests.support.hardening import run_python
 
 pytestmark = pytest.mark.kernel
 

@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 
 import pytest
-from hardening_support import REGRESSIONS, kept_inputs, known_bugs, run_python
+
+from tests.support.hardening import REGRESSIONS, kept_inputs, known_bugs, run_python
 
 KNOWN = known_bugs()
 TARGETS = ("open_mem", "elf", "insn", "attr", "legacy_load")

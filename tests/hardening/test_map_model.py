@@ -23,11 +23,11 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from repetition import rounds
 
 import compat
 import pylibbpf
 from pylibbpf import BpfError, Map, MapType, UpdateFlags
+from tests.support.repetition import rounds
 
 pytestmark = pytest.mark.kernel
 

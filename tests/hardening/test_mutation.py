@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-from hardening_support import run_python
 
 from fuzz import mutate
+from tests.support.hardening import run_python
 
 # Inputs per entry point: about 40 s in all on two cores (inputs/s: open_mem ~65, load ~30).
 BOUNDED = {"open_mem": 1500, "open_file": 600, "load": 400}
@@ -65,7 +65,7 @@ def test_inputs_are_reproducible_from_seed_and_index() -> None:
 
 
 def test_btf_mutations_stay_inside_btf() -> None:
-    from bpfbuild import compile_bpf
+    from tests.support.bpfbuild import compile_bpf
 
     data = compile_bpf("counters.bpf.c").read_bytes()
     mutator = mutate.Mutator({"counters": data})

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import unprivileged
-from bpfbuild import compile_bpf
-from hardening_support import HERE
+
+from tests.support import unprivileged
+from tests.support.bpfbuild import compile_bpf
 
 pytestmark = [pytest.mark.kernel,
               pytest.mark.skipif(shutil.which("setpriv") is None, reason="no setpriv")]
@@ -33,7 +33,8 @@ def _run_as_nobody(caps: str, pin_dir: Path) -> dict[str, str]:
     cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", f"--inh-caps={caps}"]
     if caps != "-all":
         cmd.append(f"--ambient-caps={caps}")
-    cmd += [unprivileged.python(), str(unprivileged.share(HERE / "privileged_calls.py")),
+    script = Path(__file__).parent / "privileged_calls.py"
+    cmd += [unprivileged.python(), str(unprivileged.share(script)),
             str(unprivileged.share(compile_bpf("minimal.bpf.c"))),
             str(unprivileged.share(compile_bpf("events_infer.bpf.c"))), str(pin_dir)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=unprivileged.env(),

@@ -14,16 +14,16 @@ from collections.abc import Callable, ItemsView, Iterator, KeysView, ValuesView
 from pathlib import Path
 from typing import Any
 
-import features
 import pytest
-from attach_support import autoload_only, bpftool_perf, my_attachments, object_path
-from bpfbuild import compile_bpf
-from fdtracer import FdTracer
-from hardening_support import fd_count, run_python
 
 import pylibbpf
 from pylibbpf import BpfError, ClosedError, Map, MapType, Object
 from pylibbpf._handle import Handle
+from tests.support import features
+from tests.support.attach import autoload_only, bpftool_perf, my_attachments, object_path
+from tests.support.bpfbuild import compile_bpf
+from tests.support.fdtracer import FdTracer
+from tests.support.hardening import fd_count, run_python
 
 pytestmark = pytest.mark.kernel
 

@@ -13,13 +13,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from bpfbuild import compile_bpf
-from hardening_support import run_python
-from repetition import rounds
-from ring_producer import emit
 
 import pylibbpf
 from pylibbpf import BpfError, ClosedError, Map, MapType, Object, RingBuffer
+from tests.support.bpfbuild import compile_bpf
+from tests.support.hardening import run_python
+from tests.support.repetition import rounds
+from tests.support.ring_producer import emit
 
 pytestmark = pytest.mark.kernel
 JOIN = 20.0
@@ -76,9 +76,8 @@ def _child(code: str) -> tuple[int, str]:
 # the printed outcome), FINISH leaves with os._exit after flushing, for the same reason.
 BUSY_RING = """
     import os, sys, threading, time
-    sys.path.insert(0, "tests")
-    from bpfbuild import compile_bpf
-    from ring_producer import produce_in_background
+    from tests.support.bpfbuild import compile_bpf
+    from tests.support.ring_producer import produce_in_background
     import pylibbpf
     obj = pylibbpf.Object.open_file(compile_bpf("events_ringbuf.bpf.c"))
     obj.load()
@@ -291,8 +290,7 @@ def test_close_stops_a_poll_that_a_busy_producer_keeps_going() -> None:
 # polling thread (SIGSEGV in 5 of 5 runs).  The free now waits for the guard, as close() does.
 EXIT_WHILE_POLLING = """
     import os, sys, threading, time
-    sys.path.insert(0, "tests")
-    from bpfbuild import compile_bpf
+    from tests.support.bpfbuild import compile_bpf
     import pylibbpf
     obj = pylibbpf.Object.open_file(compile_bpf({source!r}))
     obj.load()

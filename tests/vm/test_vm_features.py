@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import features
 import pytest
-from features import insn
+
+from tests.support import features
+from tests.support.features import insn
 
 TRACEFS = Path("/sys/kernel/tracing")
 LOOPS = 200

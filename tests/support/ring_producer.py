@@ -14,9 +14,8 @@ import struct
 import threading
 from collections.abc import Iterator
 
-from bpfbuild import compile_bpf
-
 from pylibbpf import Link, Object
+from tests.support.bpfbuild import compile_bpf
 
 PACKET = bytes(64)  # a tc test run needs at least an Ethernet header of input
 KNOBS = ("discard_every", "variable", "target", "wakeup_flags")

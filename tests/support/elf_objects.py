@@ -5,15 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from functools import cache
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+from tests.support.bpfbuild import BPF_SRC, TESTS, BuildError, compile_bpf, compile_c
 
-from bpfbuild import BPF_SRC, BuildError, compile_bpf, compile_c  # noqa: E402
-
+HERE = TESTS / "elf"
 OWN = HERE / "bpf"
 
 

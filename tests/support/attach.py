@@ -23,10 +23,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import features
-from bpfbuild import compile_bpf, compile_c
-
 import pylibbpf
+from tests.support import features
+from tests.support.bpfbuild import compile_bpf, compile_c
 
 _libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNET = 0x40000000

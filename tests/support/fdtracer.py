@@ -10,7 +10,7 @@ the tracer records that, still releases it, and the test fails naming the creati
 Used two ways:
 
 * ``tests/hardening/conftest.py`` applies it to every hardening test (autouse fixture);
-* for the whole suite: ``PYTHONPATH=tests/hardening pytest -p fdtracer`` (a plugin): every test
+* for the whole suite: ``python -m pytest -p tests.support.fdtracer`` (a plugin): every test
   that lets the garbage collector close a handle fails, except those listed in
   ``EXPECTED_GC_CLOSES`` (tests of the finalizer itself).
 """
@@ -146,7 +146,7 @@ _SESSION: FdTracer | None = None
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Plugin mode (``-p fdtracer``): trace the whole session."""
+    """Plugin mode (``-p tests.support.fdtracer``): trace the whole session."""
     global _SESSION
     if _SESSION is None:
         _SESSION = FdTracer()

@@ -9,9 +9,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
-REGRESSIONS = HERE / "regressions"
+ROOT = Path(__file__).resolve().parents[2]
+HARDENING = ROOT / "tests" / "hardening"
+REGRESSIONS = HARDENING / "regressions"
 
 
 @dataclass(frozen=True)
