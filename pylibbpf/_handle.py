@@ -12,7 +12,7 @@ import os
 import warnings
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import ClosedError
 
@@ -23,6 +23,9 @@ def _release_on_gc(release: Callable[[], None], description: str) -> None:
                       ResourceWarning, stacklevel=1)
     finally:
         release()  # even when warnings are errors (python -W error, pytest's filterwarnings)
+
+
+_H = TypeVar("_H", bound="Handle")
 
 
 class Handle:
@@ -65,7 +68,7 @@ class Handle:
         if finalizer is not None and finalizer.detach() is not None:
             self._release()
 
-    def __enter__(self) -> Any:
+    def __enter__(self: _H) -> _H:
         self._check()
         return self
 
