@@ -11,6 +11,7 @@ import os
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -155,7 +156,8 @@ def test_set_insns_refuses_a_shorter_program_and_keeps_working(opened: Object) -
     with pytest.raises(ValueError, match=f"insns: 2 instructions for program 'on_getpid', "
                        f"which has {len(original) // 8}"):
         prog.set_insns(EXIT_0)
-    prog.set_insns(bytearray(original))  # same length: accepted, and it loads and runs
+    # same length: accepted, and it loads and runs; any bytes-like object will do
+    prog.set_insns(bytearray(original))  # type: ignore[arg-type]
     assert prog.insns == original
     opened.load()
     with prog.attach():
@@ -170,7 +172,7 @@ def test_set_insns_refuses_a_shorter_program_and_keeps_working(opened: Object) -
     ({"data_size_out": -5}, "data_size_out"), ({"data_size_out": 2**32}, "data_size_out"),
     ({"ctx_size_out": -1}, "ctx_size_out"), ({"flags": 2**32}, "flags"), ({"cpu": -1}, "cpu"),
 ])
-def test_test_run_refuses_out_of_range_numbers(kwargs: dict[str, int], argument: str) -> None:
+def test_test_run_refuses_out_of_range_numbers(kwargs: dict[str, Any], argument: str) -> None:
     # repeat=-1 reached the kernel as 4,294,967,295 rounds: a hang
     with Object.open_file(compile_bpf("events_ringbuf.bpf.c")) as obj:
         obj.load()

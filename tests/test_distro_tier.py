@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from vmtest import distro
+from vmtest import distro, tiers
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="bind mounts need root")
 
@@ -93,7 +93,7 @@ def test_host_files_exist() -> None:
 
 def test_copy_checkout_copies_tracked_files(tmp_path: Path) -> None:
     dest = tmp_path / "co"
-    distro.copy_checkout(distro.CHECKOUT, dest)
+    distro.copy_checkout(tiers.CHECKOUT, dest)
     assert (dest / "scripts" / "bootstrap.sh").exists()
     assert os.access(dest / "scripts" / "bootstrap.sh", os.X_OK)
     assert not (dest / ".venv").exists() and not (dest / ".git").exists()

@@ -416,13 +416,13 @@ def layout_errors(cls: Aggregate, c: CLayout, dwarf: list[Member], *,
         # ours must be a subsequence of the header's, member for member...
         it = iter(dwarf)
         for pm in py_named:
-            cm = next((m for m in it if (m.path, m.offset) == (pm.path, pm.offset)), None)
-            if cm is None:
+            found = next((m for m in it if (m.path, m.offset) == (pm.path, pm.offset)), None)
+            if found is None:
                 errors.append(f"{pm.path}: not in the header at offset {pm.offset}, or out of "
                               f"order: python order {py_paths}, C order {c_paths}")
                 break
-            if pm != cm and not _grown_aggregate(pm, cm):
-                errors.append(f"{pm.path}: python {pm}, DWARF {cm}")
+            if pm != found and not _grown_aggregate(pm, found):
+                errors.append(f"{pm.path}: python {pm}, DWARF {found}")
         # ...and what the header has beyond ours must be growth
         missing = [cm.path for cm in dwarf if (cm.path, cm.offset) not in mirrored
                    and not _growth_explains(cm, py, py_size)]
@@ -580,7 +580,7 @@ OPTS_TYPES = [c for c in structs.C_TYPES if c._fields_[0][0] == "sz"]
 
 
 @pytest.mark.parametrize("cls", OPTS_TYPES, ids=lambda c: c.__name__)
-def test_sz_is_the_mirrors_size(cls: Aggregate, c_layout: CLayout) -> None:
+def test_sz_is_the_mirrors_size(cls: type[ctypes.Structure], c_layout: CLayout) -> None:
     """What lets a mirror shorter than the installed header work: ``sz`` says how far libbpf
     may read, it never exceeds the header's size (libbpf would refuse the non-zero excess),
     and everything past the mirror's last member (tail padding, where a newer header may have

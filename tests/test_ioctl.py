@@ -12,7 +12,7 @@ from pylibbpf._ffi import ioctl
 # Printed by a C program compiled against the x86_64 headers (<linux/perf_event.h>,
 # <linux/seccomp.h>); the sizes are sizeof(__u32), sizeof(__u64) and of struct seccomp_notif (80),
 # seccomp_notif_resp (24), seccomp_notif_addfd (24).
-GENERIC = {
+GENERIC: dict[str, tuple[Callable[..., int], str, int, int | None, int]] = {
     "PERF_EVENT_IOC_ENABLE": (ioctl.io, "$", 0, None, 0x2400),
     "PERF_EVENT_IOC_DISABLE": (ioctl.io, "$", 1, None, 0x2401),
     "PERF_EVENT_IOC_SET_BPF": (ioctl.iow, "$", 8, 4, 0x40042408),

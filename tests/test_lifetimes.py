@@ -98,9 +98,9 @@ def test_closed_link_and_standalone_map_raise(minimal_o: Path) -> None:
                 call()
     m = Map.create(MapType.ARRAY, 4, 4, 1)
     m.close()
-    for call in (lambda: m.fd, lambda: m[0], lambda: m.update(0, 0), m.keys, m.info):
+    for map_call in (lambda: m.fd, lambda: m[0], lambda: m.update(0, 0), m.keys, m.info):
         with pytest.raises(ClosedError):
-            call()
+            map_call()
 
 
 def test_program_keeps_its_object_alive(minimal_o: Path) -> None:

@@ -157,7 +157,7 @@ def test_every_public_name_resolves_and_is_listed() -> None:
     for name in pylibbpf.__all__:
         assert getattr(pylibbpf, name) is not None, name
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        _ = pylibbpf.nope  # type: ignore[attr-defined]
+        _ = pylibbpf.nope
 
 
 def test_importing_the_elf_reader_does_not_load_ctypes() -> None:

@@ -12,7 +12,9 @@ import json
 import os
 import platform
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -156,7 +158,7 @@ def test_preload_setters_raise_after_load(counters_o: Path,
         obj.load()
         prog = obj.programs["count_getpid"]
         m = obj.maps["by_pid"]
-        setters = [
+        setters: list[Callable[[], object]] = [
             lambda: prog.set_autoload(False), lambda: prog.set_type(ProgType.KPROBE),
             lambda: prog.set_expected_attach_type(pylibbpf.AttachType.TRACE_FENTRY),
             lambda: prog.set_attach_target("foo"), lambda: prog.set_log_level(1),
@@ -316,8 +318,8 @@ def test_every_program_type_reported_by_libbpf_matches_bpftool(
     with Object.open_file(counters_o) as obj:
         autoload_only(obj, programs, request)
         obj.load()
-        shown = {p["name"]: p["type"] for p in bpftool("prog", "show")  # type: ignore[union-attr]
-                 if p.get("name")}
+        progs = cast(list[dict[str, Any]], bpftool("prog", "show"))
+        shown = {p["name"]: p["type"] for p in progs if p.get("name")}
         for prog in (obj.programs[name] for name in programs):
             expected = {ProgType.TRACEPOINT: "tracepoint", ProgType.RAW_TRACEPOINT:
                         "raw_tracepoint", ProgType.TRACING: "tracing"}[prog.type]  # type: ignore

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -289,7 +290,8 @@ def test_open_refuses_nul_in_paths_and_strings(tmp_path: Path) -> None:
         Object.open_file(str(path) + "\0junk", validate=False)
     for option in ("object_name", "kconfig", "btf_custom_path", "pin_root_path"):
         with pytest.raises(ValueError, match="NUL"):
-            Object.open_file(path, **{option: "x\0y"})
+            options: dict[str, Any] = {option: "x\0y"}
+            Object.open_file(path, **options)
 
 
 def test_missing_file_keeps_its_errno(tmp_path: Path) -> None:

@@ -168,7 +168,7 @@ def test_batch_reads_every_event_in_order(obj: Object) -> None:
         # the consumer position moved: libbpf's consume sees nothing either
         assert rb.consume() == 0
         # wrap around the end of the ring many times
-        total = []
+        total: list[int] = []
         for _ in range(20):
             emit(obj, 4000)
             total.extend(seq_of(d) for d in rb.read_batch())
@@ -251,7 +251,7 @@ def test_batch_and_poll_arguments(obj: Object) -> None:
 
 
 def test_add_from_a_callback_is_refused(obj: Object) -> None:
-    errors: list[BaseException] = []
+    errors: list[pylibbpf.StateError] = []
 
     def callback(data: bytes) -> None:
         try:

@@ -58,9 +58,10 @@ def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
 
     def run(*args: str | os.PathLike[str], timeout: float = 120,
             **kwargs: object) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "compat", "run", *map(str, args)],
-                              capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                              **kwargs)  # type: ignore[call-overload]
+        proc: subprocess.CompletedProcess[str] = subprocess.run(  # type: ignore[call-overload]
+            [sys.executable, "-m", "compat", "run", *map(str, args)], capture_output=True,
+            text=True, timeout=timeout, cwd=ROOT, **kwargs)
+        return proc
 
     return run
 

@@ -118,8 +118,9 @@ def test_api() -> None:
     assert btf.member_offsets(event)[:3] == [("pid", 0, 0), ("flags", 32, 3), ("kind", 35, 5)]
     u32 = btf.find("u32")
     assert u32 is not None and btf.resolve(u32).name == "unsigned int"
-    assert btf.type_name(btf.find("target_pid", BtfKind.VAR).type_id or 0) == \
-        "volatile const u32"  # type: ignore[union-attr]
+    target_pid = btf.find("target_pid", BtfKind.VAR)
+    assert target_pid is not None
+    assert btf.type_name(target_pid.type_id or 0) == "volatile const u32"
     with pytest.raises(ElfError):
         btf.type_by_id(len(btf))
 

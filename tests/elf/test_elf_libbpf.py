@@ -139,4 +139,4 @@ def test_section_rules_match_libbpf() -> None:
         assert newer == set(NEWER_SECTIONS)
     assert find_section_def("uprobe.s/lib:fn").sleepable  # type: ignore[union-attr]
     assert find_section_def("nonsense") is None
-    assert ProgType.UNSPEC == 0
+    assert int(ProgType.UNSPEC) == 0

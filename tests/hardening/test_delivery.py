@@ -228,7 +228,7 @@ def test_callback_reading_its_own_buffer_is_refused(obj: Object, how: str) -> No
         emit(obj, 8)
         with pytest.raises(refused) as info:
             rb.poll(1000)
-        if refused is StateError:
+        if isinstance(info.value, StateError):
             assert info.value.errno == errno.EBUSY
             assert "being read by this thread" in str(info.value)
         assert got == [0, 1]

@@ -96,7 +96,7 @@ class MapMachine(RuleBasedStateMachine):
         try:
             self.map.update(k(key), value if isinstance(value, list) else v(value)
                             if not self.percpu else value, flags)
-            got = 0
+            got: int | None = 0
         except BpfError as exc:
             got = exc.errno
         if self.lru and key in self.model and got != want:
@@ -319,7 +319,7 @@ class LegacyMachine(RuleBasedStateMachine):
             want = 0
         try:
             compat.bpf_update_elem(self.fd, key, value, flags, strict_legacy_errors=strict)
-            got = 0
+            got: int | None = 0
         except compat.LegacyError as exc:
             got = exc.errno
             assert isinstance(exc, compat.MissingKeyError) == (got == errno.ENOENT)

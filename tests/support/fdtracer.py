@@ -27,10 +27,12 @@ from typing import Any
 
 import pytest
 
+import pylibbpf
+
 # Tests that leak a handle on purpose to check the finalizer's warning.
 EXPECTED_GC_CLOSES = frozenset({"test_garbage_collected_handles_warn"})
 
-_PACKAGE = os.path.dirname(os.path.abspath(__import__("pylibbpf").__file__))
+_PACKAGE = os.path.abspath(pylibbpf.__path__[0])
 
 
 @dataclass

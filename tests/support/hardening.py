@@ -47,8 +47,10 @@ def python_env() -> dict[str, str]:
 def run_python(args: list[str], timeout: float = 120, **kwargs: object
                ) -> subprocess.CompletedProcess[str]:
     """Run ``python ARGS`` (this interpreter) in the checkout."""
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True,
-                          env=python_env(), timeout=timeout, cwd=ROOT, **kwargs)  # type: ignore[call-overload, no-any-return]
+    proc: subprocess.CompletedProcess[str] = subprocess.run(  # type: ignore[call-overload]
+        [sys.executable, *args], capture_output=True, text=True, env=python_env(),
+        timeout=timeout, cwd=ROOT, **kwargs)
+    return proc
 
 
 def fd_count() -> int:
