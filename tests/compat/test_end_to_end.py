@@ -1,5 +1,7 @@
 """Legacy load -> attach -> trigger the syscall -> the maps hold the expected results, on this
-host's kernel (syscall tracepoint backend), compared with equivalent modern libbpf programs."""
+host's kernel (syscall tracepoint backend), compared with equivalent modern libbpf programs.
+The tests parametrized over ``BACKENDS`` run the same check on the fentry/fexit backend too
+(``test_fentry_backend.py`` has what is particular to it)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,12 @@ pytestmark = pytest.mark.kernel
 SYS = "<rcore::syscall::Syscall>"
 _libc = ctypes.CDLL(None, use_errno=True)
 SYS_GETPGID = 121
+
+
+# the automatic choice (the syscall tracepoint here, see test_map_sample_counts_forks) and
+# fentry/fexit, where the kernel allows BPF trampolines
+BACKENDS = [pytest.param(None, id="tracepoint"),
+            pytest.param("fentry", id="fentry", marks=pytest.mark.needs("fentry"))]
 
 
 def forks(n: int) -> None:
@@ -49,7 +57,7 @@ def test_map_sample_counts_forks(legacy_object: Callable[..., bytes], maps: Maps
 
 
 def _time_pair(legacy_object: Callable[..., bytes], maps: Maps, calls: int,
-               dialect: str = "rcore") -> tuple[int, list[int]]:
+               dialect: str = "rcore", backend: str | None = None) -> tuple[int, list[int]]:
     counters, records, config = maps.array(8, 64), maps.array(8, 512), maps.config()
     t1 = compat.bpf_prog_load_ex(legacy_object("time1.c", opt="-O1"),
                                  {"time_counters": counters, "config": config})
@@ -58,8 +66,12 @@ def _time_pair(legacy_object: Callable[..., bytes], maps: Maps, calls: int,
         compat.BpfMapFdEntry("config", config)])
     try:
         if dialect == "rcore":
-            compat.bpf_prog_attach(f"kretprobe@entry:{SYS}::sys_getppid", t1)
-            compat.bpf_prog_attach(f"kretprobe@exit:{SYS}::sys_getppid", t2)
+            a1 = compat.bpf_prog_attach(f"kretprobe@entry:{SYS}::sys_getppid", t1,
+                                        backend=backend)
+            a2 = compat.bpf_prog_attach(f"kretprobe@exit:{SYS}::sys_getppid", t2,
+                                        backend=backend)
+            if backend == "fentry":
+                assert a1.points[0].startswith("fentry ") and a2.points[0].startswith("fexit ")
         else:
             for target, fd in ((b"kretprobe@entry$<linux_syscall::Syscall>::sys_getppid", t1),
                                (b"kretprobe@exit$<linux_syscall::Syscall>::sys_getppid", t2)):
@@ -73,16 +85,20 @@ def _time_pair(legacy_object: Callable[..., bytes], maps: Maps, calls: int,
     return count, [u64(records, k) for k in range(1, count + 1)]
 
 
-@pytest.mark.parametrize("dialect", ["rcore", "zcore"])
+@pytest.mark.parametrize("dialect, backend", [
+    ("rcore", None), ("zcore", None),
+    pytest.param("rcore", "fentry", marks=pytest.mark.needs("fentry")),
+], ids=["tracepoint-rcore", "tracepoint-zcore", "fentry-rcore"])
 def test_time_pair_measures_getppid(legacy_object: Callable[..., bytes], maps: Maps,
-                                    dialect: str) -> None:
-    count, samples = _time_pair(legacy_object, maps, 200, dialect)
+                                    dialect: str, backend: str | None) -> None:
+    count, samples = _time_pair(legacy_object, maps, 200, dialect, backend)
     assert count == 200
     # each sample a real duration, not garbage: under 1 s (a getppid under emulation on a busy
     # host has taken over 10 ms)
     assert all(0 < s < 1_000_000_000 for s in samples)
     samples.sort()
-    print(f"legacy time pair: median getppid {samples[len(samples) // 2]} ns")
+    print(f"legacy time pair ({backend or 'tracepoint'}): median getppid "
+          f"{samples[len(samples) // 2]} ns")
 
 
 def test_modern_equivalent_gives_the_same_maps(legacy_object: Callable[..., bytes],
@@ -120,33 +136,35 @@ def test_modern_equivalent_gives_the_same_maps(legacy_object: Callable[..., byte
     assert legacy_median < 20 * modern_median and modern_median < 20 * legacy_median
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("by_index", [False, True])
 def test_context_dump_reads_syscall_arguments(legacy_object: Callable[..., bytes], maps: Maps,
-                                              by_index: bool) -> None:
+                                              by_index: bool, backend: str | None) -> None:
     dump, config = maps.array(8, 10), maps.config()
     flags = ("-DBY_INDEX",) if by_index else ()
     prog = compat.bpf_prog_load_ex(legacy_object("context.c", *flags),
                                    [("dump", dump), ("config", config)])
     try:
-        compat.bpf_prog_attach(f"kretprobe@entry:{SYS}::sys_getpgid", prog)
-        _libc.syscall(SYS_GETPGID, 987654321)  # ESRCH, but the tracepoint saw the argument
+        compat.bpf_prog_attach(f"kretprobe@entry:{SYS}::sys_getpgid", prog, backend=backend)
+        _libc.syscall(SYS_GETPGID, 987654321)  # ESRCH, but the program saw the argument
     finally:
         compat.release_program(prog)
     values = [u64(dump, k) for k in range(10)]
     assert values[0] == 1                      # ptype: kretprobe@entry
-    assert values[1] == SYS_GETPGID            # paddr: the syscall number on this backend
+    assert values[1] == SYS_GETPGID            # paddr: the syscall number (fentry: orig_ax)
     assert values[2] == 0                      # a0 was &self on the legacy kernel
     assert values[3] == 987654321              # a1: the first argument
     assert values[9] == SYS_GETPGID            # a7: the syscall number, as on RISC-V
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_context_at_exit_holds_the_return_value(legacy_object: Callable[..., bytes],
-                                                maps: Maps) -> None:
+                                                maps: Maps, backend: str | None) -> None:
     dump, config = maps.array(8, 10), maps.config()
     prog = compat.bpf_prog_load_ex(legacy_object("context.c"),
                                    [("dump", dump), ("config", config)])
     try:
-        compat.bpf_prog_attach(f"kretprobe@exit:{SYS}::sys_getppid", prog)
+        compat.bpf_prog_attach(f"kretprobe@exit:{SYS}::sys_getppid", prog, backend=backend)
         ppid = os.getppid()
     finally:
         compat.release_program(prog)
