@@ -14,11 +14,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from pylibbpf import Object
 from tests.support import features
+from tests.support.attach import autoload_only, object_path
 from tests.support.bpfbuild import compile_bpf
+from tests.support.ring_producer import loaded_producer
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -67,6 +72,37 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 
 
 @pytest.fixture(scope="session")
-def bpf_object_path():  # type: ignore[no-untyped-def]
+def bpf_object_path() -> Callable[..., Path]:
     """Factory: ``bpf_object_path("maps.bpf.c", cflags=[...])``: compiled (cached) Path."""
     return compile_bpf
+
+
+# The objects several test files use, each compiled and opened in one place.
+
+@pytest.fixture(scope="session")
+def minimal_o() -> Path:
+    """``minimal.bpf.c`` compiled (cached)."""
+    return compile_bpf("minimal.bpf.c")
+
+
+@pytest.fixture(scope="session")
+def counters_o() -> Path:
+    """``counters.bpf.c`` compiled (cached) with the simulated refusals (``object_path``)."""
+    return object_path("counters.bpf.c")
+
+
+@pytest.fixture
+def counters(counters_o: Path) -> Iterator[Object]:
+    """``counters.bpf.c`` opened, every program's autoload off: a test that runs a program turns
+    it on with ``autoload_only``, which checks the test's ``needs`` marks."""
+    with Object.open_file(counters_o) as obj:
+        autoload_only(obj, [])
+        yield obj
+
+
+@pytest.fixture
+def producer() -> Iterator[Object]:
+    """``events_ringbuf.bpf.c`` loaded: the ring buffer producer ``tests.support.ring_producer``
+    drives."""
+    with loaded_producer() as obj:
+        yield obj

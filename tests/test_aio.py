@@ -6,30 +6,25 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from pylibbpf import ClosedError, Object, PerfBuffer, PerfSample, RingBuffer, StateError, aio
-from tests.support.ring_producer import emit, loaded_producer, seq_of
+from tests.support.ring_producer import emit, seq_of
 
 pytestmark = pytest.mark.kernel
 
 
-@pytest.fixture
-def obj() -> Iterator[Object]:
-    with loaded_producer() as o:
-        yield o
-
-
-def test_async_for_gets_every_event_in_order(obj: Object) -> None:
+def test_async_for_gets_every_event_in_order(producer: Object) -> None:
     async def main() -> list[int]:
         got: list[int] = []
-        with RingBuffer(obj.maps["rb"], decode=seq_of) as rb:
+        with RingBuffer(producer.maps["rb"], decode=seq_of) as rb:
             loop = asyncio.get_running_loop()
             # producer runs from the loop while the consumer waits
             for delay in (0.01, 0.02, 0.03):
-                loop.call_later(delay, emit, obj, 400)
+                loop.call_later(delay, emit, producer, 400)
             async for seq in rb:
                 got.append(seq)
                 if len(got) == 1200:
@@ -37,28 +32,28 @@ def test_async_for_gets_every_event_in_order(obj: Object) -> None:
         return got
 
     assert asyncio.run(main()) == list(range(1200))
-    assert obj.bss.get_int("dropped") == 0
+    assert producer.bss.get_int("dropped") == 0
 
 
-def test_waiting_does_not_spin_and_cancels_cleanly(obj: Object) -> None:
+def test_waiting_does_not_spin_and_cancels_cleanly(producer: Object) -> None:
     async def consume(rb: RingBuffer, out: list[int]) -> None:
         async for seq in rb:
             out.append(seq)
 
     async def main() -> tuple[float, list[int], int]:
         out: list[int] = []
-        with RingBuffer(obj.maps["rb"], decode=seq_of) as rb:
+        with RingBuffer(producer.maps["rb"], decode=seq_of) as rb:
             task = asyncio.create_task(consume(rb, out))
             cpu0 = time.process_time()
             await asyncio.sleep(0.4)  # nothing produced: the task must sleep, not poll
             cpu = time.process_time() - cpu0
-            emit(obj, 5)
+            emit(producer, 5)
             await asyncio.sleep(0.05)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
             # the reader is gone from the loop: events now stay in the ring
-            emit(obj, 3)
+            emit(producer, 3)
             await asyncio.sleep(0.05)
             left = rb.consume()
         return cpu, out, left
@@ -69,12 +64,12 @@ def test_waiting_does_not_spin_and_cancels_cleanly(obj: Object) -> None:
     assert left == 3
 
 
-def test_aio_poll_with_callbacks(obj: Object) -> None:
+def test_aio_poll_with_callbacks(producer: Object) -> None:
     async def main() -> tuple[int, int, list[int]]:
         got: list[int] = []
-        with RingBuffer(obj.maps["rb"], lambda d: got.append(seq_of(d))) as rb:
+        with RingBuffer(producer.maps["rb"], lambda d: got.append(seq_of(d))) as rb:
             idle = await aio.poll(rb, timeout=0.05)
-            asyncio.get_running_loop().call_later(0.02, emit, obj, 7)
+            asyncio.get_running_loop().call_later(0.02, emit, producer, 7)
             n = await aio.poll(rb, timeout=2)
         return idle, n, got
 
@@ -83,7 +78,7 @@ def test_aio_poll_with_callbacks(obj: Object) -> None:
     assert n == 7 and got == list(range(7))
 
 
-def test_async_for_perf_buffer(bpf_object_path) -> None:  # type: ignore[no-untyped-def]
+def test_async_for_perf_buffer(bpf_object_path: Callable[..., Path]) -> None:
     cpus = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {0})
     try:
@@ -122,13 +117,13 @@ def test_async_for_perf_buffer(bpf_object_path) -> None:  # type: ignore[no-unty
         os.sched_setaffinity(0, cpus)
 
 
-def test_closing_the_buffer_ends_a_waiting_iteration(obj: Object) -> None:
+def test_closing_the_buffer_ends_a_waiting_iteration(producer: Object) -> None:
     """A buffer closed by another task while ``async for`` (or ``aio.poll``) waits on its epoll
     fd: ClosedError soon after, not a wait forever on an fd that no longer exists."""
     async def main() -> tuple[list[int], float, float]:
         got: list[int] = []
-        rb = RingBuffer(obj.maps["rb"], decode=seq_of)
-        emit(obj, 3)
+        rb = RingBuffer(producer.maps["rb"], decode=seq_of)
+        emit(producer, 3)
 
         async def consume() -> None:
             async for seq in rb:
@@ -143,7 +138,7 @@ def test_closing_the_buffer_ends_a_waiting_iteration(obj: Object) -> None:
             await asyncio.wait_for(task, 30)
         iteration = loop.time() - started
 
-        with RingBuffer(obj.maps["rb"], lambda d: None) as other:
+        with RingBuffer(producer.maps["rb"], lambda d: None) as other:
             waiting = asyncio.create_task(aio.poll(other))
             await asyncio.sleep(0.2)
             started = loop.time()
@@ -157,12 +152,12 @@ def test_closing_the_buffer_ends_a_waiting_iteration(obj: Object) -> None:
     assert iteration < 10 and polling < 10  # one check interval (0.1 s) on an idle machine
 
 
-def test_async_for_refuses_while_a_zero_copy_batch_is_held(obj: Object) -> None:
+def test_async_for_refuses_while_a_zero_copy_batch_is_held(producer: Object) -> None:
     async def main() -> list[int]:
-        with RingBuffer(obj.maps["rb"], decode=seq_of) as rb:
-            emit(obj, 2)
+        with RingBuffer(producer.maps["rb"], decode=seq_of) as rb:
+            emit(producer, 2)
             batch = rb.read_batch(copy=False)
-            emit(obj, 2)
+            emit(producer, 2)
             with pytest.raises(StateError, match="not released"):
                 async for _seq in rb:
                     pass

@@ -120,8 +120,8 @@ def test_statfs_tells_bpffs_from_other_filesystems() -> None:
 # ------------------------------------------------------------------------------ on the kernel
 
 @pytest.fixture
-def opened() -> Iterator[Object]:
-    with Object.open_file(compile_bpf("minimal.bpf.c")) as obj:
+def opened(minimal_o: Path) -> Iterator[Object]:
+    with Object.open_file(minimal_o) as obj:
         yield obj
 
 

@@ -23,11 +23,6 @@ def fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-@pytest.fixture(scope="module")
-def minimal_o() -> Path:
-    return compile_bpf("minimal.bpf.c")
-
-
 def test_close_is_idempotent_and_context_manager_closes(minimal_o: Path) -> None:
     obj = Object.open_file(minimal_o)
     with obj as same:

@@ -15,7 +15,7 @@ import pytest
 
 import pylibbpf
 from pylibbpf import BpfError, Map, MapType, Object, StateError, UpdateFlags
-from tests.support.attach import autoload_only, object_path
+from tests.support.attach import autoload_only
 from tests.support.bpfbuild import compile_bpf
 
 pytestmark = pytest.mark.kernel
@@ -44,13 +44,12 @@ def array_map() -> Iterator[Map]:
 
 
 @pytest.fixture
-def loaded(request: pytest.FixtureRequest) -> Iterator[Object]:
+def loaded(counters: Object, request: pytest.FixtureRequest) -> Object:
     """counters.bpf.c with its two tracepoint programs only (the test needs "tracepoint")."""
-    with Object.open_file(object_path("counters.bpf.c")) as obj:
-        autoload_only(obj, ["count_getpid", "count_getppid"], request)
-        obj.rodata["target_pid"] = os.getpid()
-        obj.load()
-        yield obj
+    autoload_only(counters, ["count_getpid", "count_getppid"], request)
+    counters.rodata["target_pid"] = os.getpid()
+    counters.load()
+    return counters
 
 
 def bpftool_dump(m: Map) -> dict[bytes, bytes]:

@@ -20,7 +20,7 @@ import pytest
 
 import pylibbpf
 from pylibbpf import BpfError, MapType, Object, ProgType, StateError
-from tests.support.attach import autoload_only, object_path
+from tests.support.attach import autoload_only
 from tests.support.bpfbuild import compile_bpf
 
 pytestmark = pytest.mark.kernel
@@ -35,11 +35,6 @@ BY_TYPE = [
     pytest.param(("count_raw_enter",), marks=pytest.mark.needs("raw_tp"), id="raw_tp"),
     pytest.param(("BPF_PROG_count_btf",), marks=pytest.mark.needs("tp_btf"), id="tp_btf"),
 ]
-
-
-@pytest.fixture(scope="module")
-def counters_o() -> Path:
-    return object_path("counters.bpf.c")
 
 
 def bpftool(*args: str) -> object:

@@ -11,52 +11,47 @@ from __future__ import annotations
 import errno
 import struct
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 import pylibbpf
 from pylibbpf import Object, RingBuffer, UserRingBuffer
-from tests.support.ring_producer import emit, loaded_producer, seq_of
+from tests.support.ring_producer import emit, seq_of
 
 pytestmark = [pytest.mark.kernel, pytest.mark.needs("ringbuf")]
 
 EVENT_SIZE = 64
 
 
-@pytest.fixture
-def obj() -> Iterator[Object]:
-    with loaded_producer() as o:
-        yield o
-
-
 def counter(obj: Object, name: str) -> int:
     return obj.bss.get_int(name)
 
 
-def test_callback_gets_every_event_in_order(obj: Object) -> None:
+def test_callback_gets_every_event_in_order(producer: Object) -> None:
     got: list[bytes] = []
-    with RingBuffer(obj.maps["rb"], got.append) as rb:
-        emit(obj, 1000)
+    with RingBuffer(producer.maps["rb"], got.append) as rb:
+        emit(producer, 1000)
         assert rb.poll(1000) == 1000
         assert rb.poll(0) == 0
     assert [seq_of(d) for d in got] == list(range(1000))
     assert all(len(d) == EVENT_SIZE for d in got)
     cpus = {struct.unpack_from("<I", d, 8)[0] for d in got}  # where each round ran
     assert cpus and max(cpus) < pylibbpf.num_possible_cpus()
-    assert counter(obj, "produced") == 1000
-    assert counter(obj, "dropped") == 0
+    assert counter(producer, "produced") == 1000
+    assert counter(producer, "dropped") == 0
 
 
-def test_two_rings_each_with_its_callback(obj: Object) -> None:
+def test_two_rings_each_with_its_callback(producer: Object) -> None:
     first: list[int] = []
     second: list[int] = []
-    with RingBuffer(obj.maps["rb"], lambda d: first.append(seq_of(d))) as rb:
-        rb.add(obj.maps["rb2"], lambda d: second.append(seq_of(d)))
+    with RingBuffer(producer.maps["rb"], lambda d: first.append(seq_of(d))) as rb:
+        rb.add(producer.maps["rb2"], lambda d: second.append(seq_of(d)))
         assert rb.rings == ["map 'rb'", "map 'rb2'"]
-        emit(obj, 10)
-        emit(obj, 7, target=1)
-        emit(obj, 5)
+        emit(producer, 10)
+        emit(producer, 7, target=1)
+        emit(producer, 5)
         total = 0
         while total < 22:
             total += rb.poll(1000)
@@ -65,24 +60,24 @@ def test_two_rings_each_with_its_callback(obj: Object) -> None:
     assert second == list(range(10, 17))
 
 
-def test_overflow_reports_drops(obj: Object) -> None:
+def test_overflow_reports_drops(producer: Object) -> None:
     got: list[int] = []
-    with RingBuffer(obj.maps["tiny"], lambda d: got.append(seq_of(d))) as rb:
-        emit(obj, 200, target=2)
+    with RingBuffer(producer.maps["tiny"], lambda d: got.append(seq_of(d))) as rb:
+        emit(producer, 200, target=2)
         rb.consume()
-    produced, dropped = counter(obj, "produced"), counter(obj, "dropped")
+    produced, dropped = counter(producer, "produced"), counter(producer, "dropped")
     # 4096 bytes hold 4096 // (64 + 8) = 56 records; the rest failed to reserve.
     assert produced == len(got) == 4096 // (EVENT_SIZE + 8)
     assert dropped == 200 - produced
     assert got == list(range(200))[:produced]
 
 
-def test_discarded_records_are_skipped(obj: Object) -> None:
+def test_discarded_records_are_skipped(producer: Object) -> None:
     got: list[int] = []
-    with RingBuffer(obj.maps["rb"], lambda d: got.append(seq_of(d))) as rb:
-        emit(obj, 300, discard_every=3)
+    with RingBuffer(producer.maps["rb"], lambda d: got.append(seq_of(d))) as rb:
+        emit(producer, 300, discard_every=3)
         assert rb.consume() == 200
-    assert counter(obj, "discarded") == 100
+    assert counter(producer, "discarded") == 100
     assert got == [n for n in range(300) if n % 3 != 2]
 
 
@@ -91,15 +86,15 @@ def _raising_callback(data: bytes) -> None:
         raise ValueError("record 4 is bad")
 
 
-def test_exception_in_callback_is_reraised_with_traceback(obj: Object) -> None:
+def test_exception_in_callback_is_reraised_with_traceback(producer: Object) -> None:
     seen: list[int] = []
 
     def callback(data: bytes) -> None:
         seen.append(seq_of(data))
         _raising_callback(data)
 
-    with RingBuffer(obj.maps["rb"], callback) as rb:
-        emit(obj, 10)
+    with RingBuffer(producer.maps["rb"], callback) as rb:
+        emit(producer, 10)
         with pytest.raises(ValueError, match="record 4 is bad") as info:
             rb.poll(1000)
         frames = [f.name for f in traceback.extract_tb(info.value.__traceback__)]
@@ -109,46 +104,46 @@ def test_exception_in_callback_is_reraised_with_traceback(obj: Object) -> None:
     assert seen == list(range(10))
 
 
-def test_negative_return_stops_polling(obj: Object) -> None:
+def test_negative_return_stops_polling(producer: Object) -> None:
     seen: list[int] = []
 
     def callback(data: bytes) -> int:
         seen.append(seq_of(data))
         return -7 if len(seen) == 3 else 0
 
-    with RingBuffer(obj.maps["rb"], callback) as rb:
-        emit(obj, 6)
+    with RingBuffer(producer.maps["rb"], callback) as rb:
+        emit(producer, 6)
         assert rb.poll(1000) == -7
         assert seen == [0, 1, 2]
         assert rb.consume() == 3
     assert seen == list(range(6))
 
 
-def test_queue_mode_events(obj: Object) -> None:
-    with RingBuffer(obj.maps["rb"], decode=seq_of) as rb:
-        emit(obj, 50)
+def test_queue_mode_events(producer: Object) -> None:
+    with RingBuffer(producer.maps["rb"], decode=seq_of) as rb:
+        emit(producer, 50)
         assert list(rb.events(1000)) == list(range(50))
         assert list(rb.events(0)) == []
 
 
-def test_callback_and_queue_modes_do_not_mix(obj: Object) -> None:
-    with RingBuffer(obj.maps["rb"], print) as rb:
+def test_callback_and_queue_modes_do_not_mix(producer: Object) -> None:
+    with RingBuffer(producer.maps["rb"], print) as rb:
         with pytest.raises(ValueError):
-            rb.add(obj.maps["rb2"])
+            rb.add(producer.maps["rb2"])
         with pytest.raises(pylibbpf.StateError):
             list(rb.events(0))
 
 
-def test_wrong_map_type(obj: Object) -> None:
+def test_wrong_map_type(producer: Object) -> None:
     with pytest.raises(ValueError, match="not RINGBUF"), \
             pylibbpf.Map.create(pylibbpf.MapType.ARRAY, 4, 8, 1) as array:
         RingBuffer(array, print)
     with pytest.raises(ValueError, match="not USER_RINGBUF"):
-        UserRingBuffer(obj.maps["rb"])
+        UserRingBuffer(producer.maps["rb"])
 
 
-def test_closed_ring_buffer_refuses_calls(obj: Object) -> None:
-    rb = RingBuffer(obj.maps["rb"], print)
+def test_closed_ring_buffer_refuses_calls(producer: Object) -> None:
+    rb = RingBuffer(producer.maps["rb"], print)
     rb.close()
     rb.close()
     with pytest.raises(pylibbpf.ClosedError):
@@ -157,9 +152,9 @@ def test_closed_ring_buffer_refuses_calls(obj: Object) -> None:
 
 # ----------------------------------------------------------------------------------- batch path
 
-def test_batch_reads_every_event_in_order(obj: Object) -> None:
-    with RingBuffer(obj.maps["rb"]) as rb:
-        emit(obj, 5000)  # 5000 * 72 bytes: more than a quarter of the 1 MiB ring
+def test_batch_reads_every_event_in_order(producer: Object) -> None:
+    with RingBuffer(producer.maps["rb"]) as rb:
+        emit(producer, 5000)  # 5000 * 72 bytes: more than a quarter of the 1 MiB ring
         batch = rb.read_batch()
         assert len(batch) == 5000
         assert batch.stride == 72
@@ -170,36 +165,36 @@ def test_batch_reads_every_event_in_order(obj: Object) -> None:
         # wrap around the end of the ring many times
         total: list[int] = []
         for _ in range(20):
-            emit(obj, 4000)
+            emit(producer, 4000)
             total.extend(seq_of(d) for d in rb.read_batch())
         assert total == list(range(5000, 5000 + 80000))
-    assert counter(obj, "dropped") == 0
+    assert counter(producer, "dropped") == 0
 
 
-def test_zero_copy_batch_holds_the_space_until_released(obj: Object) -> None:
-    with RingBuffer(obj.maps["rb"]) as rb:
-        emit(obj, 300)
+def test_zero_copy_batch_holds_the_space_until_released(producer: Object) -> None:
+    with RingBuffer(producer.maps["rb"]) as rb:
+        emit(producer, 300)
         with rb.read_batch(copy=False) as batch:
             assert isinstance(batch.data, memoryview)
             assert [seq_of(bytes(d)) for d in batch] == list(range(300))
             with pytest.raises(pylibbpf.StateError, match="not released") as busy:
                 rb.read_batch()
             assert busy.value.errno == errno.EBUSY
-            emit(obj, 10)
+            emit(producer, 10)
         # the space was given back on release; the next batch starts after it
         assert [seq_of(d) for d in rb.read_batch()] == list(range(300, 310))
         # unreleased records are not consumed: libbpf's consume still sees nothing new
-        emit(obj, 5)
+        emit(producer, 5)
         held = rb.read_batch(copy=False)
         held.release()
         held.release()
         assert rb.consume() == 0
 
 
-def test_close_invalidates_a_held_zero_copy_batch(obj: Object) -> None:
+def test_close_invalidates_a_held_zero_copy_batch(producer: Object) -> None:
     np = pytest.importorskip("numpy")
-    rb = RingBuffer(obj.maps["rb"])
-    emit(obj, 20)
+    rb = RingBuffer(producer.maps["rb"])
+    emit(producer, 20)
     batch = rb.read_batch(copy=False)
     first = batch.view(0)  # derived before close: keeps the mapping, never faults
     array = batch.to_numpy()
@@ -215,18 +210,18 @@ def test_close_invalidates_a_held_zero_copy_batch(obj: Object) -> None:
     del array
 
 
-def test_released_batch_refuses_use(obj: Object) -> None:
-    with RingBuffer(obj.maps["rb"]) as rb:
-        emit(obj, 3)
+def test_released_batch_refuses_use(producer: Object) -> None:
+    with RingBuffer(producer.maps["rb"]) as rb:
+        emit(producer, 3)
         batch = rb.read_batch(copy=False)
         batch.release()
         with pytest.raises(pylibbpf.ClosedError, match="released"):
             batch[0]
 
 
-def test_batch_and_poll_arguments(obj: Object) -> None:
-    with RingBuffer(obj.maps["rb"], decode=seq_of) as rb:
-        rb.add(obj.maps["rb2"])
+def test_batch_and_poll_arguments(producer: Object) -> None:
+    with RingBuffer(producer.maps["rb"], decode=seq_of) as rb:
+        rb.add(producer.maps["rb2"])
         for bad in (2, 5, -1, 2**64):
             with pytest.raises(ValueError, match=f"ring {bad} is out of range"):
                 rb.read_batch(ring=bad)
@@ -236,7 +231,7 @@ def test_batch_and_poll_arguments(obj: Object) -> None:
             rb.read_batch(ring=True)
         with pytest.raises(ValueError, match="max_events"):
             rb.read_batch(max_events=-1)
-        emit(obj, 4, target=1)
+        emit(producer, 4, target=1)
         assert [seq_of(d) for d in rb.read_batch(ring="rb2", max_events=3)] == [0, 1, 2]
         assert len(rb.read_batch(ring=1, max_events=0)) == 0
         for timeout in (-2, 2**31, 2**32 + 100):
@@ -250,33 +245,33 @@ def test_batch_and_poll_arguments(obj: Object) -> None:
         assert rb.poll(0) == 1  # record 3 is still there: nothing above consumed it
 
 
-def test_add_from_a_callback_is_refused(obj: Object) -> None:
+def test_add_from_a_callback_is_refused(producer: Object) -> None:
     errors: list[pylibbpf.StateError] = []
 
     def callback(data: bytes) -> None:
         try:
-            rb.add(obj.maps["rb2"], print)
+            rb.add(producer.maps["rb2"], print)
         except pylibbpf.StateError as exc:
             errors.append(exc)
 
-    with RingBuffer(obj.maps["rb"], callback) as rb:
-        emit(obj, 1)
+    with RingBuffer(producer.maps["rb"], callback) as rb:
+        emit(producer, 1)
         assert rb.poll(1000) == 1
         assert len(errors) == 1 and errors[0].errno == errno.EBUSY
         assert rb.rings == ["map 'rb'"]
 
 
-def test_batch_skips_discarded_records(obj: Object) -> None:
-    with RingBuffer(obj.maps["rb"]) as rb:
-        emit(obj, 999, discard_every=4)
+def test_batch_skips_discarded_records(producer: Object) -> None:
+    with RingBuffer(producer.maps["rb"]) as rb:
+        emit(producer, 999, discard_every=4)
         batch = rb.read_batch()
         assert [seq_of(d) for d in batch] == [n for n in range(999) if n % 4 != 3]
         assert batch.stride is None  # uneven gaps where discarded records were
 
 
-def test_batch_variable_length_records(obj: Object) -> None:
-    with RingBuffer(obj.maps["rb"]) as rb:
-        emit(obj, 700, variable=1)
+def test_batch_variable_length_records(producer: Object) -> None:
+    with RingBuffer(producer.maps["rb"]) as rb:
+        emit(producer, 700, variable=1)
         batch = rb.read_batch()
         assert len(batch) == 700
         for i, data in enumerate(batch):
@@ -284,26 +279,26 @@ def test_batch_variable_length_records(obj: Object) -> None:
             assert len(data) == 8 + (i % 7) * 8 + 1 == data[8]
 
 
-def test_batch_max_events_and_mixing_with_libbpf(obj: Object) -> None:
+def test_batch_max_events_and_mixing_with_libbpf(producer: Object) -> None:
     got: list[int] = []
-    with RingBuffer(obj.maps["rb"], lambda d: got.append(seq_of(d))) as rb:
-        emit(obj, 100)
+    with RingBuffer(producer.maps["rb"], lambda d: got.append(seq_of(d))) as rb:
+        emit(producer, 100)
         first = rb.read_batch(max_events=30)
         assert [seq_of(d) for d in first] == list(range(30))
         assert rb.consume() == 70
         assert got == list(range(30, 100))
 
 
-def test_batch_to_numpy(obj: Object) -> None:
+def test_batch_to_numpy(producer: Object) -> None:
     np = pytest.importorskip("numpy")
     dtype = np.dtype([("seq", "<u8"), ("cpu", "<u4"), ("size", "<u4"), ("payload", "S48")])
-    with RingBuffer(obj.maps["rb"]) as rb:
-        emit(obj, 2000)
+    with RingBuffer(producer.maps["rb"]) as rb:
+        emit(producer, 2000)
         events = rb.read_batch().to_numpy(dtype)
         assert events["seq"].tolist() == list(range(2000))
         assert set(events["size"].tolist()) == {EVENT_SIZE}
         assert events["payload"][27] == b"b"  # 'a' + 27 % 26
-        emit(obj, 100, discard_every=2)
+        emit(producer, 100, discard_every=2)
         gapped = rb.read_batch().to_numpy(dtype)
         assert gapped["seq"].tolist() == list(range(2000, 2100, 2))
 
@@ -311,7 +306,7 @@ def test_batch_to_numpy(obj: Object) -> None:
 # ----------------------------------------------------------------------------------- user ring
 
 @pytest.fixture
-def user_obj(bpf_object_path) -> Iterator[Object]:  # type: ignore[no-untyped-def]
+def user_obj(bpf_object_path: Callable[..., Path]) -> Iterator[Object]:
     with Object.open_file(bpf_object_path("events_user_ringbuf.bpf.c")) as o:
         o.load()
         yield o

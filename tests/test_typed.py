@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -33,7 +34,7 @@ EXPECTED = {
 
 
 @pytest.fixture
-def obj(bpf_object_path) -> Iterator[Object]:  # type: ignore[no-untyped-def]
+def obj(bpf_object_path: Callable[..., Path]) -> Iterator[Object]:
     with Object.open_file(bpf_object_path("events_typed.bpf.c", clang=CLANG)) as o:
         o.load()
         o.programs["fill_all"].test_run(bytes(64))  # a tc run needs an Ethernet header

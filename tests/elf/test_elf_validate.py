@@ -49,8 +49,8 @@ def _patched(data: bytes, type_id: int, word: int, value: int) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def counters() -> bytes:
-    return compile_bpf("counters.bpf.c").read_bytes()
+def counters_data(counters_o: Path) -> bytes:
+    return counters_o.read_bytes()
 
 
 def test_validate_accepts_the_suite_objects() -> None:
@@ -67,28 +67,28 @@ def test_validate_accepts_the_suite_objects() -> None:
     assert checked >= 10
 
 
-def test_validate_refuses_a_typedef_cycle(counters: bytes) -> None:
+def test_validate_refuses_a_typedef_cycle(counters_data: bytes) -> None:
     """libbpf's skip_mods_and_typedefs() follows such a chain for ever."""
-    obj = ObjectFile.from_bytes(counters)
+    obj = ObjectFile.from_bytes(counters_data)
     assert obj.btf is not None
     typedef = next(t for t in obj.btf.types if t.kind == BtfKind.TYPEDEF)
-    looped = _patched(counters, typedef.id, 2, typedef.id)
+    looped = _patched(counters_data, typedef.id, 2, typedef.id)
     with pytest.raises(ElfError, match=rf"type \[{typedef.id}\]: .*cyclic"):
         validate_object(looped)
     const = next((t for t in obj.btf.types if t.kind in (BtfKind.CONST, BtfKind.VOLATILE)),
                  None)
     if const is not None:  # a two-step cycle: typedef -> const -> typedef
-        two = _patched(_patched(counters, typedef.id, 2, const.id), const.id, 2, typedef.id)
+        two = _patched(_patched(counters_data, typedef.id, 2, const.id), const.id, 2, typedef.id)
         with pytest.raises(ElfError, match="cyclic"):
             validate_object(two)
 
 
-def test_validate_refuses_a_datasec_entry_that_is_not_a_variable(counters: bytes) -> None:
-    obj = ObjectFile.from_bytes(counters)
+def test_validate_refuses_a_datasec_entry_that_is_not_a_variable(counters_data: bytes) -> None:
+    obj = ObjectFile.from_bytes(counters_data)
     assert obj.btf is not None
     datasec = next(t for t in obj.btf.types if t.kind == BtfKind.DATASEC and t.secinfos)
     int_type = next(t for t in obj.btf.types if t.kind == BtfKind.INT)
-    bad = _patched(counters, datasec.id, 3, int_type.id)  # first secinfo's type
+    bad = _patched(counters_data, datasec.id, 3, int_type.id)  # first secinfo's type
     with pytest.raises(ElfError, match="neither a VAR nor a FUNC"):
         validate_object(bad)
 
@@ -99,15 +99,15 @@ def test_validate_refuses_inputs_that_crashed_libbpf(path: Path) -> None:
         validate_object(path.read_bytes())
 
 
-def test_read_object_file_reads_regular_files(tmp_path: Path, counters: bytes) -> None:
+def test_read_object_file_reads_regular_files(tmp_path: Path, counters_data: bytes) -> None:
     path = tmp_path / "x.o"
-    path.write_bytes(counters)
-    assert read_object_file(path) == counters
-    assert read_object_file(os.fsencode(path)) == counters
-    assert ObjectFile.from_path(path).data == counters
-    with pytest.raises(ElfError, match=f"{len(counters)} bytes is more than the 100 "):
+    path.write_bytes(counters_data)
+    assert read_object_file(path) == counters_data
+    assert read_object_file(os.fsencode(path)) == counters_data
+    assert ObjectFile.from_path(path).data == counters_data
+    with pytest.raises(ElfError, match=f"{len(counters_data)} bytes is more than the 100 "):
         read_object_file(path, max_size=100)
-    assert read_object_file(path, max_size=len(counters)) == counters
+    assert read_object_file(path, max_size=len(counters_data)) == counters_data
     assert MAX_OBJECT_SIZE >= 1 << 28
 
 

@@ -29,7 +29,7 @@ from pylibbpf import (
     StateError,
     _ffi,
 )
-from tests.support.ring_producer import emit, loaded_producer, seq_of, traced_getpid
+from tests.support.ring_producer import emit, seq_of, traced_getpid
 
 pytestmark = pytest.mark.kernel
 JOIN = 30.0
@@ -42,12 +42,6 @@ def assert_once(seqs: list[int], count: int) -> None:
     missing = set(range(count)) - set(seqs)
     assert not missing, f"never delivered: {sorted(missing)[:20]}"
     assert len(seqs) == count
-
-
-@pytest.fixture
-def obj() -> Iterator[Object]:
-    with loaded_producer() as o:
-        yield o
 
 
 def drain(rb: RingBuffer) -> None:
@@ -185,12 +179,12 @@ def read_by_two_threads(obj: Object, got: list[int]) -> None:
     read_batches_and_callbacks_mixed, read_by_events, read_by_async_for, read_several_rings,
     read_by_two_threads,
 ], ids=lambda f: f.__name__)
-def test_ring_buffer_delivers_each_record_once(obj: Object,
+def test_ring_buffer_delivers_each_record_once(producer: Object,
                                                read: Callable[[Object, list[int]], None]) -> None:
     got: list[int] = []
-    read(obj, got)
+    read(producer, got)
     assert_once(got, 1000)
-    assert obj.bss.get_int("dropped") == 0
+    assert producer.bss.get_int("dropped") == 0
 
 
 # ------------------------------------------------------------------------ refused re-entrance
@@ -210,7 +204,7 @@ def _reenter(rb: RingBuffer, how: str) -> None:
 
 @pytest.mark.parametrize("how", ["consume", "poll", "consume_n", "read_batch",
                                  "read_batch of another ring"])
-def test_callback_reading_its_own_buffer_is_refused(obj: Object, how: str) -> None:
+def test_callback_reading_its_own_buffer_is_refused(producer: Object, how: str) -> None:
     """The callback gets StateError; uncaught, it ends the poll like any callback exception;
     the records stay in the ring for the next read."""
     refused: type[Exception] = StateError
@@ -223,9 +217,9 @@ def test_callback_reading_its_own_buffer_is_refused(obj: Object, how: str) -> No
         if len(got) == 2:
             _reenter(rb, how)
 
-    with RingBuffer(obj.maps["rb"], callback) as rb:
-        rb.add(obj.maps["rb2"], callback)
-        emit(obj, 8)
+    with RingBuffer(producer.maps["rb"], callback) as rb:
+        rb.add(producer.maps["rb2"], callback)
+        emit(producer, 8)
         with pytest.raises(refused) as info:
             rb.poll(1000)
         if isinstance(info.value, StateError):
@@ -236,29 +230,29 @@ def test_callback_reading_its_own_buffer_is_refused(obj: Object, how: str) -> No
     assert_once(got, 8)
 
 
-def test_decoder_reading_its_own_buffer_is_refused(obj: Object) -> None:
+def test_decoder_reading_its_own_buffer_is_refused(producer: Object) -> None:
     def decode(data: bytes) -> int:
         rb.consume()
         return seq_of(data)
 
-    with RingBuffer(obj.maps["rb"], decode=decode) as rb:
-        emit(obj, 3)
+    with RingBuffer(producer.maps["rb"], decode=decode) as rb:
+        emit(producer, 3)
         with pytest.raises(StateError):
             list(rb.events(0))
 
 
-def test_other_buffers_can_be_read_from_a_callback(obj: Object) -> None:
+def test_other_buffers_can_be_read_from_a_callback(producer: Object) -> None:
     """Only a buffer's own reads are refused: a callback may drain another buffer."""
     inner: list[int] = []
     outer: list[int] = []
-    with RingBuffer(obj.maps["rb2"], lambda d: inner.append(seq_of(d))) as other:
+    with RingBuffer(producer.maps["rb2"], lambda d: inner.append(seq_of(d))) as other:
         def callback(data: bytes) -> None:
             outer.append(seq_of(data))
             other.consume()
 
-        with RingBuffer(obj.maps["rb"], callback) as rb:
-            emit(obj, 5, target=1)
-            emit(obj, 5)
+        with RingBuffer(producer.maps["rb"], callback) as rb:
+            emit(producer, 5, target=1)
+            emit(producer, 5)
             assert rb.consume() == 5
     assert inner == list(range(5)) and outer == list(range(5, 10))
 
@@ -266,17 +260,17 @@ def test_other_buffers_can_be_read_from_a_callback(obj: Object) -> None:
 # ------------------------------------------------------------------------ held zero-copy batches
 
 @pytest.mark.parametrize("how", ["consume", "poll", "consume_n", "events", "read_batch"])
-def test_reads_while_a_zero_copy_batch_is_held_are_refused(obj: Object, how: str) -> None:
+def test_reads_while_a_zero_copy_batch_is_held_are_refused(producer: Object, how: str) -> None:
     if how == "consume_n" and not HAS_CONSUME_N:
         how = "consume"  # libbpf < 1.5 has no consume_n (NotSupportedError, tested above)
     got: list[int] = []
     queue_mode = how == "events"
-    rb = RingBuffer(obj.maps["rb"], None if queue_mode else lambda d: got.append(seq_of(d)))
+    rb = RingBuffer(producer.maps["rb"], None if queue_mode else lambda d: got.append(seq_of(d)))
     with rb:
-        emit(obj, 4)
+        emit(producer, 4)
         batch = rb.read_batch(copy=False)
         got.extend(seq_of(bytes(d)) for d in batch)
-        emit(obj, 4)
+        emit(producer, 4)
         with pytest.raises(StateError, match="not released") as info:
             if how == "consume":
                 rb.consume()
@@ -297,14 +291,14 @@ def test_reads_while_a_zero_copy_batch_is_held_are_refused(obj: Object, how: str
     assert_once(got, 8)
 
 
-def test_async_for_refuses_while_a_batch_is_held(obj: Object) -> None:
+def test_async_for_refuses_while_a_batch_is_held(producer: Object) -> None:
     async def main() -> list[int]:
         got: list[int] = []
-        with RingBuffer(obj.maps["rb"], decode=seq_of) as rb:
-            emit(obj, 4)
+        with RingBuffer(producer.maps["rb"], decode=seq_of) as rb:
+            emit(producer, 4)
             batch = rb.read_batch(copy=False)
             got.extend(seq_of(bytes(d)) for d in batch)
-            emit(obj, 4)
+            emit(producer, 4)
             with pytest.raises(StateError):
                 async for seq in rb:
                     got.append(seq)
@@ -321,14 +315,14 @@ def test_async_for_refuses_while_a_batch_is_held(obj: Object) -> None:
 # ------------------------------------------------------------------------ racing close()
 
 @pytest.mark.parametrize("copy", [True, False], ids=["copy", "zero-copy"])
-def test_read_batch_racing_close_raises_closed_error(obj: Object, copy: bool) -> None:
+def test_read_batch_racing_close_raises_closed_error(producer: Object, copy: bool) -> None:
     """A reader thread and a closing thread: the reader sees records or ClosedError, never a
     released memoryview's ValueError or an EBADF BpfError; what it read was read once."""
     outcomes: Counter[str] = Counter()
     for _ in range(30):
         got: list[int] = []
-        rb = RingBuffer(obj.maps["rb"])
-        emit(obj, 200)
+        rb = RingBuffer(producer.maps["rb"])
+        emit(producer, 200)
         started = threading.Event()
 
         def read(rb: RingBuffer = rb, got: list[int] = got,
@@ -351,13 +345,13 @@ def test_read_batch_racing_close_raises_closed_error(obj: Object, copy: bool) ->
         assert not thread.is_alive()
         assert len(got) == len(set(got)) and set(got) <= set(range(200))
         # what the reader did not get is still in the ring for the next reader
-        with RingBuffer(obj.maps["rb"], decode=seq_of) as again:
+        with RingBuffer(producer.maps["rb"], decode=seq_of) as again:
             rest = list(again.events(0))
         if copy:
             assert_once(got + rest, 200)
         else:  # a batch invalidated by close() was not released: its records are read again
             assert set(got) | set(rest) == set(range(200))
-        obj.bss["seq"] = 0
+        producer.bss["seq"] = 0
     assert set(outcomes) == {"ClosedError"}, outcomes
 
 
