@@ -6,13 +6,11 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from pylibbpf import ClosedError, Object, PerfBuffer, PerfSample, RingBuffer, StateError, aio
-from tests.support.ring_producer import emit, seq_of
+from tests.support.ring_producer import NO_THREAD, emit, seq_of, traced_getpid
 
 pytestmark = pytest.mark.kernel
 
@@ -78,43 +76,31 @@ def test_aio_poll_with_callbacks(producer: Object) -> None:
     assert n == 7 and got == list(range(7))
 
 
-def test_async_for_perf_buffer(bpf_object_path: Callable[..., Path]) -> None:
-    cpus = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {0})
-    try:
-        with Object.open_file(bpf_object_path("events_perf.bpf.c")) as obj:
-            obj.load()
-            obj.bss["target_tgid"] = os.getpid()
-            obj.bss["target_tid"] = 0xFFFFFFFF  # nobody, until the producer thread runs
-            link = obj.programs["on_getpid"].attach()
+def test_async_for_perf_buffer() -> None:
+    with traced_getpid(tid=NO_THREAD) as (obj, _link):  # none until the producer thread runs
 
-            def calls(n: int) -> None:
-                # asyncio itself calls getpid(): count only a thread of our own
-                def run() -> None:
-                    obj.bss["target_tid"] = threading.get_native_id()
-                    for _ in range(n):
-                        os.getpid()
-                thread = threading.Thread(target=run)
-                thread.start()
-                thread.join()
+        def calls(n: int) -> None:
+            # asyncio itself calls getpid(): count only a thread of our own
+            def run() -> None:
+                obj.bss["target_tid"] = threading.get_native_id()
+                for _ in range(n):
+                    os.getpid()
+            thread = threading.Thread(target=run)
+            thread.start()
+            thread.join()
 
-            async def main() -> list[PerfSample]:
-                got: list[PerfSample] = []
-                with PerfBuffer(obj.maps["samples"], None, lambda cpu, n: None,
-                                decode=seq_of) as pb:
-                    asyncio.get_running_loop().call_later(0.01, calls, 250)
-                    async for sample in pb:
-                        got.append(sample)
-                        if len(got) == 250:
-                            break
-                return got
+        async def main() -> list[PerfSample]:
+            got: list[PerfSample] = []
+            with PerfBuffer(obj.maps["samples"], None, lambda cpu, n: None,
+                            decode=seq_of) as pb:
+                asyncio.get_running_loop().call_later(0.01, calls, 250)
+                async for sample in pb:
+                    got.append(sample)
+                    if len(got) == 250:
+                        break
+            return got
 
-            try:
-                assert asyncio.run(main()) == [PerfSample(0, n) for n in range(250)]
-            finally:
-                link.destroy()
-    finally:
-        os.sched_setaffinity(0, cpus)
+        assert asyncio.run(main()) == [PerfSample(0, n) for n in range(250)]
 
 
 def test_closing_the_buffer_ends_a_waiting_iteration(producer: Object) -> None:

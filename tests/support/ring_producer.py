@@ -29,10 +29,16 @@ def loaded_producer() -> Iterator[Object]:
         yield obj
 
 
+# a ``target_tid`` no thread has
+NO_THREAD = 0xFFFFFFFF
+
+
 @contextlib.contextmanager
-def traced_getpid(*, this_thread_only: bool = False) -> Iterator[tuple[Object, Link]]:
+def traced_getpid(*, this_thread_only: bool = False, tid: int | None = None
+                  ) -> Iterator[tuple[Object, Link]]:
     """``events_perf.bpf.c`` loaded and attached: a sample per ``getpid()`` call of this
-    process (of this thread only, if asked), with this thread pinned to CPU 0 meanwhile so
+    process (of this thread only, if asked, or of thread ``tid``: :data:`NO_THREAD` counts
+    none until the test sets ``target_tid``), with this thread pinned to CPU 0 meanwhile so
     that every sample lands in CPU 0's ring."""
     cpus = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {0})
@@ -42,6 +48,8 @@ def traced_getpid(*, this_thread_only: bool = False) -> Iterator[tuple[Object, L
             obj.bss["target_tgid"] = os.getpid()
             if this_thread_only:
                 obj.bss["target_tid"] = threading.get_native_id()
+            elif tid is not None:
+                obj.bss["target_tid"] = tid
             link = obj.programs["on_getpid"].attach()
             try:
                 yield obj, link
