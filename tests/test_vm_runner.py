@@ -20,7 +20,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from repetition import IN_GUEST
+from tests.support.repetition import IN_GUEST
 
 from tests.support import features
 from vmtest import fetch, image, proc, report, tiers
