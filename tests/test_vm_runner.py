@@ -20,9 +20,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from tests.support.repetition import IN_GUEST
 
 from tests.support import features
+from tests.support.repetition import IN_GUEST
 from vmtest import fetch, image, proc, report, tiers
 
 ROOT = Path(__file__).resolve().parent.parent
