@@ -4,17 +4,24 @@
 the owner is garbage-collected first, and then emits a ``ResourceWarning`` naming what leaked.
 Once closed, :meth:`Handle._check` raises :class:`~pylibbpf.errors.ClosedError`, so no method
 can hand a freed pointer or a stale fd to C.
+
+Whether a handle is still open is kept in one place, its :class:`Lifetime`.  The lifetime is
+also the one interface between an owner and what borrows from it (an object's programs, maps,
+global views and USDT links): they are given the object's lifetime and ask it, instead of
+reaching into the object, and the object's ``close()`` reaches them only through the callbacks
+they registered with :meth:`Lifetime.on_close`.
 """
 
 from __future__ import annotations
 
+import errno as _errno
 import os
 import warnings
 import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .errors import ClosedError
+from .errors import ClosedError, StateError
 
 
 def _release_on_gc(release: Callable[[], None], description: str) -> None:
@@ -28,13 +35,78 @@ def _release_on_gc(release: Callable[[], None], description: str) -> None:
 _H = TypeVar("_H", bound="Handle")
 
 
+class Lifetime:
+    """Whether a resource is open (and, for an object, loaded), shared with what borrows from it.
+
+    ``check()`` raises :class:`~pylibbpf.errors.ClosedError` once closed; ``require_open`` and
+    ``require_loaded`` add the object's load state (:class:`~pylibbpf.errors.StateError`).
+    ``on_close`` registers what a borrower must do when the owner closes (drop a cache, unmap a
+    view, destroy a link); ``close()`` runs those callbacks once, in registration order.
+    """
+
+    __slots__ = ("what", "name", "closed", "loaded", "_closers", "__weakref__")
+
+    def __init__(self, what: str, name: str = "") -> None:
+        self.what = what          # "BPF object", "BPF link": the subject of ClosedError
+        self.name = name          # the object's name, for StateError messages
+        self.closed = False
+        self.loaded = False
+        self._closers: list[Callable[[], Any]] = []
+
+    def check(self) -> None:
+        """Raise :class:`~pylibbpf.errors.ClosedError` if the owner is closed."""
+        if self.closed:
+            raise ClosedError(self.what)
+
+    def require_open(self, what: str) -> None:
+        """Raise unless the owner is open and not yet loaded (pre-load setters)."""
+        self.check()
+        if self.loaded:
+            raise StateError(_errno.EBUSY, f"{what} can only be changed before load(); "
+                             f"object {self.name!r} is already loaded")
+
+    def require_loaded(self, what: str) -> None:
+        """Raise unless the owner is open and loaded."""
+        self.check()
+        if not self.loaded:
+            raise StateError(_errno.EINVAL, f"{what} needs the object to be loaded; "
+                             f"call load() on {self.name!r} first")
+
+    def on_close(self, callback: Callable[[], Any], *, weak: bool = False) -> None:
+        """Run ``callback`` when the owner closes.  ``weak=True`` (a bound method only) does not
+        keep the method's object alive: a borrower the owner must not keep alive (a link)
+        registers that way, and is skipped if it is gone by then."""
+        if weak:
+            ref = weakref.WeakMethod(callback)
+
+            def call_if_alive() -> None:
+                method = ref()
+                if method is not None:
+                    method()
+
+            self._closers.append(call_if_alive)
+        else:
+            self._closers.append(callback)
+
+    def close(self) -> None:
+        """Mark the owner closed after running the borrowers' callbacks (each once)."""
+        if self.closed:
+            return
+        closers, self._closers = self._closers, []
+        try:
+            for callback in closers:
+                callback()
+        finally:
+            self.closed = True
+
+
 class Handle:
     """Owns one releasable resource; context manager; ``close()``/``closed``."""
 
     _what = "handle"
 
     def __init__(self) -> None:
-        self._closed = False
+        self._life = Lifetime(self._what)
         self._finalizer: weakref.finalize[Any, Any] | None = None
 
     def _own(self, release: Callable[[], None], description: str,
@@ -51,19 +123,24 @@ class Handle:
         self._finalizer = weakref.finalize(self, _release_on_gc, on_gc or release, description)
 
     def _check(self) -> None:
-        if self._closed:
+        if self._life.closed:
             raise ClosedError(self._what)
+
+    @property
+    def _closed(self) -> bool:
+        return self._life.closed
 
     @property
     def closed(self) -> bool:
         """True once :meth:`close` has run."""
-        return self._closed
+        return self._life.closed
 
     def close(self) -> None:
-        """Release the resource now.  Calling it again does nothing."""
-        if self._closed:
+        """Release the resource now (after the borrowers' close callbacks).  Calling it again
+        does nothing."""
+        if self._life.closed:
             return
-        self._closed = True
+        self._life.close()
         finalizer = self._finalizer
         if finalizer is not None and finalizer.detach() is not None:
             self._release()

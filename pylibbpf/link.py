@@ -20,6 +20,7 @@ from ._handle import Handle
 from .errors import BpfError, bpffs_error, error_from_errno
 
 if TYPE_CHECKING:
+    from ._handle import Lifetime
     from .info import LinkInfo
     from .program import Program
 
@@ -80,14 +81,16 @@ class Link(Handle):
 
     _what = "BPF link"
 
-    def __init__(self, ptr: Any, *, owner: Any = None, description: str = "BPF link") -> None:
+    def __init__(self, ptr: Any, *, owner: object = None, owner_life: Lifetime | None = None,
+                 description: str = "BPF link") -> None:
         super().__init__()
         self._ptr = ptr
-        # USDT links use their object's USDT manager: keep the object alive and let its
-        # close() destroy the link first.
+        # USDT links use their object's USDT manager: keep the object (owner) alive, and be
+        # destroyed by its close() first (owner_life: its lifetime; the object does not keep
+        # the link alive).
         self._owner = owner
-        if owner is not None:
-            owner._dependents.add(self)
+        if owner_life is not None:
+            owner_life.on_close(self.destroy, weak=True)
         self._description = description
         self._state = {"disconnected": False}
         state = self._state

@@ -12,7 +12,6 @@ import errno as _errno
 import os
 import re
 import stat
-import weakref
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -38,7 +37,6 @@ from .program import Program
 
 if TYPE_CHECKING:
     from .global_data import GlobalData
-    from .link import Link
 
 _LOG_RE = re.compile(
     r"prog '(?P<name>[^']*)': -- BEGIN PROG LOAD LOG --\n(?P<log>.*?)-- END PROG LOAD LOG --",
@@ -77,15 +75,14 @@ class Object(Handle):
         self._source = source
         self._data = data  # open_mem: libbpf keeps pointers into it until close
         self._log_buf = log_buf  # kernel_log_buf: libbpf keeps the pointer until load
-        self._loaded = False
-        self._dependents: weakref.WeakSet[Link] = weakref.WeakSet()
         self._globals: dict[str, GlobalData] = {}
-        self._own(lambda: _close_object(ptr), f"BPF object {self._read_name()!r}")
+        self._life.name = self._read_name()
+        self._own(lambda: _close_object(ptr), f"BPF object {self._life.name!r}")
         lib = _ffi.lib()
         programs: dict[str, Program] = {}
         prog = lib.bpf_object__next_program(ptr, None)
         while prog:
-            program = Program(self, prog)
+            program = Program(self, self._life, prog)
             programs[program.name] = program
             prog = lib.bpf_object__next_program(ptr, prog)
         maps: dict[str, Map] = {}
@@ -259,13 +256,11 @@ class Object(Handle):
         """Free the object, its programs and its maps (links the object owns are destroyed)."""
         if self._closed:
             return
-        for link in list(self._dependents):
-            link.destroy()
         for view in self._globals.values():
             view.close()
         for m in self._maps.values():
             m._cache = None
-        super().close()
+        super().close()  # runs the close callbacks of what borrows from it (USDT links)
         self._ptr = None
         self._log_buf = None
 
@@ -287,7 +282,7 @@ class Object(Handle):
     @property
     def loaded(self) -> bool:
         """True after a successful :meth:`load`."""
-        return self._loaded
+        return self._life.loaded
 
     @property
     def kversion(self) -> int:
@@ -368,15 +363,15 @@ class Object(Handle):
         :class:`~pylibbpf.errors.VerifierError` carrying the complete verifier log.
         """
         ptr = self._p
-        if self._loaded:
+        if self._life.loaded:
             raise StateError(_errno.EBUSY, f"BPF object {self.name!r} is already loaded")
         with capture() as messages:
             try:
                 _ffi.lib().bpf_object__load(ptr)
             except BpfError as exc:
-                self._loaded = True  # libbpf refuses a second load of a failed object
+                self._life.loaded = True  # libbpf refuses a second load of a failed object
                 raise self._load_error(exc.errno or _errno.EINVAL, messages) from None
-        self._loaded = True
+        self._life.loaded = True
         return self
 
     def _load_error(self, err: int, messages: list[str]) -> BpfError:
@@ -401,22 +396,15 @@ class Object(Handle):
         return tuple(needs)
 
     def _require_open(self, what: str) -> None:
-        """Raise unless the object is open and not yet loaded (pre-load setters)."""
-        self._check()
-        if self._loaded:
-            raise StateError(_errno.EBUSY, f"{what} can only be changed before load(); "
-                             f"object {self.name!r} is already loaded")
+        self._life.require_open(what)
 
     def _require_loaded(self, what: str) -> None:
-        self._check()
-        if not self._loaded:
-            raise StateError(_errno.EINVAL, f"{what} needs the object to be loaded; "
-                             f"call load() on {self.name!r} first")
+        self._life.require_loaded(what)
 
     # ----------------------------------------------------------------------------- pinning
 
     def _pin_call(self, func: str, path: str | os.PathLike[str] | None, what: str) -> None:
-        self._require_loaded(what)
+        self._life.require_loaded(what)
         arg = None if path is None else os.fsencode(path)
         with capture() as messages:
             try:
@@ -489,7 +477,7 @@ class Object(Handle):
     def __repr__(self) -> str:
         if self._closed:
             return "<Object closed>"
-        state = "loaded" if self._loaded else "open"
+        state = "loaded" if self._life.loaded else "open"
         return (f"<Object {self.name!r} {state}: {len(self._programs)} programs, "
                 f"{len(self._maps)} maps>")
 

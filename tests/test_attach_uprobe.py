@@ -198,6 +198,27 @@ def test_usdt_link_is_destroyed_with_its_object(binary: Path, helpers: list[Help
         link.fd  # noqa: B018
 
 
+def test_usdt_link_by_section_is_destroyed_with_its_object(binary: Path,
+                                                           helpers: list[Helper]) -> None:
+    # attach() of a usdt section makes a USDT link too: it keeps its object alive, and the
+    # object's close() destroys it before the USDT manager it uses is freed
+    o = open_object("attach_uprobe.bpf.c", (f'-DHELPER="{binary}"', *multiarch_include(),
+                                            *(["-DWITH_COOKIE"] if COOKIES else [])))
+    if not COOKIES:  # before 5.15 a section without a pid cannot trace a PIE binary
+        with pytest.raises(pylibbpf.NotSupportedError):
+            o.programs["auto_tick"].attach()
+        o.close()
+        return
+    link = o.programs["auto_tick"].attach()
+    helper = start(helpers, binary)
+    helper.go()
+    assert stats(o, helper.pid).auto_ticks == CALLS
+    o.close()
+    assert link.closed
+    with pytest.raises(pylibbpf.ClosedError):
+        link.fd  # noqa: B018
+
+
 @pytest.mark.parametrize("how", ["attach_usdt", "by_section"])
 def test_usdt_spec_layout_of_the_other_libbpf_side_is_refused(binary: Path, how: str) -> None:
     """An object built with a usdt.bpf.h from the other side of libbpf 1.7 (its argument specs

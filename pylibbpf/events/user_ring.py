@@ -14,6 +14,7 @@ import ctypes
 import errno as _errno
 import mmap
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from .. import _args, _ffi
@@ -34,10 +35,14 @@ class UserSample:
     (:class:`~pylibbpf.ClosedError`).
     """
 
-    __slots__ = ("_owner", "_address", "_size", "_buffer", "_dead", "__weakref__")
+    __slots__ = ("_finish", "_guard", "_holder", "_address", "_size", "_buffer", "_dead",
+                 "__weakref__")
 
-    def __init__(self, owner: UserRingBuffer, address: int, buffer: memoryview) -> None:
-        self._owner = owner
+    def __init__(self, finish: Callable[[UserSample, str], None], guard: PollGuard, holder: str,
+                 address: int, buffer: memoryview) -> None:
+        self._finish = finish  # the buffer's: submits or discards (and keeps the buffer alive)
+        self._guard = guard
+        self._holder = holder  # what ClosedError names
         self._address = address
         self._size = len(buffer)
         self._buffer = buffer
@@ -56,8 +61,8 @@ class UserSample:
 
     def _check(self) -> None:
         if self._dead == "closed":
-            raise ClosedError(self._owner._holder)
-        self._owner._guard.refuse_inherited()  # the parent's reservation, in shared memory
+            raise ClosedError(self._holder)
+        self._guard.refuse_inherited()  # the parent's reservation, in shared memory
         if self._dead is not None:
             raise StateError(_errno.EINVAL, f"this sample was already {self._dead}")
 
@@ -74,11 +79,11 @@ class UserSample:
 
     def submit(self) -> None:
         """Publish the record to the BPF side (``user_ring_buffer__submit``)."""
-        self._owner._finish(self, "submitted")
+        self._finish(self, "submitted")
 
     def discard(self) -> None:
         """Give the space back unpublished (``user_ring_buffer__discard``)."""
-        self._owner._finish(self, "discarded")
+        self._finish(self, "discarded")
 
     def __enter__(self) -> memoryview:
         return self.buffer
@@ -90,7 +95,7 @@ class UserSample:
             else:
                 self.discard()
         elif self._dead == "closed" and exc_type is None:
-            raise ClosedError(self._owner._holder)  # the record was never sent
+            raise ClosedError(self._holder)  # the record was never sent
 
     def __repr__(self) -> str:
         return f"<UserSample {self._size} bytes{'' if self._dead is None else ' ' + self._dead}>"
@@ -212,7 +217,8 @@ class UserRingBuffer(Handle):
             lib.user_ring_buffer__discard(self._ptr, address)
             raise BpfError(_errno.EIO, f"the user ring buffer on {self._what_ring} moved under "
                            "us: is another producer writing to it?")
-        sample = UserSample(self, address, self._whole[offset:offset + size])
+        sample = UserSample(self._finish, self._guard, self._holder, address,
+                            self._whole[offset:offset + size])
         self._samples.add(sample)
         return sample
 
