@@ -29,8 +29,9 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-import pylibbpf  # noqa: E402
 from run import build  # noqa: E402
+
+import pylibbpf  # noqa: E402
 
 Bench = Callable[[Any, int], float]
 """A benchmark: given a pylibbpf module and a size, the seconds per operation."""
