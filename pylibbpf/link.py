@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from . import _args, _ffi
 from ._handle import Handle
 from .errors import BpfError, bpffs_error, error_from_errno
+from .info import LinkInfo
 
 if TYPE_CHECKING:
     from ._handle import Lifetime
-    from .info import LinkInfo
     from .program import Program
 
 _T = TypeVar("_T")
@@ -162,18 +162,24 @@ class Link(Handle):
         self._state["disconnected"] = True
 
     def update_program(self, program: Program) -> None:
-        """Replace the attached program atomically (``BPF_LINK_UPDATE``)."""
-        from .program import Program
+        """Replace the attached program atomically (``BPF_LINK_UPDATE``).
 
-        if not isinstance(program, Program):
+        What ``bpf_link__update_program`` does: ``bpf_link_update`` of this link's fd with the
+        loaded program's fd.
+        """
+        # a Program (the one public class with attach() and fd); link.py sits below program.py
+        if not callable(getattr(program, "attach", None)) or not hasattr(type(program), "fd"):
             raise TypeError(f"program must be a pylibbpf.Program, not {type(program).__name__}")
-        self._call(f"update the program of ({program.name!r})", "bpf_link__update_program",
-                   program._p)
+        prog_fd, name = program.fd, program.name
+        link_fd = self.fd
+        try:
+            _ffi.lib().bpf_link_update(link_fd, prog_fd, None)
+        except BpfError as exc:
+            raise error_from_errno(exc.errno, f"failed to update the program of "
+                                   f"{self._description} to {name!r}") from None
 
     def info(self) -> LinkInfo:
         """The kernel's view of the link (``bpf_obj_get_info_by_fd``)."""
-        from .info import LinkInfo
-
         return LinkInfo.from_fd(self.fd)
 
     @classmethod

@@ -374,6 +374,17 @@ def test_update_program_on_xdp_link() -> None:
             tx.close()
 
 
+@pytest.mark.needs("raw_tp")
+def test_update_program_refuses_what_is_not_a_program(load: Load) -> None:
+    obj = load("raw_enter")
+    with obj.programs["raw_enter"].attach() as link:
+        for wrong in (obj.maps["counts"], obj.programs["raw_enter"].fd, "raw_enter"):
+            with pytest.raises(TypeError, match="must be a pylibbpf.Program"):
+                link.update_program(wrong)  # type: ignore[arg-type]
+        getpid_loop(N)
+    assert raw_count(obj.maps["counts"]) == N  # still attached until destroyed
+
+
 @pytest.mark.needs("xdp", "tc")
 def test_update_program_of_another_type_is_einval() -> None:
     with private_netns():
