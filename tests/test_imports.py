@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import os
 import subprocess
@@ -80,6 +81,92 @@ def test_every_module_imports_first_without_a_cycle() -> None:
         elif json.loads(out.strip().splitlines()[-1]):
             failures.append(f"import {module}: cycle {json.loads(out.strip().splitlines()[-1])}")
     assert not failures, "\n".join(failures)
+
+
+def _is_type_checking(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING",
+                                                                     "typing.TYPE_CHECKING")
+
+
+def _runtime_imports(module: str, path: Path, known: set[str]) -> set[str]:
+    """The package modules ``module`` imports when it runs: at its top level or inside a
+    function (a deferred import is still a runtime dependency), not under TYPE_CHECKING."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if _is_type_checking(node):
+            assert isinstance(node, ast.If)
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = (importlib.util.resolve_name("." * node.level + (node.module or ""), package)
+                    if node.level else node.module or "")
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return {name for name in found if name in known and name != module}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def connect(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph[node]):
+            if target not in index:
+                connect(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            connect(node)
+    return found
+
+
+def test_no_import_cycle_even_through_deferred_imports() -> None:
+    """An import inside a function (to dodge a cycle at import time) still makes two modules
+    depend on each other: the package's module graph, every runtime import counted, has no
+    cycle.  A package's ``__init__`` is left out as a target: importing ``pkg.sub`` runs it, but
+    what it re-exports is not a dependency of ``pkg.sub``."""
+    paths = {}
+    for package in ("pylibbpf", "compat"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            paths[".".join(parts)] = path
+    packages = {name for name, path in paths.items() if path.name == "__init__.py"}
+    modules = set(paths) - packages
+    graph = {name: _runtime_imports(name, paths[name], modules) for name in modules}
+    assert graph["pylibbpf.program"] >= {"pylibbpf.attach"}  # the walk sees imports
+    assert not _cycles(graph), f"import cycles: {_cycles(graph)}"
 
 
 def _static_exports() -> list[str]:
