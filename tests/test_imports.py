@@ -98,8 +98,8 @@ def _runtime_imports(module: str, path: Path, known: set[str]) -> set[str]:
     def visit(node: ast.AST) -> None:
         if _is_type_checking(node):
             assert isinstance(node, ast.If)
-            for child in node.orelse:
-                visit(child)
+            for statement in node.orelse:
+                visit(statement)
             return
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
