@@ -21,7 +21,7 @@ import pytest
 
 from pylibbpf import Object
 from tests.support import features
-from tests.support.attach import autoload_only, object_path
+from tests.support.attach import autoload_only, object_path, trace_loader
 from tests.support.bpfbuild import compile_bpf
 from tests.support.ring_producer import loaded_producer
 
@@ -98,6 +98,18 @@ def counters(counters_o: Path) -> Iterator[Object]:
     with Object.open_file(counters_o) as obj:
         autoload_only(obj, [])
         yield obj
+
+
+@pytest.fixture
+def load_trace(request: pytest.FixtureRequest) -> Iterator[Callable[..., Object]]:
+    """``load_trace("raw_enter", ...)``: ``attach_trace.bpf.c`` with only those programs loaded
+    (the test's ``needs`` marks must cover them); every object it opened is closed after the
+    test."""
+    opener, close_all = trace_loader(request)
+    try:
+        yield opener
+    finally:
+        close_all()
 
 
 @pytest.fixture

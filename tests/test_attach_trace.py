@@ -10,13 +10,13 @@ import ctypes
 import errno
 import os
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
 import pylibbpf
 from pylibbpf import LinkType
-from tests.support.attach import Helper, count, getpid_loop, helper_binary, perf_links, trace_loader
+from tests.support.attach import Helper, count, getpid_loop, helper_binary, perf_links
 
 pytestmark = pytest.mark.kernel
 
@@ -26,16 +26,6 @@ N = 1000
 
 
 Load = Callable[..., pylibbpf.Object]
-
-
-@pytest.fixture
-def load(request: pytest.FixtureRequest) -> Iterator[Load]:
-    """``load("raw_enter", ...)``: attach_trace.bpf.c with only those programs loaded."""
-    opener, close_all = trace_loader(request)
-    try:
-        yield opener
-    finally:
-        close_all()
 
 
 def _counts(obj: pylibbpf.Object) -> pylibbpf.Map:
@@ -48,9 +38,9 @@ def _counts(obj: pylibbpf.Object) -> pylibbpf.Map:
     pytest.param("raw_enter", K_RAW, LinkType.RAW_TRACEPOINT, marks=pytest.mark.needs("raw_tp")),
     pytest.param("btf_enter", K_BTF, LinkType.TRACING, marks=pytest.mark.needs("tp_btf")),
 ])
-def test_attach_by_section_counts_exactly(load: Load, prog: str, slot: int,
+def test_attach_by_section_counts_exactly(load_trace: Load, prog: str, slot: int,
                                           link_type: LinkType) -> None:
-    obj = load(prog)
+    obj = load_trace(prog)
     link = obj.programs[prog].attach()
     try:
         getpid_loop(N)
@@ -71,8 +61,8 @@ def test_attach_by_section_counts_exactly(load: Load, prog: str, slot: int,
 
 
 @pytest.mark.needs("tracepoint")
-def test_attach_tracepoint_explicit(load: Load) -> None:
-    obj = load("tp_explicit")
+def test_attach_tracepoint_explicit(load_trace: Load) -> None:
+    obj = load_trace("tp_explicit")
     prog = obj.programs["tp_explicit"]
     assert prog.section_name == "tracepoint"
     with prog.attach_tracepoint("syscalls", "sys_enter_getpid"):
@@ -82,8 +72,8 @@ def test_attach_tracepoint_explicit(load: Load) -> None:
 
 
 @pytest.mark.needs("tracepoint")
-def test_attach_tracepoint_unknown_is_enoent(load: Load) -> None:
-    obj = load("tp_explicit")
+def test_attach_tracepoint_unknown_is_enoent(load_trace: Load) -> None:
+    obj = load_trace("tp_explicit")
     with pytest.raises(pylibbpf.BpfError) as info:
         obj.programs["tp_explicit"].attach_tracepoint("syscalls", "sys_enter_no_such_call")
     assert info.value.errno == errno.ENOENT
@@ -91,8 +81,8 @@ def test_attach_tracepoint_unknown_is_enoent(load: Load) -> None:
 
 
 @pytest.mark.needs("raw_tp")
-def test_attach_raw_tracepoint_explicit(load: Load) -> None:
-    obj = load("raw_explicit")
+def test_attach_raw_tracepoint_explicit(load_trace: Load) -> None:
+    obj = load_trace("raw_explicit")
     link = obj.programs["raw_explicit"].attach_raw_tracepoint("sys_enter")
     try:
         assert link.info().details["tp_name"] == "sys_enter"
@@ -103,8 +93,8 @@ def test_attach_raw_tracepoint_explicit(load: Load) -> None:
 
 
 @pytest.mark.needs("raw_tp")
-def test_attach_raw_tracepoint_unknown_is_enoent(load: Load) -> None:
-    obj = load("raw_explicit")
+def test_attach_raw_tracepoint_unknown_is_enoent(load_trace: Load) -> None:
+    obj = load_trace("raw_explicit")
     with pytest.raises(pylibbpf.BpfError) as info:
         obj.programs["raw_explicit"].attach_raw_tracepoint("no_such_tracepoint_xyz")
     assert info.value.errno == errno.ENOENT
@@ -112,8 +102,8 @@ def test_attach_raw_tracepoint_unknown_is_enoent(load: Load) -> None:
 
 
 @pytest.mark.needs("tp_btf")
-def test_tp_btf_through_attach_trace(load: Load) -> None:
-    obj = load("btf_enter")
+def test_tp_btf_through_attach_trace(load_trace: Load) -> None:
+    obj = load_trace("btf_enter")
     prog = obj.programs["btf_enter"]
     assert prog.type == pylibbpf.ProgType.TRACING
     assert prog.expected_attach_type == pylibbpf.AttachType.TRACE_RAW_TP
@@ -123,8 +113,8 @@ def test_tp_btf_through_attach_trace(load: Load) -> None:
 
 
 @pytest.mark.needs("raw_tp")
-def test_attach_without_a_target_in_the_section_fails(load: Load) -> None:
-    obj = load("raw_explicit")
+def test_attach_without_a_target_in_the_section_fails(load_trace: Load) -> None:
+    obj = load_trace("raw_explicit")
     # SEC("raw_tp") names no tracepoint: libbpf cannot auto-attach it
     with pytest.raises(pylibbpf.BpfError) as info:
         obj.programs["raw_explicit"].attach()
@@ -163,8 +153,8 @@ def _spin(seconds: float) -> None:
 
 
 @pytest.mark.needs("perf_event")
-def test_attach_perf_event_cpu_clock(load: Load) -> None:
-    obj = load("on_sample")
+def test_attach_perf_event_cpu_clock(load_trace: Load) -> None:
+    obj = load_trace("on_sample")
     affinity = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {0})
     try:
@@ -198,8 +188,8 @@ def test_attach_perf_event_cpu_clock(load: Load) -> None:
 # ----------------------------------------------------------------------------- iterators
 
 @pytest.mark.needs("iter_task")
-def test_iter_task_by_section_lists_our_pid(load: Load) -> None:
-    obj = load("dump_task")
+def test_iter_task_by_section_lists_our_pid(load_trace: Load) -> None:
+    obj = load_trace("dump_task")
     child = Helper(helper_binary(), 1)  # exec'd and waiting once it printed "ready"
     link = obj.programs["dump_task"].attach()
     try:
@@ -220,8 +210,8 @@ def test_iter_task_by_section_lists_our_pid(load: Load) -> None:
 
 
 @pytest.mark.needs("iter_task")
-def test_iter_open_on_a_link_is_a_deprecated_alias_of_open_iter(load: Load) -> None:
-    obj = load("dump_task")
+def test_iter_open_on_a_link_is_a_deprecated_alias_of_open_iter(load_trace: Load) -> None:
+    obj = load_trace("dump_task")
     with obj.programs["dump_task"].attach() as link:
         with pytest.warns(DeprecationWarning, match=r"use link\.open_iter\(\)") as caught:
             stream = link.open()
@@ -232,8 +222,8 @@ def test_iter_open_on_a_link_is_a_deprecated_alias_of_open_iter(load: Load) -> N
 
 
 @pytest.mark.needs("iter_map_elem")
-def test_iter_map_elements(load: Load) -> None:
-    obj = load("dump_elem")
+def test_iter_map_elements(load_trace: Load) -> None:
+    obj = load_trace("dump_elem")
     table = obj.maps["table"]
     expected = {0: 11, 1: 0, 2: 2**40 + 3, 3: 7, 4: 2**64 - 1}
     for key, value in expected.items():
@@ -247,8 +237,8 @@ def test_iter_map_elements(load: Load) -> None:
 
 
 @pytest.mark.needs("iter_map_elem")
-def test_iter_map_elements_needs_a_map(load: Load) -> None:
-    obj = load("dump_elem")
+def test_iter_map_elements_needs_a_map(load_trace: Load) -> None:
+    obj = load_trace("dump_elem")
     with pytest.raises(pylibbpf.BpfError) as info:
         obj.programs["dump_elem"].attach_iter()
     assert info.value.errno in (errno.EINVAL, errno.EBADF)
@@ -257,8 +247,8 @@ def test_iter_map_elements_needs_a_map(load: Load) -> None:
 # ----------------------------------------------------------------------------- test_run
 
 @pytest.mark.needs("raw_tp")
-def test_test_run_raw_tp_with_ctx(load: Load) -> None:
-    obj = load("raw_testrun")
+def test_test_run_raw_tp_with_ctx(load_trace: Load) -> None:
+    obj = load_trace("raw_testrun")
     # raw_tp test runs take ctx_in only: no data, no ctx_out, no repeat (the kernel says EINVAL)
     result = obj.programs["raw_testrun"].test_run(ctx_in=struct.pack("<3Q", 5, 37, 4242),
                                                   repeat=0, ctx_size_out=0)
@@ -268,8 +258,8 @@ def test_test_run_raw_tp_with_ctx(load: Load) -> None:
 
 
 @pytest.mark.needs("raw_tp")
-def test_test_run_raw_tp_with_defaults(load: Load) -> None:
-    obj = load("raw_testrun")
+def test_test_run_raw_tp_with_defaults(load_trace: Load) -> None:
+    obj = load_trace("raw_testrun")
     # the defaults ask for neither a repeat count nor ctx_out, which raw_tp runs refuse
     result = obj.programs["raw_testrun"].test_run(ctx_in=struct.pack("<3Q", 5, 37, 1))
     assert result.retval == 42

@@ -28,7 +28,6 @@ from tests.support.attach import (
     private_netns,
     send_and_receive,
     send_from_cgroup,
-    trace_loader,
     udp_pair,
 )
 
@@ -40,16 +39,6 @@ N = 300
 
 
 Load = Callable[..., pylibbpf.Object]
-
-
-@pytest.fixture
-def load(request: pytest.FixtureRequest) -> Iterator[Load]:
-    """``load("raw_enter", ...)``: attach_trace.bpf.c with only those programs loaded."""
-    opener, close_all = trace_loader(request)
-    try:
-        yield opener
-    finally:
-        close_all()
 
 
 @pytest.fixture
@@ -65,8 +54,8 @@ def raw_count(m: pylibbpf.Map) -> int:
 # ----------------------------------------------------------------------------- destroy
 
 @pytest.mark.needs("raw_tp")
-def test_destroy_detaches_and_is_idempotent(load: Load) -> None:
-    obj = load("raw_enter")
+def test_destroy_detaches_and_is_idempotent(load_trace: Load) -> None:
+    obj = load_trace("raw_enter")
     counts = obj.maps["counts"]
     link = obj.programs["raw_enter"].attach()
     link_id = link.info().id
@@ -83,8 +72,8 @@ def test_destroy_detaches_and_is_idempotent(load: Load) -> None:
 
 
 @pytest.mark.needs("tracepoint")
-def test_context_manager_destroys(load: Load) -> None:
-    obj = load("tp_getpid")
+def test_context_manager_destroys(load_trace: Load) -> None:
+    obj = load_trace("tp_getpid")
     with obj.programs["tp_getpid"].attach() as link:
         getpid_loop(N)
     assert link.closed
@@ -96,8 +85,8 @@ def test_context_manager_destroys(load: Load) -> None:
 
 @pytest.mark.parametrize("prog", [pytest.param("tp_getpid", marks=pytest.mark.needs("tracepoint")),
                                   pytest.param("raw_enter", marks=pytest.mark.needs("raw_tp"))])
-def test_detach_not_supported_on_tracing_links(load: Load, prog: str) -> None:
-    obj = load(prog)
+def test_detach_not_supported_on_tracing_links(load_trace: Load, prog: str) -> None:
+    obj = load_trace(prog)
     # perf-event links (tp) and raw_tp links have no BPF_LINK_DETACH in the kernel; before
     # 5.15 a tracepoint "link" is a perf event fd, which BPF_LINK_DETACH calls invalid
     legacy = prog == "tp_getpid" and not perf_links()
@@ -167,8 +156,8 @@ def test_detach_xdp_and_netns_links() -> None:
 # ----------------------------------------------------------------------------- pinning
 
 @pytest.mark.needs("raw_tp")
-def test_disconnect_and_pin_outlive_link_and_object(load: Load, pins: Path) -> None:
-    obj = load("raw_enter")
+def test_disconnect_and_pin_outlive_link_and_object(load_trace: Load, pins: Path) -> None:
+    obj = load_trace("raw_enter")
     path = pins / "raw_link"
     counts = pylibbpf.Map.from_id(obj.maps["counts"].info().id)
     try:
@@ -239,9 +228,9 @@ def wait_link_gone(link_id: int, timeout: float = 5.0) -> None:
 
 
 @pytest.mark.needs("raw_tp")
-def test_destroying_a_disconnected_pinned_link_leaves_no_fd(load: Load,
+def test_destroying_a_disconnected_pinned_link_leaves_no_fd(load_trace: Load,
                                                             pins: Path) -> None:
-    obj = load("raw_enter")
+    obj = load_trace("raw_enter")
     link = obj.programs["raw_enter"].attach()
     link_id = link.info().id
     link.pin(pins / "pinned")
@@ -256,8 +245,8 @@ def test_destroying_a_disconnected_pinned_link_leaves_no_fd(load: Load,
 
 
 @pytest.mark.needs("raw_tp")
-def test_a_pin_alone_keeps_the_attachment(load: Load, pins: Path) -> None:
-    obj = load("raw_enter")
+def test_a_pin_alone_keeps_the_attachment(load_trace: Load, pins: Path) -> None:
+    obj = load_trace("raw_enter")
     # destroy() without disconnect() closes our fd, but the pin is a reference of its own
     link = obj.programs["raw_enter"].attach()
     link_id = link.info().id
@@ -281,8 +270,8 @@ def test_a_pin_alone_keeps_the_attachment(load: Load, pins: Path) -> None:
 
 
 @pytest.mark.needs("raw_tp")
-def test_pin_path_survives_unpin(load: Load, pins: Path) -> None:
-    obj = load("raw_enter")
+def test_pin_path_survives_unpin(load_trace: Load, pins: Path) -> None:
+    obj = load_trace("raw_enter")
     with obj.programs["raw_enter"].attach() as link:
         link.pin(pins / "raw")
         assert os.path.exists(pins / "raw")
@@ -292,8 +281,8 @@ def test_pin_path_survives_unpin(load: Load, pins: Path) -> None:
 
 
 @pytest.mark.needs("raw_tp")
-def test_pin_outside_bpffs_fails(load: Load, tmp_path: Path) -> None:
-    obj = load("raw_enter")
+def test_pin_outside_bpffs_fails(load_trace: Load, tmp_path: Path) -> None:
+    obj = load_trace("raw_enter")
     with obj.programs["raw_enter"].attach() as link:
         with pytest.raises(pylibbpf.BpfError) as info:
             link.pin(tmp_path / "link")
@@ -309,8 +298,9 @@ def test_open_missing_pin_is_enoent(pins: Path) -> None:
 
 
 @pytest.mark.needs("iter_task")
-def test_open_a_pinned_iterator_link_on_the_class_then_read_it(load: Load, pins: Path) -> None:
-    obj = load("dump_task")
+def test_open_a_pinned_iterator_link_on_the_class_then_read_it(load_trace: Load,
+                                                               pins: Path) -> None:
+    obj = load_trace("dump_task")
     with obj.programs["dump_task"].attach() as link:
         link.pin(pins / "iter")
         with pylibbpf.Link.open(pins / "iter") as again:  # the class call: no warning
@@ -322,8 +312,8 @@ def test_open_a_pinned_iterator_link_on_the_class_then_read_it(load: Load, pins:
     assert f"\n{os.getpid()} " in "\n" + rows
 
 
-def test_open_a_pinned_map_as_a_link_fails(load: Load, pins: Path) -> None:
-    obj = load()  # no program: the map is all it needs
+def test_open_a_pinned_map_as_a_link_fails(load_trace: Load, pins: Path) -> None:
+    obj = load_trace()  # no program: the map is all it needs
     obj.maps["counts"].pin(pins / "map")
     link = None
     try:
@@ -375,8 +365,8 @@ def test_update_program_on_xdp_link() -> None:
 
 
 @pytest.mark.needs("raw_tp")
-def test_update_program_refuses_what_is_not_a_program(load: Load) -> None:
-    obj = load("raw_enter")
+def test_update_program_refuses_what_is_not_a_program(load_trace: Load) -> None:
+    obj = load_trace("raw_enter")
     with obj.programs["raw_enter"].attach() as link:
         for wrong in (obj.maps["counts"], obj.programs["raw_enter"].fd, "raw_enter"):
             with pytest.raises(TypeError, match="must be a pylibbpf.Program"):
@@ -426,8 +416,9 @@ def _bpftool_link(link_id: int) -> dict[str, object]:
     pytest.param("dump_task", "iter", {"target_name": "task"},
                  marks=pytest.mark.needs("iter_task")),
 ])
-def test_info_matches_bpftool(load: Load, prog: str, kind: str, extra: dict[str, str]) -> None:
-    obj = load(prog)
+def test_info_matches_bpftool(load_trace: Load, prog: str, kind: str,
+                              extra: dict[str, str]) -> None:
+    obj = load_trace(prog)
     with obj.programs[prog].attach() as link:
         info = link.info()
         shown = _bpftool_link(info.id)
@@ -453,8 +444,8 @@ def test_info_matches_bpftool_cgroup() -> None:
 
 
 @pytest.mark.needs("raw_tp")
-def test_info_lists_the_link_system_wide(load: Load) -> None:
-    obj = load("raw_enter")
+def test_info_lists_the_link_system_wide(load_trace: Load) -> None:
+    obj = load_trace("raw_enter")
     with obj.programs["raw_enter"].attach() as link:
         link_id = link.info().id
         assert link_id in set(pylibbpf.link_ids())
@@ -487,6 +478,6 @@ def test_attach_before_load_is_a_state_error() -> None:
     try:
         with pytest.raises(pylibbpf.StateError) as info:
             o.programs["raw_enter"].attach()
-        assert "load()" in str(info.value)
+        assert "load_trace()" in str(info.value)
     finally:
         o.close()
