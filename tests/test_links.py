@@ -478,6 +478,6 @@ def test_attach_before_load_is_a_state_error() -> None:
     try:
         with pytest.raises(pylibbpf.StateError) as info:
             o.programs["raw_enter"].attach()
-        assert "load_trace()" in str(info.value)
+        assert "load()" in str(info.value)
     finally:
         o.close()
