@@ -14,160 +14,52 @@ Every walk over the type graph is bounded (:data:`MAX_DEPTH`), so cyclic or corr
 
 from __future__ import annotations
 
-import enum
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .btfc import CPrinter
+from .btftypes import (
+    INT_BOOL,
+    INT_CHAR,
+    INT_SIGNED,
+    MAX_DEPTH,
+    MODIFIERS,
+    PTR_SIZE,
+    REF_KINDS,
+    SIZED_KINDS,
+    VOID,
+    BtfEnumValue,
+    BtfKind,
+    BtfMember,
+    BtfParam,
+    BtfType,
+    BtfVarSecinfo,
+)
 from .errors import ElfError
 
-__all__ = ["Btf", "BtfKind", "BtfType", "BtfMember", "BtfParam", "BtfVarSecinfo", "MAX_DEPTH"]
+__all__ = ["Btf", "BtfKind", "BtfType", "BtfMember", "BtfParam", "BtfVarSecinfo", "MAX_DEPTH",
+           "MODIFIERS", "decode_type_record", "skip_modifiers", "type_record_size",
+           # the model, re-exported: it lives in btftypes so that btfc can use it
+           "BtfEnumValue", "INT_BOOL", "INT_CHAR", "INT_SIGNED", "PTR_SIZE", "VOID"]
 
 BTF_MAGIC = 0xEB9F
-MAX_DEPTH = 32  # libbpf's MAX_RESOLVE_DEPTH
-PTR_SIZE = 8
+_TAGGED_KINDS = {"struct": (BtfKind.STRUCT,), "union": (BtfKind.UNION,),
+                 "enum": (BtfKind.ENUM, BtfKind.ENUM64)}
+# Kinds a C type name cannot mean: `codec(btf, "x")` names a type, not a function or variable.
+_NOT_VALUE_TYPES = {BtfKind.FUNC, BtfKind.VAR, BtfKind.DATASEC, BtfKind.FWD}
 
 
-class BtfKind(enum.IntEnum):
-    """``BTF_KIND_*``: all kinds known to libbpf 1.1."""
-
-    VOID = 0
-    INT = 1
-    PTR = 2
-    ARRAY = 3
-    STRUCT = 4
-    UNION = 5
-    ENUM = 6
-    FWD = 7
-    TYPEDEF = 8
-    VOLATILE = 9
-    CONST = 10
-    RESTRICT = 11
-    FUNC = 12
-    FUNC_PROTO = 13
-    VAR = 14
-    DATASEC = 15
-    FLOAT = 16
-    DECL_TAG = 17
-    TYPE_TAG = 18
-    ENUM64 = 19
-
-
-# Kinds whose third word is a type id (the others hold a size or nothing).
-_REF_KINDS = {BtfKind.PTR, BtfKind.TYPEDEF, BtfKind.VOLATILE, BtfKind.CONST, BtfKind.RESTRICT,
-              BtfKind.FUNC, BtfKind.FUNC_PROTO, BtfKind.VAR, BtfKind.DECL_TAG, BtfKind.TYPE_TAG}
-_SIZED_KINDS = {BtfKind.INT, BtfKind.STRUCT, BtfKind.UNION, BtfKind.ENUM, BtfKind.DATASEC,
-                BtfKind.FLOAT, BtfKind.ENUM64}
-_MODIFIERS = {BtfKind.TYPEDEF, BtfKind.VOLATILE, BtfKind.CONST, BtfKind.RESTRICT,
-              BtfKind.TYPE_TAG}
-
-INT_SIGNED, INT_CHAR, INT_BOOL = 1, 2, 4
-
-
-@dataclass(frozen=True)
-class BtfMember:
-    """A struct/union member: ``bit_offset`` from the start; ``bitfield_size`` 0 if none."""
-
-    name: str
-    type_id: int
-    bit_offset: int
-    bitfield_size: int = 0
-
-
-@dataclass(frozen=True)
-class BtfParam:
-    """A FUNC_PROTO parameter (``type_id`` 0 as the last one means ``...``)."""
-
-    name: str
-    type_id: int
-
-
-@dataclass(frozen=True)
-class BtfVarSecinfo:
-    """A DATASEC entry: variable ``type_id`` at ``offset`` with ``size`` bytes."""
-
-    type_id: int
-    offset: int
-    size: int
-
-
-@dataclass(frozen=True)
-class BtfEnumValue:
-    """An enumerator."""
-
-    name: str
-    value: int
-
-
-@dataclass(frozen=True)
-class BtfType:
-    """One BTF type. Fields not meaningful for a kind keep their defaults.
-
-    ``size`` is set for sized kinds, ``type_id`` for kinds that refer to another type (for FUNC
-    the prototype, for FUNC_PROTO the return type, for VAR the variable's type).
-    """
-
-    id: int
-    kind: BtfKind
-    name: str = ""
-    size: int | None = None
-    type_id: int | None = None
-    kind_flag: bool = False
-    vlen: int = 0
-    # INT
-    encoding: int = 0
-    int_offset: int = 0
-    bits: int = 0
-    # ARRAY
-    elem_type_id: int = 0
-    index_type_id: int = 0
-    nelems: int = 0
-    members: tuple[BtfMember, ...] = ()
-    enum_values: tuple[BtfEnumValue, ...] = ()
-    params: tuple[BtfParam, ...] = ()
-    linkage: int = 0  # FUNC (static/global/extern) and VAR (static/global/extern)
-    secinfos: tuple[BtfVarSecinfo, ...] = ()
-    component_idx: int = -1  # DECL_TAG
-
-    @property
-    def is_signed(self) -> bool:
-        """INT with the signed encoding, or ENUM/ENUM64 marked signed."""
-        if self.kind == BtfKind.INT:
-            return bool(self.encoding & INT_SIGNED)
-        return self.kind in (BtfKind.ENUM, BtfKind.ENUM64) and self.kind_flag
-
-    def to_json(self) -> dict[str, object]:
-        """A JSON-friendly description (stable keys)."""
-        out: dict[str, object] = {"id": self.id, "kind": self.kind.name, "name": self.name}
-        if self.size is not None:
-            out["size"] = self.size
-        if self.type_id is not None:
-            out["type_id"] = self.type_id
-        if self.kind == BtfKind.INT:
-            out.update(bits=self.bits, offset=self.int_offset, encoding=self.encoding)
-        if self.kind == BtfKind.ARRAY:
-            out.update(type_id=self.elem_type_id, index_type_id=self.index_type_id,
-                       nelems=self.nelems)
-        if self.members:
-            out["members"] = [{"name": m.name, "type_id": m.type_id, "bit_offset": m.bit_offset,
-                               "bitfield_size": m.bitfield_size} for m in self.members]
-        if self.kind in (BtfKind.ENUM, BtfKind.ENUM64):
-            out["values"] = [{"name": v.name, "value": v.value} for v in self.enum_values]
-        if self.kind == BtfKind.FUNC_PROTO:
-            out["params"] = [{"name": p.name, "type_id": p.type_id} for p in self.params]
-        if self.kind in (BtfKind.FUNC, BtfKind.VAR):
-            out["linkage"] = self.linkage
-        if self.kind == BtfKind.DATASEC:
-            out["vars"] = [{"type_id": s.type_id, "offset": s.offset, "size": s.size}
-                           for s in self.secinfos]
-        if self.kind == BtfKind.DECL_TAG:
-            out["component_idx"] = self.component_idx
-        if self.kind == BtfKind.FWD:
-            out["fwd_kind"] = "union" if self.kind_flag else "struct"
-        return out
-
-
-VOID = BtfType(0, BtfKind.VOID, "void")
+def skip_modifiers(type_by_id: Callable[[int], BtfType], t: BtfType) -> BtfType:
+    """``t`` without its typedef/const/volatile/restrict/type_tag layers, in any BTF that
+    gives types by id (:class:`Btf`, or libbpf's through :mod:`pylibbpf.btf`)."""
+    cur = t
+    for _ in range(MAX_DEPTH):
+        if cur.kind not in MODIFIERS:
+            return cur
+        cur = type_by_id(cur.type_id or 0)
+    raise ElfError(f"BTF type [{t.id}]: modifier chain too deep or cyclic")
 
 
 @dataclass
@@ -223,28 +115,36 @@ class Btf:
     def _get(self, t: BtfType | int) -> BtfType:
         return self.type_by_id(t) if isinstance(t, int) else t
 
+    def find_c_type(self, c_name: str) -> BtfType | None:
+        """The type a C spelling names: ``"struct event"``, ``"union u"``, ``"enum color"``
+        (ENUM or ENUM64), or a plain name (``"u32"``, ``"event"``: the first type of that name
+        that is not a function, variable, section or forward declaration); None if none."""
+        words = c_name.split()
+        if len(words) == 2 and words[0] in _TAGGED_KINDS:
+            for kind in _TAGGED_KINDS[words[0]]:
+                found = self.find(words[1], kind)
+                if found is not None:
+                    return found
+            return None
+        return next((t for t in self.find_all(c_name) if t.kind not in _NOT_VALUE_TYPES), None)
+
     def resolve(self, t: BtfType | int) -> BtfType:
         """Skip typedef/const/volatile/restrict/type_tag to the underlying type."""
-        cur = self._get(t)
-        for _ in range(MAX_DEPTH):
-            if cur.kind not in _MODIFIERS:
-                return cur
-            cur = self.type_by_id(cur.type_id or 0)
-        raise ElfError(f"BTF type [{self._get(t).id}]: modifier chain too deep or cyclic")
+        return skip_modifiers(self.type_by_id, self._get(t))
 
     def size_of(self, t: BtfType | int) -> int:
         """Size in bytes (libbpf's ``btf__resolve_size``)."""
         cur = self._get(t)
         nelems = 1
         for _ in range(MAX_DEPTH):
-            if cur.kind in _SIZED_KINDS:
+            if cur.kind in SIZED_KINDS:
                 size = (cur.size or 0) * nelems
                 if size > 0xFFFFFFFF:
                     raise ElfError(f"BTF type [{self._get(t).id}]: size overflows 32 bits")
                 return size
             if cur.kind == BtfKind.PTR:
                 return PTR_SIZE * nelems
-            if cur.kind in _MODIFIERS or cur.kind in (BtfKind.VAR, BtfKind.DECL_TAG):
+            if cur.kind in MODIFIERS or cur.kind in (BtfKind.VAR, BtfKind.DECL_TAG):
                 cur = self.type_by_id(cur.type_id or 0)
             elif cur.kind == BtfKind.ARRAY:
                 nelems *= cur.nelems
@@ -265,7 +165,7 @@ class Btf:
             result = min(PTR_SIZE, cur.size or 0)
         elif cur.kind == BtfKind.PTR:
             result = PTR_SIZE
-        elif cur.kind in _MODIFIERS:
+        elif cur.kind in MODIFIERS:
             result = self.align_of(cur.type_id or 0, _depth + 1)
         elif cur.kind == BtfKind.ARRAY:
             result = self.align_of(cur.elem_type_id, _depth + 1)
@@ -304,8 +204,6 @@ class Btf:
 
     def type_name(self, t: BtfType | int) -> str:
         """The C spelling of a type used in a declaration (``struct event``, ``u32 *``...)."""
-        from .btfc import CPrinter
-
         return CPrinter(self).decl(self._get(t).id, "")
 
     def format_c(self, t: BtfType | int) -> str:
@@ -313,8 +211,6 @@ class Btf:
 
         Matches what ``bpftool btf dump file X format c`` (libbpf 1.1's ``btf_dump``) prints.
         """
-        from .btfc import CPrinter
-
         return CPrinter(self).definition(self._get(t).id)
 
 
@@ -355,112 +251,126 @@ def _parse(data: bytes) -> Btf:
 
     types: list[BtfType] = [VOID]
     pos = 0
-    u32 = struct.Struct(e + "I")
     while pos < len(types_blob):
         if pos + 12 > len(types_blob):
             raise ElfError(f".BTF: truncated type at offset {pos}")
-        name_off, info, size_type = struct.unpack_from(e + "III", types_blob, pos)
-        pos += 12
         type_id = len(types)
-        kind_no = (info >> 24) & 0x1F
-        try:
-            kind = BtfKind(kind_no)
-        except ValueError:
-            raise ElfError(f".BTF: type [{type_id}] has unknown kind {kind_no}") from None
-        if kind == BtfKind.VOID:
-            raise ElfError(f".BTF: type [{type_id}] has kind 0 (void)")
-        vlen = info & 0xFFFF
-        kflag = bool(info >> 31)
-        name = name_at(name_off)
-        common: dict[str, object] = {"id": type_id, "kind": kind, "name": name,
-                                     "kind_flag": kflag, "vlen": vlen}
-        if kind in _SIZED_KINDS:
-            common["size"] = size_type
-        elif kind in _REF_KINDS:
-            common["type_id"] = size_type
-
-        def need(n: int, pos: int = pos, type_id: int = type_id, kind: BtfKind = kind) -> None:
-            if pos + n > len(types_blob):
-                raise ElfError(f".BTF: type [{type_id}] ({kind.name}) is truncated")
-
-        t: BtfType
-        if kind == BtfKind.INT:
-            need(4)
-            (word,) = u32.unpack_from(types_blob, pos)
-            pos += 4
-            t = BtfType(**common, encoding=(word >> 24) & 0xF,  # type: ignore[arg-type]
-                        int_offset=(word >> 16) & 0xFF, bits=word & 0xFF)
-        elif kind == BtfKind.ARRAY:
-            need(12)
-            elem, index, nelems = struct.unpack_from(e + "III", types_blob, pos)
-            pos += 12
-            t = BtfType(**common, elem_type_id=elem, index_type_id=index,  # type: ignore[arg-type]
-                        nelems=nelems)
-        elif kind in (BtfKind.STRUCT, BtfKind.UNION):
-            need(12 * vlen)
-            members = []
-            for _ in range(vlen):
-                m_name, m_type, m_off = struct.unpack_from(e + "III", types_blob, pos)
-                pos += 12
-                if kflag:
-                    members.append(BtfMember(name_at(m_name), m_type, m_off & 0xFFFFFF,
-                                             m_off >> 24))
-                else:
-                    members.append(BtfMember(name_at(m_name), m_type, m_off))
-            t = BtfType(**common, members=tuple(members))  # type: ignore[arg-type]
-        elif kind == BtfKind.ENUM:
-            need(8 * vlen)
-            values = []
-            for _ in range(vlen):
-                v_name, v_val = struct.unpack_from(e + "Ii" if kflag else e + "II",
-                                                   types_blob, pos)
-                pos += 8
-                values.append(BtfEnumValue(name_at(v_name), v_val))
-            t = BtfType(**common, enum_values=tuple(values))  # type: ignore[arg-type]
-        elif kind == BtfKind.ENUM64:
-            need(12 * vlen)
-            values = []
-            for _ in range(vlen):
-                v_name, lo, hi = struct.unpack_from(e + "III", types_blob, pos)
-                pos += 12
-                val = (hi << 32) | lo
-                if kflag and val >= 1 << 63:
-                    val -= 1 << 64
-                values.append(BtfEnumValue(name_at(v_name), val))
-            t = BtfType(**common, enum_values=tuple(values))  # type: ignore[arg-type]
-        elif kind == BtfKind.FUNC_PROTO:
-            need(8 * vlen)
-            params = []
-            for _ in range(vlen):
-                p_name, p_type = struct.unpack_from(e + "II", types_blob, pos)
-                pos += 8
-                params.append(BtfParam(name_at(p_name), p_type))
-            t = BtfType(**common, params=tuple(params))  # type: ignore[arg-type]
-        elif kind == BtfKind.VAR:
-            need(4)
-            (linkage,) = u32.unpack_from(types_blob, pos)
-            pos += 4
-            t = BtfType(**common, linkage=linkage)  # type: ignore[arg-type]
-        elif kind == BtfKind.DATASEC:
-            need(12 * vlen)
-            infos = []
-            for _ in range(vlen):
-                v_type, v_off, v_size = struct.unpack_from(e + "III", types_blob, pos)
-                pos += 12
-                infos.append(BtfVarSecinfo(v_type, v_off, v_size))
-            t = BtfType(**common, secinfos=tuple(infos))  # type: ignore[arg-type]
-        elif kind == BtfKind.DECL_TAG:
-            need(4)
-            (comp,) = struct.unpack_from(e + "i", types_blob, pos)
-            pos += 4
-            t = BtfType(**common, component_idx=comp)  # type: ignore[arg-type]
-        elif kind == BtfKind.FUNC:
-            t = BtfType(**common, linkage=vlen)  # type: ignore[arg-type]
-        else:
-            t = BtfType(**common)  # type: ignore[arg-type]
-        types.append(t)
+        size = type_record_size(types_blob, pos, bo, type_id)
+        if pos + size > len(types_blob):
+            kind = BtfKind((struct.unpack_from(e + "I", types_blob, pos + 4)[0] >> 24) & 0x1F)
+            raise ElfError(f".BTF: type [{type_id}] ({kind.name}) is truncated")
+        types.append(decode_type_record(types_blob, pos, type_id, bo, name_at))
+        pos += size
     _check_refs(types)
     return Btf(types, bo, strings)
+
+
+# The bytes a type record takes after its 12-byte header: a fixed part, and one per vlen item.
+_EXTRA_FIXED = {BtfKind.INT: 4, BtfKind.ARRAY: 12, BtfKind.VAR: 4, BtfKind.DECL_TAG: 4}
+_EXTRA_PER_ITEM = {BtfKind.STRUCT: 12, BtfKind.UNION: 12, BtfKind.ENUM: 8, BtfKind.ENUM64: 12,
+                   BtfKind.FUNC_PROTO: 8, BtfKind.DATASEC: 12}
+_STRUCTS = {order: {fmt: struct.Struct(("<" if order == "little" else ">") + fmt)
+                    for fmt in ("I", "i", "II", "Ii", "III")}
+            for order in ("little", "big")}
+
+
+def _kind(info: int, type_id: int) -> BtfKind:
+    kind_no = (info >> 24) & 0x1F
+    try:
+        kind = BtfKind(kind_no)
+    except ValueError:
+        raise ElfError(f".BTF: type [{type_id}] has unknown kind {kind_no}") from None
+    if kind == BtfKind.VOID:
+        raise ElfError(f".BTF: type [{type_id}] has kind 0 (void)")
+    return kind
+
+
+def type_record_size(data: bytes | bytearray | memoryview, pos: int = 0,
+                     byteorder: Literal["little", "big"] = "little", type_id: int = 0) -> int:
+    """The size in bytes of the type record whose 12-byte header is at ``data[pos]``,
+    header included (``type_id`` names it in errors)."""
+    info = _STRUCTS[byteorder]["I"].unpack_from(data, pos + 4)[0]
+    kind = _kind(info, type_id)
+    return int(12 + _EXTRA_FIXED.get(kind, 0) + _EXTRA_PER_ITEM.get(kind, 0) * (info & 0xFFFF))
+
+
+def decode_type_record(data: bytes | bytearray | memoryview, pos: int, type_id: int,
+                       byteorder: Literal["little", "big"],
+                       name_at: Callable[[int], str]) -> BtfType:
+    """Decode the type record at ``data[pos]``, complete as :func:`type_record_size` says, as
+    type ``type_id``; ``name_at(offset)`` reads the string table."""
+    fmt = _STRUCTS[byteorder]
+    three, two = fmt["III"], fmt["II"]
+    name_off, info, size_type = three.unpack_from(data, pos)
+    pos += 12
+    kind = _kind(info, type_id)
+    vlen = info & 0xFFFF
+    kflag = bool(info >> 31)
+    common: dict[str, object] = {"id": type_id, "kind": kind, "name": name_at(name_off),
+                                 "kind_flag": kflag, "vlen": vlen}
+    if kind in SIZED_KINDS:
+        common["size"] = size_type
+    elif kind in REF_KINDS:
+        common["type_id"] = size_type
+    if kind == BtfKind.INT:
+        (word,) = fmt["I"].unpack_from(data, pos)
+        return BtfType(**common, encoding=(word >> 24) & 0xF,  # type: ignore[arg-type]
+                       int_offset=(word >> 16) & 0xFF, bits=word & 0xFF)
+    if kind == BtfKind.ARRAY:
+        elem, index, nelems = three.unpack_from(data, pos)
+        return BtfType(**common, elem_type_id=elem, index_type_id=index,  # type: ignore[arg-type]
+                       nelems=nelems)
+    if kind in (BtfKind.STRUCT, BtfKind.UNION):
+        members = []
+        for _ in range(vlen):
+            m_name, m_type, m_off = three.unpack_from(data, pos)
+            pos += 12
+            if kflag:
+                members.append(BtfMember(name_at(m_name), m_type, m_off & 0xFFFFFF, m_off >> 24))
+            else:
+                members.append(BtfMember(name_at(m_name), m_type, m_off))
+        return BtfType(**common, members=tuple(members))  # type: ignore[arg-type]
+    if kind == BtfKind.ENUM:
+        pair = fmt["Ii"] if kflag else two
+        values = []
+        for _ in range(vlen):
+            v_name, v_val = pair.unpack_from(data, pos)
+            pos += 8
+            values.append(BtfEnumValue(name_at(v_name), v_val))
+        return BtfType(**common, enum_values=tuple(values))  # type: ignore[arg-type]
+    if kind == BtfKind.ENUM64:
+        values = []
+        for _ in range(vlen):
+            v_name, lo, hi = three.unpack_from(data, pos)
+            pos += 12
+            val = (hi << 32) | lo
+            if kflag and val >= 1 << 63:
+                val -= 1 << 64
+            values.append(BtfEnumValue(name_at(v_name), val))
+        return BtfType(**common, enum_values=tuple(values))  # type: ignore[arg-type]
+    if kind == BtfKind.FUNC_PROTO:
+        params = []
+        for _ in range(vlen):
+            p_name, p_type = two.unpack_from(data, pos)
+            pos += 8
+            params.append(BtfParam(name_at(p_name), p_type))
+        return BtfType(**common, params=tuple(params))  # type: ignore[arg-type]
+    if kind == BtfKind.VAR:
+        (linkage,) = fmt["I"].unpack_from(data, pos)
+        return BtfType(**common, linkage=linkage)  # type: ignore[arg-type]
+    if kind == BtfKind.DATASEC:
+        infos = []
+        for _ in range(vlen):
+            v_type, v_off, v_size = three.unpack_from(data, pos)
+            pos += 12
+            infos.append(BtfVarSecinfo(v_type, v_off, v_size))
+        return BtfType(**common, secinfos=tuple(infos))  # type: ignore[arg-type]
+    if kind == BtfKind.DECL_TAG:
+        (comp,) = fmt["i"].unpack_from(data, pos)
+        return BtfType(**common, component_idx=comp)  # type: ignore[arg-type]
+    if kind == BtfKind.FUNC:
+        return BtfType(**common, linkage=vlen)  # type: ignore[arg-type]
+    return BtfType(**common)  # type: ignore[arg-type]
 
 
 def _check_refs(types: list[BtfType]) -> None:

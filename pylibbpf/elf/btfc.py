@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .btf import MAX_DEPTH, PTR_SIZE, BtfKind, BtfType
+from .btftypes import MAX_DEPTH, PTR_SIZE, BtfKind, BtfType
 from .errors import ElfError
 
 if TYPE_CHECKING:

@@ -18,15 +18,12 @@ never ends) and files above a size bound, without reading them.
 
 from __future__ import annotations
 
-from .btf import MAX_DEPTH, Btf, BtfKind
+from .btf import MAX_DEPTH, MODIFIERS, Btf, BtfKind
 from .errors import ElfError
 from .objectfile import ObjectFile
 from .reader import MAX_OBJECT_SIZE, read_object_file
 
 __all__ = ["MAX_OBJECT_SIZE", "read_object_file", "validate_object"]
-
-_MODIFIERS = frozenset({BtfKind.TYPEDEF, BtfKind.VOLATILE, BtfKind.CONST, BtfKind.RESTRICT,
-                        BtfKind.TYPE_TAG})
 
 
 def validate_object(data: bytes, name: str = "") -> ObjectFile:
@@ -46,7 +43,7 @@ def _check_btf(btf: Btf) -> None:
     """What libbpf's BTF walks assume beyond ids and string offsets in range."""
     ends: dict[int, bool] = {}  # type id -> its modifier chain ends (memo)
     for t in btf.types:
-        if t.kind in _MODIFIERS:
+        if t.kind in MODIFIERS:
             _check_modifier_chain(btf, t.id, ends)
         if t.kind == BtfKind.DATASEC:
             for si in t.secinfos:
@@ -60,7 +57,7 @@ def _check_modifier_chain(btf: Btf, start: int, ends: dict[int, bool]) -> None:
     # hangs bpf_object__open.  Chains longer than libbpf's own resolve depth are refused too.
     seen: list[int] = []
     cur = start
-    while btf.types[cur].kind in _MODIFIERS and not ends.get(cur):
+    while btf.types[cur].kind in MODIFIERS and not ends.get(cur):
         if cur in seen or len(seen) > MAX_DEPTH:
             raise ElfError(f".BTF: type [{start}]: typedef/modifier chain is cyclic or "
                            f"deeper than {MAX_DEPTH}")
