@@ -6,8 +6,9 @@ map's fd: read-write for ``.bss``/``.data``, read-only for ``.rodata`` (frozen b
 libbpf 1.1's ``bpf_map__initial_value`` still points at a private copy after a plain load, so it
 is never used after load.
 
-Variable layouts come from the object's BTF ``DATASEC`` as libbpf fixed it up at open, read
-by the same code as :class:`pylibbpf.elf.ObjectFile`'s (:mod:`pylibbpf.elf.datasec`).
+Variable layouts come from the object's BTF ``DATASEC`` as libbpf fixed it up at open
+(:func:`pylibbpf.btf.object_btf`), read by the same code as :class:`pylibbpf.elf.ObjectFile`'s
+(:mod:`pylibbpf.elf.datasec`).
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import _args
+from .btf import object_btf
 from .elf.btf import BtfKind
 from .elf.datasec import Variable, datasec_variables
 from .elf.errors import ElfError
 from .errors import BpfError, StateError
 from .lowlevel import to_bytes
 from .map import Map
-from .typed import btf_of
 
 if TYPE_CHECKING:
     from .object import Object
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 def _variables(obj: Object, section: str) -> dict[str, Variable]:
     try:
-        btf = btf_of(obj)
+        btf = object_btf(obj)
         datasec = btf.find(section, BtfKind.DATASEC)
         variables = [] if datasec is None else datasec_variables(btf, datasec.secinfos)
     except BpfError as exc:

@@ -1,28 +1,5 @@
 """BTF-typed views of BPF data, with no code generation.
 
-A :class:`Codec` is built once from a BTF type and turns the bytes of that type into Python
-values and back:
-
-=====================  ===================================================================
-BTF                    Python
-=====================  ===================================================================
-INT                    ``int`` (signed per the encoding); ``bool`` for ``_Bool``
-ENUM / ENUM64          a member of an ``IntEnum`` named after the C enum (``int`` when the
-                       value has no enumerator); encode from the enum, its name or an int
-char arrays            ``str`` (up to the first NUL); encode from ``str`` or ``bytes``
-other ARRAY            ``list`` (nested for multi-dimensional arrays)
-STRUCT / UNION         ``dict`` of member name to value; members of anonymous structs and
-                       unions appear in the enclosing dict, as in C; bitfields included.
-                       A union decodes every member; encode it from a dict with one member
-PTR                    ``int`` (the address)
-FLOAT                  ``float``
-typedef/const/...      the type they name
-=====================  ===================================================================
-
-Encoding is strict: unknown member names, values out of range and strings too long raise
-``ValueError``; members not given are zero.  ``codec.encode(codec.decode(raw)) == raw`` for any
-bytes whose padding is zero.
-
 Typed views are opt-in; everything stays raw ``bytes`` by default:
 
 * :func:`typed` / :class:`TypedMap`: a map whose keys and values are decoded (``Map.typed()``);
@@ -30,23 +7,25 @@ Typed views are opt-in; everything stays raw ``bytes`` by default:
 * :class:`TypedGlobals`: ``.bss``/``.data``/``.rodata`` variables as Python values;
 * :func:`numpy_dtype`: a NumPy structured dtype for the batch ring reader.
 
+Values are decoded and encoded by :mod:`pylibbpf.elf.codec` (:class:`Codec`, :func:`codec`,
+:func:`numpy_dtype`, re-exported here) over the object's BTF from :func:`pylibbpf.btf.object_btf`
+(``btf_of`` here, its former name); a ring's record type is told from the object's instructions
+by :mod:`pylibbpf.elf.records`.
+
 This module sits below :mod:`pylibbpf.map`: ``Map.typed()`` builds a :class:`TypedMap`, which
 reads the map only through the methods :class:`_RawMap` lists, so nothing here names ``Map``.
 """
 
 from __future__ import annotations
 
-import ctypes
-import enum
-import errno as _errno
-import struct
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from . import _ffi
-from .elf.btf import INT_BOOL, INT_CHAR, INT_SIGNED, Btf, BtfKind, BtfType
-from .errors import BpfError
+from .btf import object_btf
+from .elf import records
+from .elf.btf import Btf, BtfKind
+from .elf.codec import Codec, codec, numpy_dtype
+from .elf.objectfile import ObjectFile
 
 if TYPE_CHECKING:
     from .global_data import GlobalData
@@ -55,380 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["Codec", "TypedGlobals", "TypedMap", "btf_of", "codec", "decoder",
            "infer_event_type", "numpy_dtype", "typed"]
 
-_MODIFIERS = {BtfKind.TYPEDEF, BtfKind.VOLATILE, BtfKind.CONST, BtfKind.RESTRICT,
-              BtfKind.TYPE_TAG}
-_FLOATS = {2: "e", 4: "f", 8: "d"}
-_ORDER = sys.byteorder
-
-
-class Codec:
-    """Decodes and encodes one BTF type.  ``size`` is its size in bytes."""
-
-    __slots__ = ("btf", "type", "size", "name", "_decode", "_encode")
-
-    def __init__(self, btf: Btf, type_: BtfType, size: int,
-                 decode: Callable[[bytes | memoryview, int], Any],
-                 encode: Callable[[Any, bytearray, int], None]) -> None:
-        self.btf = btf
-        self.type = type_
-        self.size = size
-        self.name = btf.type_name(type_) if type_.id else "void"
-        self._decode = decode
-        self._encode = encode
-
-    def decode(self, data: bytes | bytearray | memoryview, offset: int = 0) -> Any:
-        """The value held in ``data[offset:offset + size]``."""
-        if len(data) - offset < self.size:
-            raise ValueError(f"{self.name} is {self.size} bytes; got {len(data) - offset}")
-        return self._decode(data if isinstance(data, (bytes, memoryview)) else bytes(data),
-                            offset)
-
-    def encode(self, value: Any) -> bytes:
-        """The bytes of ``value`` (``bytes`` of the exact size pass through)."""
-        if isinstance(value, (bytes, bytearray, memoryview)):
-            raw = bytes(value)
-            if len(raw) != self.size:
-                raise ValueError(f"{self.name} is {self.size} bytes, not {len(raw)}")
-            return raw
-        out = bytearray(self.size)
-        self._encode(value, out, 0)
-        return bytes(out)
-
-    def __call__(self, data: bytes) -> Any:
-        return self.decode(data)
-
-    def __repr__(self) -> str:
-        return f"<Codec {self.name} ({self.size} bytes)>"
-
-
-# ------------------------------------------------------------------------------------ building
-
-
-class _Builder:
-    def __init__(self, btf: Btf) -> None:
-        self.btf = btf
-        self.enums: dict[int, type[enum.IntEnum]] = {}
-
-    def resolve(self, type_id: int) -> BtfType:
-        t = self.btf.type_by_id(type_id)
-        depth = 0
-        while t.kind in _MODIFIERS or t.kind == BtfKind.VAR:
-            depth += 1
-            if depth > 32:
-                raise ValueError(f"BTF type [{type_id}]: modifier chain too deep")
-            t = self.btf.type_by_id(t.type_id or 0)
-        return t
-
-    def build(self, type_id: int) -> tuple[int, Any, Any]:
-        """(size, decode(data, off), encode(value, out, off)) for ``type_id``."""
-        t = self.resolve(type_id)
-        kind = t.kind
-        if kind == BtfKind.INT:
-            return self.integer(t)
-        if kind in (BtfKind.ENUM, BtfKind.ENUM64):
-            return self.enumeration(t)
-        if kind == BtfKind.PTR:
-            return self.plain_int(8, False, "pointer")
-        if kind == BtfKind.FLOAT:
-            return self.floating(t)
-        if kind == BtfKind.ARRAY:
-            return self.array(t)
-        if kind in (BtfKind.STRUCT, BtfKind.UNION, BtfKind.DATASEC):
-            return self.composite(t)
-        raise ValueError(f"BTF type [{t.id}] {t.name or ''} of kind {kind.name} has no value "
-                         "layout (void, a forward declaration or a function)")
-
-    @staticmethod
-    def plain_int(size: int, signed: bool, what: str) -> tuple[int, Any, Any]:
-        low = -(1 << (8 * size - 1)) if signed else 0
-        high = (1 << (8 * size - 1)) - 1 if signed else (1 << (8 * size)) - 1
-        from_bytes = int.from_bytes
-
-        def decode(data: Any, off: int) -> int:
-            return from_bytes(data[off:off + size], _ORDER, signed=signed)
-
-        def encode(value: Any, out: bytearray, off: int) -> None:
-            if isinstance(value, float) or not isinstance(value, int):
-                raise ValueError(f"{what} needs an int, not {type(value).__name__}")
-            if not low <= value <= high:
-                raise ValueError(f"{value} does not fit a {size}-byte "
-                                 f"{'signed' if signed else 'unsigned'} {what}")
-            out[off:off + size] = value.to_bytes(size, _ORDER, signed=signed)
-        return size, decode, encode
-
-    def integer(self, t: BtfType) -> tuple[int, Any, Any]:
-        size = t.size or 0
-        signed = bool(t.encoding & INT_SIGNED)
-        if t.encoding & INT_BOOL:
-            def decode_bool(data: Any, off: int) -> bool:
-                return any(data[off:off + size])
-
-            def encode_bool(value: Any, out: bytearray, off: int) -> None:
-                if not isinstance(value, (bool, int)):
-                    raise ValueError(f"bool needs True/False, not {type(value).__name__}")
-                out[off:off + size] = int(bool(value)).to_bytes(size, _ORDER)
-            return size, decode_bool, encode_bool
-        if t.int_offset or t.bits != 8 * size:  # an INT narrower than its storage
-            return self.bits_int(size, t.int_offset, t.bits, signed, t.name or "int")
-        return self.plain_int(size, signed, t.name or "int")
-
-    @staticmethod
-    def bits_int(size: int, shift: int, bits: int, signed: bool,
-                 what: str) -> tuple[int, Any, Any]:
-        mask = (1 << bits) - 1
-
-        def decode(data: Any, off: int) -> int:
-            word = int.from_bytes(data[off:off + size], _ORDER)
-            value = (word >> shift) & mask
-            if signed and value >> (bits - 1):
-                value -= 1 << bits
-            return value
-
-        def encode(value: Any, out: bytearray, off: int) -> None:
-            if not isinstance(value, int):
-                raise ValueError(f"{what} needs an int, not {type(value).__name__}")
-            low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, mask)
-            if not low <= value <= high:
-                raise ValueError(f"{value} does not fit {bits} bits of {what}")
-            word = int.from_bytes(out[off:off + size], _ORDER)
-            word = (word & ~(mask << shift)) | ((value & mask) << shift)
-            out[off:off + size] = word.to_bytes(size, _ORDER)
-        return size, decode, encode
-
-    def enum_class(self, t: BtfType) -> type[enum.IntEnum] | None:
-        cached = self.enums.get(t.id)
-        if cached is not None or not t.enum_values:
-            return cached
-        if t.enum_values:
-            bits = 8 * (t.size or 4)
-            members: dict[str, int] = {}
-            for v in t.enum_values:
-                value = v.value & ((1 << bits) - 1)
-                if t.kind_flag and value >> (bits - 1):
-                    value -= 1 << bits
-                members[v.name] = value
-            cls: type[enum.IntEnum] = enum.IntEnum(  # type: ignore[misc]
-                t.name or f"enum_{t.id}", members)
-            self.enums[t.id] = cls
-        return cls
-
-    def enumeration(self, t: BtfType) -> tuple[int, Any, Any]:
-        size = t.size or 4
-        signed = t.kind_flag
-        cls = self.enum_class(t)
-        _size, raw_decode, raw_encode = self.plain_int(size, signed, f"enum {t.name}")
-        if cls is None:
-            return size, raw_decode, raw_encode
-        by_value = {int(m): m for m in cls}
-        by_name = cls.__members__
-
-        def decode(data: Any, off: int) -> Any:
-            value = raw_decode(data, off)
-            return by_value.get(value, value)
-
-        def encode(value: Any, out: bytearray, off: int) -> None:
-            if isinstance(value, str):
-                try:
-                    value = by_name[value]
-                except KeyError:
-                    raise ValueError(f"enum {t.name} has no enumerator {value!r}") from None
-            raw_encode(int(value) if isinstance(value, int) else value, out, off)
-        return size, decode, encode
-
-    @staticmethod
-    def floating(t: BtfType) -> tuple[int, Any, Any]:
-        size = t.size or 0
-        fmt = _FLOATS.get(size)
-        if fmt is None:
-            def decode_raw(data: Any, off: int) -> bytes:
-                return bytes(data[off:off + size])
-
-            def encode_raw(value: Any, out: bytearray, off: int) -> None:
-                if not isinstance(value, (bytes, bytearray)) or len(value) != size:
-                    raise ValueError(f"{t.name} is kept as {size} raw bytes")
-                out[off:off + size] = value
-            return size, decode_raw, encode_raw
-        packer = struct.Struct(("<" if _ORDER == "little" else ">") + fmt)
-
-        def decode(data: Any, off: int) -> float:
-            return float(packer.unpack_from(data, off)[0])
-
-        def encode(value: Any, out: bytearray, off: int) -> None:
-            if not isinstance(value, (int, float)):
-                raise ValueError(f"{t.name} needs a float, not {type(value).__name__}")
-            packer.pack_into(out, off, value)
-        return size, decode, encode
-
-    def is_char(self, type_id: int) -> bool:
-        t = self.resolve(type_id)
-        # plain `char` only: `unsigned char`/`__u8` arrays are bytes of data, decoded as ints
-        return t.kind == BtfKind.INT and t.size == 1 and (
-            bool(t.encoding & INT_CHAR) or t.name == "char")
-
-    def array(self, t: BtfType) -> tuple[int, Any, Any]:
-        count = t.nelems
-        if self.is_char(t.elem_type_id):
-            def decode_str(data: Any, off: int) -> str:
-                raw = bytes(data[off:off + count])
-                return raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-
-            def encode_str(value: Any, out: bytearray, off: int) -> None:
-                raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
-                if not isinstance(raw, (bytes, bytearray)):
-                    raise ValueError(f"char[{count}] needs a str or bytes")
-                if len(raw) > count:
-                    raise ValueError(f"{len(raw)} bytes do not fit char[{count}]")
-                out[off:off + count] = bytes(raw).ljust(count, b"\0")
-            return count, decode_str, encode_str
-        elem_size, elem_decode, elem_encode = self.build(t.elem_type_id)
-
-        def decode(data: Any, off: int) -> list[Any]:
-            return [elem_decode(data, off + i * elem_size) for i in range(count)]
-
-        def encode(value: Any, out: bytearray, off: int) -> None:
-            if isinstance(value, (str, bytes, dict)) or len(value) > count:
-                raise ValueError(f"an array of {count} needs a list of at most {count} items")
-            for i, item in enumerate(value):
-                elem_encode(item, out, off + i * elem_size)
-        return elem_size * count, decode, encode
-
-    def composite(self, t: BtfType) -> tuple[int, Any, Any]:
-        size = t.size or 0
-        fields: list[tuple[str, int, Any, Any]] = []  # name, byte offset, decode, encode
-        if t.kind == BtfKind.DATASEC:
-            for info in t.secinfos:
-                var = self.btf.type_by_id(info.type_id)
-                _s, dec, enc = self.build(var.type_id or 0)
-                fields.append((var.name, info.offset, dec, enc))
-        else:
-            for m in t.members:
-                if m.bitfield_size:
-                    storage = self.resolve(m.type_id)
-                    signed = storage.is_signed
-                    start = m.bit_offset // 8
-                    shift = m.bit_offset % 8
-                    span = (shift + m.bitfield_size + 7) // 8
-                    _s, dec, enc = self.bits_int(span, shift, m.bitfield_size, signed,
-                                                 f"bitfield {m.name}")
-                    fields.append((m.name, start, dec, enc))
-                    continue
-                if m.bit_offset % 8:
-                    raise ValueError(f"member {m.name} of {t.name} is not byte-aligned")
-                _s, dec, enc = self.build(m.type_id)
-                if not m.name:  # anonymous struct/union: its members belong to us
-                    fields.append(("", m.bit_offset // 8, dec, enc))
-                else:
-                    fields.append((m.name, m.bit_offset // 8, dec, enc))
-        names = self._names(t)
-        is_union = t.kind == BtfKind.UNION
-        label = f"{'union' if is_union else 'struct'} {t.name}".strip()
-
-        def decode(data: Any, off: int) -> dict[str, Any]:
-            out: dict[str, Any] = {}
-            for name, where, dec, _enc in fields:
-                value = dec(data, off + where)
-                if name:
-                    out[name] = value
-                else:
-                    out.update(value)
-            return out
-
-        def encode(value: Any, out: bytearray, off: int) -> None:
-            if not isinstance(value, dict):
-                raise ValueError(f"{label} needs a dict, not {type(value).__name__}")
-            unknown = set(value) - names
-            if unknown:
-                raise ValueError(f"{label} has no member {sorted(unknown)[0]!r}")
-            if is_union and len(value) > 1:
-                # several members (e.g. a decoded union): write them all, then each must read
-                # back as given, or they disagree
-                given = [(n, w, d, e) for n, w, d, e in fields if n in value]
-                for name, where, _dec, enc in given:
-                    enc(value[name], out, off + where)
-                if any(dec(bytes(out), off + where) != value[name]
-                       for name, where, dec, _enc in given):
-                    raise ValueError(f"{label}: the members given disagree; give one member")
-                return
-            for name, where, _dec, enc in fields:
-                if name:
-                    if name in value:
-                        enc(value[name], out, off + where)
-                else:
-                    inner = {k: v for k, v in value.items() if k in self._anon_names(t, where)}
-                    if inner:
-                        enc(inner, out, off + where)
-        return size, decode, encode
-
-    def _names(self, t: BtfType) -> set[str]:
-        if t.kind == BtfKind.DATASEC:
-            return {self.btf.type_by_id(i.type_id).name for i in t.secinfos}
-        names: set[str] = set()
-        for m in t.members:
-            if m.name:
-                names.add(m.name)
-            else:
-                names |= self._names(self.resolve(m.type_id))
-        return names
-
-    def _anon_names(self, t: BtfType, byte_offset: int) -> set[str]:
-        for m in t.members:
-            if not m.name and m.bit_offset // 8 == byte_offset:
-                return self._names(self.resolve(m.type_id))
-        return set()
-
-
-# ------------------------------------------------------------------------------------ entry points
-
-
-def btf_of(obj: Object) -> Btf:
-    """The object's BTF as libbpf holds it (``bpf_object__btf`` + ``btf__raw_data``)."""
-    lib = _ffi.lib()
-    handle = lib.bpf_object__btf(obj._p)
-    if not handle:
-        raise BpfError(_errno.ENOENT, f"object {obj.name!r} has no BTF (compile with -g)")
-    size = ctypes.c_uint32(0)
-    address = lib.btf__raw_data(handle, ctypes.byref(size))
-    if not address:
-        raise BpfError(_errno.ENOMEM, f"cannot read the BTF of object {obj.name!r}")
-    return Btf.from_bytes(ctypes.string_at(address, size.value))
-
-
-_cache: dict[tuple[int, int], Codec] = {}
-
-
-def codec(btf: Btf, type_: BtfType | int | str) -> Codec:
-    """The :class:`Codec` of a type given as a :class:`BtfType`, an id, or a C name
-    (``"struct event"``, ``"event"``, ``"u32"``, ``"enum color"``)."""
-    if isinstance(type_, str):
-        type_ = _find(btf, type_)
-    t = btf.type_by_id(type_) if isinstance(type_, int) else type_
-    key = (id(btf), t.id)
-    found = _cache.get(key)
-    if found is not None and found.btf is btf:
-        return found
-    size, dec, enc = _Builder(btf).build(t.id)
-    made = Codec(btf, t, size, dec, enc)
-    if len(_cache) > 4096:
-        _cache.clear()
-    _cache[key] = made
-    return made
-
-
-def _find(btf: Btf, name: str) -> BtfType:
-    words = name.split()
-    kinds = {"struct": BtfKind.STRUCT, "union": BtfKind.UNION, "enum": BtfKind.ENUM}
-    if len(words) == 2 and words[0] in kinds:
-        kind = kinds[words[0]]
-        found = btf.find(words[1], kind)
-        if found is None and kind == BtfKind.ENUM:
-            found = btf.find(words[1], BtfKind.ENUM64)
-        if found is not None:
-            return found
-    else:
-        for candidate in btf.find_all(name):
-            if candidate.kind not in (BtfKind.FUNC, BtfKind.VAR, BtfKind.DATASEC, BtfKind.FWD):
-                return candidate
-    raise KeyError(f"no type {name!r} in this BTF")
+btf_of = object_btf  # the name this module gave pylibbpf.btf.object_btf
 
 
 def decoder(obj: Object, type_name: str | None = None, *, ring: str | None = None) -> Codec:
@@ -438,84 +44,21 @@ def decoder(obj: Object, type_name: str | None = None, *, ring: str | None = Non
         if ring is None:
             raise ValueError("decoder() needs a type name or ring=<ring buffer map name>")
         type_name = infer_event_type(obj, ring)
-    return codec(btf_of(obj), type_name)
-
-
-_HELPER_RINGBUF_OUTPUT = 130   # bpf_ringbuf_output(ringbuf, data, size, flags)
-_HELPER_RINGBUF_RESERVE = 131  # bpf_ringbuf_reserve(ringbuf, size, flags)
-_MOV64_IMM = 0xB7
-_SCAN_LIMIT = 64
-
-
-def _ring_record_sizes(obj: Object, ring: str) -> set[int]:
-    """Constant record sizes the object's programs pass to bpf_ringbuf_reserve/output for
-    ``ring``: from each load of the ring's address, follow the straight-line code to the call,
-    tracking constants moved into r2/r3."""
-    from .elf import ObjectFile
-    from .elf.insn import JMP, JMP32, JMP_CALL, JMP_JA
-
-    elf = ObjectFile.from_bytes(obj.elf_bytes(), name=obj.name)
-    sizes: set[int] = set()
-    for prog in elf.programs:
-        slots = {}
-        slot = 0
-        for index, insn in enumerate(prog.instructions):
-            slots[slot] = index
-            slot += insn.slots
-        for reloc in prog.relocations:
-            if reloc.map_name != ring or reloc.insn_idx not in slots:
-                continue
-            start = slots[reloc.insn_idx]
-            map_reg = prog.instructions[start].dst
-            consts: dict[int, int] = {}
-            for insn in prog.instructions[start + 1:start + 1 + _SCAN_LIMIT]:
-                if insn.cls in (JMP, JMP32) and insn.op == JMP_CALL and insn.src == 0:
-                    if map_reg == 1 and insn.imm == _HELPER_RINGBUF_RESERVE and 2 in consts:
-                        sizes.add(consts[2])
-                    elif map_reg == 1 and insn.imm == _HELPER_RINGBUF_OUTPUT and 3 in consts:
-                        sizes.add(consts[3])
-                    break
-                if insn.cls in (JMP, JMP32) and insn.op != JMP_JA:
-                    break  # a branch or exit: stop at the end of the straight line
-                written = insn.writes()
-                if map_reg in written:
-                    if insn.code == 0xBF and insn.src == map_reg:  # mov rX, rMap: follow it
-                        map_reg = insn.dst
-                    else:
-                        break
-                for reg in written:
-                    consts.pop(reg, None)
-                if insn.code == _MOV64_IMM:
-                    consts[insn.dst] = insn.imm
-    return sizes
+    return codec(object_btf(obj), type_name)
 
 
 def infer_event_type(obj: Object, ring: str) -> str:
     """The C name (``"struct event"``) of the records the object's programs write to the ring
     buffer map ``ring``, found from the record size they pass to ``bpf_ringbuf_reserve`` or
-    ``bpf_ringbuf_output`` and the object's BTF.
+    ``bpf_ringbuf_output`` and the object's BTF (:func:`pylibbpf.elf.records.infer_event_type`
+    on the object's ELF image).
 
     Raises :class:`LookupError` when it cannot be told: no constant size, no struct or union of
     that size in the BTF (a type used only by a local variable is not emitted: keep one in BTF,
     e.g. ``const struct event *unused __attribute__((unused));``), or several candidates.
     """
     obj.find_map_by_name(ring)
-    sizes = _ring_record_sizes(obj, ring)
-    if len(sizes) != 1:
-        raise LookupError(f"cannot infer the event type of ring {ring!r}: the programs pass "
-                          + ("no constant record size" if not sizes else
-                             f"several sizes {sorted(sizes)}") + "; name the type instead")
-    size = sizes.pop()
-    btf = btf_of(obj)
-    kinds = {BtfKind.STRUCT: "struct", BtfKind.UNION: "union"}
-    names = sorted({f"{kinds[t.kind]} {t.name}" for t in btf.types
-                    if t.kind in kinds and t.name and t.size == size})
-    if len(names) != 1:
-        reason = ("no struct or union of that size in the object's BTF" if not names
-                  else f"candidates: {', '.join(names)}")
-        raise LookupError(f"cannot infer the event type of ring {ring!r} ({size}-byte "
-                          f"records): {reason}; name the type instead")
-    return names[0]
+    return records.infer_event_type(ObjectFile.from_bytes(obj.elf_bytes(), name=obj.name), ring)
 
 
 class _RawMap(Protocol):
@@ -558,7 +101,7 @@ class TypedMap(Generic[_M]):
         if btf is None:
             if obj is None:
                 raise ValueError(f"map {m.name!r} has no object: pass its btf and types")
-            btf = btf_of(obj)
+            btf = object_btf(obj)
         key_id: int | str | None = key_type
         value_id: int | str | None = value_type
         if key_id is None and obj is not None:
@@ -653,7 +196,7 @@ class TypedGlobals:
 
     def __init__(self, data: GlobalData) -> None:
         self.data = data
-        btf = btf_of(data._obj)
+        btf = object_btf(data._obj)
         self._codecs = {name: codec(btf, var.type_id)
                         for name, var in data.variables.items()}
         for name, var in data.variables.items():
@@ -679,45 +222,3 @@ class TypedGlobals:
         """Every variable, decoded."""
         return {name: self[name] for name in self._codecs}
 
-
-def numpy_dtype(btf: Btf, type_: BtfType | int | str) -> Any:
-    """A NumPy structured dtype for a struct of ints, floats, enums and fixed arrays
-    (char arrays become ``S<n>``); for :meth:`EventBatch.to_numpy`."""
-    import numpy as np
-
-    if isinstance(type_, str):
-        type_ = _find(btf, type_)
-    b = _Builder(btf)
-    endian = "<" if _ORDER == "little" else ">"
-
-    def dtype_of(type_id: int) -> Any:
-        t = b.resolve(type_id)
-        if t.kind == BtfKind.INT:
-            if t.encoding & INT_BOOL:
-                return np.dtype("?")
-            kind = "i" if t.encoding & INT_SIGNED else "u"
-            return np.dtype(f"{endian}{kind}{t.size}")
-        if t.kind in (BtfKind.ENUM, BtfKind.ENUM64):
-            return np.dtype(f"{endian}{'i' if t.kind_flag else 'u'}{t.size}")
-        if t.kind == BtfKind.PTR:
-            return np.dtype(f"{endian}u8")
-        if t.kind == BtfKind.FLOAT:
-            return np.dtype(f"{endian}f{t.size}")
-        if t.kind == BtfKind.ARRAY:
-            if b.is_char(t.elem_type_id):
-                return np.dtype(f"S{t.nelems}")
-            return np.dtype((dtype_of(t.elem_type_id), (t.nelems,)))
-        if t.kind in (BtfKind.STRUCT, BtfKind.UNION):
-            names, formats, offsets = [], [], []
-            for m in t.members:
-                if m.bitfield_size or not m.name:
-                    continue  # no NumPy equivalent: read them with a Codec
-                names.append(m.name)
-                formats.append(dtype_of(m.type_id))
-                offsets.append(m.bit_offset // 8)
-            spec: Any = {"names": names, "formats": formats, "offsets": offsets,
-                         "itemsize": t.size}
-            return np.dtype(spec)
-        raise ValueError(f"BTF type [{t.id}] of kind {t.kind.name} has no NumPy dtype")
-
-    return dtype_of(type_ if isinstance(type_, int) else type_.id)
