@@ -22,7 +22,6 @@ detached, like the legacy kernel's: :func:`detach`, :func:`detach_all` or
 
 from __future__ import annotations
 
-import ctypes
 import errno as _errno
 import functools
 import os
@@ -34,7 +33,9 @@ from functools import cache
 from pathlib import Path
 
 import pylibbpf
-from pylibbpf import _ffi, lowlevel, perf_event
+from pylibbpf import lowlevel, perf_event
+from pylibbpf.btf import KernelBtf
+from pylibbpf.elf.btf import BtfKind, BtfType
 
 from .context import Backend, TracedFunction
 from .errors import LegacyError
@@ -148,57 +149,34 @@ def kprobes_available() -> bool:
     return perf_event.pmu_available("kprobe")
 
 
-_BTF_KIND_PTR, _BTF_KIND_STRUCT, _BTF_KIND_FUNC = 2, 4, 12
-_BTF_MODIFIERS = {8, 9, 10, 11, 18}  # typedef, volatile, const, restrict, type_tag
 _FUNCTIONS: dict[str, TracedFunction | None] = {}
 
 
-class _BtfType(ctypes.Structure):
-    _fields_ = [("name_off", ctypes.c_uint32), ("info", ctypes.c_uint32),
-                ("size_or_type", ctypes.c_uint32)]
-
-
-def _btf_type(btf: int, type_id: int) -> _BtfType:
-    address = _ffi.lib().btf__type_by_id(btf, type_id)
-    if not address:
-        raise LegacyError(_errno.EINVAL, f"vmlinux BTF has no type {type_id}")
-    return _BtfType.from_address(address)
-
-
-def _describe(btf: int, name: str, func_id: int) -> TracedFunction:
-    proto_id = _btf_type(btf, func_id).size_or_type
-    proto = _btf_type(btf, proto_id)
-    nargs = proto.info & 0xFFFF
+def _describe(btf: KernelBtf, func: BtfType) -> TracedFunction:
+    proto = btf.type_by_id(func.type_id or 0)
     regs = False
-    if nargs == 1 and name.startswith(("__x64_sys_", "__do_sys_")):
-        params = (ctypes.c_uint32 * 2).from_address(ctypes.addressof(proto) +
-                                                     ctypes.sizeof(_BtfType))
-        t = _btf_type(btf, params[1])
-        if (t.info >> 24) & 0x1F == _BTF_KIND_PTR:
-            t = _btf_type(btf, t.size_or_type)
-            while (t.info >> 24) & 0x1F in _BTF_MODIFIERS:
-                t = _btf_type(btf, t.size_or_type)
-            name_of = _ffi.lib().btf__name_by_offset(btf, t.name_off)
-            regs = (t.info >> 24) & 0x1F == _BTF_KIND_STRUCT and name_of == b"pt_regs"
-    return TracedFunction(name, func_id, nargs, regs)
+    if len(proto.params) == 1 and func.name.startswith(("__x64_sys_", "__do_sys_")):
+        # a syscall wrapper that takes the user's registers: `const struct pt_regs *regs`
+        arg = btf.type_by_id(proto.params[0].type_id)
+        if arg.kind == BtfKind.PTR:
+            target = btf.resolve(arg.type_id or 0)
+            regs = target.kind == BtfKind.STRUCT and target.name == "pt_regs"
+    return TracedFunction(func.name, func.id, len(proto.params), regs)
 
 
 def traced_functions(names: list[str]) -> dict[str, TracedFunction]:
     """The kernel functions of ``names`` that vmlinux BTF describes (memoized)."""
     wanted = [n for n in names if n not in _FUNCTIONS]
     if wanted:
-        lib = _ffi.lib()
         try:
-            btf = lib.btf__load_vmlinux_btf()
+            btf = KernelBtf.vmlinux()
         except pylibbpf.BpfError as exc:
             raise LegacyError(exc.errno or _errno.ENOENT, "cannot read the kernel's BTF "
                               "(CONFIG_DEBUG_INFO_BTF): fentry/fexit need it") from None
-        try:
+        with btf:
             for name in wanted:
-                func_id = lib.btf__find_by_name_kind(btf, name.encode(), _BTF_KIND_FUNC)
-                _FUNCTIONS[name] = _describe(btf, name, func_id) if func_id > 0 else None
-        finally:
-            lib.btf__free(btf)
+                func = btf.find(name, BtfKind.FUNC)
+                _FUNCTIONS[name] = _describe(btf, func) if func is not None else None
     return {n: f for n in names if (f := _FUNCTIONS.get(n)) is not None}
 
 
