@@ -33,7 +33,8 @@ from .insn import (
     insert_instructions,
 )
 from .maps import MapDef, MapType, internal_map_name
-from .objectfile import ObjectFile, Program
+from .objectfile import ObjectFile
+from .program import Program
 from .reader import EM_BPF, R_BPF_64_64, RawElf, Rel, Section, Symbol, read_elf
 from .relocs import Extern, Relocation, RelocKind
 from .sections import AttachType, ProgType, SectionDef, find_section_def

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from .btf import Btf, BtfKind, BtfType, BtfVarSecinfo
-from .btfext import BtfExt, FuncInfo, LineInfo
+from .btfext import BtfExt
 from .datasec import Variable, datasec_variables
 from .errors import ElfError
-from .insn import Instruction, decode
+from .externs import collect_externs
+from .insn import decode
+from .linking import DATA_KINDS, Linker, symbol_at, symbol_name
 from .maps import (
     BPF_F_MMAPABLE,
     BPF_F_RDONLY_PROG,
@@ -23,16 +24,12 @@ from .maps import (
     parse_btf_map_def,
     parse_legacy_maps,
 )
+from .program import Program
 from .reader import (
-    SHN_LORESERVE,
-    SHN_UNDEF,
     SHT_NOBITS,
     SHT_PROGBITS,
-    STB_GLOBAL,
     STB_LOCAL,
-    STB_WEAK,
     STT_FUNC,
-    STT_NOTYPE,
     STT_SECTION,
     RawElf,
     Section,
@@ -40,70 +37,12 @@ from .reader import (
     read_elf,
     read_object_file,
 )
-from .relocs import Extern, Relocation, RelocKind
-from .sections import AttachType, ProgType, SectionDef, find_section_def
+from .relocs import Extern
+from .sections import find_section_def
 
 __all__ = ["ObjectFile", "Program"]
 
 LICENSE_MAX = 64  # libbpf keeps at most 63 characters of the license
-_DATA_KINDS = ("data", "rodata", "bss")
-
-
-@dataclass
-class Program:
-    """One BPF function of the object (an entry program or a ``.text`` sub-program)."""
-
-    name: str
-    section_name: str
-    section_index: int
-    sec_insn_off: int
-    sec_insn_cnt: int
-    instructions: list[Instruction]
-    is_global: bool
-    is_subprog: bool = False
-    section_def: SectionDef | None = None
-    relocations: list[Relocation] = field(default_factory=list)
-    subprograms: list[str] = field(default_factory=list)
-    func_info: list[FuncInfo] = field(default_factory=list)
-    line_info: list[LineInfo] = field(default_factory=list)
-
-    @property
-    def insn_offset(self) -> int:
-        """First slot of this program in its section (``sec_insn_off``)."""
-        return self.sec_insn_off
-
-    @property
-    def insn_count(self) -> int:
-        """Slots this program occupies in its section (``sec_insn_cnt``)."""
-        return self.sec_insn_cnt
-
-    @property
-    def prog_type(self) -> ProgType:
-        """Program type inferred from the section name (``UNSPEC`` if libbpf would not know)."""
-        return self.section_def.prog_type if self.section_def else ProgType.UNSPEC
-
-    @property
-    def expected_attach_type(self) -> AttachType:
-        """Expected attach type inferred from the section name (0 when none)."""
-        return self.section_def.attach_type if self.section_def else AttachType(0)
-
-    @property
-    def sleepable(self) -> bool:
-        """Whether the section name asks for a sleepable program (``.s`` variants, syscall)."""
-        return bool(self.section_def and self.section_def.sleepable)
-
-    def to_json(self) -> dict[str, object]:
-        """A JSON-friendly description with stable keys."""
-        return {
-            "name": self.name, "section": self.section_name, "section_index": self.section_index,
-            "sec_insn_off": self.sec_insn_off, "sec_insn_cnt": self.sec_insn_cnt,
-            "prog_type": self.prog_type.name.lower(),
-            "expected_attach_type": self.expected_attach_type.name.lower()
-            if self.section_def and self.section_def.attach_type else None,
-            "sleepable": self.sleepable, "global": self.is_global,
-            "subprog": self.is_subprog, "subprograms": list(self.subprograms),
-            "relocations": [r.to_json() for r in self.relocations],
-        }
 
 
 class ObjectFile:
@@ -266,10 +205,12 @@ class ObjectFile:
             if kind:
                 self._sec_kind[sec.index] = kind
         self._collect_programs()
-        self._collect_externs()
+        self.externs, self._kconfig_size = collect_externs(self._raw, self.btf,
+                                                           self.warnings)
         self._collect_maps()
-        self._collect_relocations()
-        self._collect_subprograms()
+        linker = Linker(self)
+        linker.collect_relocations()
+        linker.collect_subprograms()
 
     @staticmethod
     def _classify(sec: Section) -> str:
@@ -290,11 +231,6 @@ class ObjectFile:
         if sec.type == SHT_NOBITS and name == ".bss":
             return "bss"
         return ""
-
-    def _sym_name(self, sym: Symbol) -> str:
-        if sym.type == STT_SECTION and sym.shndx < len(self._raw.sections):
-            return self._raw.sections[sym.shndx].name
-        return sym.name
 
     def _collect_programs(self) -> None:
         progs: list[Program] = []
@@ -326,71 +262,6 @@ class ObjectFile:
                 p.line_info = [li for li in self.btf_ext.line_info.get(p.section_name, ())
                                if p.sec_insn_off <= li.insn < end]
         self.programs_all = progs
-
-    def _btf_extern(self, name: str) -> tuple[str, int, int, int] | None:
-        """(datasec name, type id, size, align) of an extern's BTF VAR or FUNC."""
-        if self.btf is None:
-            return None
-        for t in self.btf.find_all(name):
-            if t.kind not in (BtfKind.VAR, BtfKind.FUNC) or t.linkage != 2:
-                continue
-            for ds in self.btf.types:
-                if ds.kind != BtfKind.DATASEC:
-                    continue
-                if any(si.type_id == t.id for si in ds.secinfos):
-                    if t.kind == BtfKind.FUNC:
-                        return ds.name, t.id, 0, 0
-                    vt = t.type_id or 0
-                    try:
-                        return ds.name, t.id, self.btf.size_of(vt), self.btf.align_of(vt)
-                    except ElfError:
-                        return ds.name, t.id, 0, 0
-            return "", t.id, 0, 0
-        return None
-
-    def _collect_externs(self) -> None:
-        found: list[tuple[Extern, int]] = []
-        for sym in self._raw.symbols:
-            if sym.shndx != SHN_UNDEF or sym.bind not in (STB_GLOBAL, STB_WEAK):
-                continue
-            if sym.type != STT_NOTYPE or not sym.name:
-                continue
-            info = self._btf_extern(sym.name)
-            weak = sym.bind == STB_WEAK
-            if info is None:
-                self.warnings.append(f"extern '{sym.name}' has no BTF (libbpf refuses it)")
-                found.append((Extern(sym.name, "undefined", weak), 0))
-                continue
-            sec_name, type_id, size, align = info
-            if sec_name == ".kconfig":
-                found.append((Extern(sym.name, "kconfig", weak, type_id, 0, size), align))
-            elif sec_name == ".ksyms":
-                is_func = self.btf is not None and \
-                    self.btf.type_by_id(type_id).kind == BtfKind.FUNC
-                found.append((Extern(sym.name, "kfunc" if is_func else "ksym", weak, type_id),
-                              0))
-            else:
-                found.append((Extern(sym.name, "undefined", weak, type_id), 0))
-        order = {"kconfig": 1, "ksym": 2, "kfunc": 2, "undefined": 3}
-
-        def key(item: tuple[Extern, int]) -> tuple[int, int, int, str]:
-            ext, align = item
-            if ext.kind == "kconfig":
-                return (1, -align, ext.size, ext.name)
-            return (order[ext.kind], 0, 0, ext.name)
-
-        found.sort(key=key)
-        off = 0
-        out: list[Extern] = []
-        for ext, align in found:
-            if ext.kind == "kconfig":
-                if align:
-                    off = (off + align - 1) // align * align
-                ext = Extern(ext.name, ext.kind, ext.weak, ext.type_id, off, ext.size)
-                off += ext.size
-            out.append(ext)
-        self.externs = out
-        self._kconfig_size = off
 
     def _secinfos(self, ds: BtfType, sec_name: str) -> list[BtfVarSecinfo]:
         """DATASEC entries with offsets taken from the symbols, as libbpf's fixup does.
@@ -438,7 +309,7 @@ class ObjectFile:
             maps += self._btf_maps(maps_sec)
         for sec in self._raw.sections:
             kind = self._sec_kind.get(sec.index)
-            if kind not in _DATA_KINDS:
+            if kind not in DATA_KINDS:
                 continue
             value_type_id, variables = self._datasec_variables(sec.name)
             if not variables and self.btf is None:
@@ -498,144 +369,9 @@ class ObjectFile:
                 if values is not None:
                     layout.append((m, si.offset + values.bit_offset // 8, si.offset + si.size))
             for r in self._raw.rels(rel):
-                sym = self._symbol(r.sym, rel.name)
+                sym = symbol_at(self._raw, r.sym, rel.name)
                 for m, start, stop in layout:
                     if start <= r.offset < stop:
-                        m.init_slots[(r.offset - start) // 8] = self._sym_name(sym)
+                        m.init_slots[(r.offset - start) // 8] = symbol_name(self._raw, sym)
         return out
 
-    def _symbol(self, index: int, where: str) -> Symbol:
-        if not 0 <= index < len(self._raw.symbols):
-            raise ElfError(f"{where}: relocation refers to missing symbol {index}")
-        return self._raw.symbols[index]
-
-    def _collect_relocations(self) -> None:
-        by_section: dict[int, list[Program]] = {}
-        for p in self.programs_all:
-            by_section.setdefault(p.section_index, []).append(p)
-        for rel in self._raw.sections:
-            if rel.type != 9 or self._sec_kind.get(rel.info) != "prog":
-                continue
-            target = self._raw.sections[rel.info]
-            for n, r in enumerate(self._raw.rels(rel)):
-                if r.offset % 8:
-                    raise ElfError(f"{rel.name}: relocation #{n} at unaligned offset {r.offset}")
-                slot = r.offset // 8
-                prog = next((p for p in by_section.get(target.index, ())
-                             if p.sec_insn_off <= slot < p.sec_insn_off + p.sec_insn_cnt), None)
-                if prog is None:
-                    self.warnings.append(f"{rel.name}: relocation #{n} at insn {slot} is "
-                                         "outside every program")
-                    continue
-                sym = self._symbol(r.sym, rel.name)
-                prog.relocations.append(self._classify_reloc(prog, slot, sym, rel.name, n))
-
-    def _insn_at(self, prog: Program, slot: int) -> Instruction:
-        pos = 0
-        for insn in prog.instructions:
-            if pos == slot:
-                return insn
-            if pos > slot:
-                break
-            pos += insn.slots
-        raise ElfError(f"program '{prog.name}': relocation at insn {slot} is not on an "
-                       "instruction boundary")
-
-    def _classify_reloc(self, prog: Program, sec_slot: int, sym: Symbol, rel_name: str,
-                        n: int) -> Relocation:
-        idx = sec_slot - prog.sec_insn_off
-        insn = self._insn_at(prog, idx)
-        name = self._sym_name(sym)
-        where = f"{rel_name}: relocation #{n} against '{name}'"
-        if not insn.is_call and not insn.is_wide:
-            raise ElfError(f"{where}: insn {idx} (code {insn.code:#04x}) is neither a call "
-                           "nor ld_imm64")
-        if sym.shndx == SHN_UNDEF and sym.bind in (STB_GLOBAL, STB_WEAK) and \
-                sym.type == STT_NOTYPE:
-            ext = next((e for e in self.externs if e.name == sym.name), None)
-            kind = ext.kind if ext else "undefined"
-            if insn.is_call:
-                rk = RelocKind.KFUNC if kind == "kfunc" else RelocKind.EXTERN
-            elif kind == "kconfig":
-                rk = RelocKind.KCONFIG
-            elif kind == "ksym":
-                rk = RelocKind.KSYM
-            else:
-                rk = RelocKind.EXTERN
-            map_name = None
-            if rk == RelocKind.KCONFIG:
-                map_name = next((m.name for m in self.maps if m.origin == "kconfig"), None)
-            return Relocation(rk, idx, sec_slot, name, 0, map_name)
-        if insn.is_call:
-            if insn.src != 1:
-                raise ElfError(f"{where}: call insn {idx} is not a bpf-to-bpf call")
-            if sym.shndx != self._text_shndx or sym.shndx == SHN_UNDEF:
-                raise ElfError(f"{where}: call target is not in .text")
-            tgt = self._subprog_at(sym.shndx, sym.value // 8 + insn.imm + 1)
-            return Relocation(RelocKind.CALL, idx, sec_slot, name, sym.value,
-                              target=tgt.name if tgt else None)
-        if sym.shndx == SHN_UNDEF or sym.shndx >= SHN_LORESERVE:
-            raise ElfError(f"{where}: symbol in special section {sym.shndx:#x}")
-        if sym.shndx == self._text_shndx and (
-                (sym.bind == STB_LOCAL and sym.type == STT_SECTION) or
-                (sym.bind == STB_GLOBAL and sym.type == STT_FUNC)):
-            tgt = self._subprog_at(sym.shndx, (sym.value + insn.imm) // 8)
-            return Relocation(RelocKind.SUBPROG_ADDR, idx, sec_slot, name, sym.value,
-                              target=tgt.name if tgt else None)
-        kind = self._sec_kind.get(sym.shndx, "")
-        if kind in ("legacy_maps", "btf_maps"):
-            m = next((m for m in self.maps
-                      if m.section_index == sym.shndx and m.sec_offset == sym.value), None)
-            if m is None:
-                raise ElfError(f"{where}: no map at offset {sym.value} of its section")
-            return Relocation(RelocKind.MAP, idx, sec_slot, name, 0, m.name)
-        if kind in _DATA_KINDS:
-            m = next(m for m in self.maps if m.section_index == sym.shndx and m.is_internal)
-            return Relocation(RelocKind.DATA, idx, sec_slot, name, sym.value, m.name)
-        raise ElfError(f"{where}: symbol's section "
-                       f"'{self._raw.sections[sym.shndx].name}' is not maps or data")
-
-    def _subprog_at(self, shndx: int, slot: int) -> Program | None:
-        for p in self.programs_all:
-            if p.section_index == shndx and p.sec_insn_off <= slot < \
-                    p.sec_insn_off + p.sec_insn_cnt:
-                return p
-        return None
-
-    def _callees(self, prog: Program) -> list[Program]:
-        relocs = {r.insn_idx: r for r in prog.relocations}
-        out: list[Program] = []
-        pos = 0
-        for insn in prog.instructions:
-            r = relocs.get(pos)
-            tgt: Program | None = None
-            if r is not None and r.kind in (RelocKind.CALL, RelocKind.SUBPROG_ADDR):
-                tgt = self._subprog_at(self._text_shndx, 0) if r.target is None else \
-                    next((p for p in self.programs_all if p.name == r.target
-                          and p.section_index == self._text_shndx), None)
-            elif r is None and (insn.is_pseudo_call or insn.is_pseudo_func):
-                tgt = self._subprog_at(prog.section_index,
-                                       prog.sec_insn_off + pos + insn.imm + 1)
-            if tgt is not None and tgt is not prog:
-                out.append(tgt)
-            pos += insn.slots
-        return out
-
-    def _collect_subprograms(self) -> None:
-        callees = {id(p): self._callees(p) for p in self.programs_all}
-        for prog in self.programs_all:
-            seen: list[Program] = []
-            # Depth-first in call order, like libbpf appending sub-programs while relocating.
-            work: list[tuple[Program, int]] = [(prog, 0)]
-            while work:
-                cur, i = work.pop()
-                calls = callees[id(cur)]
-                if i >= len(calls):
-                    continue
-                work.append((cur, i + 1))
-                c = calls[i]
-                if c is prog or c in seen:
-                    continue
-                seen.append(c)
-                work.append((c, 0))
-            prog.subprograms = [p.name for p in seen]
