@@ -151,6 +151,7 @@ class KernelBtf(Handle):
 
     def type_by_id(self, type_id: int) -> BtfType:
         """The type with id ``type_id`` (0 is void)."""
+        self._check()
         found = self._types.get(type_id)
         if found is not None:
             return found

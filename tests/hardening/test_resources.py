@@ -19,6 +19,7 @@ import pytest
 import pylibbpf
 from pylibbpf import BpfError, ClosedError, Map, MapType, Object
 from pylibbpf._handle import Handle
+from pylibbpf.btf import KernelBtf
 from tests.support import features
 from tests.support.attach import autoload_only, bpftool_perf, my_attachments, object_path
 from tests.support.bpfbuild import compile_bpf
@@ -80,6 +81,7 @@ def test_a_gc_closed_handle_is_released_even_when_warnings_are_errors() -> None:
 
 # Members that describe the handle rather than use its resource: readable after close.
 ALWAYS_AFTER_CLOSE = {"close", "closed", "destroy"}
+VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
 AFTER_CLOSE: dict[str, set[str]] = {
     "Object": {"path", "loaded", "kernel_log", "elf_bytes"},
     "Program": {"object", "log_buf"},  # log_buf: the Python buffer the caller gave
@@ -225,6 +227,8 @@ def closed_handles(tmp_path: Path, request: pytest.FixtureRequest
 
     add(perf_event.attach_tracepoint(prog.fd, "syscalls", "sys_enter_getppid"))
     add(Map.create(MapType.HASH, 4, 4, 4))
+    if VMLINUX_BTF.exists():
+        add(KernelBtf.vmlinux())
     net = stack.enter_context(Object.open_file(object_path("attach_net.bpf.c")))
     tc_name = next(name for name, p in net.programs.items() if p.section_name == "tc")
     autoload_only(net, [tc_name], request)
@@ -258,6 +262,8 @@ def test_every_public_member_of_every_closed_handle_raises_closed_error(
     classes = {cls.__name__ for cls in _handle_classes()}
     if features.missing("user_ringbuf") is not None:
         classes.discard("UserRingBuffer")  # no USER_RINGBUF maps before Linux 6.1
+    if not VMLINUX_BTF.exists():
+        classes.discard("KernelBtf")  # a kernel without BTF (CONFIG_DEBUG_INFO_BTF)
     missing = classes - {name.split(" ")[0] for name in closed_handles}
     assert not missing, f"handle types without a closed-instance factory here: {missing}"
     checked = 0
