@@ -16,6 +16,7 @@ from pylibbpf import BpfError, ClosedError, Object, _ffi
 from pylibbpf.btf import KernelBtf, object_btf
 from pylibbpf.elf import Btf, BtfKind, ObjectFile
 from pylibbpf.typed import btf_of
+from tests.support import features
 from tests.support.bpfbuild import compile_bpf
 
 VMLINUX = Path("/sys/kernel/btf/vmlinux")
@@ -132,13 +133,15 @@ def test_closed_kernel_btf_refuses_lookups() -> None:
 
 
 @needs_vmlinux_btf
-def test_module_btf() -> None:
+def test_btf_of_a_module_not_loaded_is_enoent() -> None:
     with pytest.raises(BpfError, match="kernel module 'no_such_module'") as exc:
         KernelBtf.module("no_such_module")  # the vmlinux loaded for it is freed: no warning
     assert exc.value.errno == errno.ENOENT
-    modules = sorted(p.name for p in VMLINUX.parent.iterdir() if p.name != "vmlinux")
-    if not modules:
-        pytest.skip("no kernel module with BTF is loaded")
+
+
+@pytest.mark.needs("module_btf")
+def test_module_btf() -> None:
+    modules = features.module_btf_names()
     with KernelBtf.vmlinux() as base:
         module = KernelBtf.module(modules[0], base)
         with module:

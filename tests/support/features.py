@@ -470,7 +470,21 @@ REQUIREMENTS: dict[str, tuple[tuple[int, int], tuple[str, ...]]] = {
     "perf_link": ((5, 15), ()),        # BPF links (and cookies) for perf events
     "hash_lookup_and_delete": ((5, 14), ()),
     "kprobe_session": ((6, 10), ("CONFIG_KPROBES", "CONFIG_FPROBE")),  # SEC("kprobe.session")
+    # split BTF of loaded kernel modules in /sys/kernel/btf (KernelBtf.module)
+    "module_btf": ((5, 11), ("CONFIG_MODULES", "CONFIG_DEBUG_INFO_BTF_MODULES")),
 }
+
+def module_btf_names() -> list[str]:
+    """The kernel modules whose BTF ``/sys/kernel/btf`` lists (loaded modules only)."""
+    try:
+        return sorted(name for name in os.listdir("/sys/kernel/btf") if name != "vmlinux")
+    except OSError:
+        return []
+
+
+def _probe_module_btf() -> str | None:
+    return None if module_btf_names() else "no kernel module with BTF is loaded"
+
 
 PROBES: dict[str, Callable[[], str | None]] = {
     "kprobe": _probe_kprobe,
@@ -486,6 +500,7 @@ PROBES: dict[str, Callable[[], str | None]] = {
     "cgroup": lambda: _probe_net("cgroup_skb", BPF_PROG_TYPE_CGROUP_SKB, BPF_CGROUP_INET_EGRESS),
     "socket_filter": lambda: _probe_net("socket_filter", BPF_PROG_TYPE_SOCKET_FILTER),
     "sk_lookup": lambda: _probe_net("sk_lookup", BPF_PROG_TYPE_SK_LOOKUP, BPF_SK_LOOKUP),
+    "module_btf": _probe_module_btf,
     "iter_task": lambda: _probe_iter("task"),
     "iter_map_elem": lambda: _probe_iter("bpf_map_elem"),
 }
