@@ -8,6 +8,7 @@ A C libbpf program ports line by line::
     counts = obj.maps["counts"]                     # bpf_object__find_map_by_name
     link.destroy(); obj.close()
 
+``pylibbpf.probe`` asks the kernel what it supports before choosing what to load;
 ``pylibbpf.elf`` reads objects without root or libbpf.
 """
 
@@ -28,7 +29,9 @@ if TYPE_CHECKING:
     from . import hist as hist
     from . import lowlevel as lowlevel
     from . import perf_event as perf_event
+    from . import probe as probe
     from . import typed as typed
+    from .btf import KernelBtf as KernelBtf
     from .elf.datasec import Variable as Variable
     from .enums import AttachType as AttachType
     from .enums import LinkType as LinkType
