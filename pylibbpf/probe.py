@@ -351,7 +351,45 @@ def _probe_helper(prog_type: int, number: int) -> Support:
                    "type", err)
     if err == _errno.EPERM:  # libbpf's "assume supported" after a load that was refused
         return _refused(what, err, _needs(prog_type))
+    if err not in (0, _errno.ENOENT):
+        # The load failed and libbpf assumed support.  libbpf before 1.5 reads the verifier's
+        # log for "unknown func" only, and kernels since 6.10 say "program of this type
+        # cannot use helper": read the log again here.
+        verdict = _helper_verdict(prog_type, number)
+        if verdict is not None:
+            return _no(what, f"the verifier says: {verdict}", err)
     return _yes(what)
+
+
+# the expected attach type (and flags) libbpf's probe loads a program type with
+_PROBE_ATTACH = {
+    ProgType.CGROUP_SOCK_ADDR: AttachType.CGROUP_INET4_CONNECT,
+    ProgType.CGROUP_SOCKOPT: AttachType.CGROUP_GETSOCKOPT,
+    ProgType.SK_LOOKUP: AttachType.SK_LOOKUP,
+    ProgType.LIRC_MODE2: AttachType.LIRC_MODE2,
+    ProgType.NETFILTER: AttachType.NETFILTER,
+}
+_F_SLEEPABLE = 1 << 4
+_NO_HELPER = ("invalid func ", "unknown func ", "program of this type cannot use helper ")
+
+
+def _helper_verdict(prog_type: int, number: int) -> str | None:
+    """Load ``call <number>; exit`` as libbpf's helper probe does; the verifier's line saying
+    the helper is unknown or not allowed, else None."""
+    from .lowlevel import prog_load
+
+    code = (0x85).to_bytes(1, "little") + bytes(3) + number.to_bytes(4, "little") + _RET0[8:]
+    log: list[str] = []
+    try:
+        os.close(prog_load(prog_type, code, license="GPL", log_level=1, log_out=log,
+                           expected_attach_type=_PROBE_ATTACH.get(ProgType(prog_type), 0),
+                           prog_flags=_F_SLEEPABLE if prog_type == ProgType.SYSCALL else 0))
+    except BpfError:
+        pass
+    for line in "".join(log).splitlines():
+        if line.startswith(_NO_HELPER):
+            return line.strip()
+    return None
 
 
 # ------------------------------------------------------------------------------ kernel BTF
