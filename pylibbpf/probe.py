@@ -576,7 +576,7 @@ def kfunc_exists(name: str) -> Support:
 
     The function must be a FUNC in the kernel's BTF (vmlinux, then the loaded modules', as
     libbpf searches for ``__ksym`` externs).  Where the kernel's BTF marks kfuncs (a
-    ``bpf_kfunc`` DECL_TAG, pahole 1.26's ``decl_tag_kfuncs``), the function must carry the
+    ``bpf_kfunc`` DECL_TAG from pahole's ``decl_tag_kfuncs``), the function must carry the
     mark: then an ordinary kernel function answers false.  On older BTF without the marks a
     FUNC is all libbpf checks before load, so it answers true.  Answers about vmlinux are kept
     per process."""
