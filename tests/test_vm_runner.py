@@ -98,6 +98,21 @@ def test_cache_dir_is_outside_the_checkout() -> None:
 
 # --- images -----------------------------------------------------------------------------------
 
+def test_a_worktree_s_venv_link_becomes_the_venv_in_the_guest_copy(tmp_path: Path) -> None:
+    venv = tmp_path / "shared-venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text("#!/bin/sh\n")
+    src = tmp_path / "worktree"
+    (src / "pkg").mkdir(parents=True)
+    (src / "pkg" / "mod.py").write_text("x = 1\n")
+    (src / ".venv").symlink_to(venv)
+    dest = tmp_path / "copy"
+    image._copy_checkout(src, dest)
+    assert not (dest / ".venv").is_symlink()
+    assert (dest / ".venv" / "bin" / "python").read_text() == "#!/bin/sh\n"
+    assert (dest / "pkg" / "mod.py").read_text() == "x = 1\n"
+
+
 @pytest.mark.skipif(shutil.which("cpio") is None, reason="cpio not installed")
 def test_cpio_archive_unpacks_with_gnu_cpio(tmp_path: Path) -> None:
     archive = image._cpio_newc([("bin", 0o040755, b""), ("bin/tool", 0o100755, b"#!x\n" * 3),

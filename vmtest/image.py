@@ -426,11 +426,20 @@ def _copy_checkout(src: Path, dest: Path) -> None:
     def ignore(folder: str, names: list[str]) -> set[str]:
         return {n for n in names if n in CHECKOUT_SKIP}
 
-    try:
-        shutil.copytree(src, dest, symlinks=True, ignore=ignore, copy_function=os.link)
-    except (OSError, shutil.Error):
-        shutil.rmtree(dest, ignore_errors=True)
-        shutil.copytree(src, dest, symlinks=True, ignore=ignore)
+    def copy(tree_src: Path, tree_dest: Path) -> None:
+        try:
+            shutil.copytree(tree_src, tree_dest, symlinks=True, ignore=ignore,
+                            copy_function=os.link)
+        except (OSError, shutil.Error):
+            shutil.rmtree(tree_dest, ignore_errors=True)
+            shutil.copytree(tree_src, tree_dest, symlinks=True, ignore=ignore)
+
+    copy(src, dest)
+    venv = src / ".venv"
+    if venv.is_symlink() and venv.resolve().is_dir():
+        # a git worktree sharing another checkout's venv: the guest gets the venv itself
+        (dest / ".venv").unlink()
+        copy(venv.resolve(), dest / ".venv")
 
 
 def run_disk(checkout: Path, stage2: str, workdir: Path, kconfig: Path | None = None,
