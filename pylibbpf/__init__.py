@@ -85,9 +85,9 @@ def libbpf_version() -> tuple[int, int]:
 
 def num_possible_cpus() -> int:
     """Number of possible CPUs (the length of a per-CPU map's value list)."""
-    from . import _ffi
+    from .maps._elements import possible_cpus
 
-    return int(_ffi.lib().libbpf_num_possible_cpus())
+    return possible_cpus()
 
 
 @functools.cache
