@@ -66,7 +66,9 @@ if TYPE_CHECKING:
     from .info import map_ids as map_ids
     from .info import program_ids as program_ids
     from .link import Link as Link
-    from .map import Map as Map
+    from .maps.base import Map as Map
+    from .maps.of_object import ObjectMap as ObjectMap
+    from .maps.standalone import StandaloneMap as StandaloneMap
     from .object import Object as Object
     from .perf_event import PerfEventLink as PerfEventLink
     from .program import Program as Program

@@ -32,7 +32,7 @@ from .errors import (
     VerifierError,
     error_from_errno,
 )
-from .map import Map
+from .maps.of_object import ObjectMap
 from .program import Program
 
 if TYPE_CHECKING:
@@ -85,10 +85,10 @@ class Object(Handle):
             program = Program(self, self._life, prog)
             programs[program.name] = program
             prog = lib.bpf_object__next_program(ptr, prog)
-        maps: dict[str, Map] = {}
+        maps: dict[str, ObjectMap] = {}
         bpf_map = lib.bpf_object__next_map(ptr, None)
         while bpf_map:
-            m = Map._from_object(self, bpf_map)
+            m = ObjectMap(self, bpf_map)
             maps[m.name] = m
             bpf_map = lib.bpf_object__next_map(ptr, bpf_map)
         self._programs = MappingProxyType(programs)
@@ -259,7 +259,7 @@ class Object(Handle):
         for view in self._globals.values():
             view.close()
         for m in self._maps.values():
-            m._cache = None
+            m._object_closed()
         super().close()  # runs the close callbacks of what borrows from it (USDT links)
         self._ptr = None
         self._log_buf = None
@@ -317,8 +317,9 @@ class Object(Handle):
         return self._programs
 
     @property
-    def maps(self) -> Mapping[str, Map]:
-        """Read-only mapping of map name to :class:`Map` (internal maps included), ELF order."""
+    def maps(self) -> Mapping[str, ObjectMap]:
+        """Read-only mapping of map name to :class:`ObjectMap` (internal maps included), in ELF
+        order."""
         self._check()
         return self._maps
 
@@ -334,7 +335,7 @@ class Object(Handle):
             raise KeyError(f"no program {name!r} in object {self.name!r}; "
                            f"it has: {', '.join(self._programs) or 'none'}") from None
 
-    def find_map_by_name(self, name: str) -> Map:
+    def find_map_by_name(self, name: str) -> ObjectMap:
         """The map called ``name``; :class:`KeyError` (listing the names) if none is.
 
         Internal maps can be found by their libbpf name (``"obj.bss"``) or their section
@@ -422,15 +423,13 @@ class Object(Handle):
         On failure the maps pinned so far are unpinned by libbpf, and each map's pin path is
         restored to what it was, so a failed call can simply be retried elsewhere.
         """
-        lib = _ffi.lib()
         self._check()
-        before = {m: lib.bpf_map__pin_path(m._ptr) for m in self._maps.values()}
+        before = {m: m._raw_pin_path() for m in self._maps.values()}
         try:
             self._pin_call("bpf_object__pin_maps", path, "pin the maps")
         except BpfError:
             for m, old in before.items():
-                if not lib.bpf_map__is_pinned(m._ptr):
-                    lib.bpf_map__set_pin_path(m._ptr, old)
+                m._restore_pin_path(old)
             raise
 
     def unpin_maps(self, path: str | os.PathLike[str] | None = None) -> None:
