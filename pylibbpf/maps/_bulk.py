@@ -139,16 +139,17 @@ class Bulk(Elements):
         flags = _args.u64(flags, "flags")
         keys, values = _sequence(keys, "keys"), _sequence(values, "values")
         bound = self._bound or self._bind()
+        fd, ks = bound[0], bound[1]
         if len(keys) != len(values):
             raise ValueError(f"{len(keys)} keys but {len(values)} values")
         if not keys:
             return 0
         _args.in_range(len(keys), "number of keys", 0, _args.U32_MAX)
-        kblob = b"".join(to_bytes(k, bound.key_size, "key") for k in keys)
+        kblob = b"".join(to_bytes(k, ks, "key") for k in keys)
         vblob = b"".join(self._value(v, bound) for v in values)
         count = ctypes.c_uint32(len(keys))
         opts = new_opts(structs.bpf_map_batch_opts, elem_flags=flags)
-        rc = _ffi.lib().bpf_map_update_batch(bound.fd, kblob, vblob, ctypes.byref(count),
+        rc = _ffi.lib().bpf_map_update_batch(fd, kblob, vblob, ctypes.byref(count),
                                              ctypes.byref(opts))
         if rc < 0:
             raise self._fail(rc, f"batch update (after {count.value} elements)")
@@ -160,14 +161,14 @@ class Bulk(Elements):
         A key that is absent stops the batch with :class:`KeyError` naming it.
         """
         keys = _sequence(keys, "keys")
-        bound = self._bound or self._bind()
+        fd, ks, _vs, _total, _stride, _percpu = self._bound or self._bind()
         if not keys:
             return 0
         _args.in_range(len(keys), "number of keys", 0, _args.U32_MAX)
-        encoded = [to_bytes(k, bound.key_size, "key") for k in keys]
+        encoded = [to_bytes(k, ks, "key") for k in keys]
         count = ctypes.c_uint32(len(encoded))
         opts = new_opts(structs.bpf_map_batch_opts)
-        rc = _ffi.lib().bpf_map_delete_batch(bound.fd, b"".join(encoded), ctypes.byref(count),
+        rc = _ffi.lib().bpf_map_delete_batch(fd, b"".join(encoded), ctypes.byref(count),
                                              ctypes.byref(opts))
         if rc < 0:
             if rc == -_errno.ENOENT:
@@ -178,14 +179,14 @@ class Bulk(Elements):
     # ----------------------------------------------------------------------------- dict-like
 
     def _walk_keys(self) -> list[bytes]:
-        bound = self._bound or self._bind()
+        fd, ks, _vs, _total, _stride, _percpu = self._bound or self._bind()
         lib = _ffi.lib()
-        out = ctypes.create_string_buffer(bound.key_size)
+        out = ctypes.create_string_buffer(ks)
         seen: dict[bytes, None] = {}
         limit = 2 * self.max_entries + 16
         current: bytes | None = None
         for _ in range(limit):
-            rc = lib.bpf_map_get_next_key(bound.fd, current, out)
+            rc = lib.bpf_map_get_next_key(fd, current, out)
             if rc < 0:
                 if rc == -_errno.ENOENT:
                     break
@@ -235,12 +236,12 @@ class Bulk(Elements):
 
     def clear(self) -> None:
         """Remove every entry; array maps (which cannot delete) are zeroed instead."""
-        bound = self._bound or self._bind()
+        fd, ks, _vs, total, _stride, _percpu = self._bound or self._bind()
         if self.type in _ARRAY_TYPES:
-            zero = bytes(bound.value_bytes)
+            zero = bytes(total)
             update = _ffi.lib().bpf_map_update_elem
             for index in range(self.max_entries):
-                rc = update(bound.fd, to_bytes(index, bound.key_size, "key"), zero, 0)
+                rc = update(fd, to_bytes(index, ks, "key"), zero, 0)
                 if rc < 0:
                     raise self._fail(rc, "clear")
             return

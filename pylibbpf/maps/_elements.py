@@ -88,23 +88,18 @@ def layout_of(map_type: int, key_size: int, value_size: int) -> MapLayout:
     return MapLayout(map_type, key_size, value_size, value_bytes)
 
 
-class Bound(NamedTuple):
-    """A map's fd with its layout, as the hot path unpacks it.  ``percpu`` False (lowlevel)
-    treats a per-CPU value as one raw buffer of ``value_bytes``; ``stride`` is a CPU's slot."""
-
-    fd: int
-    key_size: int
-    value_size: int
-    value_bytes: int
-    stride: int
-    percpu: bool
+# A map's fd with its layout as the hot path unpacks it: (fd, key_size, value_size,
+# value_bytes, stride, percpu).  A plain tuple, not a NamedTuple: unpacking a tuple subclass
+# takes CPython's generic path, which costs the hot path a few percent.  ``stride`` is a CPU's
+# slot; ``percpu`` False (lowlevel) treats a per-CPU value as one raw buffer of value_bytes.
+Bound = tuple[int, int, int, int, int, bool]
 
 
 def bind(fd: int, layout: MapLayout, *, split_cpus: bool = True) -> Bound:
     """``layout`` on ``fd``; ``split_cpus``: per-CPU values as one item per CPU."""
     percpu = split_cpus and layout.type in PER_CPU_MAP_TYPES
     stride = cpu_slot(layout.value_size) if percpu else layout.value_bytes
-    return Bound(fd, layout.key_size, layout.value_size, layout.value_bytes, stride, percpu)
+    return (fd, layout.key_size, layout.value_size, layout.value_bytes, stride, percpu)
 
 
 def per_cpu(raw: bytes, value_size: int, stride: int) -> list[bytes]:
@@ -147,7 +142,7 @@ def _value_buffer(size: int) -> Any:
 class Elements:
     """The element operations: one system call each, every size checked before it.
 
-    A subclass provides ``_bound`` (the :class:`Bound` map, ``None`` until :meth:`_bind` has
+    A subclass provides ``_bound`` (the map's ``Bound`` tuple, ``None`` until :meth:`_bind` has
     computed it and again once the map is closed, so one attribute read guards the hot path),
     :meth:`_bind` and ``_label`` (how messages name the map).
     """
@@ -236,8 +231,8 @@ class Elements:
 
     def delete(self, key: KeyLike) -> None:
         """Remove ``key``; :class:`KeyError` when absent."""
-        bound = self._bound or self._bind()
-        rc = _fns.delete(bound.fd, self._key(key, bound.key_size))
+        fd, ks, _vs, _total, _stride, _percpu = self._bound or self._bind()
+        rc = _fns.delete(fd, self._key(key, ks))
         if rc < 0:
             if rc == -_errno.ENOENT:
                 raise KeyError(key)
@@ -260,13 +255,12 @@ class Elements:
 
         A key that is not in the map also gives the first key (the kernel's rule).
         """
-        bound = self._bound or self._bind()
-        ks = bound.key_size
+        fd, ks, _vs, _total, _stride, _percpu = self._bound or self._bind()
         if ks == 0:
             raise ValueError(f"{self._label} has no keys (queue, stack or bloom filter)")
         kb = None if key is None else self._key(key, ks)
         out = ctypes.create_string_buffer(ks)
-        rc = _ffi.lib().bpf_map_get_next_key(bound.fd, kb, out)
+        rc = _ffi.lib().bpf_map_get_next_key(fd, kb, out)
         if rc < 0:
             if rc == -_errno.ENOENT:
                 return None
@@ -279,9 +273,9 @@ class FdElements(Elements):
     per-CPU value is the kernel's raw buffer (one 8-byte aligned slot per possible CPU)."""
 
     def __init__(self, fd: int, layout: MapLayout) -> None:
+        self._fd = fd
         self._bound = bind(fd, layout, split_cpus=False)
 
     @property
     def _label(self) -> str:
-        assert self._bound is not None
-        return f"map fd {self._bound.fd}"
+        return f"map fd {self._fd}"

@@ -202,7 +202,7 @@ class Map(Handle, Bulk):
     def freeze(self) -> None:
         """Make the map read-only for user space (``BPF_MAP_FREEZE``)."""
         try:
-            _ffi.lib().bpf_map_freeze((self._bound or self._bind()).fd)
+            _ffi.lib().bpf_map_freeze((self._bound or self._bind())[0])
         except BpfError as exc:
             raise error_from_errno(exc.errno, f"failed to freeze map {self._name!r}") from None
 
