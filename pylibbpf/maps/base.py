@@ -229,6 +229,10 @@ class Map(Handle, Bulk):
 
 
 def _standalone(fd: int, description: str) -> StandaloneMap:
-    from .standalone import StandaloneMap  # it derives from Map: imported once both exist
+    return standalone.StandaloneMap(fd, description)
 
-    return StandaloneMap(fd, description)
+
+# The constructors return a StandaloneMap, which derives from Map: its module is imported once
+# Map exists (as a module, so that either can be imported first), and with Map, so that its
+# /dev/null placeholder is open before any code counts fds around a first create/close.
+from . import standalone  # noqa: E402
