@@ -66,9 +66,9 @@ if TYPE_CHECKING:
     from .info import map_ids as map_ids
     from .info import program_ids as program_ids
     from .link import Link as Link
-    from .maps.base import Map as Map
-    from .maps.of_object import ObjectMap as ObjectMap
-    from .maps.standalone import StandaloneMap as StandaloneMap
+    from .map import Map as Map
+    from .map import ObjectMap as ObjectMap
+    from .map import StandaloneMap as StandaloneMap
     from .object import Object as Object
     from .perf_event import PerfEventLink as PerfEventLink
     from .program import Program as Program

@@ -32,7 +32,7 @@ from .errors import (
     VerifierError,
     error_from_errno,
 )
-from .maps.of_object import ObjectMap
+from .map import ObjectMap
 from .program import Program
 
 if TYPE_CHECKING:

@@ -229,10 +229,8 @@ class Map(Handle, Bulk):
 
 
 def _standalone(fd: int, description: str) -> StandaloneMap:
-    return standalone.StandaloneMap(fd, description)
+    # StandaloneMap derives from Map: imported when both exist (pylibbpf.map, which pylibbpf
+    # and Object import, has imported it already: its /dev/null placeholder opens at import)
+    from .standalone import StandaloneMap
 
-
-# The constructors return a StandaloneMap, which derives from Map: its module is imported once
-# Map exists (as a module, so that either can be imported first), and with Map, so that its
-# /dev/null placeholder is open before any code counts fds around a first create/close.
-from . import standalone  # noqa: E402
+    return StandaloneMap(fd, description)
