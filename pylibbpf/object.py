@@ -88,7 +88,7 @@ class Object(Handle):
         maps: dict[str, ObjectMap] = {}
         bpf_map = lib.bpf_object__next_map(ptr, None)
         while bpf_map:
-            m = ObjectMap(self, bpf_map)
+            m = ObjectMap(self, self._life, bpf_map)
             maps[m.name] = m
             bpf_map = lib.bpf_object__next_map(ptr, bpf_map)
         self._programs = MappingProxyType(programs)
@@ -258,9 +258,7 @@ class Object(Handle):
             return
         for view in self._globals.values():
             view.close()
-        for m in self._maps.values():
-            m._object_closed()
-        super().close()  # runs the close callbacks of what borrows from it (USDT links)
+        super().close()  # runs the close callbacks of what borrows from it (maps, USDT links)
         self._ptr = None
         self._log_buf = None
 
@@ -396,12 +394,6 @@ class Object(Handle):
             needs.append("CAP_NET_ADMIN")
         return tuple(needs)
 
-    def _require_open(self, what: str) -> None:
-        self._life.require_open(what)
-
-    def _require_loaded(self, what: str) -> None:
-        self._life.require_loaded(what)
-
     # ----------------------------------------------------------------------------- pinning
 
     def _pin_call(self, func: str, path: str | os.PathLike[str] | None, what: str) -> None:
@@ -423,13 +415,19 @@ class Object(Handle):
         On failure the maps pinned so far are unpinned by libbpf, and each map's pin path is
         restored to what it was, so a failed call can simply be retried elsewhere.
         """
-        self._check()
-        before = {m: m._raw_pin_path() for m in self._maps.values()}
+        lib = _ffi.lib()
+        ptr = self._p
+        before = []
+        bpf_map = lib.bpf_object__next_map(ptr, None)
+        while bpf_map:
+            before.append((bpf_map, lib.bpf_map__pin_path(bpf_map)))
+            bpf_map = lib.bpf_object__next_map(ptr, bpf_map)
         try:
             self._pin_call("bpf_object__pin_maps", path, "pin the maps")
         except BpfError:
-            for m, old in before.items():
-                m._restore_pin_path(old)
+            for bpf_map, old in before:
+                if not lib.bpf_map__is_pinned(bpf_map):  # libbpf unpinned it again: restore
+                    lib.bpf_map__set_pin_path(bpf_map, old)
             raise
 
     def unpin_maps(self, path: str | os.PathLike[str] | None = None) -> None:
@@ -454,7 +452,7 @@ class Object(Handle):
         if view is None:
             from .global_data import GlobalData
 
-            view = GlobalData(self, section)
+            view = GlobalData(self, self._life, section)
             self._globals[section] = view
         return view
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import _args, _ffi
 from .._handle import Handle
 from ..enums import MapType, enum_or_int
-from ..errors import BpfError, StateError, bpffs_error, error_from_errno
+from ..errors import BpfError, bpffs_error, error_from_errno
 from ..lowlevel import map_create
 from ..typed import TypedMap
 from ._bulk import Bulk
@@ -37,6 +37,15 @@ class Map(Handle, Bulk):
     :meth:`create`, :meth:`from_pinned`, :meth:`from_id`, :meth:`from_fd`."""
 
     _what = "BPF map"
+
+    # The kind of map the constructors below make: the subclass declared with owns_fd=True
+    # (StandaloneMap) registers itself, so that this module needs no import of it.
+    _standalone: ClassVar[type[StandaloneMap]]
+
+    def __init_subclass__(cls, *, owns_fd: bool = False, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if owns_fd:
+            Map._standalone = cls  # type: ignore[assignment]
 
     def __init__(self, name: str) -> None:  # maps come from an Object or the constructors below
         super().__init__()
@@ -56,7 +65,7 @@ class Map(Handle, Bulk):
                         inner_map_fd=inner_map_fd, numa_node=numa_node, map_extra=map_extra,
                         btf_fd=btf_fd, btf_key_type_id=btf_key_type_id,
                         btf_value_type_id=btf_value_type_id)
-        return _standalone(fd, f"map {name or ''!r} (fd {fd})")
+        return cls._standalone(fd, f"map {name or ''!r} (fd {fd})")
 
     @classmethod
     def from_pinned(cls, path: str | os.PathLike[str]) -> StandaloneMap:
@@ -70,7 +79,7 @@ class Map(Handle, Bulk):
         except BpfError as exc:
             raise bpffs_error(exc.errno, f"failed to open pinned map {os.fsdecode(raw)}", raw,
                               pinning=False) from None
-        return _standalone(fd, f"map pinned at {os.fsdecode(raw)}")
+        return cls._standalone(fd, f"map pinned at {os.fsdecode(raw)}")
 
     @classmethod
     def from_id(cls, map_id: int) -> StandaloneMap:
@@ -81,7 +90,7 @@ class Map(Handle, Bulk):
         except BpfError as exc:
             raise error_from_errno(exc.errno, f"failed to open map id {map_id}",
                                    ("CAP_SYS_ADMIN",)) from None
-        return _standalone(fd, f"map id {map_id}")
+        return cls._standalone(fd, f"map id {map_id}")
 
     @classmethod
     def from_fd(cls, fd: int) -> StandaloneMap:
@@ -91,7 +100,7 @@ class Map(Handle, Bulk):
             dup = os.dup(fd)
         except OSError as exc:
             raise BpfError(exc.errno or _errno.EBADF, f"fd {fd} is not open") from None
-        return _standalone(dup, f"map fd {dup}")
+        return cls._standalone(dup, f"map fd {dup}")
 
     # ----------------------------------------------------------------------------- each kind
 
@@ -120,11 +129,6 @@ class Map(Handle, Bulk):
     def is_internal(self) -> bool:
         """True for libbpf's global-data maps (``.bss``, ``.data``, ``.rodata``, ``.kconfig``)."""
         raise NotImplementedError
-
-    def _initial_image(self) -> tuple[int | None, int]:
-        """(address, size) of libbpf's initial image of a global-data map (maps of an object;
-        :class:`~pylibbpf.GlobalData` reads it before load)."""
-        raise StateError(_errno.EINVAL, "initial_value is only known for maps of an object")
 
     # ----------------------------------------------------------------------------- every map
 
@@ -227,10 +231,3 @@ class Map(Handle, Bulk):
         return (f"<Map {self._name!r} {getattr(kind, 'name', kind)} key={self.key_size} "
                 f"value={self.value_size} max_entries={self.max_entries}>")
 
-
-def _standalone(fd: int, description: str) -> StandaloneMap:
-    # StandaloneMap derives from Map: imported when both exist (pylibbpf.map, which pylibbpf
-    # and Object import, has imported it already: its /dev/null placeholder opens at import)
-    from .standalone import StandaloneMap
-
-    return StandaloneMap(fd, description)

@@ -19,32 +19,36 @@ from ..errors import BpfError, StateError, error_from_errno
 from .base import Map
 
 if TYPE_CHECKING:
+    from .._handle import Lifetime
     from ..object import Object
 
 
 class ObjectMap(Map):
     """A map of an :class:`~pylibbpf.Object`: ``obj.maps["name"]``."""
 
-    def __init__(self, obj: Object, ptr: Any) -> None:
+    def __init__(self, obj: Object, life: Lifetime, ptr: Any) -> None:
         super().__init__(_ffi.lib().bpf_map__name(ptr).decode("utf-8", "surrogateescape"))
-        self._obj = obj
+        self._obj = obj    # keeps the object (and so this map's memory) alive
+        self._life = life  # the object's: open? loaded?
         self._ptr = ptr
+        # the object is closing: the fd the hot path holds is about to be released (weakly:
+        # an inner-map view made on demand must not live as long as the object)
+        life.on_close(self._object_closed, weak=True)
 
     # ----------------------------------------------------------------------------- state
 
     def _check(self) -> None:
-        self._obj._check()
+        self._life.check()
 
     @property
     def closed(self) -> bool:
         """True once the map's object is closed."""
-        return self._obj.closed
+        return self._life.closed
 
     def close(self) -> None:
         """Nothing to do: a map of an object is closed with its object."""
 
     def _object_closed(self) -> None:
-        """The object is closing: the fd the hot path holds is about to be released."""
         self._bound = None
 
     def _libbpf(self, func: str) -> Any:
@@ -52,7 +56,7 @@ class ObjectMap(Map):
         return getattr(_ffi.lib(), func)(self._ptr)
 
     def _setter(self, what: str) -> Any:
-        self._obj._require_open(f"{what} of map {self._name!r}")
+        self._life.require_open(f"{what} of map {self._name!r}")
         return self._ptr
 
     # ----------------------------------------------------------------------------- getters
@@ -109,7 +113,7 @@ class ObjectMap(Map):
     def inner_map(self) -> ObjectMap | None:
         """The inner map template of a map-in-map (before load)."""
         inner = self._libbpf("bpf_map__inner_map")
-        return ObjectMap(self._obj, inner) if inner else None
+        return ObjectMap(self._obj, self._life, inner) if inner else None
 
     @property
     def initial_value(self) -> bytes:
@@ -121,6 +125,19 @@ class ObjectMap(Map):
         ptr, size = self._initial_image()
         # string_at takes a C int size: a section over 2 GiB would overflow it
         return bytes((ctypes.c_char * size).from_address(ptr)) if ptr else b""
+
+    def initial_value_buffer(self) -> memoryview:
+        """libbpf's initial contents of a global-data map as a writable view, before load
+        (``bpf_map__initial_value``): what is written here is what load puts in the map.
+
+        :class:`~pylibbpf.BpfError` (ENOENT) for a map without initial contents;
+        :class:`~pylibbpf.StateError` after load, when libbpf's copy no longer matters.
+        """
+        self._life.require_open(f"the initial value of map {self._name!r}")
+        ptr, size = self._initial_image()
+        if not ptr:
+            raise BpfError(_errno.ENOENT, f"map {self._name!r} has no initial value")
+        return memoryview((ctypes.c_char * size).from_address(ptr)).cast("B")
 
     def _initial_image(self) -> tuple[int | None, int]:
         """(address, size) of libbpf's initial image of a global-data map, its size bounded.
@@ -232,12 +249,3 @@ class ObjectMap(Map):
         except BpfError as exc:
             raise error_from_errno(exc.errno, f"failed to unpin map {self._name!r}") from None
 
-    def _raw_pin_path(self) -> bytes | None:
-        """The pin path as libbpf holds it (:meth:`Object.pin_maps` restores it on failure)."""
-        return _ffi.lib().bpf_map__pin_path(self._ptr)  # type: ignore[no-any-return]
-
-    def _restore_pin_path(self, raw: bytes | None) -> None:
-        """Set the pin path back to ``raw``, unless libbpf has pinned the map meanwhile."""
-        lib = _ffi.lib()
-        if not lib.bpf_map__is_pinned(self._ptr):
-            lib.bpf_map__set_pin_path(self._ptr, raw)

@@ -49,7 +49,7 @@ class _FdSlot:
             pass
 
 
-class StandaloneMap(Map):
+class StandaloneMap(Map, owns_fd=True):
     """A map that owns its fd: ``close()`` it, or use it as a context manager."""
 
     def __init__(self, fd: int, description: str) -> None:
