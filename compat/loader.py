@@ -6,7 +6,7 @@ with the standard ``BPF_PROG_LOAD``.  The program type and the context layout de
 attach backend, which is only known at attach time: the load verifies a tracepoint variant
 (the backend of syscall targets) and :meth:`LegacyProgram.variant` loads the variant each
 attachment needs.  Objects libbpf can open (``.maps``, ``SEC()`` names) go through
-:class:`pylibbpf.Object` with :meth:`pylibbpf.Map.reuse_fd` for each map_array entry.
+:class:`pylibbpf.Object` with :meth:`pylibbpf.ObjectMap.reuse_fd` for each map_array entry.
 """
 
 from __future__ import annotations

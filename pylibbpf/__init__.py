@@ -67,6 +67,8 @@ if TYPE_CHECKING:
     from .info import program_ids as program_ids
     from .link import Link as Link
     from .map import Map as Map
+    from .map import ObjectMap as ObjectMap
+    from .map import StandaloneMap as StandaloneMap
     from .object import Object as Object
     from .perf_event import PerfEventLink as PerfEventLink
     from .program import Program as Program
@@ -85,9 +87,9 @@ def libbpf_version() -> tuple[int, int]:
 
 def num_possible_cpus() -> int:
     """Number of possible CPUs (the length of a per-CPU map's value list)."""
-    from . import _ffi
+    from .maps._elements import possible_cpus
 
-    return int(_ffi.lib().libbpf_num_possible_cpus())
+    return possible_cpus()
 
 
 @functools.cache

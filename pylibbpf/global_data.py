@@ -13,7 +13,6 @@ Variable layouts come from the object's BTF ``DATASEC`` as libbpf fixed it up at
 
 from __future__ import annotations
 
-import ctypes
 import errno as _errno
 import mmap
 from collections.abc import Iterator, Mapping
@@ -26,9 +25,10 @@ from .elf.datasec import Variable, datasec_variables
 from .elf.errors import ElfError
 from .errors import BpfError, StateError
 from .lowlevel import to_bytes
-from .map import Map
 
 if TYPE_CHECKING:
+    from ._handle import Lifetime
+    from .maps.of_object import ObjectMap
     from .object import Object
 
 
@@ -56,11 +56,12 @@ class GlobalData(Mapping[str, bytes]):
     of the variable's exact size).  :meth:`get_int` / :meth:`read` give typed access.
     """
 
-    def __init__(self, obj: Object, section: str) -> None:
+    def __init__(self, obj: Object, life: Lifetime, section: str) -> None:
         _args.cstr(section, "section")
         self._obj = obj
+        self._life = life  # the object's: open? loaded?
         self.section = section
-        self._map: Map = obj.find_map_by_name(section)
+        self._map: ObjectMap = obj.find_map_by_name(section)
         self._vars = _variables(obj, section)
         self._mmap: mmap.mmap | None = None
 
@@ -70,14 +71,20 @@ class GlobalData(Mapping[str, bytes]):
         return dict(self._vars)
 
     @property
-    def map(self) -> Map:
+    def map(self) -> ObjectMap:
         """The internal map that holds the section."""
         return self._map
 
     @property
+    def object(self) -> Object:
+        """The object the section belongs to."""
+        self._life.check()
+        return self._obj
+
+    @property
     def readonly(self) -> bool:
         """True for ``.rodata``-style sections once the object is loaded."""
-        return self.section.startswith(".rodata") and self._obj.loaded
+        return self.section.startswith(".rodata") and self._life.loaded
 
     def _var(self, name: str) -> Variable:
         try:
@@ -88,12 +95,10 @@ class GlobalData(Mapping[str, bytes]):
 
     def _memory(self) -> tuple[Any, int]:
         """(buffer, size) of the live memory: libbpf's image before load, the kernel's after."""
-        self._obj._check()
-        if not self._obj.loaded:
-            addr, size = self._map._initial_image()
-            if not addr:
-                raise BpfError(_errno.ENOENT, f"{self.section} has no initial image")
-            return (ctypes.c_char * size).from_address(addr), size
+        self._life.check()
+        if not self._life.loaded:
+            image = self._map.initial_value_buffer()  # BpfError ENOENT if there is none
+            return image, len(image)
         if self._mmap is None:
             value_size = self._map.value_size
             length = (value_size + mmap.PAGESIZE - 1) // mmap.PAGESIZE * mmap.PAGESIZE

@@ -25,7 +25,6 @@ import errno as _errno
 import os
 import platform
 import re
-import sys
 from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -33,8 +32,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from . import _args, _ffi
 from ._ffi import structs
 from ._ffi.structs import new_opts
-from .enums import PER_CPU_MAP_TYPES, AttachType, MapType, ProgType, enum_or_int
+from .enums import AttachType, MapType, ProgType, enum_or_int
 from .errors import ENOTSUPP, BpfError, VerifierError, error_from_errno
+from .maps._elements import FdElements, MapLayout, layout_of, to_bytes
 
 if TYPE_CHECKING:
     from .elf.insn import Instruction
@@ -45,42 +45,11 @@ __all__ = [
     "prog_detach", "prog_load", "TaskFdInfo", "task_fd_query", "to_bytes",
 ]
 
-_BYTEORDER = sys.byteorder
 _INSN_SIZE = 8
 _LOG_START = 64 << 10
 LOG_MAX = _args.U32_MAX >> 2  # the kernel refuses larger verifier log buffers (EINVAL)
 _LOG_GROWTH = 8
 _TRACING_CAPS = ("CAP_BPF", "CAP_PERFMON")
-
-
-def to_bytes(value: Any, size: int, what: str) -> bytes:
-    """Encode a key or value of exactly ``size`` bytes; ValueError/TypeError otherwise.
-
-    Accepts ``bytes``-like objects of that length, ints (native byte order, negative ones as
-    two's complement) and ctypes objects.
-    """
-    kind = type(value)
-    if kind is bytes:
-        data = value
-    elif kind is int:
-        if size.__class__ is not int or not 0 <= size <= _args.MAX_VALUE_SIZE:
-            _args.in_range(size, "size", 0, _args.MAX_VALUE_SIZE)
-        try:
-            return int(value).to_bytes(size, _BYTEORDER, signed=value < 0)
-        except OverflowError:
-            raise ValueError(f"{what} {value} does not fit in {size} bytes") from None
-    elif isinstance(value, (bytearray, memoryview)):
-        data = bytes(value)
-    elif isinstance(value, (ctypes.Structure, ctypes.Union, ctypes.Array, ctypes._SimpleCData)):
-        data = bytes(memoryview(value).cast("B"))
-    elif isinstance(value, bool):
-        data = int(value).to_bytes(size, _BYTEORDER)
-    else:
-        raise TypeError(f"{what} must be bytes-like, an int or a ctypes object, "
-                        f"not {kind.__name__}")
-    if len(data) != size:
-        raise ValueError(f"{what} is {len(data)} bytes; this map needs exactly {size}")
-    return data  # type: ignore[no-any-return]
 
 
 def _name_of(cls: Any, value: int) -> str:
@@ -121,16 +90,6 @@ def map_create(map_type: MapType | int, key_size: int, value_size: int, max_entr
             f"(key {key_size}, value {value_size}, max_entries {max_entries})") from None
 
 
-class MapLayout(NamedTuple):
-    """What an element call on a map needs to know: ``value_bytes`` is the size of the buffer
-    one value occupies (per-CPU maps: one 8-byte aligned slot per possible CPU)."""
-
-    type: int
-    key_size: int
-    value_size: int
-    value_bytes: int
-
-
 _known_maps: dict[int, tuple[int, int, int, int, int]] = {}
 _KNOWN_MAPS_MAX = 4096
 
@@ -169,22 +128,11 @@ def map_layout(fd: int) -> MapLayout:
         if len(_known_maps) >= _KNOWN_MAPS_MAX:
             _known_maps.clear()
         _known_maps[fd] = seen
-    total = vs
-    if kind in PER_CPU_MAP_TYPES:
-        total = ((vs + 7) & ~7) * int(_ffi.lib().libbpf_num_possible_cpus())
-    return MapLayout(kind, ks, vs, total)
+    return layout_of(kind, ks, vs)
 
 
-def _key(key: Any, layout: MapLayout, fd: int) -> bytes | None:
-    if layout.key_size == 0:
-        if key is not None and key != b"":
-            raise ValueError(f"map fd {fd} has no keys (queue, stack or bloom filter): pass None")
-        return None
-    return to_bytes(key, layout.key_size, "key")
-
-
-def _fail(err: int, what: str, fd: int) -> BpfError:
-    return error_from_errno(err or _errno.EINVAL, f"{what} in map fd {fd} failed")
+def _elements(fd: int) -> FdElements:
+    return FdElements(fd, map_layout(fd))
 
 
 def map_lookup_elem(fd: int, key: Any, value_size: int | None = None, flags: int = 0) -> bytes:
@@ -199,16 +147,8 @@ def map_lookup_elem(fd: int, key: Any, value_size: int | None = None, flags: int
     layout = map_layout(fd)
     if value_size is not None and value_size != layout.value_size:
         raise ValueError(f"map fd {fd} has {layout.value_size}-byte values, not {value_size}")
-    kb = _key(key, layout, fd)
-    out = ctypes.create_string_buffer(max(layout.value_bytes, 1))
-    lib = _ffi.lib()
-    rc = (lib.bpf_map_lookup_elem(fd, kb, out) if not flags
-          else lib.bpf_map_lookup_elem_flags(fd, kb, out, flags))
-    if rc < 0:
-        if rc == -_errno.ENOENT:
-            raise KeyError(key)
-        raise _fail(-rc, "lookup", fd)
-    return out.raw[:layout.value_bytes]
+    value: bytes = FdElements(fd, layout).lookup(key, flags)
+    return value
 
 
 def map_update_elem(fd: int, key: Any, value: Any, flags: int = 0) -> None:
@@ -216,24 +156,13 @@ def map_update_elem(fd: int, key: Any, value: Any, flags: int = 0) -> None:
     EXIST (2), F_LOCK (4).  Errors keep the kernel's errno: E2BIG for a full map or an index
     past an array's end, EEXIST/ENOENT for NOEXIST/EXIST."""
     flags = _args.u64(flags, "flags")
-    layout = map_layout(fd)
-    kb = _key(key, layout, fd)
-    vb = to_bytes(value, layout.value_bytes, "value")
-    rc = _ffi.lib().bpf_map_update_elem(fd, kb, vb, flags)
-    if rc < 0:
-        raise _fail(-rc, "update", fd)
+    _elements(fd).update(key, value, flags)
 
 
 def map_delete_elem(fd: int, key: Any) -> None:
     """Remove ``key`` (``bpf_map_delete_elem``); :class:`KeyError` when absent (array maps
     refuse every delete with EINVAL)."""
-    layout = map_layout(fd)
-    kb = _key(key, layout, fd)
-    rc = _ffi.lib().bpf_map_delete_elem(fd, kb)
-    if rc < 0:
-        if rc == -_errno.ENOENT:
-            raise KeyError(key)
-        raise _fail(-rc, "delete", fd)
+    _elements(fd).delete(key)
 
 
 def map_get_next_key(fd: int, key: Any = None, key_size: int | None = None) -> bytes | None:
@@ -247,16 +176,7 @@ def map_get_next_key(fd: int, key: Any = None, key_size: int | None = None) -> b
     layout = map_layout(fd)
     if key_size is not None and key_size != layout.key_size:
         raise ValueError(f"map fd {fd} has {layout.key_size}-byte keys, not {key_size}")
-    if layout.key_size == 0:
-        raise ValueError(f"map fd {fd} has no keys (queue, stack or bloom filter)")
-    kb = None if key is None else to_bytes(key, layout.key_size, "key")
-    out = ctypes.create_string_buffer(layout.key_size)
-    rc = _ffi.lib().bpf_map_get_next_key(fd, kb, out)
-    if rc < 0:
-        if rc == -_errno.ENOENT:
-            return None
-        raise _fail(-rc, "get_next_key", fd)
-    return out.raw
+    return FdElements(fd, layout).get_next_key(key)
 
 
 # ------------------------------------------------------------------------------------- programs

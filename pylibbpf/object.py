@@ -32,7 +32,7 @@ from .errors import (
     VerifierError,
     error_from_errno,
 )
-from .map import Map
+from .map import ObjectMap
 from .program import Program
 
 if TYPE_CHECKING:
@@ -85,10 +85,10 @@ class Object(Handle):
             program = Program(self, self._life, prog)
             programs[program.name] = program
             prog = lib.bpf_object__next_program(ptr, prog)
-        maps: dict[str, Map] = {}
+        maps: dict[str, ObjectMap] = {}
         bpf_map = lib.bpf_object__next_map(ptr, None)
         while bpf_map:
-            m = Map._from_object(self, bpf_map)
+            m = ObjectMap(self, self._life, bpf_map)
             maps[m.name] = m
             bpf_map = lib.bpf_object__next_map(ptr, bpf_map)
         self._programs = MappingProxyType(programs)
@@ -258,9 +258,7 @@ class Object(Handle):
             return
         for view in self._globals.values():
             view.close()
-        for m in self._maps.values():
-            m._cache = None
-        super().close()  # runs the close callbacks of what borrows from it (USDT links)
+        super().close()  # runs the close callbacks of what borrows from it (maps, USDT links)
         self._ptr = None
         self._log_buf = None
 
@@ -317,8 +315,9 @@ class Object(Handle):
         return self._programs
 
     @property
-    def maps(self) -> Mapping[str, Map]:
-        """Read-only mapping of map name to :class:`Map` (internal maps included), ELF order."""
+    def maps(self) -> Mapping[str, ObjectMap]:
+        """Read-only mapping of map name to :class:`ObjectMap` (internal maps included), in ELF
+        order."""
         self._check()
         return self._maps
 
@@ -334,7 +333,7 @@ class Object(Handle):
             raise KeyError(f"no program {name!r} in object {self.name!r}; "
                            f"it has: {', '.join(self._programs) or 'none'}") from None
 
-    def find_map_by_name(self, name: str) -> Map:
+    def find_map_by_name(self, name: str) -> ObjectMap:
         """The map called ``name``; :class:`KeyError` (listing the names) if none is.
 
         Internal maps can be found by their libbpf name (``"obj.bss"``) or their section
@@ -395,12 +394,6 @@ class Object(Handle):
             needs.append("CAP_NET_ADMIN")
         return tuple(needs)
 
-    def _require_open(self, what: str) -> None:
-        self._life.require_open(what)
-
-    def _require_loaded(self, what: str) -> None:
-        self._life.require_loaded(what)
-
     # ----------------------------------------------------------------------------- pinning
 
     def _pin_call(self, func: str, path: str | os.PathLike[str] | None, what: str) -> None:
@@ -423,14 +416,18 @@ class Object(Handle):
         restored to what it was, so a failed call can simply be retried elsewhere.
         """
         lib = _ffi.lib()
-        self._check()
-        before = {m: lib.bpf_map__pin_path(m._ptr) for m in self._maps.values()}
+        ptr = self._p
+        before = []
+        bpf_map = lib.bpf_object__next_map(ptr, None)
+        while bpf_map:
+            before.append((bpf_map, lib.bpf_map__pin_path(bpf_map)))
+            bpf_map = lib.bpf_object__next_map(ptr, bpf_map)
         try:
             self._pin_call("bpf_object__pin_maps", path, "pin the maps")
         except BpfError:
-            for m, old in before.items():
-                if not lib.bpf_map__is_pinned(m._ptr):
-                    lib.bpf_map__set_pin_path(m._ptr, old)
+            for bpf_map, old in before:
+                if not lib.bpf_map__is_pinned(bpf_map):  # libbpf unpinned it again: restore
+                    lib.bpf_map__set_pin_path(bpf_map, old)
             raise
 
     def unpin_maps(self, path: str | os.PathLike[str] | None = None) -> None:
@@ -455,7 +452,7 @@ class Object(Handle):
         if view is None:
             from .global_data import GlobalData
 
-            view = GlobalData(self, section)
+            view = GlobalData(self, self._life, section)
             self._globals[section] = view
         return view
 

@@ -196,7 +196,7 @@ class TypedGlobals:
 
     def __init__(self, data: GlobalData) -> None:
         self.data = data
-        btf = object_btf(data._obj)
+        btf = object_btf(data.object)
         self._codecs = {name: codec(btf, var.type_id)
                         for name, var in data.variables.items()}
         for name, var in data.variables.items():

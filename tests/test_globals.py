@@ -90,6 +90,23 @@ def test_writes_after_load_reach_the_program(counters: Object,
     assert counters.bss.get_int("last_ts") > 0
 
 
+@pytest.mark.needs("tracepoint")
+def test_initial_value_buffer_is_what_load_puts_in_the_map(
+        counters: Object, request: pytest.FixtureRequest) -> None:
+    autoload_only(counters, ["count_getpid"], request)
+    counters.rodata["target_pid"] = os.getpid()
+    data = counters.maps["counters.data"]
+    buffer = data.initial_value_buffer()
+    assert len(buffer) == data.value_size and bytes(buffer) == data.initial_value
+    offset = counters.data.variables["magic"].offset
+    buffer[offset:offset + 4] = (0xBEEF).to_bytes(4, "little")
+    assert counters.data.get_int("magic") == 0xBEEF          # the same memory GlobalData reads
+    counters.load()
+    assert counters.data.get_int("magic") == 0xBEEF          # the kernel's copy, mapped
+    with pytest.raises(StateError, match="only be changed before load"):
+        data.initial_value_buffer()
+
+
 def test_bad_names_and_sizes(counters: Object) -> None:
     with pytest.raises(KeyError, match="no variable 'nope' in .bss.*hits"):
         counters.bss["nope"]

@@ -1,10 +1,11 @@
 """Hostile arguments at every public entry point: only documented exceptions escape.
 
-Every public method of Map, Program, Object and Link (found by introspection, so a method added
-later is covered without editing this file), every function of ``pylibbpf.lowlevel`` and
-``pylibbpf.perf_event``, ``TcAttachment.attach`` and the ``*Info.from_fd`` constructors get, one
-parameter at a time, values of the wrong type (str, bytes, float, None, bool), out-of-range ints
-(-1, 2**31, 2**32, 2**64, 2**100) and strings with a NUL, while the other parameters are valid.
+Every public method of both kinds of Map (ObjectMap, StandaloneMap), Program, Object and Link
+(found by introspection, so a method added later is covered without editing this file), every
+function of ``pylibbpf.lowlevel`` and ``pylibbpf.perf_event``, ``TcAttachment.attach`` and the
+``*Info.from_fd`` constructors get, one parameter at a time, values of the wrong type (str,
+bytes, float, None, bool), out-of-range ints (-1, 2**31, 2**32, 2**64, 2**100) and strings
+with a NUL, while the other parameters are valid.
 What may come out is a return value or one of the documented exceptions: TypeError/ValueError
 for bad arguments, KeyError for a missing key, and pylibbpf's BpfError family (ClosedError,
 StateError, ...) for what the kernel or libbpf refused.  ctypes.ArgumentError, AttributeError,
@@ -26,7 +27,19 @@ from typing import Any
 import pytest
 
 import pylibbpf
-from pylibbpf import BpfError, Link, Map, MapType, Object, Program, ProgType, lowlevel, perf_event
+from pylibbpf import (
+    BpfError,
+    Link,
+    Map,
+    MapType,
+    Object,
+    ObjectMap,
+    Program,
+    ProgType,
+    StandaloneMap,
+    lowlevel,
+    perf_event,
+)
 from pylibbpf._handle import Handle
 from pylibbpf.info import LinkInfo, MapInfo, ProgramInfo
 from pylibbpf.tc import TcAttachment
@@ -203,16 +216,22 @@ def _open_object(stack: contextlib.ExitStack, load: bool) -> Object:
 def test_hostile_values_at_every_map_method(world: World) -> None:
     problems: list[str] = []
     checked = 0
-    for name, static in _public(Map, DUNDERS):
+    shapes: dict[str, type[Map]] = {"standalone": StandaloneMap, "open object": ObjectMap,
+                                    "loaded object": ObjectMap}
+    members = dict(_public(ObjectMap, DUNDERS)) | dict(_public(StandaloneMap, DUNDERS))
+    for name, static in sorted(members.items()):
         label = f"Map.{name}"
         if isinstance(static, (classmethod, staticmethod)):
             problems += _try_all(world, label, getattr(Map, name))
             checked += 1
             continue
-        for shape in ("standalone", "open object", "loaded object"):
+        for shape, kind in shapes.items():
+            if not hasattr(kind, name):
+                continue  # a member of the other kind of map only
             with contextlib.ExitStack() as stack:
                 def fresh(shape: str = shape, stack: contextlib.ExitStack = stack,
                           name: str = name) -> Callable[..., Any]:
+                    m: Map
                     if shape == "standalone":
                         m = stack.enter_context(Map.create(MapType.HASH, 4, 8, 16))
                     else:

@@ -8,13 +8,24 @@ import errno
 import json
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 import pylibbpf
-from pylibbpf import BpfError, Map, MapType, Object, StateError, UpdateFlags
+from pylibbpf import (
+    BpfError,
+    ClosedError,
+    Map,
+    MapType,
+    Object,
+    ObjectMap,
+    StandaloneMap,
+    StateError,
+    UpdateFlags,
+    lowlevel,
+)
 from tests.support.attach import autoload_only
 from tests.support.bpfbuild import compile_bpf
 
@@ -290,6 +301,80 @@ def test_object_map_before_load_has_no_fd() -> None:
             obj.maps["counts"].lookup(0)
         with pytest.raises(StateError, match="before load"):
             _ = obj.maps["counts"].fd
+
+
+def test_both_kinds_of_map_are_maps(hash_map: Map, counters: Object) -> None:
+    assert isinstance(hash_map, StandaloneMap) and isinstance(hash_map, Map)
+    assert not isinstance(hash_map, ObjectMap)
+    counts = counters.maps["counts"]
+    assert isinstance(counts, ObjectMap) and isinstance(counts, Map)
+    assert counters.find_map_by_name("counts") is counts
+    assert hash_map.object is None and counts.object is counters
+    assert not hash_map.is_internal and counters.find_map_by_name(".bss").is_internal
+    assert repr(hash_map).startswith("<Map 't_hash' HASH")
+    for setter in ("set_max_entries", "set_type", "reuse_fd", "set_initial_value"):
+        assert hasattr(counts, setter) and not hasattr(hash_map, setter)
+    for getter in ("pin_path", "numa_node", "initial_value", "inner_map", "autocreate"):
+        assert hasattr(ObjectMap, getter) and not hasattr(StandaloneMap, getter)
+
+
+def test_object_map_setters_before_load_only(counters: Object) -> None:
+    counts = counters.maps["counts"]
+    counts.set_max_entries(8)
+    assert counts.max_entries == 8
+    with pytest.raises(StateError, match="before load"):
+        counts.lookup(0)
+    counters.load()
+    assert counts[7] == u64(0)  # the new capacity
+    with pytest.raises(StateError, match="only be changed before load"):
+        counts.set_max_entries(16)
+    counters.close()
+    assert counts.closed
+    with pytest.raises(ClosedError):
+        counts.lookup(0)  # the object's close dropped the map's cached fd
+
+
+def test_standalone_map_describes_itself_from_the_kernel() -> None:
+    with Map.create(MapType.QUEUE, 0, 4, 16) as queue:
+        info = queue.info()
+        assert (queue.map_extra, queue.btf_key_type_id, queue.btf_value_type_id) == (
+            info.map_extra, info.btf_key_type_id, info.btf_value_type_id)
+        assert queue.flags == queue.map_flags == info.map_flags
+        queue.update(None, 7)
+        with pytest.raises(ValueError, match="has no keys"):
+            queue.get_next_key()
+        with pytest.raises(ValueError, match="has no keys"):
+            queue.update(1, 7)
+        assert queue.lookup_and_delete() == u32(7)
+    with pytest.raises(ClosedError):
+        _ = queue.max_entries
+
+
+def test_map_and_lowlevel_apply_the_same_rules(hash_map: Map) -> None:
+    fd = hash_map.fd
+    short_key, big_value = "key is 3 bytes; this map needs exactly 4", "does not fit in 8 bytes"
+    checks: list[tuple[Callable[[], object], str]] = [
+        (lambda: hash_map.update(b"abc", 1), short_key),
+        (lambda: lowlevel.map_update_elem(fd, b"abc", 1), short_key),
+        (lambda: hash_map.update(1, 2**64), big_value),
+        (lambda: lowlevel.map_update_elem(fd, 1, 2**64), big_value),
+    ]
+    for call, message in checks:
+        with pytest.raises(ValueError, match=message):
+            call()
+    with pytest.raises(BpfError, match="update in map 't_hash' failed"):
+        hash_map.update(1, 1, UpdateFlags.EXIST)
+    with pytest.raises(BpfError, match=f"update in map fd {fd} failed"):
+        lowlevel.map_update_elem(fd, 1, 1, UpdateFlags.EXIST)
+    lowlevel.map_update_elem(fd, 1, 5)
+    assert hash_map[1] == lowlevel.map_lookup_elem(fd, 1) == u64(5)
+    assert hash_map.get_next_key() == lowlevel.map_get_next_key(fd) == u32(1)
+    with Map.create(MapType.PERCPU_ARRAY, 4, 4, 1) as percpu:
+        slot = 8  # each CPU's 4-byte value in an 8-byte slot
+        percpu[0] = list(range(NCPU))
+        raw = lowlevel.map_lookup_elem(percpu.fd, 0)
+        assert len(raw) == lowlevel.map_layout(percpu.fd).value_bytes == slot * NCPU
+        assert percpu[0] == [raw[i:i + 4] for i in range(0, len(raw), slot)]
 
 
 def test_standalone_from_id_fd_pinned(hash_map: Map) -> None:

@@ -42,7 +42,8 @@ def test_tracer_names_the_creation_site_of_a_gc_closed_fd(fd_tracer: FdTracer) -
     leaked = fd_tracer.collect()
     assert len(leaked) == 1
     record = leaked[0]
-    assert record.kind == "Map" and record.fd == fd and "leaked_here" in record.description
+    assert record.kind == "StandaloneMap" and record.fd == fd
+    assert "leaked_here" in record.description
     assert any("_leak_a_map" in line and "test_resources.py" in line for line in record.site)
     assert fd_count() == before  # the tracer still released it
 
@@ -85,7 +86,8 @@ VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
 AFTER_CLOSE: dict[str, set[str]] = {
     "Object": {"path", "loaded", "kernel_log", "elf_bytes"},
     "Program": {"object", "log_buf"},  # log_buf: the Python buffer the caller gave
-    "Map": {"object"},
+    "ObjectMap": {"object"},
+    "StandaloneMap": {"object"},
     "PerfEventLink": {"detach"},  # detach is close
     "TcAttachment": {"detach"},
     # names and layout of the variables, kept in Python; reading a value raises ClosedError
@@ -144,12 +146,8 @@ def _argument(param: inspect.Parameter, ctx: dict[str, Any]) -> Any:
 STATE_INDEPENDENT = {
     ("RingBuffer", "events"): "StateError",  # callback mode has no queue
     ("PerfBuffer", "events"): "StateError",
-    ("Map", "unpin"): "ValueError",  # a standalone map's unpin needs the path
-    ("Map", "is_internal"): None,  # a standalone map is never internal
-    **{("Map", setter): "StateError" for setter in (  # setters exist only for object maps
-        "reuse_fd", "set_autocreate", "set_flags", "set_ifindex", "set_initial_value",
-        "set_inner_map_fd", "set_key_size", "set_map_extra", "set_map_flags",
-        "set_max_entries", "set_numa_node", "set_pin_path", "set_type", "set_value_size")},
+    ("StandaloneMap", "unpin"): "ValueError",  # a standalone map's unpin needs the path
+    ("StandaloneMap", "is_internal"): None,  # a standalone map is never internal
 }
 
 
@@ -199,7 +197,7 @@ def _call(obj: Any, name: str) -> Any:
 @pytest.fixture
 def closed_handles(tmp_path: Path, request: pytest.FixtureRequest
                    ) -> Iterator[dict[str, list[Any]]]:
-    """One closed instance of each handle type (several shapes for Map), by class name.
+    """One closed instance of each handle type (both kinds of Map), by class name.
 
     Of the shared test objects it loads only the programs it uses (the test marks their
     needs), so a program type this kernel refuses does not cost the whole check."""
@@ -243,7 +241,7 @@ def closed_handles(tmp_path: Path, request: pytest.FixtureRequest
     data = counters.data
     out["Object"] = [counters]
     out["Program"] = [counters.programs[next(iter(counters.programs))]]
-    out["Map (of an object)"] = [counters.maps["counts"]]
+    out["ObjectMap"] = [counters.maps["counts"]]
     out["GlobalData"] = [data]
     counters.close()
     opened = Object.open_file(compile_bpf("minimal.bpf.c"))  # closed before load
@@ -260,6 +258,7 @@ def closed_handles(tmp_path: Path, request: pytest.FixtureRequest
 def test_every_public_member_of_every_closed_handle_raises_closed_error(
         closed_handles: dict[str, list[Any]]) -> None:
     classes = {cls.__name__ for cls in _handle_classes()}
+    classes.discard("Map")  # the base of ObjectMap and StandaloneMap, never made itself
     if features.missing("user_ringbuf") is not None:
         classes.discard("UserRingBuffer")  # no USER_RINGBUF maps before Linux 6.1
     if not VMLINUX_BTF.exists():
