@@ -22,17 +22,15 @@ It then runs ``true`` and prints what the loaded variant saw of that exec.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from examples._build import build_bpf
 from pylibbpf import Object, probe
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
 TRACEPOINT = "sched_process_exec"
 VARIANTS = {"tp_btf": "exec_btf", "raw_tp": "exec_raw"}  # section prefix -> program name
 SEEN_BY = {1: "tp_btf", 2: "raw_tp"}
@@ -40,20 +38,7 @@ SEEN_BY = {1: "tp_btf", 2: "raw_tp"}
 
 def build_object() -> Path:
     """Compile choose_variant.bpf.c with clang (cached by content hash)."""
-    source = HERE / "choose_variant.bpf.c"
-    digest = hashlib.sha256(source.read_bytes() + (ROOT / "vendor/vmlinux.h").read_bytes())
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pylibbpf-examples"
-    target = cache / f"choose_variant-{digest.hexdigest()[:16]}.bpf.o"
-    if target.exists():
-        return target
-    if shutil.which("clang") is None:
-        sys.exit("choose_variant: clang is needed to build the BPF program (apt-get install clang)")
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(f".{os.getpid()}.tmp")
-    subprocess.run(["clang", "-target", "bpf", "-g", "-O2", "-D__TARGET_ARCH_x86",
-                    f"-I{ROOT / 'vendor'}", "-c", str(source), "-o", str(tmp)], check=True)
-    tmp.replace(target)
-    return target
+    return build_bpf(HERE / "choose_variant.bpf.c")
 
 
 def choose(obj: Object, wanted: str) -> str:

@@ -18,41 +18,24 @@ C (lathist_user.c)                          Python (this file)
 from __future__ import annotations
 
 import argparse
-import hashlib
-import os
-import shutil
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 from types import FrameType
 
+from examples._build import build_bpf
 from pylibbpf import Link, Map, Object, num_possible_cpus
 from pylibbpf.hist import format_log2_hist
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
 MAX_ENTRIES = 20
 MAX_CPU = 64
 
 
 def build_object() -> Path:
     """Compile lathist.bpf.c with clang (cached by content hash)."""
-    source = HERE / "lathist.bpf.c"
-    digest = hashlib.sha256(source.read_bytes() + (ROOT / "vendor/vmlinux.h").read_bytes())
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pylibbpf-examples"
-    target = cache / f"lathist-{digest.hexdigest()[:16]}.bpf.o"
-    if target.exists():
-        return target
-    if shutil.which("clang") is None:
-        sys.exit("lathist: clang is needed to build the BPF program (apt-get install clang)")
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(f".{os.getpid()}.tmp")
-    subprocess.run(["clang", "-target", "bpf", "-g", "-O2", "-D__TARGET_ARCH_x86",
-                    f"-I{ROOT / 'vendor'}", "-c", str(source), "-o", str(tmp)], check=True)
-    tmp.replace(target)
-    return target
+    return build_bpf(HERE / "lathist.bpf.c")
 
 
 def read_histograms(lat: Map, ncpus: int) -> dict[int, list[int]]:
