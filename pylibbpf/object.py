@@ -32,6 +32,7 @@ from .errors import (
     VerifierError,
     error_from_errno,
 )
+from .link import Link
 from .map import ObjectMap
 from .program import Program
 
@@ -55,7 +56,11 @@ _LOG_BUF_MAX = 0xFFFF_FFFF >> 2  # the kernel refuses a larger verifier log buff
 _OBJ_NAME_LEN = 16  # libbpf's BPF_OBJ_NAME_LEN: the name keeps at most 15 bytes
 
 
-def _close_object(ptr: Any) -> None:
+def _close_object(ptr: Any, links: dict[str, Link]) -> None:
+    # the links attach() made go first: a USDT link uses the object's USDT manager
+    for link in links.values():
+        link.destroy()
+    links.clear()
     _ffi.lib().bpf_object__close(ptr)
 
 
@@ -76,8 +81,10 @@ class Object(Handle):
         self._data = data  # open_mem: libbpf keeps pointers into it until close
         self._log_buf = log_buf  # kernel_log_buf: libbpf keeps the pointer until load
         self._globals: dict[str, GlobalData] = {}
+        links: dict[str, Link] = {}  # what attach() made, by program name; freed with us
+        self._links = links
         self._life.name = self._read_name()
-        self._own(lambda: _close_object(ptr), f"BPF object {self._life.name!r}")
+        self._own(lambda: _close_object(ptr, links), f"BPF object {self._life.name!r}")
         lib = _ffi.lib()
         programs: dict[str, Program] = {}
         prog = lib.bpf_object__next_program(ptr, None)
@@ -393,6 +400,52 @@ class Object(Handle):
         if types & _NETWORK_TYPES:
             needs.append("CAP_NET_ADMIN")
         return tuple(needs)
+
+    # ----------------------------------------------------------------------------- attach
+
+    def attach(self) -> Object:
+        """Attach every program that can auto-attach, as a libbpf skeleton's
+        ``bpf_object__attach_skeleton`` does, and keep the links (:attr:`links`).
+
+        Skipped, not failed: programs not loaded (autoload off) or with autoattach off,
+        section types with no auto-attach (``xdp``, ``tc``, ``socket``, ``sk_skb`` ...), and
+        sections that name no target (a bare ``SEC("uprobe")``, ``SEC("usdt")``,
+        ``SEC("ksyscall")``...): attach those yourself.  A program already in :attr:`links` is
+        left as it is, so calling ``attach()`` again attaches only what is new.
+
+        A failing attach raises with the program's name and libbpf's reason; the links this
+        call made are destroyed first, so the object is as it was.  The links are destroyed
+        by :meth:`detach` or :meth:`close`.  Returns the object itself.
+        """
+        self._life.require_loaded(f"attaching the programs of {self.name!r}")
+        made: dict[str, Link] = {}
+        try:
+            for name, program in self._programs.items():
+                if name in self._links:
+                    continue
+                link = program._auto_attach()
+                if link is not None:
+                    made[name] = link
+        except BaseException:
+            for link in made.values():
+                link.destroy()
+            raise
+        self._links.update(made)
+        return self
+
+    def detach(self) -> None:
+        """Destroy the links :meth:`attach` made (``bpf_object__detach_skeleton``)."""
+        self._check()
+        links = list(self._links.values())
+        self._links.clear()
+        for link in links:
+            link.destroy()
+
+    @property
+    def links(self) -> Mapping[str, Link]:
+        """Read-only mapping of program name to the :class:`Link` :meth:`attach` made."""
+        self._check()
+        return MappingProxyType(self._links)
 
     # ----------------------------------------------------------------------------- pinning
 
