@@ -24,7 +24,7 @@ from ._ffi.structs import bpf_object_open_opts, new_opts
 from ._handle import Handle
 from .elf.errors import ElfError
 from .elf.validate import read_object_file, validate_object
-from .enums import ProgType
+from .enums import MapType, ProgType
 from .errors import (
     BpfError,
     MalformedObjectError,
@@ -51,6 +51,20 @@ _NETWORK_TYPES = frozenset({
     ProgType.SK_LOOKUP,
 })
 
+
+# libbpf's lines that only repeat that the load failed (the reason is on the lines before), or
+# that it retries a map without BTF (the retry's outcome follows)
+_NOISE_RE = re.compile(r"failed to load object '|: failed to load: |failed to prepare load "
+                       r"attributes|BPF program load failed|load bpf program failed|"
+                       r"Retrying without BTF")
+# libbpf rewrites the instruction of a failed CO-RE relocation into this line of the log
+_CORE_RE = re.compile(r"failed to resolve CO-RE relocation [^\n]*")
+# map types whose max_entries 0 libbpf replaces (the number of CPUs) or the kernel ignores
+_SIZED_BY_LIBBPF = frozenset({MapType.PERF_EVENT_ARRAY, MapType.STRUCT_OPS, MapType.CGROUP_STORAGE,
+                              MapType.PERCPU_CGROUP_STORAGE,
+                              MapType.TASK_STORAGE, MapType.INODE_STORAGE,
+                              MapType.SK_STORAGE, MapType.CGRP_STORAGE})
+_REASONS_MAX = 3
 
 _LOG_BUF_MAX = 0xFFFF_FFFF >> 2  # the kernel refuses a larger verifier log buffer (UINT_MAX >> 2)
 _OBJ_NAME_LEN = 16  # libbpf's BPF_OBJ_NAME_LEN: the name keeps at most 15 bytes
@@ -386,11 +400,25 @@ class Object(Handle):
         if match is not None or (self._log_buf is not None and self.kernel_log):
             name = match.group("name") if match else _failed_program(text)
             log = match.group("log") if match else self.kernel_log
+            core = _CORE_RE.search(log)
+            reason = f": {core.group(0)[:300]}" if core else ""
             return VerifierError(err, f"the verifier rejected program {name!r} of object "
-                                 f"{self.name!r}", name, log)
-        detail = _last_warning(messages)
-        context = f"failed to load BPF object {self.name!r}" + (f": {detail}" if detail else "")
+                                 f"{self.name!r}{reason}", name, log)
+        reasons = [self._hint(line) for line in _libbpf_reasons(text)]
+        context = f"failed to load BPF object {self.name!r}" + \
+            (f": {'; '.join(reasons)}" if reasons else "")
         return error_from_errno(err, context, self._capabilities_needed())
+
+    def _hint(self, line: str) -> str:
+        """libbpf's line, with what pylibbpf knows that it does not say."""
+        match = re.match(r"map '([^']*)': failed to create", line)
+        if match is not None:
+            found = self._maps.get(match.group(1))
+            if found is not None and found.max_entries == 0 and found.type not in \
+                    _SIZED_BY_LIBBPF:
+                line += (" (its max_entries is 0: declare __uint(max_entries, N) or call "
+                         "set_max_entries() before load)")
+        return line
 
     def _capabilities_needed(self) -> tuple[str, ...]:
         needs = ["CAP_BPF"]
@@ -544,6 +572,18 @@ def _last_warning(messages: list[str]) -> str:
         if line and not line.startswith("--"):
             return line.splitlines()[-1][:300]
     return ""
+
+
+def _libbpf_reasons(text: str) -> list[str]:
+    """The last few lines libbpf warned with before a load failed (its reason, naming the map
+    or program), without the verifier log and the lines that only say that loading failed."""
+    reasons: list[str] = []
+    for raw in _LOG_RE.sub("", text).splitlines():
+        line = raw.strip().removeprefix("libbpf:").strip()
+        if not line or line.startswith("--") or _NOISE_RE.search(line) or line in reasons:
+            continue
+        reasons.append(line[:300])
+    return reasons[-_REASONS_MAX:]
 
 
 def _failed_program(text: str) -> str:
