@@ -28,6 +28,7 @@ from .enums import MapType, ProgType
 from .errors import (
     BpfError,
     MalformedObjectError,
+    NotSupportedError,
     StateError,
     VerifierError,
     error_from_errno,
@@ -97,6 +98,7 @@ class Object(Handle):
         self._globals: dict[str, GlobalData] = {}
         links: dict[str, Link] = {}  # what attach() made, by program name; freed with us
         self._links = links
+        self._prepared = False  # prepare() ran: the maps exist, the programs are not loaded
         self._life.name = self._read_name()
         self._own(lambda: _close_object(ptr, links), f"BPF object {self._life.name!r}")
         lib = _ffi.lib()
@@ -393,6 +395,37 @@ class Object(Handle):
                 raise self._load_error(exc.errno or _errno.EINVAL, messages) from None
         self._life.loaded = True
         return self
+
+    def prepare(self) -> Object:
+        """The first half of :meth:`load` (``bpf_object__prepare``, libbpf >= 1.6): resolve
+        externs, apply CO-RE relocations, load the BTF and create the maps, but load no
+        program yet; :meth:`load` then loads the programs.
+
+        Between the two, programs can still be configured (autoload, log level...), and a
+        failure is reported as :meth:`load` reports it.  Without libbpf 1.6 it raises
+        :class:`~pylibbpf.NotSupportedError`.  Returns the object itself.
+        """
+        ptr = self._p
+        if self._life.loaded or self._prepared:
+            raise StateError(_errno.EBUSY, f"BPF object {self.name!r} is already "
+                             f"{'loaded' if self._life.loaded else 'prepared'}")
+        if not _ffi.has("bpf_object__prepare"):
+            raise NotSupportedError(f"Object.prepare() needs libbpf >= 1.6 "
+                                    f"(bpf_object__prepare); the loaded libbpf is "
+                                    f"{'.'.join(map(str, _ffi.version()))}")
+        with capture() as messages:
+            try:
+                _ffi.lib().bpf_object__prepare(ptr)
+            except BpfError as exc:
+                self._life.loaded = True  # libbpf refuses a load after a failed prepare
+                raise self._load_error(exc.errno or _errno.EINVAL, messages) from None
+        self._prepared = True
+        return self
+
+    @property
+    def prepared(self) -> bool:
+        """True after a successful :meth:`prepare` (and before :meth:`load`)."""
+        return self._prepared and not self._life.loaded
 
     def _load_error(self, err: int, messages: list[str]) -> BpfError:
         text = "".join(messages)
