@@ -586,7 +586,7 @@ def libbpf_loaded() -> tuple[tuple[int, int] | None, tuple[int, int] | None, str
                                              lib.libbpf_minor_version())
     except AttributeError:  # before libbpf 0.6
         reported = None
-    m = re.search(r"libbpf\.so\.\d+\.(\d+)\.(\d+)", os.path.realpath(path))
+    m = re.search(r"libbpf\.so\.(\d+)\.(\d+)\.\d+", os.path.realpath(path))
     promised = (int(m.group(1)), int(m.group(2))) if m else None
     return reported, promised, path
 
