@@ -150,6 +150,7 @@ class MapAttachment(Handle):
         """How the program is attached (``SK_SKB_STREAM_VERDICT``, ``SK_MSG_VERDICT`` ...)."""
         from .enums import enum_or_int
 
+        self._check()
         return enum_or_int(AttachType, self._attach_type)
 
     def detach(self) -> None:
@@ -273,6 +274,7 @@ class Attach:
         program on entry and return; ``unique_match`` (libbpf >= 1.6) refuses a pattern that
         matches more than one function.
         """
+        self._life.check()
         raw_pattern = _args.optional_cstr(pattern, "pattern")
         if (raw_pattern is None) == (syms is None and addrs is None):
             raise ValueError("give either pattern or syms/addrs")
@@ -307,6 +309,7 @@ class Attach:
         ``pid=-1`` traces every process.  ``session`` (libbpf >= 1.6, Linux 6.13; for
         ``uprobe.session`` programs) runs the program on entry and return.
         """
+        self._life.check()
         _need("bpf_program__attach_uprobe_multi", "attach_uprobe_multi")
         if session:
             _need_version((1, 6), "a uprobe session")
@@ -338,6 +341,7 @@ class Attach:
         ``flags`` (``BPF_F_BEFORE``, ``BPF_F_AFTER``, ``BPF_F_ID``, ``BPF_F_LINK``) with
         ``relative_fd``/``relative_id`` place it among the interface's other programs.
         """
+        self._life.check()
         _need("bpf_program__attach_tcx", "attach_tcx")
         ifindex = _ifindex(interface)
         opts = _mprog_opts(structs.bpf_tcx_opts, flags, relative_fd, relative_id,
@@ -350,6 +354,7 @@ class Attach:
                       relative_id: int = 0, expected_revision: int = 0) -> Link:
         """Attach a ``netkit/primary`` or ``netkit/peer`` program to a netkit device (libbpf
         >= 1.3, Linux 6.7); the options are :meth:`attach_tcx`'s."""
+        self._life.check()
         _need("bpf_program__attach_netkit", "attach_netkit")
         ifindex = _ifindex(interface)
         opts = _mprog_opts(structs.bpf_netkit_opts, flags, relative_fd, relative_id,
@@ -358,7 +363,7 @@ class Attach:
                             lambda p: _ffi.lib().bpf_program__attach_netkit(
                                 p, ifindex, ctypes.byref(opts)))
 
-    def attach_netfilter(self, pf: int, hooknum: int, *, priority: int,
+    def attach_netfilter(self, pf: int, hooknum: int, priority: int, *,
                          flags: int = 0) -> Link:
         """Attach a ``netfilter`` program to a netfilter hook (libbpf >= 1.3, Linux 6.4).
 
@@ -367,6 +372,7 @@ class Attach:
         ``LOCAL_OUT`` = 3, ``POST_ROUTING`` = 4), ``priority`` its place among the hook's
         functions (not ``INT_MIN``/``INT_MAX``); ``flags``: ``BPF_F_NETFILTER_IP_DEFRAG``.
         """
+        self._life.check()
         _need("bpf_program__attach_netfilter", "attach_netfilter")
         opts = new_opts(structs.bpf_netfilter_opts, pf=_args.u32(pf, "pf"),
                         hooknum=_args.u32(hooknum, "hooknum"),
@@ -381,6 +387,7 @@ class Attach:
         """Attach a sockmap/sockhash parser or verdict program to ``map`` with a BPF link
         (libbpf >= 1.5, Linux 6.10).  Without those, :meth:`attach_to_map` attaches the same
         programs with ``BPF_PROG_ATTACH``."""
+        self._life.check()
         _need("bpf_program__attach_sockmap", "attach_sockmap")
         map_fd = _map_fd(map)
         return self._attach(f"to sockmap fd {map_fd}",
@@ -395,6 +402,7 @@ class Attach:
         ``sk_skb/stream_verdict``, ``sk_msg`` ...).  Returns a :class:`MapAttachment`;
         :meth:`MapAttachment.detach` detaches it.
         """
+        self._life.check()
         kind = self.expected_attach_type if attach_type is None else attach_type
         kind = _args.non_negative_int(kind, "attach_type")
         if kind not in _MAP_ATTACH_TYPES:
