@@ -59,7 +59,6 @@ from .types import bpf_link_p, bpf_map_p, bpf_object_p, bpf_program_p
 
 __all__ = [
     "C_TYPES",
-    "NEWER_C_TYPES",
     "new_opts",
     # libbpf.h
     "bpf_object_open_opts",
