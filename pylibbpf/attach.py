@@ -9,172 +9,26 @@ section, fd and its object's :class:`~pylibbpf._handle.Lifetime`, and nothing el
 from __future__ import annotations
 
 import ctypes
-import errno as _errno
 import os
-import socket
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _args, _ffi, _usdt
+from . import _attach_args as args
 from ._ffi import structs
 from ._ffi.printcb import capture
-from ._ffi.signatures import SIGNATURES
 from ._ffi.structs import new_opts
 from ._ffi.types import bpf_link_p, bpf_object_p, bpf_program_p
-from ._handle import Handle
 from .enums import AttachType
-from .errors import BpfError, NotSupportedError, error_from_errno
+from .errors import BpfError, error_from_errno
 from .link import Link
+from .map_attachment import MapAttachment
 
 if TYPE_CHECKING:
     from ._handle import Lifetime
     from .map import Map
     from .object import Object
     from .tc import TcAttachment
-
-
-def _fd_of(target: int | str | os.PathLike[str], what: str,
-           flags: int = os.O_RDONLY) -> tuple[int, bool]:
-    """An fd for ``target``: an int is used as is, a path is opened (and must be closed)."""
-    if isinstance(target, int) and not isinstance(target, bool):
-        return _args.fd(target, what), False
-    path = _args.cpath(target, what)
-    try:
-        return os.open(path, flags | os.O_CLOEXEC), True
-    except OSError as exc:
-        raise error_from_errno(exc.errno, f"cannot open {what} {os.fsdecode(path)}") from None
-
-
-def _map_fd(target: Map | int) -> int:
-    from .map import Map
-
-    if isinstance(target, Map):
-        return target.fd
-    return _args.fd(target, "map")
-
-
-def _ifindex(interface: int | str) -> int:
-    if isinstance(interface, int) and not isinstance(interface, bool):
-        return _args.in_range(interface, "interface index", 1, _args.INT_MAX)
-    name = _args.cstr(interface, "interface").decode("utf-8", "surrogateescape")
-    try:
-        return socket.if_nametoindex(name)
-    except OSError as exc:
-        raise BpfError(_errno.ENODEV, f"no network interface {interface!r}") from exc
-
-
-def _need(func: str, what: str) -> None:
-    """Raise :class:`NotSupportedError` unless the loaded libbpf exports ``func``, naming the
-    release that added it (the signature table's ``since``)."""
-    if _ffi.has(func):
-        return
-    major, minor = SIGNATURES[func].since
-    have = ".".join(map(str, _ffi.version()))
-    raise NotSupportedError(f"{what} needs libbpf >= {major}.{minor} ({func}); the loaded "
-                            f"libbpf is {have}")
-
-
-def _need_version(version: tuple[int, int], what: str) -> None:
-    if _ffi.version() < version:
-        have = ".".join(map(str, _ffi.version()))
-        raise NotSupportedError(f"{what} needs libbpf >= {version[0]}.{version[1]}; the loaded "
-                                f"libbpf is {have}")
-
-
-def _array(ctype: Any, values: Any, what: str, convert: Callable[[Any, str], Any]) -> Any:
-    """A C array of ``values`` (``None`` stays NULL), each checked by ``convert``."""
-    if values is None:
-        return None
-    if isinstance(values, (str, bytes)):
-        raise TypeError(f"{what} must be a sequence, not a single {type(values).__name__}")
-    items = [convert(v, what) for v in values]
-    return (ctype * len(items))(*items) if items else None
-
-
-def _count(*arrays: Any) -> int:
-    lengths = {len(a) for a in arrays if a is not None}
-    if len(lengths) > 1:
-        raise ValueError(f"the symbol/address/cookie lists differ in length: {sorted(lengths)}")
-    return lengths.pop() if lengths else 0
-
-
-def _opts_arrays(cls: Any, **arrays: Any) -> dict[str, Any]:
-    """Pointer fields of an opts struct for the arrays that were given."""
-    fields: dict[str, Any] = {}
-    for name, array in arrays.items():
-        if array is not None:
-            fields[name] = ctypes.cast(array, dict(cls._fields_)[name])
-    return fields
-
-
-def _mprog_opts(cls: Any, flags: int, relative_fd: int, relative_id: int,
-                expected_revision: int) -> Any:
-    """Opts of the multi-program attach points (tcx, netkit): where among the others."""
-    return new_opts(cls, flags=_args.u32(flags, "flags"),
-                    relative_fd=_args.u32(relative_fd, "relative_fd"),
-                    relative_id=_args.u32(relative_id, "relative_id"),
-                    expected_revision=_args.u64(expected_revision, "expected_revision"))
-
-
-class MapAttachment(Handle):
-    """A program attached to a map with ``BPF_PROG_ATTACH`` (``bpf_prog_attach``), for the
-    program types that attach that way and have no BPF link before Linux 6.10: sockmap and
-    sockhash stream parsers and verdict programs (``sk_skb``, ``sk_msg``).
-
-    :meth:`detach` (= :meth:`close`) runs ``BPF_PROG_DETACH``.  The attachment holds its own
-    duplicates of the program and map fds, so it may outlive the :class:`~pylibbpf.Object`.
-    """
-
-    _what = "map attachment"
-
-    def __init__(self, prog_fd: int, map_fd: int, attach_type: int, description: str) -> None:
-        super().__init__()
-        self._prog_fd = prog_fd
-        self._map_fd = map_fd
-        self._attach_type = attach_type
-        self._description = description
-
-        def release() -> None:
-            try:
-                _ffi.lib().bpf_prog_detach2(prog_fd, map_fd, attach_type)
-            except BpfError:
-                pass  # the map is gone, or someone else detached it
-            finally:
-                os.close(prog_fd)
-                os.close(map_fd)
-
-        self._own(release, description)
-
-    @property
-    def attach_type(self) -> AttachType | int:
-        """How the program is attached (``SK_SKB_STREAM_VERDICT``, ``SK_MSG_VERDICT`` ...)."""
-        from .enums import enum_or_int
-
-        self._check()
-        return enum_or_int(AttachType, self._attach_type)
-
-    def detach(self) -> None:
-        """Detach the program from the map (``bpf_prog_detach2``); idempotent."""
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"<MapAttachment {self._description}{' (detached)' if self.closed else ''}>"
-
-
-# The attach types BPF_PROG_ATTACH accepts with a sockmap or sockhash as the target.
-_MAP_ATTACH_TYPES = frozenset({
-    AttachType.SK_SKB_STREAM_PARSER, AttachType.SK_SKB_STREAM_VERDICT,
-    AttachType.SK_SKB_VERDICT, AttachType.SK_MSG_VERDICT,
-})
-
-
-def _detail(messages: list[str]) -> str:
-    """libbpf's last word on a failed attach, without its prefix and the skeleton's summary."""
-    for message in reversed(messages):
-        line = message.strip().removeprefix("libbpf: ")
-        if line and "failed to auto-attach" not in line:
-            return line
-    return ""
 
 
 class Attach:
@@ -214,7 +68,7 @@ class Attach:
             try:
                 link_ptr = call(ptr)
             except BpfError as exc:
-                detail = _detail(messages)
+                detail = args.detail(messages)
                 needs = ("CAP_BPF", "CAP_PERFMON")
                 raise error_from_errno(
                     exc.errno, f"failed to attach program {self._name!r} {what}"
@@ -252,7 +106,7 @@ class Attach:
             try:
                 _ffi.lib().bpf_object__attach_skeleton(ctypes.byref(skel))
             except BpfError as exc:
-                detail = _detail(messages)
+                detail = args.detail(messages)
                 raise error_from_errno(
                     exc.errno, f"failed to attach program {self._name!r} {what}"
                     + (f": {detail}" if detail else ""), ("CAP_BPF", "CAP_PERFMON")) from None
@@ -279,17 +133,17 @@ class Attach:
         if (raw_pattern is None) == (syms is None and addrs is None):
             raise ValueError("give either pattern or syms/addrs")
         if session:
-            _need_version((1, 5), "a kprobe session")
+            args.need_version((1, 5), "a kprobe session")
         if unique_match:
-            _need_version((1, 6), "unique_match")
-        c_syms = _array(ctypes.c_char_p, syms, "syms", _args.cstr)
-        c_addrs = _array(ctypes.c_ulong, addrs, "addrs", _args.u64)
-        c_cookies = _array(ctypes.c_uint64, cookies, "cookies", _args.u64)
-        cnt = _count(c_syms, c_addrs, c_cookies)
+            args.need_version((1, 6), "unique_match")
+        c_syms = args.array(ctypes.c_char_p, syms, "syms", _args.cstr)
+        c_addrs = args.array(ctypes.c_ulong, addrs, "addrs", _args.u64)
+        c_cookies = args.array(ctypes.c_uint64, cookies, "cookies", _args.u64)
+        cnt = args.count(c_syms, c_addrs, c_cookies)
         cls = structs.bpf_kprobe_multi_opts__1_6
         opts = new_opts(cls, cnt=cnt, retprobe=bool(retprobe), session=bool(session),
                         unique_match=bool(unique_match),
-                        **_opts_arrays(cls, syms=c_syms, addrs=c_addrs, cookies=c_cookies))
+                        **args.opts_arrays(cls, syms=c_syms, addrs=c_addrs, cookies=c_cookies))
         kind = "session" if session else "kretprobe" if retprobe else "kprobe"
         where = pattern if pattern is not None else f"{cnt} functions"
         return self._attach(f"as multi-{kind} on {where}",
@@ -310,22 +164,22 @@ class Attach:
         ``uprobe.session`` programs) runs the program on entry and return.
         """
         self._life.check()
-        _need("bpf_program__attach_uprobe_multi", "attach_uprobe_multi")
+        args.need("bpf_program__attach_uprobe_multi", "attach_uprobe_multi")
         if session:
-            _need_version((1, 6), "a uprobe session")
+            args.need_version((1, 6), "a uprobe session")
         path = _args.cpath(binary_path, "binary_path")
         raw_pattern = _args.optional_cstr(func_pattern, "func_pattern")
         if (raw_pattern is None) == (syms is None and offsets is None):
             raise ValueError("give either func_pattern or syms/offsets")
         pid = _args.in_range(pid, "pid", -1, _args.INT_MAX)
-        c_syms = _array(ctypes.c_char_p, syms, "syms", _args.cstr)
-        c_offsets = _array(ctypes.c_ulong, offsets, "offsets", _args.u64)
-        c_refs = _array(ctypes.c_ulong, ref_ctr_offsets, "ref_ctr_offsets", _args.u64)
-        c_cookies = _array(ctypes.c_uint64, cookies, "cookies", _args.u64)
-        cnt = _count(c_syms, c_offsets, c_refs, c_cookies)
+        c_syms = args.array(ctypes.c_char_p, syms, "syms", _args.cstr)
+        c_offsets = args.array(ctypes.c_ulong, offsets, "offsets", _args.u64)
+        c_refs = args.array(ctypes.c_ulong, ref_ctr_offsets, "ref_ctr_offsets", _args.u64)
+        c_cookies = args.array(ctypes.c_uint64, cookies, "cookies", _args.u64)
+        cnt = args.count(c_syms, c_offsets, c_refs, c_cookies)
         cls = structs.bpf_uprobe_multi_opts
         opts = new_opts(cls, cnt=cnt, retprobe=bool(retprobe), session=bool(session),
-                        **_opts_arrays(cls, syms=c_syms, offsets=c_offsets,
+                        **args.opts_arrays(cls, syms=c_syms, offsets=c_offsets,
                                        ref_ctr_offsets=c_refs, cookies=c_cookies))
         kind = "session" if session else "uretprobe" if retprobe else "uprobe"
         where = func_pattern if func_pattern is not None else f"{cnt} functions"
@@ -342,9 +196,9 @@ class Attach:
         ``relative_fd``/``relative_id`` place it among the interface's other programs.
         """
         self._life.check()
-        _need("bpf_program__attach_tcx", "attach_tcx")
-        ifindex = _ifindex(interface)
-        opts = _mprog_opts(structs.bpf_tcx_opts, flags, relative_fd, relative_id,
+        args.need("bpf_program__attach_tcx", "attach_tcx")
+        ifindex = args.ifindex(interface)
+        opts = args.mprog_opts(structs.bpf_tcx_opts, flags, relative_fd, relative_id,
                                 expected_revision)
         return self._attach(f"as tcx on ifindex {ifindex}",
                             lambda p: _ffi.lib().bpf_program__attach_tcx(
@@ -355,9 +209,9 @@ class Attach:
         """Attach a ``netkit/primary`` or ``netkit/peer`` program to a netkit device (libbpf
         >= 1.3, Linux 6.7); the options are :meth:`attach_tcx`'s."""
         self._life.check()
-        _need("bpf_program__attach_netkit", "attach_netkit")
-        ifindex = _ifindex(interface)
-        opts = _mprog_opts(structs.bpf_netkit_opts, flags, relative_fd, relative_id,
+        args.need("bpf_program__attach_netkit", "attach_netkit")
+        ifindex = args.ifindex(interface)
+        opts = args.mprog_opts(structs.bpf_netkit_opts, flags, relative_fd, relative_id,
                                 expected_revision)
         return self._attach(f"as netkit on ifindex {ifindex}",
                             lambda p: _ffi.lib().bpf_program__attach_netkit(
@@ -373,7 +227,7 @@ class Attach:
         functions (not ``INT_MIN``/``INT_MAX``); ``flags``: ``BPF_F_NETFILTER_IP_DEFRAG``.
         """
         self._life.check()
-        _need("bpf_program__attach_netfilter", "attach_netfilter")
+        args.need("bpf_program__attach_netfilter", "attach_netfilter")
         opts = new_opts(structs.bpf_netfilter_opts, pf=_args.u32(pf, "pf"),
                         hooknum=_args.u32(hooknum, "hooknum"),
                         priority=_args.in_range(priority, "priority", -_args.INT_MAX - 1,
@@ -388,8 +242,8 @@ class Attach:
         (libbpf >= 1.5, Linux 6.10).  Without those, :meth:`attach_to_map` attaches the same
         programs with ``BPF_PROG_ATTACH``."""
         self._life.check()
-        _need("bpf_program__attach_sockmap", "attach_sockmap")
-        map_fd = _map_fd(map)
+        args.need("bpf_program__attach_sockmap", "attach_sockmap")
+        map_fd = args.map_fd(map)
         return self._attach(f"to sockmap fd {map_fd}",
                             lambda p: _ffi.lib().bpf_program__attach_sockmap(p, map_fd))
 
@@ -405,11 +259,11 @@ class Attach:
         self._life.check()
         kind = self.expected_attach_type if attach_type is None else attach_type
         kind = _args.non_negative_int(kind, "attach_type")
-        if kind not in _MAP_ATTACH_TYPES:
+        if kind not in args.MAP_ATTACH_TYPES:
             raise ValueError(f"program {self._name!r} (section {self.section_name!r}) attaches "
-                             f"to a map as one of {sorted(t.name for t in _MAP_ATTACH_TYPES)};"
+                             f"to a map as one of {sorted(t.name for t in args.MAP_ATTACH_TYPES)};"
                              f" pass attach_type (it has {kind})")
-        map_fd = _map_fd(map)
+        map_fd = args.map_fd(map)
         prog_fd = self.fd
         name = AttachType(kind).name
         try:
@@ -527,7 +381,7 @@ class Attach:
 
     def attach_cgroup(self, cgroup: int | str | os.PathLike[str]) -> Link:
         """Attach to a cgroup, given as an open fd or a cgroup v2 directory path."""
-        fd, opened = _fd_of(cgroup, "cgroup", os.O_RDONLY | os.O_DIRECTORY)
+        fd, opened = args.fd_of(cgroup, "cgroup", os.O_RDONLY | os.O_DIRECTORY)
         try:
             return self._attach(f"to cgroup {cgroup}",
                                 lambda p: _ffi.lib().bpf_program__attach_cgroup(p, fd))
@@ -537,7 +391,7 @@ class Attach:
 
     def attach_netns(self, netns: int | str | os.PathLike[str] = "/proc/self/ns/net") -> Link:
         """Attach to a network namespace, given as an fd or a path (default: our own)."""
-        fd, opened = _fd_of(netns, "netns")
+        fd, opened = args.fd_of(netns, "netns")
         try:
             return self._attach(f"to netns {netns}",
                                 lambda p: _ffi.lib().bpf_program__attach_netns(p, fd))
@@ -547,7 +401,7 @@ class Attach:
 
     def attach_xdp(self, interface: int | str) -> Link:
         """Attach an XDP program to a network interface (index or name) as a BPF link."""
-        ifindex = _ifindex(interface)
+        ifindex = args.ifindex(interface)
         return self._attach(f"as XDP on ifindex {ifindex}",
                             lambda p: _ffi.lib().bpf_program__attach_xdp(p, ifindex))
 
@@ -603,6 +457,6 @@ class Attach:
         """
         from .tc import TcAttachment
 
-        ifindex = _ifindex(interface)
+        ifindex = args.ifindex(interface)
         self._life.require_loaded(f"attaching program {self._name!r}")
         return TcAttachment.attach(self.fd, ifindex, attach_point, handle, priority, self._name)

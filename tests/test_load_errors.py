@@ -14,7 +14,7 @@ import logging
 import pytest
 
 from pylibbpf import BpfError, Object, VerifierError
-from pylibbpf.object import _libbpf_reasons
+from pylibbpf.load_errors import _libbpf_reasons
 from tests.support.bpfbuild import compile_bpf
 
 pytestmark = pytest.mark.needs("tracepoint")
