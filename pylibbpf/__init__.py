@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from .map import Map as Map
     from .map import ObjectMap as ObjectMap
     from .map import StandaloneMap as StandaloneMap
+    from .map_attachment import MapAttachment as MapAttachment
     from .object import Object as Object
     from .perf_event import PerfEventLink as PerfEventLink
     from .program import Program as Program

@@ -10,52 +10,40 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 import os
-import re
-import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from . import _ffi
-from ._args import cpath, cstr, in_range, u32
+from ._args import cpath
 from ._ffi.printcb import capture
-from ._ffi.structs import bpf_object_open_opts, new_opts
 from ._handle import Handle
+from ._open import call_open, check_regular, name_from_path, open_opts, validate_blob
 from .elf.errors import ElfError
-from .elf.validate import read_object_file, validate_object
-from .enums import ProgType
+from .elf.validate import read_object_file
 from .errors import (
     BpfError,
     MalformedObjectError,
+    NotSupportedError,
     StateError,
-    VerifierError,
     error_from_errno,
 )
+from .link import Link
+from .load_errors import last_warning, load_error
 from .map import ObjectMap
 from .program import Program
 
 if TYPE_CHECKING:
     from .global_data import GlobalData
 
-_LOG_RE = re.compile(
-    r"prog '(?P<name>[^']*)': -- BEGIN PROG LOAD LOG --\n(?P<log>.*?)-- END PROG LOAD LOG --",
-    re.S,
-)
-_NETWORK_TYPES = frozenset({
-    ProgType.SOCKET_FILTER, ProgType.SCHED_CLS, ProgType.SCHED_ACT, ProgType.XDP,
-    ProgType.CGROUP_SKB, ProgType.CGROUP_SOCK, ProgType.LWT_IN, ProgType.LWT_OUT,
-    ProgType.LWT_XMIT, ProgType.SOCK_OPS, ProgType.SK_SKB, ProgType.SK_MSG,
-    ProgType.CGROUP_SOCK_ADDR, ProgType.FLOW_DISSECTOR, ProgType.SK_REUSEPORT,
-    ProgType.SK_LOOKUP,
-})
 
 
-_LOG_BUF_MAX = 0xFFFF_FFFF >> 2  # the kernel refuses a larger verifier log buffer (UINT_MAX >> 2)
-_OBJ_NAME_LEN = 16  # libbpf's BPF_OBJ_NAME_LEN: the name keeps at most 15 bytes
-
-
-def _close_object(ptr: Any) -> None:
+def _close_object(ptr: Any, links: dict[str, Link]) -> None:
+    # the links attach() made go first: a USDT link uses the object's USDT manager
+    for link in links.values():
+        link.destroy()
+    links.clear()
     _ffi.lib().bpf_object__close(ptr)
 
 
@@ -76,8 +64,11 @@ class Object(Handle):
         self._data = data  # open_mem: libbpf keeps pointers into it until close
         self._log_buf = log_buf  # kernel_log_buf: libbpf keeps the pointer until load
         self._globals: dict[str, GlobalData] = {}
+        links: dict[str, Link] = {}  # what attach() made, by program name; freed with us
+        self._links = links
+        self._prepared = False  # prepare() ran: the maps exist, the programs are not loaded
         self._life.name = self._read_name()
-        self._own(lambda: _close_object(ptr), f"BPF object {self._life.name!r}")
+        self._own(lambda: _close_object(ptr, links), f"BPF object {self._life.name!r}")
         lib = _ffi.lib()
         programs: dict[str, Program] = {}
         prog = lib.bpf_object__next_program(ptr, None)
@@ -95,52 +86,6 @@ class Object(Handle):
         self._maps = MappingProxyType(maps)
 
     # ----------------------------------------------------------------------------- opening
-
-    @staticmethod
-    def _open_opts(object_name: str | bytes | None,
-                   btf_custom_path: str | os.PathLike[str] | None,
-                   kconfig: str | None, pin_root_path: str | os.PathLike[str] | None,
-                   kernel_log_level: int, kernel_log_buf: int | bytearray | None,
-                   ) -> tuple[bpf_object_open_opts, Any]:
-        fields: dict[str, Any] = {
-            "object_name": object_name if object_name is None or isinstance(object_name, bytes)
-            else cstr(object_name, "object_name"),
-            "btf_custom_path": None if btf_custom_path is None
-            else cpath(btf_custom_path, "btf_custom_path"),
-            "kconfig": None if kconfig is None else cstr(kconfig, "kconfig"),
-            "pin_root_path": None if pin_root_path is None
-            else cpath(pin_root_path, "pin_root_path"),
-            "kernel_log_level": u32(kernel_log_level, "kernel_log_level"),
-        }
-        log_buf: Any = None
-        if kernel_log_buf is not None:
-            if isinstance(kernel_log_buf, bytearray):
-                size = len(kernel_log_buf)
-            elif isinstance(kernel_log_buf, int) and not isinstance(kernel_log_buf, bool):
-                size = kernel_log_buf
-            else:
-                raise TypeError("kernel_log_buf must be a size (int) or a bytearray, not "
-                                f"{type(kernel_log_buf).__name__}")
-            # libbpf hands the buffer to the kernel, which takes a u32 size and refuses more
-            # than UINT_MAX >> 2 (BPF_LOG_MAX_SIZE on 5.x; later kernels allow more, but a
-            # verifier log of a GiB is a mistake, not a need).
-            in_range(size, "kernel_log_buf size", 1, _LOG_BUF_MAX)
-            if isinstance(kernel_log_buf, bytearray):
-                log_buf = (ctypes.c_char * size).from_buffer(kernel_log_buf)
-            else:
-                log_buf = ctypes.create_string_buffer(size)
-            fields["kernel_log_buf"] = ctypes.cast(log_buf, ctypes.POINTER(ctypes.c_char))
-            fields["kernel_log_size"] = ctypes.sizeof(log_buf)
-        return new_opts(bpf_object_open_opts, **fields), log_buf
-
-    @staticmethod
-    def _validate(blob: bytes, name: str, context: str) -> None:
-        """Refuse, before libbpf parses it, an object its parser would trust into a crash."""
-        try:
-            validate_object(blob, name)
-        except ElfError as exc:
-            raise MalformedObjectError(_errno.ENOEXEC, f"{context}: not a valid eBPF object "
-                                       f"file: {exc}") from None
 
     @classmethod
     def open_file(
@@ -174,10 +119,10 @@ class Object(Handle):
         shown = os.fsdecode(fspath)
         context = f"failed to open BPF object {shown!r}"
         if not validate:
-            cls._check_regular(fspath, context)
-            opts, log_buf = cls._open_opts(object_name, btf_custom_path, kconfig,
+            check_regular(fspath, context)
+            opts, log_buf = open_opts(object_name, btf_custom_path, kconfig,
                                            pin_root_path, kernel_log_level, kernel_log_buf)
-            ptr = cls._call_open(context, "bpf_object__open_file", fspath, ctypes.byref(opts))
+            ptr = call_open(context, "bpf_object__open_file", fspath, ctypes.byref(opts))
             return cls(ptr, source=Path(shown), data=None, log_buf=log_buf)
         try:
             blob = read_object_file(fspath)
@@ -186,11 +131,11 @@ class Object(Handle):
         except OSError as exc:
             raise error_from_errno(exc.errno, f"{context}: {exc.strerror}") from None
         name: str | bytes = object_name if object_name is not None else \
-            _name_from_path(fspath)
-        cls._validate(blob, os.fsdecode(name), context)
-        opts, log_buf = cls._open_opts(name, btf_custom_path, kconfig, pin_root_path,
+            name_from_path(fspath)
+        validate_blob(blob, os.fsdecode(name), context)
+        opts, log_buf = open_opts(name, btf_custom_path, kconfig, pin_root_path,
                                        kernel_log_level, kernel_log_buf)
-        ptr = cls._call_open(context, "bpf_object__open_mem", blob, len(blob),
+        ptr = call_open(context, "bpf_object__open_mem", blob, len(blob),
                              ctypes.byref(opts))
         return cls(ptr, source=Path(shown), data=blob, log_buf=log_buf)
 
@@ -218,31 +163,14 @@ class Object(Handle):
         blob = bytes(data)
         if not blob:
             raise ValueError("open_mem needs a non-empty ELF image")
-        opts, log_buf = cls._open_opts(object_name, btf_custom_path, kconfig, pin_root_path,
+        opts, log_buf = open_opts(object_name, btf_custom_path, kconfig, pin_root_path,
                                        kernel_log_level, kernel_log_buf)
         context = f"failed to open BPF object {object_name or f'<{len(blob)} bytes in memory>'}"
         if validate:
-            cls._validate(blob, object_name or "", context)
-        ptr = cls._call_open(context, "bpf_object__open_mem", blob, len(blob),
+            validate_blob(blob, object_name or "", context)
+        ptr = call_open(context, "bpf_object__open_mem", blob, len(blob),
                              ctypes.byref(opts))
         return cls(ptr, source=None, data=blob, log_buf=log_buf)
-
-    @staticmethod
-    def _check_regular(fspath: bytes, context: str) -> None:
-        try:
-            mode = os.stat(fspath).st_mode
-        except OSError:
-            return  # libbpf reports the missing file itself
-        if not stat.S_ISREG(mode):
-            raise MalformedObjectError(_errno.EINVAL, f"{context}: not a regular file")
-
-    @staticmethod
-    def _call_open(context: str, func: str, *args: Any) -> Any:
-        with capture() as messages:
-            try:
-                return getattr(_ffi.lib(), func)(*args)
-            except BpfError as exc:
-                raise _open_error(exc, context, messages) from None
 
     # ----------------------------------------------------------------------------- state
 
@@ -373,26 +301,87 @@ class Object(Handle):
         self._life.loaded = True
         return self
 
-    def _load_error(self, err: int, messages: list[str]) -> BpfError:
-        text = "".join(messages)
-        match = _LOG_RE.search(text)
-        if match is not None or (self._log_buf is not None and self.kernel_log):
-            name = match.group("name") if match else _failed_program(text)
-            log = match.group("log") if match else self.kernel_log
-            return VerifierError(err, f"the verifier rejected program {name!r} of object "
-                                 f"{self.name!r}", name, log)
-        detail = _last_warning(messages)
-        context = f"failed to load BPF object {self.name!r}" + (f": {detail}" if detail else "")
-        return error_from_errno(err, context, self._capabilities_needed())
+    def prepare(self) -> Object:
+        """The first half of :meth:`load` (``bpf_object__prepare``, libbpf >= 1.6): resolve
+        externs, apply CO-RE relocations, load the BTF and create the maps, but load no
+        program yet; :meth:`load` then loads the programs.
 
-    def _capabilities_needed(self) -> tuple[str, ...]:
-        needs = ["CAP_BPF"]
-        types = {p.type for p in self._programs.values() if p.autoload}
-        if types - _NETWORK_TYPES:
-            needs.append("CAP_PERFMON")
-        if types & _NETWORK_TYPES:
-            needs.append("CAP_NET_ADMIN")
-        return tuple(needs)
+        Between the two, programs can still be configured (autoload, log level...), and a
+        failure is reported as :meth:`load` reports it.  Without libbpf 1.6 it raises
+        :class:`~pylibbpf.NotSupportedError`.  Returns the object itself.
+        """
+        ptr = self._p
+        if self._life.loaded or self._prepared:
+            raise StateError(_errno.EBUSY, f"BPF object {self.name!r} is already "
+                             f"{'loaded' if self._life.loaded else 'prepared'}")
+        if not _ffi.has("bpf_object__prepare"):
+            raise NotSupportedError(f"Object.prepare() needs libbpf >= 1.6 "
+                                    f"(bpf_object__prepare); the loaded libbpf is "
+                                    f"{'.'.join(map(str, _ffi.version()))}")
+        with capture() as messages:
+            try:
+                _ffi.lib().bpf_object__prepare(ptr)
+            except BpfError as exc:
+                self._life.loaded = True  # libbpf refuses a load after a failed prepare
+                raise self._load_error(exc.errno or _errno.EINVAL, messages) from None
+        self._prepared = True
+        return self
+
+    @property
+    def prepared(self) -> bool:
+        """True after a successful :meth:`prepare` (and before :meth:`load`)."""
+        return self._prepared and not self._life.loaded
+
+    def _load_error(self, err: int, messages: list[str]) -> BpfError:
+        return load_error(err, messages, object_name=self.name,
+                          kernel_log=self.kernel_log if self._log_buf is not None else "",
+                          maps=self._maps, programs=self._programs)
+
+    # ----------------------------------------------------------------------------- attach
+
+    def attach(self) -> Object:
+        """Attach every program that can auto-attach, as a libbpf skeleton's
+        ``bpf_object__attach_skeleton`` does, and keep the links (:attr:`links`).
+
+        Skipped, not failed: programs not loaded (autoload off) or with autoattach off,
+        section types with no auto-attach (``xdp``, ``tc``, ``socket``, ``sk_skb`` ...), and
+        sections that name no target (a bare ``SEC("uprobe")``, ``SEC("usdt")``,
+        ``SEC("ksyscall")``...): attach those yourself.  A program already in :attr:`links` is
+        left as it is, so calling ``attach()`` again attaches only what is new.
+
+        A failing attach raises with the program's name and libbpf's reason; the links this
+        call made are destroyed first, so the object is as it was.  The links are destroyed
+        by :meth:`detach` or :meth:`close`.  Returns the object itself.
+        """
+        self._life.require_loaded(f"attaching the programs of {self.name!r}")
+        made: dict[str, Link] = {}
+        try:
+            for name, program in self._programs.items():
+                if name in self._links:
+                    continue
+                link = program._auto_attach()
+                if link is not None:
+                    made[name] = link
+        except BaseException:
+            for link in made.values():
+                link.destroy()
+            raise
+        self._links.update(made)
+        return self
+
+    def detach(self) -> None:
+        """Destroy the links :meth:`attach` made (``bpf_object__detach_skeleton``)."""
+        self._check()
+        links = list(self._links.values())
+        self._links.clear()
+        for link in links:
+            link.destroy()
+
+    @property
+    def links(self) -> Mapping[str, Link]:
+        """Read-only mapping of program name to the :class:`Link` :meth:`attach` made."""
+        self._check()
+        return MappingProxyType(self._links)
 
     # ----------------------------------------------------------------------------- pinning
 
@@ -403,7 +392,7 @@ class Object(Handle):
             try:
                 getattr(_ffi.lib(), func)(self._p, arg)
             except BpfError as exc:
-                detail = _last_warning(messages)
+                detail = last_warning(messages)
                 raise error_from_errno(
                     exc.errno, f"failed to {what} of {self.name!r}"
                     f"{' at ' + os.fsdecode(path) if path is not None else ''}"
@@ -477,29 +466,3 @@ class Object(Handle):
         state = "loaded" if self._life.loaded else "open"
         return (f"<Object {self.name!r} {state}: {len(self._programs)} programs, "
                 f"{len(self._maps)} maps>")
-
-
-def _name_from_path(path: bytes) -> bytes:
-    """libbpf's default object name for ``path``: the base name, cut to 15 bytes, then at its
-    first dot (``bpf_object__new``)."""
-    return path.rsplit(b"/", 1)[-1][:_OBJ_NAME_LEN - 1].split(b".", 1)[0]
-
-
-def _last_warning(messages: list[str]) -> str:
-    for message in reversed(messages):
-        line = message.strip()
-        if line and not line.startswith("--"):
-            return line.splitlines()[-1][:300]
-    return ""
-
-
-def _failed_program(text: str) -> str:
-    match = re.search(r"prog '([^']*)': (?:BPF program load failed|failed to load)", text)
-    return match.group(1) if match else "?"
-
-
-def _open_error(exc: BpfError, context: str, messages: list[str]) -> BpfError:
-    detail = _last_warning(messages)
-    if exc.errno == _errno.ENOENT and "No such file" in detail:
-        detail = ""
-    return error_from_errno(exc.errno, context + (f": {detail}" if detail else ""))

@@ -101,7 +101,7 @@ class World:
             "offset": 0, "size": 4, "what": "key", "ifindex": 1, "attach_point": "ingress",
             "handle": 1, "priority": 1, "map_type_or_fd": self.map.fd, "autoload": True,
             "flags": 0, "level": 1, "extra": 0, "node": 0, "autocreate": True,
-            "autoattach": True, "path": self.pin_path(),
+            "autoattach": True, "path": self.pin_path(), "pf": 2, "hooknum": 1,
         }
         if func in ("info_from_fd",):
             return self.map.fd

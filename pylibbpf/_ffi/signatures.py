@@ -284,4 +284,17 @@ SIGNATURES: dict[str, Sig] = {
     "perf_buffer__buffer_cnt": Sig(c_size_t, (perf_buffer_p,)),
     "perf_buffer__buffer_fd": Sig(c_int, (perf_buffer_p, c_size_t)),
     "perf_buffer__buffer": Sig(c_int, (perf_buffer_p, c_int, POINTER(V), size_tp), "neg"),
+    # the skeleton's attach (Object.attach), multi-probes, programs attached to a map, and the
+    # attach points of newer libbpf releases (tcx, netkit, netfilter, sockmap links)
+    "bpf_object__attach_skeleton": Sig(c_int, (Ptr("bpf_object_skeleton"),), "neg"),
+    "bpf_program__attach_kprobe_multi_opts": Sig(
+        LINK, (PROG, S, Ptr("bpf_kprobe_multi_opts__1_6")), "null"),
+    "bpf_program__attach_uprobe_multi": Sig(
+        LINK, (PROG, c_int, S, S, Ptr("bpf_uprobe_multi_opts")), "null", (1, 3)),
+    "bpf_program__attach_tcx": Sig(LINK, (PROG, c_int, Ptr("bpf_tcx_opts")), "null", (1, 3)),
+    "bpf_program__attach_netkit": Sig(
+        LINK, (PROG, c_int, Ptr("bpf_netkit_opts")), "null", (1, 3)),
+    "bpf_program__attach_netfilter": Sig(
+        LINK, (PROG, Ptr("bpf_netfilter_opts")), "null", (1, 3)),
+    "bpf_program__attach_sockmap": Sig(LINK, (PROG, c_int), "null", (1, 5)),
 }

@@ -55,6 +55,8 @@ from ctypes import (
 )
 from typing import Any, TypeVar
 
+from .types import bpf_link_p, bpf_map_p, bpf_object_p, bpf_program_p
+
 __all__ = [
     "C_TYPES",
     "new_opts",
@@ -120,6 +122,10 @@ __all__ = [
     "bpf_link_info__xdp",
     "bpf_link_info__anon0",
     "bpf_perf_event_value",
+    # libbpf.h: the skeleton (Object.attach)
+    "bpf_object_skeleton",
+    "bpf_prog_skeleton",
+    "bpf_map_skeleton",
 ]
 
 BPF_OBJ_NAME_LEN = 16
@@ -723,6 +729,138 @@ class bpf_test_run_opts(Structure):
     ]
 
 
+
+# ---------------------------------------------------------------------------------------------
+# <bpf/libbpf.h>: the skeleton, which Object.attach() hands to bpf_object__attach_skeleton()
+# one program at a time (the attach half only: no maps, no embedded object)
+# ---------------------------------------------------------------------------------------------
+
+
+class bpf_prog_skeleton(Structure):
+    """``struct bpf_prog_skeleton``: a program and the slot its link is written to."""
+
+    _fields_ = [
+        ("name", c_char_p),
+        ("prog", POINTER(bpf_program_p)),
+        ("link", POINTER(bpf_link_p)),
+    ]
+
+
+class bpf_map_skeleton(Structure):
+    """``struct bpf_map_skeleton`` (1.1.2's; newer headers append ``link``)."""
+
+    _fields_ = [
+        ("name", c_char_p),
+        ("map", POINTER(bpf_map_p)),
+        ("mmaped", POINTER(c_void_p)),  # void **
+    ]
+
+
+class bpf_object_skeleton(Structure):
+    """``struct bpf_object_skeleton``: ``sz`` leads, but it is not an opts struct (libbpf reads
+    ``prog_skel_sz``/``map_skel_sz`` for the records' sizes)."""
+
+    _fields_ = [
+        ("sz", c_size_t),
+        ("name", c_char_p),
+        ("data", c_void_p),
+        ("data_sz", c_size_t),
+        ("obj", POINTER(bpf_object_p)),
+        ("map_cnt", c_int),
+        ("map_skel_sz", c_int),
+        ("maps", POINTER(bpf_map_skeleton)),
+        ("prog_cnt", c_int),
+        ("prog_skel_sz", c_int),
+        ("progs", POINTER(bpf_prog_skeleton)),
+    ]
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Newer than 1.1.2: opts of functions libbpf added later, each the layout of the release named in
+# NEWER_C_TYPES (the tests check them against that release's headers where a tier has them).
+# A class whose C struct 1.1.2 already has carries the release in its name (``__1_6``): it is
+# that struct grown, and every libbpf accepts it as long as the fields it does not know stay
+# zero (libbpf refuses non-zero bytes past the size it knows).
+# ---------------------------------------------------------------------------------------------
+
+
+class bpf_kprobe_multi_opts__1_6(Structure):
+    """``struct bpf_kprobe_multi_opts`` of libbpf 1.6 (``session`` 1.5, ``unique_match`` 1.6)."""
+
+    _fields_ = [
+        ("sz", c_size_t),
+        ("syms", POINTER(c_char_p)),
+        ("addrs", POINTER(c_ulong)),
+        ("cookies", POINTER(c_uint64)),
+        ("cnt", c_size_t),
+        ("retprobe", c_bool),
+        ("session", c_bool),
+        ("unique_match", c_bool),
+    ]
+
+
+class bpf_uprobe_multi_opts(Structure):
+    """Options of ``bpf_program__attach_uprobe_multi()`` (1.3; ``session`` 1.6)."""
+
+    _fields_ = [
+        ("sz", c_size_t),
+        ("syms", POINTER(c_char_p)),
+        ("offsets", POINTER(c_ulong)),
+        ("ref_ctr_offsets", POINTER(c_ulong)),
+        ("cookies", POINTER(c_uint64)),
+        ("cnt", c_size_t),
+        ("retprobe", c_bool),
+        ("session", c_bool),
+    ]
+
+
+class bpf_tcx_opts(Structure):
+    """Options of ``bpf_program__attach_tcx()`` (1.3)."""
+
+    _fields_ = [
+        ("sz", c_size_t),
+        ("flags", c_uint32),
+        ("relative_fd", c_uint32),
+        ("relative_id", c_uint32),
+        ("expected_revision", c_uint64),
+    ]
+
+
+class bpf_netkit_opts(Structure):
+    """Options of ``bpf_program__attach_netkit()`` (1.3)."""
+
+    _fields_ = [
+        ("sz", c_size_t),
+        ("flags", c_uint32),
+        ("relative_fd", c_uint32),
+        ("relative_id", c_uint32),
+        ("expected_revision", c_uint64),
+    ]
+
+
+class bpf_netfilter_opts(Structure):
+    """Options of ``bpf_program__attach_netfilter()`` (1.3)."""
+
+    _fields_ = [
+        ("sz", c_size_t),
+        ("pf", c_uint32),
+        ("hooknum", c_uint32),
+        ("priority", ctypes.c_int32),
+        ("flags", c_uint32),
+    ]
+
+
+NEWER_C_TYPES: dict[type[Structure], tuple[str, tuple[int, int]]] = {
+    bpf_kprobe_multi_opts__1_6: ("bpf_kprobe_multi_opts", (1, 6)),
+    bpf_uprobe_multi_opts: ("bpf_uprobe_multi_opts", (1, 6)),
+    bpf_tcx_opts: ("bpf_tcx_opts", (1, 3)),
+    bpf_netkit_opts: ("bpf_netkit_opts", (1, 3)),
+    bpf_netfilter_opts: ("bpf_netfilter_opts", (1, 3)),
+}
+"""Class -> (its C name, the libbpf release whose header it copies)."""
+
+
 # Every type above that C names at top level (nested helper types are reached through these).
 C_TYPES: tuple[type[Structure] | type[Union], ...] = (
     bpf_object_open_opts,
@@ -762,6 +900,9 @@ C_TYPES: tuple[type[Structure] | type[Union], ...] = (
     bpf_btf_info,
     bpf_link_info,
     bpf_perf_event_value,
+    bpf_object_skeleton,
+    bpf_prog_skeleton,
+    bpf_map_skeleton,
 )
 
 

@@ -84,12 +84,13 @@ def test_a_gc_closed_handle_is_released_even_when_warnings_are_errors() -> None:
 ALWAYS_AFTER_CLOSE = {"close", "closed", "destroy"}
 VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
 AFTER_CLOSE: dict[str, set[str]] = {
-    "Object": {"path", "loaded", "kernel_log", "elf_bytes"},
+    "Object": {"path", "loaded", "prepared", "kernel_log", "elf_bytes"},
     "Program": {"object", "log_buf"},  # log_buf: the Python buffer the caller gave
     "ObjectMap": {"object"},
     "StandaloneMap": {"object"},
     "PerfEventLink": {"detach"},  # detach is close
     "TcAttachment": {"detach"},
+    "MapAttachment": {"detach"},
     # names and layout of the variables, kept in Python; reading a value raises ClosedError
     "GlobalData": {"__iter__", "__len__", "keys", "variables", "map", "readonly"},
     "PerfBuffer": {"lost", "lost_by_cpu", "page_count"},
@@ -233,6 +234,11 @@ def closed_handles(tmp_path: Path, request: pytest.FixtureRequest
     net.load()
     tc_prog = net.programs[tc_name]
     add(tc_prog.attach_tc("lo"))
+    more = stack.enter_context(Object.open_file(object_path("attach_more.bpf.c")))
+    for name, more_prog in more.programs.items():
+        more_prog.set_autoload(name == "msg_count")
+    more.load()
+    add(more.programs["msg_count"].attach_to_map(more.maps["socks"]))
     _CTX.update(program=prog, map=Map.create(MapType.ARRAY, 4, 4, 1))
     stack.callback(_CTX["map"].close)
     counters = Object.open_file(object_path("counters.bpf.c"))
@@ -254,7 +260,7 @@ def closed_handles(tmp_path: Path, request: pytest.FixtureRequest
         _CTX.clear()
 
 
-@pytest.mark.needs("tc", "tracepoint")
+@pytest.mark.needs("tc", "tracepoint", "sockmap")
 def test_every_public_member_of_every_closed_handle_raises_closed_error(
         closed_handles: dict[str, list[Any]]) -> None:
     classes = {cls.__name__ for cls in _handle_classes()}

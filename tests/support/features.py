@@ -124,7 +124,7 @@ def _active_lsms() -> tuple[str, ...] | None:
 SYS_BPF = 321
 BPF_MAP_CREATE, BPF_MAP_LOOKUP_ELEM, BPF_PROG_LOAD, BPF_RAW_TRACEPOINT_OPEN = 0, 1, 5, 17
 BPF_LINK_CREATE = 28
-BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_RINGBUF = 2, 27
+BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_SOCKMAP, BPF_MAP_TYPE_RINGBUF = 2, 15, 27
 BPF_PROG_TYPE_SOCKET_FILTER, BPF_PROG_TYPE_SCHED_CLS, BPF_PROG_TYPE_XDP = 1, 3, 6
 BPF_PROG_TYPE_CGROUP_SKB, BPF_PROG_TYPE_SK_LOOKUP = 8, 30
 BPF_PROG_TYPE_RAW_TRACEPOINT, BPF_PROG_TYPE_TRACING, BPF_PROG_TYPE_LSM = 17, 26, 29
@@ -430,6 +430,14 @@ def _probe_net(feature: str, prog_type: int, attach_type: int = 0) -> str | None
     return None
 
 
+def _probe_map(feature: str, map_type: int, key_size: int, value_size: int) -> str | None:
+    try:
+        os.close(map_create(map_type, key_size, value_size, 1))
+    except OSError as e:
+        return _refused(f"creating a {feature} map", e)
+    return None
+
+
 def _probe_ringbuf() -> str | None:
     try:
         os.close(map_create(BPF_MAP_TYPE_RINGBUF, 0, 0, os.sysconf("SC_PAGE_SIZE")))
@@ -472,6 +480,15 @@ REQUIREMENTS: dict[str, tuple[tuple[int, int], tuple[str, ...]]] = {
     "kprobe_session": ((6, 10), ("CONFIG_KPROBES", "CONFIG_FPROBE")),  # SEC("kprobe.session")
     # split BTF of loaded kernel modules in /sys/kernel/btf (KernelBtf.module)
     "module_btf": ((5, 11), ("CONFIG_MODULES", "CONFIG_DEBUG_INFO_BTF_MODULES")),
+    # attach points of tests/test_attach_more.py (with libbpf>=X.Y where libbpf added them)
+    "kprobe_multi": ((5, 18), ("CONFIG_KPROBES", "CONFIG_FPROBE")),  # kprobe.multi links
+    "uprobe_multi": ((6, 6), ("CONFIG_UPROBES",)),                   # uprobe.multi links
+    "uprobe_session": ((6, 13), ("CONFIG_UPROBES",)),                # SEC("uprobe.session")
+    "tcx": ((6, 6), ("CONFIG_NET_XGRESS",)),                         # tcx links
+    "netkit": ((6, 7), ("CONFIG_NETKIT",)),                          # netkit devices, links
+    "netfilter": ((6, 4), ("CONFIG_NETFILTER_BPF_LINK",)),           # netfilter links
+    "sockmap": ((4, 17), ("CONFIG_INET",)),        # sockmaps, sk_skb and sk_msg programs
+    "sockmap_link": ((6, 10), ("CONFIG_INET",)),   # BPF links of sockmap programs
 }
 
 def module_btf_names() -> list[str]:
@@ -501,6 +518,7 @@ PROBES: dict[str, Callable[[], str | None]] = {
     "socket_filter": lambda: _probe_net("socket_filter", BPF_PROG_TYPE_SOCKET_FILTER),
     "sk_lookup": lambda: _probe_net("sk_lookup", BPF_PROG_TYPE_SK_LOOKUP, BPF_SK_LOOKUP),
     "module_btf": _probe_module_btf,
+    "sockmap": lambda: _probe_map("sockmap", BPF_MAP_TYPE_SOCKMAP, 4, 4),
     "iter_task": lambda: _probe_iter("task"),
     "iter_map_elem": lambda: _probe_iter("bpf_map_elem"),
 }
@@ -568,7 +586,7 @@ def libbpf_loaded() -> tuple[tuple[int, int] | None, tuple[int, int] | None, str
                                              lib.libbpf_minor_version())
     except AttributeError:  # before libbpf 0.6
         reported = None
-    m = re.search(r"libbpf\.so\.\d+\.(\d+)\.(\d+)", os.path.realpath(path))
+    m = re.search(r"libbpf\.so\.(\d+)\.(\d+)\.\d+", os.path.realpath(path))
     promised = (int(m.group(1)), int(m.group(2))) if m else None
     return reported, promised, path
 
