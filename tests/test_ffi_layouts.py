@@ -39,6 +39,7 @@ from pylibbpf._ffi import structs
 from tests.support.bpfbuild import compile_bpf, compile_c
 
 HEADERS = ("<stdio.h>", "<stddef.h>", "<string.h>", "<bpf/libbpf.h>", "<bpf/bpf.h>",
+           "<linux/perf_event.h>",
            "<linux/bpf.h>", "<linux/version.h>")
 # the headers structs.py was copied from: libbpf 1.1 and the Linux 6.1 UAPI (Debian 12)
 MIRRORED_LIBBPF = (1, 1)
@@ -123,8 +124,10 @@ def python_members(cls: Aggregate, prefix: str = "", base: int = 0) -> Iterator[
 
 
 def is_padding(member: Member) -> bool:
-    """Our stand-ins for unnamed bitfields: a last path component starting with ``_``."""
-    return member.path.rsplit(".", 1)[-1].startswith("_")
+    """Our stand-ins for unnamed bitfields: a last path component starting with one ``_`` (two
+    begin a C name, such as ``perf_event_attr.__reserved_1``)."""
+    name = member.path.rsplit(".", 1)[-1]
+    return name.startswith("_") and not name.startswith("__")
 
 
 def c_type_name(cls: Aggregate) -> str:

@@ -8,7 +8,8 @@ bitfield and field name against these classes.
 
 Conventions:
 
-* A Python field whose name starts with ``_`` has no C name: it stands for an unnamed bitfield
+* A Python field whose name starts with one ``_`` has no C name (two begin a C name:
+  ``__reserved_1``): it stands for an unnamed bitfield
   (``__u32 :32;``), kept so that the layout is readable and the bytes are spelled out; or, when it
   is listed in ``_anonymous_``, it holds an anonymous union whose members are reached directly
   (``info.iter``, ``opts.perf_event``), as in C.
@@ -982,3 +983,93 @@ def new_opts(cls: type[_S], **fields: Any) -> _S:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{cls.__name__}.{name} = {value!r}: {exc}") from exc
     return opts
+
+
+# ---------------------------------------------------------------------------------------------
+# kernel UAPI <linux/perf_event.h>: perf_event_open()'s attribute (pylibbpf.perf_event)
+# ---------------------------------------------------------------------------------------------
+# Linux 6.1's layout (PERF_ATTR_SIZE_VER7, 128 bytes; 6.3 appended config3).  The kernel reads
+# ``size`` bytes and refuses (E2BIG) a larger size whose tail it does not know unless it is zero,
+# so this layout works on every kernel that knows VER7's fields it is given (older kernels refuse
+# a non-zero field they lack; every field pylibbpf sets is older than 4.1).  The flags are C
+# bitfields: ctypes allocates them as the compiler does, on big-endian machines too.
+
+
+class perf_event_attr__anon0(Union):
+    """``perf_event_attr``'s sample period or frequency (``freq`` says which)."""
+
+    _fields_ = [("sample_period", c_uint64), ("sample_freq", c_uint64)]
+
+
+class perf_event_attr__anon1(Union):
+    """``perf_event_attr``'s wakeup count or watermark (``watermark`` says which)."""
+
+    _fields_ = [("wakeup_events", c_uint32), ("wakeup_watermark", c_uint32)]
+
+
+class perf_event_attr__anon2(Union):
+    """``perf_event_attr.config1`` and its names for breakpoints and probes."""
+
+    _fields_ = [("bp_addr", c_uint64), ("kprobe_func", c_uint64), ("uprobe_path", c_uint64),
+                ("config1", c_uint64)]
+
+
+class perf_event_attr__anon3(Union):
+    """``perf_event_attr.config2`` and its names for breakpoints and probes."""
+
+    _fields_ = [("bp_len", c_uint64), ("kprobe_addr", c_uint64), ("probe_offset", c_uint64),
+                ("config2", c_uint64)]
+
+
+_PERF_FLAGS = (
+    "disabled", "inherit", "pinned", "exclusive", "exclude_user", "exclude_kernel",
+    "exclude_hv", "exclude_idle", "mmap", "comm", "freq", "inherit_stat", "enable_on_exec",
+    "task", "watermark")
+_PERF_FLAGS_2 = (
+    "mmap_data", "sample_id_all", "exclude_host", "exclude_guest", "exclude_callchain_kernel",
+    "exclude_callchain_user", "mmap2", "comm_exec", "use_clockid", "context_switch",
+    "write_backward", "namespaces", "ksymbol", "bpf_event", "aux_output", "cgroup",
+    "text_poke", "build_id", "inherit_thread", "remove_on_exec", "sigtrap")
+
+
+class perf_event_attr(Structure):
+    """``struct perf_event_attr``: what a perf event counts and how it samples."""
+
+    _anonymous_ = ("_u0", "_u1", "_u2", "_u3")
+    _fields_ = [
+        ("type", c_uint32),
+        ("size", c_uint32),
+        ("config", c_uint64),
+        ("_u0", perf_event_attr__anon0),
+        ("sample_type", c_uint64),
+        ("read_format", c_uint64),
+        *[(name, c_uint64, 1) for name in _PERF_FLAGS],
+        ("precise_ip", c_uint64, 2),
+        *[(name, c_uint64, 1) for name in _PERF_FLAGS_2],
+        ("__reserved_1", c_uint64, 26),
+        ("_u1", perf_event_attr__anon1),
+        ("bp_type", c_uint32),
+        ("_u2", perf_event_attr__anon2),
+        ("_u3", perf_event_attr__anon3),
+        ("branch_sample_type", c_uint64),
+        ("sample_regs_user", c_uint64),
+        ("sample_stack_user", c_uint32),
+        ("clockid", ctypes.c_int32),
+        ("sample_regs_intr", c_uint64),
+        ("aux_watermark", c_uint32),
+        ("sample_max_stack", ctypes.c_uint16),
+        ("__reserved_2", ctypes.c_uint16),
+        ("aux_sample_size", c_uint32),
+        ("__reserved_3", c_uint32),
+        ("sig_data", c_uint64),
+    ]
+
+
+__all__ += [
+    "perf_event_attr",
+    "perf_event_attr__anon0",
+    "perf_event_attr__anon1",
+    "perf_event_attr__anon2",
+    "perf_event_attr__anon3",
+]
+C_TYPES += (perf_event_attr,)
