@@ -284,8 +284,8 @@ def test_attach_per_cpu_counts_samples() -> None:
             assert links.cpus == perf_event.online_cpus()
             assert all(link.perf_fd >= 0 for link in links)
             used = spin_cpu(0.3)
-            samples = counter.value
             assert set(links.read()) == set(links.cpus)
+        samples = counter.value
         # 1000 Hz on a clock event is a 1 ms period: ~300 samples of this process
         assert 0.5 * used * 1000 <= samples <= 1.5 * used * 1000 + 20
         spin_cpu(0.05)
