@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from . import lowlevel as lowlevel
     from . import perf_event as perf_event
     from . import probe as probe
+    from . import socket_filter as socket_filter
     from . import typed as typed
     from .btf import KernelBtf as KernelBtf
     from .elf.datasec import Variable as Variable

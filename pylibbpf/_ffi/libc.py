@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-from ctypes import c_char_p, c_int, c_long, c_size_t, c_ulong, c_void_p
+from ctypes import c_char_p, c_int, c_long, c_size_t, c_uint32, c_ulong, c_void_p
 from typing import Any
 
 SIGNATURES: dict[str, tuple[Any, tuple[Any, ...] | None]] = {
@@ -23,6 +23,9 @@ SIGNATURES: dict[str, tuple[Any, tuple[Any, ...] | None]] = {
     "capset": (c_int, (c_void_p, c_void_p)),
     "statfs": (c_int, (c_char_p, c_void_p)),
     "vsnprintf": (c_int, (c_char_p, c_size_t, c_char_p, c_void_p)),
+    # socket filters (pylibbpf.socket_filter) and tc's network namespaces (pylibbpf.tc)
+    "setsockopt": (c_int, (c_int, c_int, c_int, c_void_p, c_uint32)),
+    "setns": (c_int, (c_int, c_int)),
 }
 
 
