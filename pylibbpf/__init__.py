@@ -76,6 +76,7 @@ if TYPE_CHECKING:
     from .program import Program as Program
     from .program import TestRunResult as TestRunResult
     from .tc import TcAttachment as TcAttachment
+    from .tc import TcHook as TcHook
 
 __version__ = "0.1.0"
 
