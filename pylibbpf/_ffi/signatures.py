@@ -24,6 +24,7 @@ from ctypes import (
     c_uint,
     c_uint32,
     c_uint64,
+    c_ulong,
     c_void_p,
 )
 from typing import Any, NamedTuple
@@ -265,6 +266,14 @@ SIGNATURES: dict[str, Sig] = {
     "ring_buffer__epoll_fd": Sig(c_int, (ring_buffer_p,)),
     "ring_buffer__consume_n": Sig(c_int, (ring_buffer_p, c_size_t), None, (1, 5)),
     "ring_buffer__ring": Sig(ring_p, (ring_buffer_p, c_uint), "null", (1, 3)),
+    # one ring of a ring_buffer (pylibbpf.events.ring.Ring)
+    "ring__consumer_pos": Sig(c_ulong, (ring_p,), None, (1, 3)),
+    "ring__producer_pos": Sig(c_ulong, (ring_p,), None, (1, 3)),
+    "ring__avail_data_size": Sig(c_size_t, (ring_p,), None, (1, 3)),
+    "ring__size": Sig(c_size_t, (ring_p,), None, (1, 3)),
+    "ring__map_fd": Sig(c_int, (ring_p,), None, (1, 3)),
+    "ring__consume": Sig(c_int, (ring_p,), None, (1, 3)),
+    "ring__consume_n": Sig(c_int, (ring_p, c_size_t), None, (1, 5)),
     "user_ring_buffer__new": Sig(user_ring_buffer_p, (c_int, Ptr("user_ring_buffer_opts")),
                                  "null"),
     "user_ring_buffer__reserve": Sig(V, (user_ring_buffer_p, c_uint32)),

@@ -347,6 +347,44 @@ class RingReader:
         self.close()
 
 
+class RingPositions:
+    """A ring's consumer and producer positions, from read-only mappings of its two position
+    pages (no data pages: any architecture, no write access).  For libbpf < 1.3, which has no
+    ``ring__consumer_pos``/``ring__producer_pos``; the values are a snapshot, as libbpf's."""
+
+    def __init__(self, fd: int) -> None:
+        page = mmap.PAGESIZE
+        try:
+            self._consumer = mmap.mmap(fd, page, mmap.MAP_SHARED, mmap.PROT_READ, offset=0)
+            try:
+                self._producer = mmap.mmap(fd, page, mmap.MAP_SHARED, mmap.PROT_READ,
+                                           offset=page)
+            except BaseException:
+                self._consumer.close()
+                raise
+        except OSError as exc:
+            raise BpfError(exc.errno or _errno.EINVAL,
+                           f"failed to map the positions of ring buffer fd {fd}") from None
+        self._cons = memoryview(self._consumer).cast("Q")
+        self._prod = memoryview(self._producer).cast("Q")
+
+    @property
+    def consumer_pos(self) -> int:
+        return int(self._cons[0])
+
+    @property
+    def producer_pos(self) -> int:
+        return int(self._prod[0])
+
+    def close(self) -> None:
+        if self._consumer.closed:
+            return
+        self._cons.release()
+        self._prod.release()
+        self._consumer.close()
+        self._producer.close()
+
+
 def _spacing(offsets: array[int], sizes: array[int]) -> int | None:
     """The common distance between records of one length, or None."""
     if len(offsets) < 2:

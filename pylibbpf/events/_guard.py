@@ -110,6 +110,13 @@ class PollGuard:
             if deferred is not None:
                 deferred()
 
+    def read(self, fn: Callable[[], _R]) -> _R:
+        """Run a call that only reads the buffer: under the guard, or directly from inside a
+        guarded call of this thread (a callback), where the buffer cannot be freed."""
+        if self._owner == threading.get_ident():
+            return fn()
+        return self.call(fn)
+
     def poll(self, fn: Callable[[int], int], timeout_ms: int) -> int:
         """Run ``fn(slice_ms)`` until it returns non-zero or ``timeout_ms`` has passed (-1:
         forever), one slice at a time, releasing the lock between slices."""

@@ -18,6 +18,11 @@ original traceback.  The record that raised is consumed; the following ones stay
 Without a callback (``RingBuffer(m)``), records are queued in Python and read with
 :meth:`RingBuffer.events` or ``async for`` (see :mod:`pylibbpf.aio`).  :meth:`RingBuffer.read_batch`
 reads many records per call straight from the mapped ring, without a Python call per record.
+
+:meth:`RingBuffer.ring` gives one ring (:class:`Ring`, libbpf's ``struct ring``): its map fd,
+size, consumer and producer positions and the bytes waiting, and :meth:`Ring.consume` /
+:meth:`Ring.consume_n` for that ring alone (libbpf >= 1.3 / 1.5).  With an older libbpf the
+positions come from pylibbpf's own read-only mapping of the ring's position pages.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from ._common import Callback, Decoder, QueuedEvents, poll_result, poll_timeout,
 from ._guard import PollGuard
 
 if TYPE_CHECKING:
-    from ._batch import EventBatch, RingReader
+    from ._batch import EventBatch, RingPositions, RingReader
 
 # The sample callback as libbpf calls it, with ``data`` typed as ``char *`` so that slicing it
 # (``data[:size]``) makes the ``bytes`` in C; cast to the table's ``ring_buffer_sample_fn``.
@@ -125,6 +130,7 @@ class RingBuffer(Handle, QueuedEvents[Any]):
         self._rings: list[tuple[int, str, int, Map | None]] = []
         self._queue_mode: bool | None = None
         self._readers: dict[int, RingReader] = {}
+        self._positions: dict[int, RingPositions] = {}  # libbpf < 1.3: Ring's own mapping
         fd, what, size = ring_fd(ring, MapType.RINGBUF)
         tramp = self._trampoline(callback, decode)
         try:
@@ -242,11 +248,7 @@ class RingBuffer(Handle, QueuedEvents[Any]):
         (``ring_buffer__consume_n``, libbpf >= 1.5)."""
         n = _args.in_range(n, "n", 1, _args.INT_MAX)
         ptr = self._p  # a closed buffer is ClosedError whatever the libbpf version
-        if not _ffi.has("ring_buffer__consume_n"):
-            from ..errors import NotSupportedError
-
-            raise NotSupportedError(f"ring_buffer__consume_n needs libbpf >= 1.5 (this is "
-                                    f"{'.'.join(map(str, _ffi.version()))})")
+        _need_libbpf("ring_buffer__consume_n", "1.5")
         consume_n = _ffi.lib().ring_buffer__consume_n
         return self._finish(self._guard.call(self._unheld(lambda: int(consume_n(ptr, n)))),
                             "ring_buffer__consume_n")
@@ -307,6 +309,12 @@ class RingBuffer(Handle, QueuedEvents[Any]):
         # its own ring, another thread polling), and close() must not unmap it mid-read
         return self._guard.call(read)
 
+    def ring(self, ring: int | str = 0) -> Ring:
+        """One of the rings (``ring_buffer__ring``): by index, in the order they were added,
+        or by map name.  ``ValueError`` when there is no such ring."""
+        self._check()
+        return Ring(self, self._ring_index(ring))
+
     def _ring_index(self, ring: int | str) -> int:
         if isinstance(ring, str):
             try:
@@ -335,6 +343,9 @@ class RingBuffer(Handle, QueuedEvents[Any]):
             for reader in self._readers.values():
                 reader.close()
             self._readers.clear()
+            for positions in self._positions.values():
+                positions.close()
+            self._positions.clear()
             Handle.close(self)
 
         self._guard.close(release)
@@ -343,6 +354,124 @@ class RingBuffer(Handle, QueuedEvents[Any]):
         if self.closed:
             return "<RingBuffer closed>"
         return f"<RingBuffer {', '.join(self.rings)}>"
+
+
+def _need_libbpf(function: str, version: str) -> None:
+    if not _ffi.has(function):
+        from ..errors import NotSupportedError
+
+        raise NotSupportedError(f"{function} needs libbpf >= {version} (this is "
+                                f"{'.'.join(map(str, _ffi.version()))})")
+
+
+class Ring:
+    """One ring of a :class:`RingBuffer` (libbpf's ``struct ring``, ``ring_buffer__ring``).
+
+    It borrows from its buffer: after the buffer's ``close()`` every use raises
+    :class:`~pylibbpf.ClosedError`.  :attr:`map_fd` and :attr:`size` need no libbpf call; the
+    positions use ``ring__consumer_pos``/``ring__producer_pos`` (libbpf >= 1.3) where the
+    library has them and pylibbpf's own mapping of the ring otherwise; :meth:`consume` needs
+    libbpf >= 1.3, :meth:`consume_n` >= 1.5 (:class:`~pylibbpf.NotSupportedError` naming the
+    version before).
+    """
+
+    __slots__ = ("_rb", "index")
+
+    def __init__(self, rb: RingBuffer, index: int) -> None:
+        self._rb = rb
+        #: the ring's position in its buffer (the order of ``RingBuffer(...)`` and ``add()``)
+        self.index = index
+
+    @property
+    def name(self) -> str:
+        """The ring's map, as :attr:`RingBuffer.rings` names it."""
+        return self._rb.rings[self.index]
+
+    @property
+    def map_fd(self) -> int:
+        """The ``RINGBUF`` map's fd (``ring__map_fd``)."""
+        self._rb._check()
+        return self._rb._rings[self.index][0]
+
+    @property
+    def size(self) -> int:
+        """The ring's data size in bytes, its map's ``max_entries`` (``ring__size``)."""
+        self._rb._check()
+        return self._rb._rings[self.index][2]
+
+    def _libbpf(self, function: str) -> int:
+        ptr = self._rb._p
+        lib = _ffi.lib()
+
+        def read() -> int:
+            return int(getattr(lib, function)(lib.ring_buffer__ring(ptr, self.index)))
+
+        return self._rb._guard.read(read)
+
+    def _own_mapping(self) -> RingPositions:
+        rb = self._rb
+        rb._check()
+        positions = rb._positions.get(self.index)
+        if positions is None:
+            from ._batch import RingPositions
+
+            positions = rb._positions[self.index] = RingPositions(self.map_fd)
+        return positions
+
+    def _position(self, which: str) -> int:
+        if _ffi.has(f"ring__{which}"):
+            return self._libbpf(f"ring__{which}")
+        positions = self._own_mapping()
+        return self._rb._guard.read(lambda: int(getattr(positions, which)))
+
+    @property
+    def consumer_pos(self) -> int:
+        """Bytes consumed since the ring was created (``ring__consumer_pos``)."""
+        return self._position("consumer_pos")
+
+    @property
+    def producer_pos(self) -> int:
+        """Bytes reserved since the ring was created (``ring__producer_pos``)."""
+        return self._position("producer_pos")
+
+    @property
+    def avail_data_size(self) -> int:
+        """Bytes reserved and not consumed yet, headers included (``ring__avail_data_size``):
+        read from the two positions, each a snapshot, as libbpf does."""
+        if _ffi.has("ring__avail_data_size"):
+            return self._libbpf("ring__avail_data_size")
+        consumer = self.consumer_pos
+        return self.producer_pos - consumer
+
+    def consume(self) -> int:
+        """Hand this ring's available records to its callback (``ring__consume``, libbpf >=
+        1.3); returns the count like :meth:`RingBuffer.poll`."""
+        rb = self._rb
+        ptr = rb._p
+        _need_libbpf("ring__consume", "1.3")
+        lib = _ffi.lib()
+        index = self.index
+        return rb._finish(rb._guard.call(rb._unheld(
+            lambda: int(lib.ring__consume(lib.ring_buffer__ring(ptr, index))))),
+            "ring__consume")
+
+    def consume_n(self, n: int) -> int:
+        """Hand at most ``n`` of this ring's records to its callback, ``1 <= n <= 2**31 - 1``
+        (``ring__consume_n``, libbpf >= 1.5)."""
+        n = _args.in_range(n, "n", 1, _args.INT_MAX)
+        rb = self._rb
+        ptr = rb._p
+        _need_libbpf("ring__consume_n", "1.5")
+        lib = _ffi.lib()
+        index = self.index
+        return rb._finish(rb._guard.call(rb._unheld(
+            lambda: int(lib.ring__consume_n(lib.ring_buffer__ring(ptr, index), n)))),
+            "ring__consume_n")
+
+    def __repr__(self) -> str:
+        if self._rb.closed:
+            return "<Ring of a closed ring buffer>"
+        return f"<Ring {self.index}: {self.name}, {self.size} bytes>"
 
 
 def _sample_type() -> Any:
