@@ -172,7 +172,7 @@ def test_per_pid_counter_and_inherit() -> None:
         sys.stdin.readline()
         def spin():
             start = time.thread_time()
-            while time.thread_time() - start < 0.2:
+            while time.thread_time() - start < 1.0:
                 pass
         if os.fork() == 0:
             spin()
@@ -201,9 +201,10 @@ def test_per_pid_counter_and_inherit() -> None:
             child.wait()
             if child.stdout is not None:
                 child.stdout.close()
-    # the child forks and waits; its child spins for 0.2 s, counted in only with inherit
-    assert values[True] >= 0.15e9
-    assert values[True] - values[False] >= 0.15e9
+    # the child forks and waits; its child spins for 1 s, counted in only with inherit (what
+    # the child itself uses varies: its fork and exit take tenths of a second in a TCG guest)
+    assert values[True] >= 0.9e9
+    assert values[True] - values[False] >= 0.5e9
 
 
 @pytest.mark.needs("perf_event")
