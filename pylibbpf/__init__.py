@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from .events.perf import EventsLostWarning as EventsLostWarning
     from .events.perf import PerfBuffer as PerfBuffer
     from .events.perf import PerfSample as PerfSample
+    from .events.ring import Ring as Ring
     from .events.ring import RingBuffer as RingBuffer
     from .events.user_ring import UserRingBuffer as UserRingBuffer
     from .global_data import GlobalData as GlobalData
