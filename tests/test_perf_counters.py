@@ -295,8 +295,9 @@ def test_attach_per_cpu_counts_samples() -> None:
             used = spin_cpu(0.3)
             assert set(links.read()) == set(links.cpus)
         samples = counter.value
-        # 1000 Hz on a clock event is a 1 ms period: ~300 samples of this process
-        assert 0.5 * used * 1000 <= samples <= 1.5 * used * 1000 + 20
+        # 1000 Hz on a clock event is a 1 ms period: ~300 samples of this process (a TCG guest's
+        # emulated timer fires late and gets about half)
+        assert 0.25 * used * 1000 <= samples <= 1.5 * used * 1000 + 20
         spin_cpu(0.05)
         assert counter.value == samples  # detached everywhere
         assert links.closed and all(link.closed for link in links._links.values())
@@ -306,21 +307,24 @@ def test_attach_per_cpu_counts_samples() -> None:
 
 @pytest.mark.needs("perf_event")
 def test_sample_period_and_frequency() -> None:
-    """One thread sampled by task-clock every 1 ms, then at 200 Hz (5 ms): ~5 times fewer."""
+    """One thread sampled by task-clock every 2 ms, then at 50 Hz (20 ms): ~10 times fewer.
+
+    The upper bounds are tight (a frequency taken for a period would sample every 50 ns); the
+    lower ones leave room for a TCG guest, whose emulated timer fires late."""
     counts = {}
-    for name, fields in (("period", {"period": 1_000_000}), ("frequency", {"frequency": 200})):
+    for name, fields in (("period", {"period": 2_000_000}), ("frequency", {"frequency": 50})):
         counter = Counter(ProgType.PERF_EVENT, os.getpid())
         try:
             attr = PerfEventAttr.named("task-clock", **fields)
             with perf_event.attach_event(counter.prog_fd, attr, pid=0):
-                used = spin_cpu(0.2)
+                used = spin_cpu(0.4)
             counts[name] = (counter.value, used)
         finally:
             counter.close()
     (by_period, used_p), (by_freq, used_f) = counts["period"], counts["frequency"]
-    assert 0.6 * used_p * 1000 <= by_period <= 1.4 * used_p * 1000 + 10
-    assert 0.6 * used_f * 200 <= by_freq <= 1.4 * used_f * 200 + 5
-    assert 3 <= by_period / by_freq <= 8
+    assert 0.3 * used_p * 500 <= by_period <= 1.4 * used_p * 500 + 10
+    assert 0.3 * used_f * 50 <= by_freq <= 1.4 * used_f * 50 + 3
+    assert 4 <= by_period / by_freq <= 14
 
 
 @pytest.mark.needs("perf_event")
