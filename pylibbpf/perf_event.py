@@ -598,6 +598,7 @@ class PerfEventSet(Handle):
 
         The events move to the returned :class:`PerfEventLinks`: this set is closed
         afterwards, also when an attach fails (the events are closed then)."""
+        self._check()
         prog_fd = _args.fd(prog_fd, "prog_fd")
         cookie = _args.u64(cookie, "cookie")
         _require_sampling(self.attr)

@@ -17,9 +17,11 @@ from typing import Any
 import pytest
 
 import pylibbpf
-from pylibbpf import BpfError, ClosedError, Map, MapType, Object
+from pylibbpf import BpfError, ClosedError, Map, MapType, Object, ProgType, lowlevel
 from pylibbpf._handle import Handle
 from pylibbpf.btf import KernelBtf
+from pylibbpf.elf import insn as I
+from pylibbpf.elf.insn import Instruction
 from tests.support import features
 from tests.support.attach import autoload_only, bpftool_perf, my_attachments, object_path
 from tests.support.bpfbuild import compile_bpf
@@ -89,6 +91,7 @@ AFTER_CLOSE: dict[str, set[str]] = {
     "ObjectMap": {"object"},
     "StandaloneMap": {"object"},
     "PerfEventLink": {"detach"},  # detach is close
+    "PerfEventLinks": {"detach"},
     "TcAttachment": {"detach"},
     "MapAttachment": {"detach"},
     # names and layout of the variables, kept in Python; reading a value raises ClosedError
@@ -225,6 +228,13 @@ def closed_handles(tmp_path: Path, request: pytest.FixtureRequest
     from pylibbpf import perf_event
 
     add(perf_event.attach_tracepoint(prog.fd, "syscalls", "sys_enter_getppid"))
+    sampled = perf_event.PerfEventAttr.named("cpu-clock", frequency=99)
+    add(perf_event.open_per_cpu(sampled))
+    sampler = lowlevel.prog_load(ProgType.PERF_EVENT, [
+        Instruction(I.ALU64 | I.SRC_K | I.ALU_MOV, dst=0, imm=0), Instruction(I.JMP | I.JMP_EXIT),
+    ], license="GPL")
+    stack.callback(os.close, sampler)
+    add(perf_event.attach_per_cpu(sampler, sampled))
     add(Map.create(MapType.HASH, 4, 4, 4))
     if VMLINUX_BTF.exists():
         add(KernelBtf.vmlinux())
