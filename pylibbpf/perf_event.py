@@ -457,8 +457,7 @@ def open_event(attr: PerfEventAttr, *, pid: int = -1, cpu: int = -1,
     ``cpu``: the CPU measured (-1: wherever the task runs, which needs a ``pid``).
     ``group_fd``: the leader of the group this event joins (-1: none).
     """
-    if not isinstance(attr, PerfEventAttr):
-        raise TypeError(f"attr must be a PerfEventAttr, not {type(attr).__name__}")
+    _check_attr(attr)
     pid = _args.in_range(pid, "pid", -1, _args.INT_MAX)
     cpu = _args.in_range(cpu, "cpu", -1, _args.INT_MAX)
     group_fd = _args.in_range(group_fd, "group_fd", -1, _args.INT_MAX)
@@ -597,7 +596,8 @@ class PerfEventSet(Handle):
         """Attach program ``prog_fd`` to every event (:func:`attach`) and enable them.
 
         The events move to the returned :class:`PerfEventLinks`: this set is closed
-        afterwards, also when an attach fails (the events are closed then)."""
+        afterwards, also when an attach fails (the events are closed then; a bad argument
+        leaves the set as it was)."""
         self._check()
         prog_fd = _args.fd(prog_fd, "prog_fd")
         cookie = _args.u64(cookie, "cookie")
@@ -630,7 +630,10 @@ def open_per_cpu(attr: PerfEventAttr, *, pid: int = -1,
     A CPU that goes offline while they are opened is left out (ENODEV), unless ``cpus``
     names it.  On any other failure the events opened so far are closed.
     """
+    _check_attr(attr)
     pid = _args.in_range(pid, "pid", -1, _args.INT_MAX)
+    if cpus is not None and not isinstance(cpus, (list, tuple, range)):
+        raise TypeError(f"cpus must be a list of CPU numbers, not {type(cpus).__name__}")
     chosen = online_cpus() if cpus is None else [_args.in_range(c, "cpu", 0, _args.INT_MAX)
                                                  for c in cpus]
     fds: dict[int, int] = {}
@@ -651,7 +654,13 @@ def open_per_cpu(attr: PerfEventAttr, *, pid: int = -1,
     return PerfEventSet(attr, fds, pid)
 
 
+def _check_attr(attr: PerfEventAttr) -> None:
+    if not isinstance(attr, PerfEventAttr):
+        raise TypeError(f"attr must be a PerfEventAttr, not {type(attr).__name__}")
+
+
 def _require_sampling(attr: PerfEventAttr) -> None:
+    _check_attr(attr)
     if not attr.sampling and attr.type != PerfType.TRACEPOINT:
         raise ValueError(f"a program attached to {attr.describe()} runs once per sample, and "
                          "this attribute never samples: give it a period or a frequency")
@@ -830,6 +839,7 @@ def attach_per_cpu(prog_fd: int, attr: PerfEventAttr, *, pid: int = -1,
     """
     _require_sampling(attr)
     prog_fd = _args.fd(prog_fd, "prog_fd")
+    cookie = _args.u64(cookie, "cookie")
     return open_per_cpu(attr, pid=pid, cpus=cpus).attach(prog_fd, cookie=cookie)
 
 

@@ -102,6 +102,7 @@ class World:
             "handle": 1, "priority": 1, "map_type_or_fd": self.map.fd, "autoload": True,
             "flags": 0, "level": 1, "extra": 0, "node": 0, "autocreate": True,
             "autoattach": True, "path": self.pin_path(), "pf": 2, "hooknum": 1,
+            "attr": perf_event.PerfEventAttr.named("cpu-clock", frequency=1),
         }
         if func in ("info_from_fd",):
             return self.map.fd
@@ -153,7 +154,7 @@ def _release(result: Any, label: str) -> None:
         result.close()
     elif isinstance(result, int) and not isinstance(result, bool) and label.split(".")[-1] in (
             "map_create", "prog_load", "link_create", "open_tracepoint", "open_kprobe",
-            "open_uprobe", "open_cpu_clock"):
+            "open_uprobe", "open_cpu_clock", "open_event"):
         os.close(result)
     elif hasattr(result, "close") and not isinstance(result, (Object, Map)):
         result.close()
