@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import socket
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -447,6 +448,15 @@ class Attach:
         return self._attach("as an iterator",
                             lambda p: _ffi.lib().bpf_program__attach_iter(
                                 p, ctypes.byref(opts)))
+
+    def attach_socket(self, sock: socket.socket | int) -> None:
+        """Attach a ``SOCKET_FILTER`` program to a socket (``SO_ATTACH_BPF``); the kernel keeps
+        it with the socket until :func:`pylibbpf.socket_filter.detach` or the socket's close.
+        See :mod:`pylibbpf.socket_filter`."""
+        from .socket_filter import attach
+
+        self._life.require_loaded(f"attaching program {self._name!r}")
+        attach(sock, self.fd)
 
     def attach_tc(self, interface: int | str, *, attach_point: str = "ingress",
                   handle: int = 1, priority: int = 1) -> TcAttachment:

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from . import _args, _ffi
+from ._attach_args import ifindex
 from ._ffi import structs
 from ._ffi.libc import libc
 from ._ffi.structs import new_opts
@@ -47,16 +48,6 @@ BPF_TC_F_REPLACE = 1 << 0
 CLONE_NEWNET = 0x40000000
 
 _T = TypeVar("_T")
-
-
-def _interface_index(interface: int | str) -> int:
-    if isinstance(interface, int) and not isinstance(interface, bool):
-        return _args.in_range(interface, "interface index", 1, _args.INT_MAX)
-    name = _args.cstr(interface, "interface").decode("utf-8", "surrogateescape")
-    try:
-        return socket.if_nametoindex(name)
-    except OSError as exc:
-        raise BpfError(_errno.ENODEV, f"no network interface {interface!r}") from exc
 
 
 def _prog_fd(prog: Any) -> int:
@@ -340,7 +331,7 @@ class TcHook:
     """
 
     def __init__(self, interface: int | str, attach_point: str = "ingress") -> None:
-        self.ifindex = _interface_index(interface)
+        self.ifindex = ifindex(interface)
         try:
             self.attach_point = _HOOK_POINTS[attach_point]
         except (KeyError, TypeError):

@@ -14,7 +14,7 @@ import pylibbpf
 from pylibbpf import ProgType, lowlevel, socket_filter
 from pylibbpf.elf import insn as I
 from pylibbpf.elf.insn import Instruction
-from tests.support.attach import udp_pair
+from tests.support.attach import open_object, udp_pair
 
 PAYLOAD = b"hello, socket filter"
 UDP_HEADER = 8
@@ -125,3 +125,22 @@ def test_refusals(udp: tuple[socket.socket, socket.socket, int]) -> None:
     finally:
         os.close(r)
         os.close(w)
+
+
+@pytest.mark.needs("socket_filter")
+def test_program_attach_socket(udp: tuple[socket.socket, socket.socket, int],
+                               request: pytest.FixtureRequest) -> None:
+    """``Program.attach_socket`` of an object's ``SEC("socket")`` program: attach_net.bpf.c's
+    filter drops packets that end in ``D`` and keeps the others whole."""
+    rx, tx, port = udp
+    net = open_object("attach_net.bpf.c", programs=("sock_filter",), request=request, port=port)
+    try:
+        net.programs["sock_filter"].attach_socket(rx)
+        tx.sendto(b"dropped D", ("127.0.0.1", port))
+        tx.sendto(b"kept", ("127.0.0.1", port))
+        assert rx.recv(4096) == b"kept"             # the first never arrived
+        socket_filter.detach(rx)
+        tx.sendto(b"now D", ("127.0.0.1", port))
+        assert rx.recv(4096) == b"now D"
+    finally:
+        net.close()
