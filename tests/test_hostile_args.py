@@ -195,10 +195,10 @@ def _public(cls: type, dunders: tuple[str, ...] = ()) -> Iterator[tuple[str, Any
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     monkeypatch.chdir(tmp_path)  # relative hostile paths ("x") land here, not in the checkout
     old = signal.signal(signal.SIGALRM, _alarm)
-    perf_links = perf_event._perf_links
+    perf_links = perf_event.links._perf_links
     with contextlib.ExitStack() as stack:
         yield World(stack, tmp_path)
-    perf_event._perf_links = perf_links
+    perf_event.links._perf_links = perf_links
     signal.signal(signal.SIGALRM, old)
     for entry in Path("/sys/fs/bpf").glob(f"pylibbpf_hostile_{os.getpid()}_*"):
         entry.unlink()
