@@ -8,6 +8,7 @@ import pytest
 
 from pylibbpf.elf import ObjectFile, ProgType, find_section_def
 from pylibbpf.elf.sections import SECTION_DEFS
+from tests.support import features
 from tests.support.elf_objects import (
     all_objects,
     libbpf_dump_tool,
@@ -32,9 +33,18 @@ def test_programs_and_maps_match_libbpf(name: str) -> None:
     obj = ref[0]
     assert obj["name"] == ours.name
     progs = [r for r in ref if r["kind"] == "program"]
-    assert [(p.name, p.section_name, p.sec_insn_cnt, int(p.prog_type),
-             int(p.expected_attach_type)) for p in ours.programs] == \
-        [(r["name"], r["section"], r["insn_cnt"], r["type"], r["attach"]) for r in progs]
+    assert [(p.name, p.section_name, p.sec_insn_cnt) for p in ours.programs] == \
+        [(r["name"], r["section"], r["insn_cnt"]) for r in progs]
+    # pylibbpf.elf names types by libbpf 1.1's section table; a newer libbpf knows sections
+    # 1.1 does not (uprobe.multi and netfilter in 1.3, kprobe.session in 1.5): for those,
+    # 1.1's answer is UNSPEC, and the comparison holds for every section 1.1 knows
+    newer = (features.libbpf_loaded()[0] or (1, 1)) > (1, 1)
+    for p, r in zip(ours.programs, progs, strict=True):
+        if newer and find_section_def(p.section_name) is None:
+            assert (int(p.prog_type), int(p.expected_attach_type)) == (0, 0), p.section_name
+            continue
+        assert (int(p.prog_type), int(p.expected_attach_type)) == (r["type"], r["attach"]), \
+            p.section_name
     maps = [r for r in ref if r["kind"] == "map"]
     assert [(m.name, m.type, m.key_size, m.value_size, m.max_entries, m.map_flags,
              m.numa_node, f"{m.name}.inner" if m.inner else None) for m in ours.maps] == \
