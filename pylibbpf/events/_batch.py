@@ -180,18 +180,9 @@ class RingReader:
         if size <= 0 or size & (size - 1):
             raise ValueError(f"a ring buffer's size is a power of two, not {size}")
         page = mmap.PAGESIZE
-        try:
-            self._consumer = mmap.mmap(fd, page, mmap.MAP_SHARED,
-                                       mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
-            try:
-                self._ring = mmap.mmap(fd, page + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ,
-                                       offset=page)
-            except BaseException:
-                self._consumer.close()
-                raise
-        except OSError as exc:
-            raise BpfError(exc.errno or _errno.EINVAL,
-                           f"failed to map ring buffer fd {fd} into memory") from None
+        self._consumer, self._ring = _map_ring(
+            fd, mmap.PROT_READ | mmap.PROT_WRITE, page + 2 * size,
+            f"failed to map ring buffer fd {fd} into memory")
         self._page = page
         self._may_write = may_write or (lambda: None)
         self._size = size
@@ -347,24 +338,30 @@ class RingReader:
         self.close()
 
 
+def _map_ring(fd: int, consumer_prot: int, rest: int, what: str) -> tuple[mmap.mmap, mmap.mmap]:
+    """A ring map's consumer page (``consumer_prot``) and, read-only, ``rest`` bytes from the
+    producer page on; the first is closed again if the second fails.  BpfError ``what``."""
+    page = mmap.PAGESIZE
+    try:
+        consumer = mmap.mmap(fd, page, mmap.MAP_SHARED, consumer_prot, offset=0)
+        try:
+            return consumer, mmap.mmap(fd, rest, mmap.MAP_SHARED, mmap.PROT_READ, offset=page)
+        except BaseException:
+            consumer.close()
+            raise
+    except OSError as exc:
+        raise BpfError(exc.errno or _errno.EINVAL, what) from None
+
+
 class RingPositions:
     """A ring's consumer and producer positions, from read-only mappings of its two position
     pages (no data pages: any architecture, no write access).  For libbpf < 1.3, which has no
     ``ring__consumer_pos``/``ring__producer_pos``; the values are a snapshot, as libbpf's."""
 
     def __init__(self, fd: int) -> None:
-        page = mmap.PAGESIZE
-        try:
-            self._consumer = mmap.mmap(fd, page, mmap.MAP_SHARED, mmap.PROT_READ, offset=0)
-            try:
-                self._producer = mmap.mmap(fd, page, mmap.MAP_SHARED, mmap.PROT_READ,
-                                           offset=page)
-            except BaseException:
-                self._consumer.close()
-                raise
-        except OSError as exc:
-            raise BpfError(exc.errno or _errno.EINVAL,
-                           f"failed to map the positions of ring buffer fd {fd}") from None
+        self._consumer, self._producer = _map_ring(
+            fd, mmap.PROT_READ, mmap.PAGESIZE,
+            f"failed to map the positions of ring buffer fd {fd}")
         self._cons = memoryview(self._consumer).cast("Q")
         self._prod = memoryview(self._producer).cast("Q")
 
