@@ -196,27 +196,26 @@ class Attach:
         ``flags`` (``BPF_F_BEFORE``, ``BPF_F_AFTER``, ``BPF_F_ID``, ``BPF_F_LINK``) with
         ``relative_fd``/``relative_id`` place it among the interface's other programs.
         """
-        self._life.check()
-        args.need("bpf_program__attach_tcx", "attach_tcx")
-        ifindex = args.ifindex(interface)
-        opts = args.mprog_opts(structs.bpf_tcx_opts, flags, relative_fd, relative_id,
-                                expected_revision)
-        return self._attach(f"as tcx on ifindex {ifindex}",
-                            lambda p: _ffi.lib().bpf_program__attach_tcx(
-                                p, ifindex, ctypes.byref(opts)))
+        return self._attach_mprog("tcx", structs.bpf_tcx_opts, interface, flags, relative_fd,
+                                  relative_id, expected_revision)
 
     def attach_netkit(self, interface: int | str, *, flags: int = 0, relative_fd: int = 0,
                       relative_id: int = 0, expected_revision: int = 0) -> Link:
         """Attach a ``netkit/primary`` or ``netkit/peer`` program to a netkit device (libbpf
         >= 1.3, Linux 6.7); the options are :meth:`attach_tcx`'s."""
+        return self._attach_mprog("netkit", structs.bpf_netkit_opts, interface, flags,
+                                  relative_fd, relative_id, expected_revision)
+
+    def _attach_mprog(self, kind: str, opts_type: Any, interface: int | str, flags: int,
+                      relative_fd: int, relative_id: int, expected_revision: int) -> Link:
+        """The multi-program attach points (tcx, netkit): ``bpf_program__attach_<kind>``."""
         self._life.check()
-        args.need("bpf_program__attach_netkit", "attach_netkit")
+        func = f"bpf_program__attach_{kind}"
+        args.need(func, f"attach_{kind}")
         ifindex = args.ifindex(interface)
-        opts = args.mprog_opts(structs.bpf_netkit_opts, flags, relative_fd, relative_id,
-                                expected_revision)
-        return self._attach(f"as netkit on ifindex {ifindex}",
-                            lambda p: _ffi.lib().bpf_program__attach_netkit(
-                                p, ifindex, ctypes.byref(opts)))
+        opts = args.mprog_opts(opts_type, flags, relative_fd, relative_id, expected_revision)
+        return self._attach(f"as {kind} on ifindex {ifindex}",
+                            lambda p: getattr(_ffi.lib(), func)(p, ifindex, ctypes.byref(opts)))
 
     def attach_netfilter(self, pf: int, hooknum: int, priority: int, *,
                          flags: int = 0) -> Link:
