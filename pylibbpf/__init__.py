@@ -14,15 +14,15 @@ A C libbpf program ports line by line::
 
 from __future__ import annotations
 
-import functools
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ._lazy import exports as _lazy_exports
 
 # The public names, each with the module that defines it: this block is the one list.  Type
 # checkers and IDEs read it (``X as X`` marks a re-export); at run time it does not run, so that
 # ``import pylibbpf`` loads neither libbpf nor the ctypes layer and ``pylibbpf.elf`` stays pure
-# Python.  __getattr__ imports a name's module on first use, reading this block from the source,
-# and ``__all__`` is these names and the functions defined below.
+# Python.  __getattr__ (pylibbpf._lazy) imports a name's module on first use, reading this block
+# from the source, and ``__all__`` is these names and the functions defined below.
 if TYPE_CHECKING:
     from . import aio as aio
     from . import elf as elf
@@ -96,48 +96,4 @@ def num_possible_cpus() -> int:
     return possible_cpus()
 
 
-@functools.cache
-def _public() -> tuple[dict[str, tuple[str, str | None]], list[str]]:
-    """The ``if TYPE_CHECKING:`` imports above as name -> (module, attribute or ``None`` for a
-    submodule), and ``__all__``: those names and the public functions of this file."""
-    import ast
-
-    try:
-        with open(__file__, encoding="utf-8") as f:
-            source = f.read()
-    except OSError as exc:
-        raise ImportError("pylibbpf reads its public names from the source of its __init__.py, "
-                          f"which this installation lacks ({exc})", name=__name__) from None
-    exports: dict[str, tuple[str, str | None]] = {}
-    functions: list[str] = []
-    for node in ast.parse(source).body:
-        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
-            for statement in node.body:
-                assert isinstance(statement, ast.ImportFrom) and statement.level == 1
-                for alias in statement.names:
-                    if statement.module is None:
-                        exports[alias.name] = (alias.name, None)
-                    else:
-                        exports[alias.name] = (statement.module, alias.name)
-        elif isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
-            functions.append(node.name)
-    return exports, sorted([*exports, *functions])
-
-
-def __getattr__(name: str) -> Any:
-    exports, public = _public()
-    if name == "__all__":
-        value: Any = public
-    elif name in exports:
-        module, attribute = exports[name]
-        value = importlib.import_module(f".{module}", __name__)
-        if attribute is not None:
-            value = getattr(value, attribute)
-    else:
-        raise AttributeError(f"module 'pylibbpf' has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_public()[1]})
+__getattr__, __dir__ = _lazy_exports(__name__, __file__, globals())

@@ -215,3 +215,26 @@ def test_public_names_resolve_to_their_module(name: str) -> None:
     value = getattr(pylibbpf, name)
     owner = getattr(value, "__name__", "") if isinstance(value, type(sys)) else value.__module__
     assert owner.startswith("pylibbpf")
+
+
+def test_elf_names_load_on_first_use() -> None:
+    """``pylibbpf.elf`` lists its names once (pylibbpf._lazy): the package and
+    ``pylibbpf.errors`` load no pyelftools; a name loads its module; ``import *`` gives all."""
+    check = (
+        "import json, sys\n"
+        "import pylibbpf.errors, pylibbpf.elf\n"
+        "before = sorted(m for m in sys.modules if m.startswith('elftools'))\n"
+        "star = {}\n"
+        "exec('from pylibbpf.elf import *', star)\n"
+        "star.pop('__builtins__')\n"
+        "from pylibbpf.elf.objectfile import ObjectFile\n"
+        "print(json.dumps([before, sorted(star), list(pylibbpf.elf.__all__),\n"
+        "                  star['ObjectFile'] is ObjectFile]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert done.returncode == 0, done.stderr
+    before, star, listed, same = json.loads(done.stdout)
+    assert before == [], f"importing pylibbpf.errors and pylibbpf.elf read {before}"
+    assert star == listed and "ObjectFile" in star and "ElfError" in star
+    assert same

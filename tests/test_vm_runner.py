@@ -475,6 +475,19 @@ def test_compat_table_has_a_column_per_tier_with_its_time() -> None:
     assert "| all | | | 2 | 300 s |" in report.timing_table([a, b])
 
 
+def test_failure_digest_names_each_failed_test_with_its_first_message_line() -> None:
+    outcomes = [report.Outcome(f"t.py::f{i}", (), True, "failed", f"AssertionError: {i}\nmore")
+                for i in range(4)]
+    outcomes.append(report.Outcome("t.py::ok", (), True, "passed"))
+    bad = report.TierReport("debian13", outcomes=outcomes)
+    good = report.TierReport("host", outcomes=[report.Outcome("t.py::ok", (), True, "passed")])
+    lines = report.failure_digest([good, bad], per_tier=3)
+    assert lines == ["debian13: 4 failed", "  t.py::f0: AssertionError: 0",
+                     "  t.py::f1: AssertionError: 1", "  t.py::f2: AssertionError: 2",
+                     "  ... and 1 more"]
+    assert report.failure_digest([good]) == []
+
+
 # --- libbpf requirements, and a feature needing a new kernel and a new libbpf -----------------
 
 def test_libbpf_needs_skip_on_older_and_fail_where_promised(monkeypatch: pytest.MonkeyPatch

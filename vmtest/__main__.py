@@ -175,6 +175,8 @@ def cmd_matrix(ns: argparse.Namespace) -> int:
     print(f"\nvmtest: matrix took {time.monotonic() - t0:.0f} s; results in {out} "
           f"(README table: python -m vmtest table {out})", file=sys.stderr)
     if failed:
+        for line in report.failure_digest(reports):
+            print(f"vmtest: {line}", file=sys.stderr)
         print(f"vmtest: failed tiers: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed or unrun else 0
 

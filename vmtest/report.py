@@ -152,3 +152,21 @@ def timing_table(reports: list[TierReport]) -> str:
     total = sum(r.seconds or 0 for r in reports)
     lines.append(f"| all | | | {sum(len(r.outcomes) for r in reports)} | {total:.0f} s |")
     return "\n".join(lines)
+
+
+def failure_digest(reports: list[TierReport], per_tier: int = 12) -> list[str]:
+    """One line per failed test, grouped by tier (at most ``per_tier`` each, then a count):
+    printed last by a matrix run, so that the tail of its output names what failed."""
+    lines: list[str] = []
+    for r in reports:
+        failed = [o for o in r.outcomes if o.status == "failed"]
+        if not failed:
+            continue
+        lines.append(f"{r.name}: {len(failed)} failed")
+        for o in failed[:per_tier]:
+            first = o.message.strip().splitlines()[0] if o.message.strip() else ""
+            first = first if len(first) <= 120 else first[:117] + "..."
+            lines.append(f"  {o.nodeid}" + (f": {first}" if first else ""))
+        if len(failed) > per_tier:
+            lines.append(f"  ... and {len(failed) - per_tier} more")
+    return lines

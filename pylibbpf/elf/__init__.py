@@ -17,67 +17,52 @@ Malformed input raises :class:`ElfError` (a :class:`ValueError`).
 
 from __future__ import annotations
 
-from .btf import Btf, BtfKind, BtfMember, BtfType
-from .btfext import BtfExt, FuncInfo, LineInfo
-from .datasec import Variable
-from .disasm import disassemble_object, format_instruction
-from .errors import ElfError
-from .flow import ControlFlow, FlowState, forward_dataflow
-from .insn import (
-    ARG_REGS,
-    CALLER_SAVED,
-    Instruction,
-    decode,
-    decode_one,
-    encode,
-    insert_instructions,
-)
-from .maps import MapDef, MapType, internal_map_name
-from .objectfile import ObjectFile
-from .program import Program
-from .reader import EM_BPF, R_BPF_64_64, RawElf, Rel, Section, Symbol, read_elf
-from .relocs import Extern, Relocation, RelocKind
-from .sections import AttachType, ProgType, SectionDef, find_section_def
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "ARG_REGS",
-    "CALLER_SAVED",
-    "EM_BPF",
-    "R_BPF_64_64",
-    "AttachType",
-    "Btf",
-    "BtfExt",
-    "BtfKind",
-    "BtfMember",
-    "BtfType",
-    "ControlFlow",
-    "ElfError",
-    "Extern",
-    "FlowState",
-    "FuncInfo",
-    "Instruction",
-    "LineInfo",
-    "MapDef",
-    "MapType",
-    "ObjectFile",
-    "ProgType",
-    "Program",
-    "RawElf",
-    "Rel",
-    "RelocKind",
-    "Relocation",
-    "Section",
-    "SectionDef",
-    "Symbol",
-    "Variable",
-    "decode",
-    "decode_one",
-    "disassemble_object",
-    "encode",
-    "find_section_def",
-    "format_instruction",
-    "forward_dataflow",
-    "insert_instructions",
-    "internal_map_name",
-    "read_elf",
-]
+from .._lazy import exports as _lazy_exports
+
+# The public names, each with its module (the one list; see pylibbpf._lazy): imported on first
+# use, so that ``pylibbpf.errors`` (which needs only ElfError) does not read pyelftools.
+if TYPE_CHECKING:
+    from .btf import Btf as Btf
+    from .btf import BtfKind as BtfKind
+    from .btf import BtfMember as BtfMember
+    from .btf import BtfType as BtfType
+    from .btfext import BtfExt as BtfExt
+    from .btfext import FuncInfo as FuncInfo
+    from .btfext import LineInfo as LineInfo
+    from .datasec import Variable as Variable
+    from .disasm import disassemble_object as disassemble_object
+    from .disasm import format_instruction as format_instruction
+    from .errors import ElfError as ElfError
+    from .flow import ControlFlow as ControlFlow
+    from .flow import FlowState as FlowState
+    from .flow import forward_dataflow as forward_dataflow
+    from .insn import ARG_REGS as ARG_REGS
+    from .insn import CALLER_SAVED as CALLER_SAVED
+    from .insn import Instruction as Instruction
+    from .insn import decode as decode
+    from .insn import decode_one as decode_one
+    from .insn import encode as encode
+    from .insn import insert_instructions as insert_instructions
+    from .maps import MapDef as MapDef
+    from .maps import MapType as MapType
+    from .maps import internal_map_name as internal_map_name
+    from .objectfile import ObjectFile as ObjectFile
+    from .program import Program as Program
+    from .reader import EM_BPF as EM_BPF
+    from .reader import R_BPF_64_64 as R_BPF_64_64
+    from .reader import RawElf as RawElf
+    from .reader import Rel as Rel
+    from .reader import Section as Section
+    from .reader import Symbol as Symbol
+    from .reader import read_elf as read_elf
+    from .relocs import Extern as Extern
+    from .relocs import Relocation as Relocation
+    from .relocs import RelocKind as RelocKind
+    from .sections import AttachType as AttachType
+    from .sections import ProgType as ProgType
+    from .sections import SectionDef as SectionDef
+    from .sections import find_section_def as find_section_def
+
+__getattr__, __dir__ = _lazy_exports(__name__, __file__, globals())
