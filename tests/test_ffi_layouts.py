@@ -130,6 +130,21 @@ def is_padding(member: Member) -> bool:
     return name.startswith("_") and not name.startswith("__")
 
 
+def is_reserved(member: Member) -> bool:
+    """A whole member the kernel reserves (``perf_event_attr.__reserved_3``).  Linux gives such
+    bits a meaning by narrowing the member to a bitfield beside the new named bits (6.13 made
+    ``__reserved_3`` 29 bits of a union with ``aux_action``), which ``offsetof`` cannot take:
+    the DWARF witness alone checks where it lies."""
+    name = member.path.rsplit(".", 1)[-1]
+    return name.startswith("__reserved") and member.bits is None
+
+
+def _reserved_narrowed(pm: Member, cm: Member) -> bool:
+    """The header narrowed our reserved member to a bitfield inside the same bytes."""
+    return (is_reserved(pm) and cm.bits is not None and cm.path == pm.path
+            and set(_bit_range(cm)) <= set(_bit_range(pm)))
+
+
 def c_type_name(cls: Aggregate) -> str:
     return f"{'union' if issubclass(cls, ctypes.Union) else 'struct'} {cls.__name__}"
 
@@ -159,7 +174,7 @@ def generate_c(types: tuple[Aggregate, ...]) -> str:
         t = c_type_name(cls)
         lines.append(f'    printf("size {cls.__name__} - %zu %zu\\n", sizeof({t}), _Alignof({t}));')
         for m in python_members(cls):
-            if m.path.endswith("<anon>") or is_padding(m):
+            if m.path.endswith("<anon>") or is_padding(m) or is_reserved(m):
                 continue
             if m.bits is None:
                 lines.append(
@@ -381,7 +396,7 @@ def layout_errors(cls: Aggregate, c: CLayout, dwarf: list[Member], *,
 
     # printf witness: offsets and sizes of every named member, bit patterns of bitfields
     for m in py_named:
-        if m.path.endswith("<anon>"):
+        if m.path.endswith("<anon>") or is_reserved(m):
             continue
         if m.bits is None:
             got = c.members[(name, m.path)]
@@ -419,12 +434,14 @@ def layout_errors(cls: Aggregate, c: CLayout, dwarf: list[Member], *,
         # ours must be a subsequence of the header's, member for member...
         it = iter(dwarf)
         for pm in py_named:
-            found = next((m for m in it if (m.path, m.offset) == (pm.path, pm.offset)), None)
+            found = next((m for m in it if m.path == pm.path
+                          and (m.offset == pm.offset or _reserved_narrowed(pm, m))), None)
             if found is None:
                 errors.append(f"{pm.path}: not in the header at offset {pm.offset}, or out of "
                               f"order: python order {py_paths}, C order {c_paths}")
                 break
-            if pm != found and not _grown_aggregate(pm, found):
+            if pm != found and not (_grown_aggregate(pm, found)
+                                    or _reserved_narrowed(pm, found)):
                 errors.append(f"{pm.path}: python {pm}, DWARF {found}")
         # ...and what the header has beyond ours must be growth
         missing = [cm.path for cm in dwarf if (cm.path, cm.offset) not in mirrored
@@ -519,6 +536,37 @@ def test_checker_accepts_only_growth_on_newer_headers(
     assert layout_errors(mutant, c_layout, dwarf["bpf_map_info"], exact=False) == []
     errors = layout_errors(mutant, c_layout, dwarf["bpf_map_info"], exact=True)
     assert any("missing [" in e and "'map_extra'" in e for e in errors), errors
+
+
+class _attr_demo(ctypes.Structure):
+    _fields_ = [("size", ctypes.c_uint32), ("__reserved_3", ctypes.c_uint32)]
+
+
+def _demo_header(reserved_bits: tuple[int, int]) -> list[Member]:
+    """The DWARF members of ``_attr_demo`` as Linux 6.13 reshaped perf_event_attr's reserved
+    word: ``union { __u32 aux_action; struct { __u32 aux_start_paused:1, ...,
+    __reserved_3:29; }; }``."""
+    u32 = ("int", 4, False)
+    union, inner = ("", 4, "union"), ("<anon>", 4, "struct")
+    return [Member("size", 0, 4, None, u32, ("", 0, "struct")),
+            Member("<anon>", 4, 4, None, "union", ("", 0, "struct")),
+            Member("aux_action", 4, 4, None, u32, union),
+            Member("<anon>", 4, 4, None, "struct", union),
+            Member("aux_start_paused", 4, 4, (0, 1), u32, inner),
+            Member("__reserved_3", 4, 4, reserved_bits, u32, inner)]
+
+
+def test_a_reserved_member_narrowed_by_a_newer_header_is_growth() -> None:
+    """Newer headers may give a reserved word's bits names; ours still covers the same bytes.
+    With the mirrored headers the member list must match exactly, so there it is refused; a
+    narrowed member that left our bytes is refused either way."""
+    c = CLayout({"_attr_demo": (8, 4)}, {("_attr_demo", "size"): (0, 4)}, {}, Path("-"))
+    assert generate_c((_attr_demo,)).count("offsetof(") == 1  # not of the reserved word
+    assert layout_errors(_attr_demo, c, _demo_header((3, 29)), exact=False) == []
+    assert layout_errors(_attr_demo, c, _demo_header((3, 29)), exact=True) != []
+    moved = [*_demo_header((3, 29))[:-1], Member("__reserved_3", 8, 4, (3, 29), ("int", 4, False),
+                                                  ("<anon>", 4, "struct"))]
+    assert layout_errors(_attr_demo, c, moved, exact=False) != []
 
 
 def test_headers_are_known(c_layout: CLayout) -> None:
