@@ -375,9 +375,11 @@ def test_boot_6_1_runs_pytest_inside(tmp_path: Path) -> None:
     env = dict(os.environ, TMPDIR=str(tmp_path), CI="true")
     out = tmp_path / "out"
     run = subprocess.run(
-        [sys.executable, "-m", "vmtest", "run", "--kernel", "6.1", "--timeout", "600",
+        # generous: on a clean machine the guest image is built first, and in CI this runs
+        # beside two TCG guests of the matrix on two cores
+        [sys.executable, "-m", "vmtest", "run", "--kernel", "6.1", "--timeout", "1500",
          "--out", str(out), "--", "tests/vm/test_vm_features.py", "-k", "kprobe"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     rep = report.parse_junit(out / "6.1.xml", "6.1")
     assert rep.kernel_release.startswith("6.1.")

@@ -80,20 +80,23 @@ def _printer(prefix: str) -> Callable[[str], None]:
 
 
 PREBUILD = """
-import sys
-from tests.support.bpfbuild import BPF_SRC, compile_bpf
+import os
+from tests.support.bpfbuild import BPF_SRC, EXAMPLES_CACHE, compile_bpf
 for src in sorted(BPF_SRC.glob("*.bpf.c")):
     try:
         compile_bpf(src)
     except Exception:
         pass  # needs flags of its own: the guest's clang builds it at test time
+os.environ["PYLIBBPF_EXAMPLES_CACHE"] = str(EXAMPLES_CACHE)
+from examples._build import build_all
+build_all()  # the examples the tests run, as the guest's examples would build them
 """
 
 
 def prebuild_bpf(python: Path, checkout: Path = CHECKOUT, include: Path | None = None) -> None:
-    """Compile ``tests/bpf/*.bpf.c`` on the host so the guest finds most of them cached
-    (``include``: the libbpf headers the guest's tests build with; the cache key holds their
-    contents, not their path)."""
+    """Compile ``tests/bpf/*.bpf.c`` and the examples on the host so the guest finds most of
+    them cached (``include``: the libbpf headers the guest's tests build with; the cache key
+    holds their contents, not their path)."""
     if (checkout / "tests" / "support" / "bpfbuild.py").exists():
         env = dict(os.environ)
         env.pop(BPF_INCLUDE_ENV, None)
@@ -101,6 +104,26 @@ def prebuild_bpf(python: Path, checkout: Path = CHECKOUT, include: Path | None =
             env[BPF_INCLUDE_ENV] = str(include)
         subprocess.run([str(python), "-c", PREBUILD], cwd=checkout, check=False, env=env,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+# the checkout's Python packages, byte-compiled on the host for the guest
+PYTHON_DIRS = ("pylibbpf", "compat", "tests", "examples", "fuzz", "vmtest")
+
+
+def precompile_python(python: Path, checkout: Path = CHECKOUT) -> None:
+    """Write the checkout's bytecode on the host, where it takes seconds, for a guest that
+    would otherwise compile every module (and pytest rewrite every test module's asserts) at
+    software-emulated speed, once per tier: ``compileall``, then a pytest collection for the
+    rewritten test modules.  The run disk hard-links the files, so the sources' modification
+    times, which the bytecode is checked against, are the same inside."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    dirs = [d for d in PYTHON_DIRS if (checkout / d).is_dir()]
+    subprocess.run([str(python), "-m", "compileall", "-q", *dirs], cwd=checkout, env=env,
+                   check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run([str(python), "-m", "pytest", "--collect-only", "-q", "-p",
+                    "no:cacheprovider", "tests"], cwd=checkout, env=env, check=False,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def glibc_loader(suite: str) -> tuple[Path, Path]:
@@ -334,6 +357,7 @@ def run_guest(
             extra_dirs.append((GUEST_LIBBPF_DIR, staged))
             include = staged / "include"
         prebuild_bpf(python, include=include)
+        precompile_python(python)
         run = image.run_disk(CHECKOUT, stage2_script(CHECKOUT, args, env, guest_python), work,
                              kernel.config, extra_dirs)
         results = image.results_disk(work)

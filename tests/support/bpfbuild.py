@@ -26,6 +26,7 @@ ROOT = TESTS.parent
 BPF_SRC = TESTS / "bpf"
 VENDOR = ROOT / "vendor"
 CACHE = Path(os.environ.get("PYLIBBPF_TEST_CACHE", TESTS / ".cache"))
+EXAMPLES_CACHE = CACHE / "examples"  # the examples' own builds ($PYLIBBPF_EXAMPLES_CACHE)
 INCLUDE_ENV = "PYLIBBPF_TEST_BPF_INCLUDE"
 
 
