@@ -19,9 +19,17 @@ FLOAT                  ``float``
 typedef/const/...      the type they name
 =====================  ===================================================================
 
-Encoding is strict: unknown member names, values out of range and strings too long raise
-``ValueError``; members not given are zero.  ``codec.encode(codec.decode(raw)) == raw`` for any
+Encoding is strict: unknown member names, ints out of the field's range, a non-``bool`` for a
+``_Bool`` and strings too long raise ``ValueError`` (a :class:`FieldError` naming the member,
+``"inner.a"``); members not given are zero.  ``codec.encode(codec.decode(raw)) == raw`` for any
 bytes whose padding is zero.
+
+Variable-length records: when a struct's last member is an array, a record may stop inside it
+(a fixed prefix plus a buffer sized by a field, ``char args[TOTAL]`` written up to
+``args_size``) or run past the struct (a flexible array member, ``__u32 vals[]``).  ``decode``
+then gives every member before it, and the array cut to the whole elements present: a list, or
+for a ``char`` array the ``bytes`` present (NULs included: such a buffer often holds several
+strings).  :attr:`Codec.min_size` is the shortest record accepted (the offset of that array).
 
 Pure Python over :class:`~pylibbpf.elf.btf.Btf`; :mod:`pylibbpf.typed` builds its views on it.
 """
@@ -34,38 +42,79 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .btf import INT_BOOL, INT_CHAR, INT_SIGNED, Btf, BtfKind, BtfType
+from .btf import INT_BOOL, INT_SIGNED, Btf, BtfKind, BtfMember, BtfType
+from .layout import find_type, is_char, numpy_dtype
 
-__all__ = ["Codec", "codec", "numpy_dtype"]
+__all__ = ["Codec", "FieldError", "codec", "numpy_dtype"]
 
 _FLOATS = {2: "e", 4: "f", 8: "d"}
 _ORDER = sys.byteorder
 
 
-class Codec:
-    """Decodes and encodes one BTF type.  ``size`` is its size in bytes."""
+class FieldError(ValueError):
+    """A value that does not fit its member: ``field`` is the member's path (``"inner.a"``,
+    ``"arr[2]"``), ``reason`` what is wrong."""
 
-    __slots__ = ("btf", "type", "size", "name", "_decode", "_encode")
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}" if field else reason)
+        self.field = field
+        self.reason = reason
+
+
+def _within(exc: ValueError, step: str) -> FieldError:
+    """``exc`` raised while encoding member ``step`` (``"a"`` or ``"[2]"``) of a value."""
+    if isinstance(exc, FieldError):
+        inner = exc.field
+        field = step + ("" if not inner else inner if inner.startswith("[") else "." + inner)
+        return FieldError(field, exc.reason)
+    return FieldError(step, str(exc))
+
+
+_Tail = Callable[[Any, int, int], Any]  # decode(data, offset, bytes present)
+
+
+def _no_decode(data: Any, off: int) -> Any:
+    raise AssertionError("a char tail is sliced, not decoded element by element")
+
+
+class Codec:
+    """Decodes and encodes one BTF type.  ``size`` is its size in bytes; ``min_size`` the
+    shortest record :meth:`decode` accepts (below ``size`` for a struct ending in an array)."""
+
+    __slots__ = ("btf", "type", "size", "min_size", "name", "_decode", "_encode", "_tail",
+                 "_flexible")
 
     def __init__(self, btf: Btf, type_: BtfType, size: int,
                  decode: Callable[[bytes | memoryview, int], Any],
-                 encode: Callable[[Any, bytearray, int], None]) -> None:
+                 encode: Callable[[Any, bytearray, int], None],
+                 tail: tuple[int, bool, _Tail] | None = None) -> None:
         self.btf = btf
         self.type = type_
         self.size = size
         self.name = btf.type_name(type_) if type_.id else "void"
         self._decode = decode
         self._encode = encode
+        self._tail: _Tail | None = None
+        self.min_size, self._flexible = size, False
+        if tail is not None:
+            self.min_size, self._flexible, self._tail = tail
 
     def decode(self, data: bytes | bytearray | memoryview, offset: int = 0) -> Any:
-        """The value held in ``data[offset:offset + size]``."""
-        if len(data) - offset < self.size:
-            raise ValueError(f"{self.name} is {self.size} bytes; got {len(data) - offset}")
-        return self._decode(data if isinstance(data, (bytes, memoryview)) else bytes(data),
-                            offset)
+        """The value held in ``data[offset:]``: ``size`` bytes, or for a struct ending in an
+        array at least ``min_size`` (see the module's notes on variable-length records)."""
+        present = len(data) - offset
+        raw = data if isinstance(data, (bytes, memoryview)) else bytes(data)
+        if present < self.size or self._flexible:
+            if self._tail is None or present < self.min_size:
+                shortest = "" if self.min_size == self.size else (
+                    f" (at least {self.min_size}: the members before its last array)")
+                raise ValueError(f"{self.name} is {self.size} bytes{shortest}; got {present}")
+            return self._tail(raw, offset, present)
+        return self._decode(raw, offset)
 
     def encode(self, value: Any) -> bytes:
-        """The bytes of ``value`` (``bytes`` of the exact size pass through)."""
+        """The bytes of ``value`` (``bytes`` of the exact size pass through); a value that does
+        not fit raises :class:`FieldError` (a ``ValueError``) naming the member."""
         if isinstance(value, (bytes, bytearray, memoryview)):
             raw = bytes(value)
             if len(raw) != self.size:
@@ -127,8 +176,7 @@ class _Builder:
             if isinstance(value, float) or not isinstance(value, int):
                 raise ValueError(f"{what} needs an int, not {type(value).__name__}")
             if not low <= value <= high:
-                raise ValueError(f"{value} does not fit a {size}-byte "
-                                 f"{'signed' if signed else 'unsigned'} {what}")
+                raise ValueError(f"{value} does not fit {what} ({low}..{high})")
             out[off:off + size] = value.to_bytes(size, _ORDER, signed=signed)
         return size, decode, encode
 
@@ -140,8 +188,8 @@ class _Builder:
                 return any(data[off:off + size])
 
             def encode_bool(value: Any, out: bytearray, off: int) -> None:
-                if not isinstance(value, (bool, int)):
-                    raise ValueError(f"bool needs True/False, not {type(value).__name__}")
+                if not isinstance(value, bool):  # 5 is not a _Bool: it would store 0x05
+                    raise ValueError(f"bool needs True or False, not {value!r}")
                 out[off:off + size] = int(bool(value)).to_bytes(size, _ORDER)
             return size, decode_bool, encode_bool
         if t.int_offset or t.bits != 8 * size:  # an INT narrower than its storage
@@ -236,10 +284,7 @@ class _Builder:
         return size, decode, encode
 
     def is_char(self, type_id: int) -> bool:
-        t = self.resolve(type_id)
-        # plain `char` only: `unsigned char`/`__u8` arrays are bytes of data, decoded as ints
-        return t.kind == BtfKind.INT and t.size == 1 and (
-            bool(t.encoding & INT_CHAR) or t.name == "char")
+        return is_char(self.btf, type_id)
 
     def array(self, t: BtfType) -> tuple[int, Any, Any]:
         count = t.nelems
@@ -265,10 +310,15 @@ class _Builder:
             if isinstance(value, (str, bytes, dict)) or len(value) > count:
                 raise ValueError(f"an array of {count} needs a list of at most {count} items")
             for i, item in enumerate(value):
-                elem_encode(item, out, off + i * elem_size)
+                try:
+                    elem_encode(item, out, off + i * elem_size)
+                except ValueError as exc:
+                    raise _within(exc, f"[{i}]") from None
         return elem_size * count, decode, encode
 
-    def composite(self, t: BtfType) -> tuple[int, Any, Any]:
+    def composite(self, t: BtfType,
+                  members: list[BtfMember] | None = None) -> tuple[int, Any, Any]:
+        """A struct, union or section; ``members``: only these (a record's fixed prefix)."""
         size = t.size or 0
         fields: list[tuple[str, int, Any, Any]] = []  # name, byte offset, decode, encode
         if t.kind == BtfKind.DATASEC:
@@ -277,7 +327,7 @@ class _Builder:
                 _s, dec, enc = self.build(var.type_id or 0)
                 fields.append((var.name, info.offset, dec, enc))
         else:
-            for m in t.members:
+            for m in t.members if members is None else members:
                 if m.bitfield_size:
                     storage = self.resolve(m.type_id)
                     signed = storage.is_signed
@@ -320,7 +370,10 @@ class _Builder:
                 # back as given, or they disagree
                 given = [(n, w, d, e) for n, w, d, e in fields if n in value]
                 for name, where, _dec, enc in given:
-                    enc(value[name], out, off + where)
+                    try:
+                        enc(value[name], out, off + where)
+                    except ValueError as exc:
+                        raise _within(exc, name) from None
                 if any(dec(bytes(out), off + where) != value[name]
                        for name, where, dec, _enc in given):
                     raise ValueError(f"{label}: the members given disagree; give one member")
@@ -328,7 +381,10 @@ class _Builder:
             for name, where, _dec, enc in fields:
                 if name:
                     if name in value:
-                        enc(value[name], out, off + where)
+                        try:
+                            enc(value[name], out, off + where)
+                        except ValueError as exc:
+                            raise _within(exc, name) from None
                 else:
                     inner = {k: v for k, v in value.items() if k in self._anon_names(t, where)}
                     if inner:
@@ -354,72 +410,55 @@ class _Builder:
 
 
 
+    def tail(self, type_id: int) -> tuple[int, bool, _Tail] | None:
+        """For a struct whose last member is an array: (the offset of that array, whether it is
+        a flexible array member, decode(data, off, present)); else None."""
+        t = self.resolve(type_id)
+        if t.kind != BtfKind.STRUCT or not t.members:
+            return None
+        last = max(t.members, key=lambda m: m.bit_offset)
+        arr = self.resolve(last.type_id)
+        if last.bitfield_size or arr.kind != BtfKind.ARRAY or last.bit_offset % 8:
+            return None
+        start = last.bit_offset // 8
+        others = [m for m in t.members if m is not last]
+        if any(m.bit_offset + 8 * self.btf.size_of(m.type_id) > 8 * start
+               for m in others if not m.bitfield_size):
+            return None  # a member overlaps the array: no prefix to keep
+        prefix = self.composite(t, others)[1]
+        count = arr.nelems
+        as_bytes = self.is_char(arr.elem_type_id)
+        elem_size, elem_decode, _enc = (1, _no_decode, None) if as_bytes else self.build(
+            arr.elem_type_id)
+        name = last.name
+
+        def decode(data: Any, off: int, present: int) -> dict[str, Any]:
+            out: dict[str, Any] = prefix(data, off)
+            n = (present - start) // elem_size
+            if count:
+                n = min(n, count)
+            first = off + start
+            out[name] = (bytes(data[first:first + n]) if as_bytes
+                         else [elem_decode(data, first + i * elem_size) for i in range(n)])
+            return out
+        return start, count == 0, decode
+
+
 _cache: dict[tuple[int, int], Codec] = {}
 
 
 def codec(btf: Btf, type_: BtfType | int | str) -> Codec:
     """The :class:`Codec` of a type given as a :class:`BtfType`, an id, or a C name
     (``"struct event"``, ``"event"``, ``"u32"``, ``"enum color"``)."""
-    t = _type(btf, type_)
+    t = find_type(btf, type_)
     key = (id(btf), t.id)
     found = _cache.get(key)
     if found is not None and found.btf is btf:
         return found
-    size, dec, enc = _Builder(btf).build(t.id)
-    made = Codec(btf, t, size, dec, enc)
+    builder = _Builder(btf)
+    size, dec, enc = builder.build(t.id)
+    made = Codec(btf, t, size, dec, enc, builder.tail(t.id))
     if len(_cache) > 4096:
         _cache.clear()
     _cache[key] = made
     return made
-
-
-def _type(btf: Btf, type_: BtfType | int | str) -> BtfType:
-    if isinstance(type_, str):
-        found = btf.find_c_type(type_)
-        if found is None:
-            raise KeyError(f"no type {type_!r} in this BTF")
-        return found
-    return btf.type_by_id(type_) if isinstance(type_, int) else type_
-
-
-def numpy_dtype(btf: Btf, type_: BtfType | int | str) -> Any:
-    """A NumPy structured dtype for a struct of ints, floats, enums and fixed arrays
-    (char arrays become ``S<n>``); for :meth:`EventBatch.to_numpy`."""
-    import numpy as np
-
-    type_ = _type(btf, type_)
-    b = _Builder(btf)
-    endian = "<" if _ORDER == "little" else ">"
-
-    def dtype_of(type_id: int) -> Any:
-        t = b.resolve(type_id)
-        if t.kind == BtfKind.INT:
-            if t.encoding & INT_BOOL:
-                return np.dtype("?")
-            kind = "i" if t.encoding & INT_SIGNED else "u"
-            return np.dtype(f"{endian}{kind}{t.size}")
-        if t.kind in (BtfKind.ENUM, BtfKind.ENUM64):
-            return np.dtype(f"{endian}{'i' if t.kind_flag else 'u'}{t.size}")
-        if t.kind == BtfKind.PTR:
-            return np.dtype(f"{endian}u8")
-        if t.kind == BtfKind.FLOAT:
-            return np.dtype(f"{endian}f{t.size}")
-        if t.kind == BtfKind.ARRAY:
-            if b.is_char(t.elem_type_id):
-                return np.dtype(f"S{t.nelems}")
-            return np.dtype((dtype_of(t.elem_type_id), (t.nelems,)))
-        if t.kind in (BtfKind.STRUCT, BtfKind.UNION):
-            names, formats, offsets = [], [], []
-            for m in t.members:
-                if m.bitfield_size or not m.name:
-                    continue  # no NumPy equivalent: read them with a Codec
-                names.append(m.name)
-                formats.append(dtype_of(m.type_id))
-                offsets.append(m.bit_offset // 8)
-            spec: Any = {"names": names, "formats": formats, "offsets": offsets,
-                         "itemsize": t.size}
-            return np.dtype(spec)
-        raise ValueError(f"BTF type [{t.id}] of kind {t.kind.name} has no NumPy dtype")
-
-    return dtype_of(type_.id)
-

@@ -1,0 +1,180 @@
+"""BTF compiled from C declarations: a header or a string of C, through clang.
+
+clang writes BTF only for the types a global, a map or a function uses, so the types asked for
+are anchored: the translation unit is the declarations followed by one pointer global per type
+(``struct event *__pylibbpf_anchor_0;``), compiled with ``clang -target bpf -g -c``, and the
+object's ``.BTF`` is read by :class:`~pylibbpf.elf.btf.Btf`.  Without names, every
+``struct``/``union``/``enum`` tag and ``typedef`` the text itself declares is anchored.
+
+The result is cached by content under ``$XDG_CACHE_HOME/pylibbpf/btf`` (``~/.cache`` by
+default): the key covers the translation unit, the flags and the include folders, and an
+entry also records every header clang read with its digest, so editing any of them compiles
+again.  A cached entry is used without running clang, so a deployment that ships its cache
+needs no compiler.  Type layouts are the BPF target's C ABI, the same for every clang release.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from .btf import Btf
+from .errors import ElfError
+from .reader import read_elf
+
+__all__ = ["CompileError", "cache_dir", "compile_btf", "declared_names"]
+
+ANCHOR = "__pylibbpf_anchor_"
+_COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
+_DIRECTIVE = re.compile(r"^[ \t]*#(?:[^\n]*\\\n)*[^\n]*", re.M)
+_TAGGED = re.compile(r"\b(struct|union|enum)\s+([A-Za-z_]\w*)\s*\{")
+_FUNC_PTR = re.compile(r"\(\s*\*\s*([A-Za-z_]\w*)\s*\)")
+_IDENT = re.compile(r"[A-Za-z_]\w*")
+_DEP_SPLIT = re.compile(r"(?<!\\)\s+")
+
+
+class CompileError(ValueError):
+    """clang refused the declarations; ``diagnostics`` holds what it printed."""
+
+    def __init__(self, message: str, diagnostics: str) -> None:
+        super().__init__(message)
+        self.diagnostics = diagnostics
+
+
+def cache_dir() -> Path:
+    """Where compiled BTF is kept: ``$XDG_CACHE_HOME/pylibbpf/btf``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "pylibbpf" / "btf"
+
+
+def _top_level(text: str) -> list[str]:
+    """The statements of ``text`` that end with a ``;`` outside any braces."""
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth = max(0, depth - 1)
+        elif ch == ";" and depth == 0:
+            out.append(text[start:i])
+            start = i + 1
+    return out
+
+
+def declared_names(source: str) -> list[str]:
+    """The types ``source`` itself declares, as C spells them: ``"struct event"``,
+    ``"enum color"``, ``"u32"`` (typedefs); not those of the headers it includes."""
+    text = _DIRECTIVE.sub("", _COMMENT.sub(" ", source))
+    names = [f"{m.group(1)} {m.group(2)}" for m in _TAGGED.finditer(text)]
+    for stmt in _top_level(text):
+        stmt = stmt.strip()
+        if not re.match(r"typedef\b", stmt):
+            continue
+        declarators = stmt[stmt.rfind("}") + 1:] if "}" in stmt else stmt[len("typedef"):]
+        for part in declarators.split(","):
+            func = _FUNC_PTR.search(part)
+            idents = _IDENT.findall(re.sub(r"\[[^\]]*\]|\(.*", "", part))
+            name = func.group(1) if func else (idents[-1] if idents else None)
+            if name:
+                names.append(name)
+    return list(dict.fromkeys(names))
+
+
+def _clang(clang: str | None) -> str:
+    exe = shutil.which(clang or os.environ.get("PYLIBBPF_CLANG", "clang"))
+    if exe is None:
+        raise FileNotFoundError(
+            f"{clang or 'clang'} not found: compiling C type declarations into BTF needs clang "
+            "(install the 'clang' package, e.g. apt install clang), or describe the type with "
+            "a ctypes.Structure or a NumPy dtype")
+    return exe
+
+
+def _digest(path: str) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _read_deps(dep_file: Path, tu: Path) -> list[str]:
+    text = dep_file.read_text().replace("\\\n", " ")
+    _target, _sep, rest = text.partition(": ")
+    paths = [p.replace("\\ ", " ") for p in _DEP_SPLIT.split(rest.strip()) if p]
+    return sorted({os.path.abspath(p) for p in paths} - {str(tu)})
+
+
+def _cached(entry: Path) -> bytes | None:
+    try:
+        meta = json.loads(entry.with_suffix(".json").read_text())
+        if any(_digest(path) != digest for path, digest in meta["deps"]):
+            return None
+        return entry.read_bytes()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _store(entry: Path, btf: bytes, deps: list[str]) -> None:
+    meta = {"deps": [[path, _digest(path)] for path in deps]}
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        for target, blob in ((entry, btf), (entry.with_suffix(".json"),
+                                            json.dumps(meta).encode())):
+            fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(blob)
+            os.replace(tmp, target)
+    except OSError:
+        pass  # a read-only cache only costs a compile next time
+
+
+def compile_btf(source: str, names: Sequence[str] = (), *, include_dirs: Sequence[str] = (),
+                cflags: Sequence[str] = (), clang: str | None = None,
+                cache: Path | str | None = None) -> Btf:
+    """The BTF of the types ``names`` (all that ``source`` declares if none) after the C text
+    ``source`` (which may ``#include`` headers found in ``include_dirs``).
+
+    Raises :class:`CompileError` (a ``ValueError``) with clang's diagnostics when it refuses,
+    and :class:`FileNotFoundError` naming the package when clang is not installed.
+    """
+    wanted = list(names) or declared_names(source)
+    if not wanted:
+        raise ValueError("no type to compile: the C text declares no struct, union, enum or "
+                         "typedef; name the types")
+    anchors = "".join(f"{name} *{ANCHOR}{i};\n" for i, name in enumerate(wanted))
+    tu_text = f"{source}\n\n{anchors}"
+    dirs = [os.path.abspath(d) for d in include_dirs]
+    args = ["-target", "bpf", "-g", "-O0", "-w", "-c", "-x", "c", *[f"-I{d}" for d in dirs],
+            *cflags]
+    key = hashlib.sha256(json.dumps([tu_text, args]).encode()).hexdigest()
+    entry = Path(cache or cache_dir()) / f"{key}.btf"
+    raw = _cached(entry)
+    if raw is None:
+        raw, deps = _compile(_clang(clang), tu_text, args)
+        _store(entry, raw, deps)
+    return Btf.from_bytes(raw)
+
+
+def _compile(exe: str, tu_text: str, args: list[str]) -> tuple[bytes, list[str]]:
+    with tempfile.TemporaryDirectory(prefix="pylibbpf-btf-") as tmp:
+        tu, obj, deps = Path(tmp, "types.c"), Path(tmp, "types.o"), Path(tmp, "types.d")
+        tu.write_text(tu_text)
+        run = subprocess.run([exe, *args, "-MD", "-MF", str(deps), str(tu), "-o", str(obj)],
+                             capture_output=True, text=True, check=False)
+        if run.returncode != 0:
+            lines = run.stderr.replace(str(tu), "<types>").strip().splitlines()
+            shown = "\n".join(lines[:30]) + (f"\n... {len(lines) - 30} more lines"
+                                             if len(lines) > 30 else "")
+            raise CompileError(f"clang could not compile the type declarations:\n{shown}",
+                               run.stderr)
+        section = read_elf(obj.read_bytes()).section_by_name(".BTF")
+        if section is None:
+            raise ElfError("clang wrote no .BTF section (is it built with the BPF target?)")
+        return section.data, _read_deps(deps, tu)

@@ -1,0 +1,138 @@
+"""``Types``: a set of C types from any source, decoded by the one codec.
+
+Every source becomes BTF, then :func:`pylibbpf.elf.codec.codec` does the rest, so a type from a
+header decodes exactly like the same type from an object's BTF::
+
+    types = Types.from_header("event.h", include_dirs=["include"])    # clang, cached
+    types = Types.from_c("struct event { __u32 pid; char comm[16]; };", cflags=[...])
+    types = Types.from_ctypes(Event)                                   # ctypes.Structure
+    types = Types.from_dtype(np.dtype([...]), "event")                 # NumPy record dtype
+    types["struct event"].decode(data)           # a Codec
+    types.sizeof("struct event"), types.offsetof("struct event", "args")
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .btf import Btf, BtfKind, BtfType
+from .codec import Codec, codec
+from .csource import compile_btf, declared_names
+from .layout import numpy_dtype, offsetof, sizeof
+from .pytypes import btf_from_ctypes, btf_from_dtype
+
+__all__ = ["Types"]
+
+_TAGS = {BtfKind.STRUCT: "struct", BtfKind.UNION: "union", BtfKind.ENUM: "enum",
+         BtfKind.ENUM64: "enum"}
+_BASE_TYPES = ("__u8", "__s8", "__u16", "__s16", "__u32", "__s32", "__u64", "__s64")
+_PRELUDE = "\n".join(f"typedef {'unsigned' if t[2] == 'u' else 'signed'} "
+                     f"{ {'8': 'char', '16': 'short', '32': 'int', '64': 'long long'}[t[3:]] } "
+                     f"{t};" for t in _BASE_TYPES)
+
+
+class Types:
+    """C types with their BTF: look one up by its C name (``types["struct event"]``) for its
+    :class:`~pylibbpf.elf.codec.Codec`, or ask for sizes and offsets."""
+
+    def __init__(self, btf: Btf, origin: str = "BTF") -> None:
+        self.btf = btf
+        self.origin = origin
+
+    @classmethod
+    def from_btf(cls, btf: Btf, origin: str = "BTF") -> Types:
+        """The types of a :class:`~pylibbpf.elf.btf.Btf` (an object's, a kernel module's...)."""
+        return cls(btf, origin)
+
+    @classmethod
+    def from_c(cls, source: str, *names: str, include_dirs: Sequence[str | os.PathLike[str]]
+               = (), cflags: Sequence[str] = (), clang: str | None = None,
+               linux_types: bool = True) -> Types:
+        """Types declared in the C text ``source``, compiled with clang (cached by content).
+
+        ``names`` (``"struct event"``, ``"u32"``) picks the types to keep; by default every
+        tag and typedef ``source`` itself declares.  ``linux_types`` declares ``__u8`` ...
+        ``__s64`` first, unless ``source`` includes headers (which may declare them)."""
+        prelude = _PRELUDE + "\n" if linux_types and "#include" not in source else ""
+        btf = compile_btf(prelude + source, names or declared_names(source),
+                          include_dirs=[os.fspath(d) for d in include_dirs], cflags=cflags,
+                          clang=clang)
+        return cls(btf, "C declarations")
+
+    @classmethod
+    def from_header(cls, path: str | os.PathLike[str], *names: str,
+                    include_dirs: Sequence[str | os.PathLike[str]] = (),
+                    cflags: Sequence[str] = (), clang: str | None = None) -> Types:
+        """Types of the header ``path`` (with its own folder and ``include_dirs`` searched for
+        what it includes); by default every tag and typedef the header itself declares."""
+        header = Path(path).resolve()
+        wanted = names or tuple(declared_names(header.read_text(errors="replace")))
+        dirs = [os.fspath(header.parent), *(os.fspath(d) for d in include_dirs)]
+        btf = compile_btf(f'#include "{header}"\n', wanted, include_dirs=dirs, cflags=cflags,
+                          clang=clang)
+        return cls(btf, header.name)
+
+    @classmethod
+    def from_ctypes(cls, *classes: Any) -> Types:
+        """Types of ctypes classes: ``Structure``/``Union`` subclasses under their class
+        names (``types["struct Event"]`` or ``types["Event"]``), with what they contain."""
+        return cls(btf_from_ctypes(*classes), ", ".join(getattr(c, "__name__", repr(c))
+                                                         for c in classes))
+
+    @classmethod
+    def from_dtype(cls, dtype: Any, name: str = "record") -> Types:
+        """A NumPy structured dtype as ``struct name``."""
+        return cls(btf_from_dtype(dtype, name), f"dtype {name}")
+
+    def _find(self, type_: BtfType | int | str) -> BtfType:
+        if isinstance(type_, str):
+            found = self.btf.find_c_type(type_)
+            if found is None:
+                known = ", ".join(self.names()[:12]) or "none"
+                raise KeyError(f"no type {type_!r} in the types of {self.origin} "
+                               f"(named types: {known})")
+            return found
+        return self.btf.type_by_id(type_) if isinstance(type_, int) else type_
+
+    def codec(self, type_: BtfType | int | str) -> Codec:
+        """The codec of a type by C name (``"struct event"``, ``"event"``), id or BtfType."""
+        return codec(self.btf, self._find(type_))
+
+    __getitem__ = codec
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.btf.find_c_type(name) is not None
+
+    def sizeof(self, type_: BtfType | int | str) -> int:
+        """``sizeof`` the type, in bytes."""
+        return sizeof(self.btf, self._find(type_))
+
+    def offsetof(self, type_: BtfType | int | str, path: str) -> int:
+        """``offsetof(type, path)`` in bytes; ``path`` as in C: ``"hdr.pid"``, ``"args[2]"``."""
+        return offsetof(self.btf, self._find(type_), path)
+
+    def numpy_dtype(self, type_: BtfType | int | str) -> Any:
+        """The NumPy structured dtype of a struct."""
+        return numpy_dtype(self.btf, self._find(type_))
+
+    def names(self) -> list[str]:
+        """The named structs, unions, enums and typedefs, as C spells them."""
+        out = []
+        for t in self.btf.types:
+            if t.name and t.kind in _TAGS:
+                out.append(f"{_TAGS[t.kind]} {t.name}")
+            elif t.name and t.kind == BtfKind.TYPEDEF:
+                out.append(t.name)
+        return list(dict.fromkeys(out))
+
+    def of_size(self, size: int) -> list[str]:
+        """The named structs and unions of ``size`` bytes (a ring record's candidates)."""
+        return sorted({f"{_TAGS[t.kind]} {t.name}" for t in self.btf.types
+                       if t.kind in (BtfKind.STRUCT, BtfKind.UNION) and t.name
+                       and t.size == size})
+
+    def __repr__(self) -> str:
+        return f"<Types of {self.origin}: {len(self.btf.types) - 1} BTF types>"
