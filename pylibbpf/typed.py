@@ -5,7 +5,10 @@ Typed views are opt-in; everything stays raw ``bytes`` by default:
 * :func:`typed` / :class:`TypedMap`: a map whose keys and values are decoded (``Map.typed()``);
 * :func:`decoder`: ``RingBuffer(m, cb, decode=decoder(obj, "struct event"))``;
 * :class:`TypedGlobals`: ``.bss``/``.data``/``.rodata`` variables as Python values;
-* :func:`numpy_dtype`: a NumPy structured dtype for the batch ring reader.
+* :func:`numpy_dtype`: a NumPy structured dtype for the batch ring reader;
+* :class:`Types`: types from a C header or string, a ``ctypes.Structure`` or a NumPy dtype, for
+  records whose type is not in the object's BTF (``decoder(obj, "struct event",
+  header="event.h")``, ``decoder(obj, Event)``), with ``sizeof``/``offsetof``.
 
 Values are decoded and encoded by :mod:`pylibbpf.elf.codec` (:class:`Codec`, :func:`codec`,
 :func:`numpy_dtype`, re-exported here) over the object's BTF from :func:`pylibbpf.btf.object_btf`
@@ -18,33 +21,119 @@ reads the map only through the methods :class:`_RawMap` lists, so nothing here n
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from .btf import object_btf
 from .elf import records
-from .elf.btf import Btf, BtfKind
-from .elf.codec import Codec, codec, numpy_dtype
+from .elf.btf import Btf, BtfKind, BtfType
+from .elf.codec import Codec, FieldError, codec, numpy_dtype
+from .elf.csource import CompileError
 from .elf.objectfile import ObjectFile
+from .elf.typeset import Types
 
 if TYPE_CHECKING:
     from .global_data import GlobalData
     from .object import Object
 
-__all__ = ["Codec", "TypedGlobals", "TypedMap", "btf_of", "codec", "decoder",
-           "infer_event_type", "numpy_dtype", "typed"]
+__all__ = ["Codec", "CompileError", "FieldError", "TypedGlobals", "TypedMap", "Types", "btf_of",
+           "codec", "decoder", "infer_event_type", "numpy_dtype", "offsetof", "sizeof", "typed",
+           "type_codec"]
 
 btf_of = object_btf  # the name this module gave pylibbpf.btf.object_btf
 
+PathLike = str | os.PathLike[str]
+TypeSpec = Any  # a C name, a BTF id or type, a Codec, a ctypes type or a NumPy dtype
 
-def decoder(obj: Object, type_name: str | None = None, *, ring: str | None = None) -> Codec:
-    """A codec usable as ``RingBuffer(..., decode=)``: for ``type_name`` in ``obj``'s BTF, or,
-    with ``ring="map name"``, for the type :func:`infer_event_type` finds for that ring."""
+HINT = ("name the type from a source that has it: decoder(obj, \"struct event\", "
+        "header=\"event.h\"), decoder(obj, \"struct event\", source=\"struct event {...};\"), "
+        "or a ctypes.Structure or NumPy dtype: decoder(obj, Event)")
+
+
+def _is_dtype(spec: Any) -> bool:
+    return type(spec).__module__.startswith("numpy") and hasattr(spec, "fields")
+
+
+def type_codec(spec: TypeSpec, btf: Btf | Types | None = None, *,
+               header: PathLike | None = None, source: str | None = None,
+               include_dirs: Sequence[PathLike] = (), cflags: Sequence[str] = ()) -> Codec:
+    """The :class:`Codec` for ``spec``, from whichever source describes it:
+
+    * a C name (``"struct event"``) or BTF id in ``btf``; or, with ``header=``/``source=``,
+      compiled from that header or C text (:meth:`Types.from_header`, :meth:`Types.from_c`);
+    * a ``ctypes.Structure``/``Union`` (or any ctypes type), a NumPy structured dtype;
+    * a :class:`Codec` (returned as it is).
+    """
+    if isinstance(spec, Codec):
+        return spec
+    if isinstance(spec, str) and (header is not None or source is not None):
+        dirs = list(include_dirs)
+        types = (Types.from_header(header, spec, include_dirs=dirs, cflags=cflags)
+                 if header is not None else
+                 Types.from_c(source or "", spec, include_dirs=dirs, cflags=cflags))
+        return types.codec(spec)
+    if _is_dtype(spec):
+        return Types.from_dtype(spec).codec("struct record")
+    if isinstance(spec, type) and hasattr(spec, "_type_") or hasattr(spec, "_fields_"):
+        types = Types.from_ctypes(spec)
+        return types.codec(types.btf.types[-1])  # the class itself: made after its parts
+    if isinstance(spec, (str, int, BtfType)):
+        if btf is None:
+            raise ValueError(f"type {spec!r} needs the BTF (or header=/source=) it is in")
+        if isinstance(btf, Types):
+            return btf.codec(spec)
+        try:
+            return codec(btf, spec)
+        except KeyError:
+            raise KeyError(f"no type {spec!r} in this BTF (clang emits a type only when a "
+                           f"global, map or function uses it); {HINT}") from None
+    raise TypeError(f"cannot make a codec of {spec!r}: give a C type name, a ctypes type, a "
+                    "NumPy dtype or a Codec")
+
+
+def decoder(obj: Object | None, type_name: TypeSpec = None, *, ring: str | None = None,
+            header: PathLike | None = None, source: str | None = None,
+            include_dirs: Sequence[PathLike] = (), cflags: Sequence[str] = ()) -> Codec:
+    """A codec usable as ``RingBuffer(..., decode=)`` or ``PerfBuffer`` samples.
+
+    ``type_name`` is a type in ``obj``'s BTF (``"struct event"``), or any :func:`type_codec`
+    source: a name with ``header=``/``source=``, a ctypes class, a NumPy dtype.  With
+    ``ring="map name"`` and no type, the type is the one :func:`infer_event_type` finds (in
+    ``header``/``source`` when given: the struct of the size the programs pass).
+    """
     if type_name is None:
-        if ring is None:
-            raise ValueError("decoder() needs a type name or ring=<ring buffer map name>")
-        type_name = infer_event_type(obj, ring)
-    return codec(object_btf(obj), type_name)
+        if ring is None or obj is None:
+            raise ValueError("decoder() needs a type, or an object and ring=<ring buffer map>")
+        if header is None and source is None:
+            return codec(object_btf(obj), infer_event_type(obj, ring))
+        dirs = list(include_dirs)
+        types = (Types.from_header(header, include_dirs=dirs, cflags=cflags)
+                 if header is not None else
+                 Types.from_c(source or "", include_dirs=dirs, cflags=cflags))
+        return types.codec(_infer_in(obj, ring, types))
+    btf = object_btf(obj) if obj is not None and isinstance(type_name, (str, int)) and (
+        header is None and source is None) else None
+    return type_codec(type_name, btf, header=header, source=source, include_dirs=include_dirs,
+                      cflags=cflags)
+
+
+def _infer_in(obj: Object, ring: str, types: Types) -> str:
+    obj.find_map_by_name(ring)
+    sizes = records.ring_record_sizes(ObjectFile.from_bytes(obj.elf_bytes(), name=obj.name),
+                                      ring)
+    if len(sizes) != 1:
+        raise LookupError(f"cannot infer the event type of ring {ring!r}: the programs pass "
+                          + ("no constant record size" if not sizes else
+                             f"several sizes {sorted(sizes)}") + "; name the type")
+    size = sizes.pop()
+    names = types.of_size(size)
+    if len(names) != 1:
+        raise LookupError(f"cannot infer the event type of ring {ring!r} ({size}-byte records) "
+                          f"in the types of {types.origin}: "
+                          + (f"candidates {', '.join(names)}" if names else
+                             "no struct or union of that size") + "; name the type")
+    return names[0]
 
 
 def infer_event_type(obj: Object, ring: str) -> str:
@@ -54,11 +143,27 @@ def infer_event_type(obj: Object, ring: str) -> str:
     on the object's ELF image).
 
     Raises :class:`LookupError` when it cannot be told: no constant size, no struct or union of
-    that size in the BTF (a type used only by a local variable is not emitted: keep one in BTF,
-    e.g. ``const struct event *unused __attribute__((unused));``), or several candidates.
+    that size in the BTF (a type used only through a local pointer is not emitted), or several
+    candidates; the message says how to name the type from a header, C text or ctypes class.
     """
     obj.find_map_by_name(ring)
-    return records.infer_event_type(ObjectFile.from_bytes(obj.elf_bytes(), name=obj.name), ring)
+    try:
+        return records.infer_event_type(ObjectFile.from_bytes(obj.elf_bytes(), name=obj.name),
+                                        ring)
+    except KeyError:
+        raise
+    except LookupError as exc:
+        raise LookupError(str(exc).replace("name the type instead", HINT)) from None
+
+
+def sizeof(types: Btf | Types, type_: TypeSpec) -> int:
+    """``sizeof(type)`` in bytes, for a type of ``types``."""
+    return (types if isinstance(types, Types) else Types(types)).sizeof(type_)
+
+
+def offsetof(types: Btf | Types, type_: TypeSpec, path: str) -> int:
+    """``offsetof(type, path)`` in bytes (``"hdr.pid"``, ``"args[2]"``)."""
+    return (types if isinstance(types, Types) else Types(types)).offsetof(type_, path)
 
 
 class _RawMap(Protocol):
@@ -76,10 +181,20 @@ class _RawMap(Protocol):
     def btf_key_type_id(self) -> int: ...
     @property
     def btf_value_type_id(self) -> int: ...
-    def lookup(self, key: Any) -> Any: ...
+    def lookup(self, key: Any, flags: int = ...) -> Any: ...
     def update(self, key: Any, value: Any, flags: int = ...) -> None: ...
     def delete(self, key: Any) -> None: ...
+    def lookup_and_delete(self, key: Any = ...) -> Any: ...
+    def get_next_key(self, key: Any = ...) -> bytes | None: ...
     def items(self) -> list[tuple[bytes, Any]]: ...
+    def keys(self) -> list[bytes]: ...
+    def lookup_batch(self, batch_size: int | None = ...) -> list[tuple[bytes, Any]]: ...
+    def lookup_and_delete_batch(self, batch_size: int | None = ...) -> list[tuple[bytes, Any]]:
+        ...
+    def update_batch(self, keys: Sequence[Any], values: Sequence[Any], flags: int = ...) -> int:
+        ...
+    def delete_batch(self, keys: Sequence[Any]) -> int: ...
+    def clear(self) -> None: ...
     def __len__(self) -> int: ...
 
 
@@ -87,23 +202,31 @@ _M = TypeVar("_M", bound=_RawMap)
 
 
 class TypedMap(Generic[_M]):
-    """A :class:`~pylibbpf.Map` whose keys and values are BTF-decoded Python values.
+    """A :class:`~pylibbpf.Map` whose keys and values are decoded Python values.
 
     ``TypedMap(m)`` uses the map's BTF key/value types (maps of an object);
-    ``key_type``/``value_type`` (names or ids in ``btf``) override them.  Sizes are checked
-    against the map's key and value sizes.
+    ``key_type``/``value_type`` override them with anything :func:`type_codec` takes: a name
+    or id in ``btf`` (a :class:`~pylibbpf.elf.Btf` or :class:`Types`), a ctypes type, a NumPy
+    dtype, a :class:`Codec`.  Sizes are checked against the map's key and value sizes.
+
+    Every operation of the map is here with typed keys and values: ``lookup``/``get``/
+    ``update``/``delete``/``lookup_and_delete``/``get_next_key``, ``keys``/``values``/
+    ``items``, the batches (``lookup_batch``, ``lookup_and_delete_batch``, ``update_batch``,
+    ``delete_batch``), ``clear``, and the dict protocol.  Per-CPU values are a list per key
+    (one value per possible CPU); an update takes such a list, or one value for every CPU.
+    A missing key raises :class:`KeyError` with the key as given.
     """
 
-    def __init__(self, m: _M, btf: Btf | None = None, *, key_type: int | str | None = None,
-                 value_type: int | str | None = None) -> None:
+    def __init__(self, m: _M, btf: Btf | Types | None = None, *,
+                 key_type: TypeSpec = None, value_type: TypeSpec = None) -> None:
         self.map = m
         obj = m.object
-        if btf is None:
-            if obj is None:
-                raise ValueError(f"map {m.name!r} has no object: pass its btf and types")
+        needs_btf = any(isinstance(t, (str, int)) for t in (key_type, value_type)) or (
+            value_type is None or key_type is None and m.key_size)
+        if btf is None and obj is not None and needs_btf:
             btf = object_btf(obj)
-        key_id: int | str | None = key_type
-        value_id: int | str | None = value_type
+        key_id: TypeSpec = key_type
+        value_id: TypeSpec = value_type
         if key_id is None and obj is not None:
             key_id = m.btf_key_type_id or None
         if value_id is None and obj is not None:
@@ -111,8 +234,8 @@ class TypedMap(Generic[_M]):
         if value_id is None:
             raise ValueError(f"map {m.name!r} has no BTF value type (declare it with "
                              "__type(value, ...)) and none was given")
-        self.key = codec(btf, key_id) if key_id is not None else None
-        self.value = codec(btf, value_id)
+        self.key = type_codec(key_id, btf) if key_id is not None else None
+        self.value = type_codec(value_id, btf)
         if self.key is not None and self.key.size != m.key_size:
             raise ValueError(f"key type {self.key.name} is {self.key.size} bytes; map "
                              f"{m.name!r} has {m.key_size}-byte keys")
@@ -120,17 +243,35 @@ class TypedMap(Generic[_M]):
             raise ValueError(f"value type {self.value.name} is {self.value.size} bytes; map "
                              f"{m.name!r} has {m.value_size}-byte values")
 
-    def _k(self, key: Any) -> Any:
-        return key if self.key is None else self.key.encode(key)
+    # ----------------------------------------------------------------------------- conversions
 
-    def _decode_value(self, raw: Any) -> Any:
+    def _k(self, key: Any) -> Any:
+        return key if self.key is None or key is None else self.key.encode(key)
+
+    def _key_out(self, raw: bytes) -> Any:
+        return raw if self.key is None else self.key.decode(raw)
+
+    def _v(self, value: Any) -> Any:
+        if isinstance(value, (list, tuple)) and self.value.type.kind != BtfKind.ARRAY:
+            return [self.value.encode(v) for v in value]  # one per CPU
+        return self.value.encode(value)
+
+    def _value_out(self, raw: Any) -> Any:
         if isinstance(raw, list):
             return [self.value.decode(v) for v in raw]
         return self.value.decode(raw)
 
-    def lookup(self, key: Any) -> Any:
+    def _pairs(self, pairs: list[tuple[bytes, Any]]) -> list[tuple[Any, Any]]:
+        return [(self._key_out(k), self._value_out(v)) for k, v in pairs]
+
+    # ----------------------------------------------------------------------------- elements
+
+    def lookup(self, key: Any, flags: int = 0) -> Any:
         """The decoded value at ``key``; :class:`KeyError` when absent."""
-        return self._decode_value(self.map.lookup(self._k(key)))
+        try:
+            return self._value_out(self.map.lookup(self._k(key), flags))
+        except KeyError:
+            raise KeyError(key) from None
 
     def get(self, key: Any, default: Any = None) -> Any:
         """The decoded value, or ``default``."""
@@ -141,29 +282,68 @@ class TypedMap(Generic[_M]):
 
     def update(self, key: Any, value: Any, flags: int = 0) -> None:
         """Encode and store (per-CPU maps: a list of values, or one value for every CPU)."""
-        if isinstance(value, list) and self.value.type.kind != BtfKind.ARRAY:
-            encoded: Any = [self.value.encode(v) for v in value]
-        else:
-            encoded = self.value.encode(value)
-        self.map.update(self._k(key), encoded, flags)
+        self.map.update(self._k(key), self._v(value), flags)
 
     def delete(self, key: Any) -> None:
-        """Remove ``key``."""
-        self.map.delete(self._k(key))
+        """Remove ``key``; :class:`KeyError` when absent."""
+        try:
+            self.map.delete(self._k(key))
+        except KeyError:
+            raise KeyError(key) from None
+
+    def lookup_and_delete(self, key: Any = None) -> Any:
+        """Read and remove ``key`` (queue/stack maps: pop, with ``key=None``)."""
+        try:
+            return self._value_out(self.map.lookup_and_delete(self._k(key)))
+        except KeyError:
+            raise KeyError(key) from None
+
+    def get_next_key(self, key: Any = None) -> Any:
+        """The key after ``key`` (the first for ``None``), decoded; ``None`` at the end."""
+        raw = self.map.get_next_key(self._k(key))
+        return None if raw is None else self._key_out(raw)
+
+    # ----------------------------------------------------------------------------- bulk
 
     def items(self) -> list[tuple[Any, Any]]:
         """Decoded (key, value) pairs."""
-        key = self.key
-        return [(k if key is None else key.decode(k), self._decode_value(v))
-                for k, v in self.map.items()]
+        return self._pairs(self.map.items())
 
     def keys(self) -> list[Any]:
         """Decoded keys."""
-        return [k for k, _v in self.items()]
+        return [self._key_out(k) for k in self.map.keys()]
 
     def values(self) -> list[Any]:
         """Decoded values."""
         return [v for _k, v in self.items()]
+
+    def lookup_batch(self, batch_size: int | None = None) -> list[tuple[Any, Any]]:
+        """Every decoded (key, value) pair, read with ``BPF_MAP_LOOKUP_BATCH``."""
+        return self._pairs(self.map.lookup_batch(batch_size))
+
+    def lookup_and_delete_batch(self, batch_size: int | None = None) -> list[tuple[Any, Any]]:
+        """Drain the map: every decoded (key, value) pair, removed as it is read."""
+        return self._pairs(self.map.lookup_and_delete_batch(batch_size))
+
+    def update_batch(self, keys: Sequence[Any], values: Sequence[Any], flags: int = 0) -> int:
+        """Encode and store many pairs in one call; returns how many were stored."""
+        return self.map.update_batch([self._k(k) for k in keys], [self._v(v) for v in values],
+                                     flags)
+
+    def delete_batch(self, keys: Sequence[Any]) -> int:
+        """Remove many keys in one call; an absent key raises :class:`KeyError` naming it."""
+        encoded = [self._k(k) for k in keys]
+        try:
+            return self.map.delete_batch(encoded)
+        except KeyError as exc:
+            given = {id(e): k for e, k in zip(encoded, keys, strict=True)}
+            raise KeyError(given.get(id(exc.args[0]), exc.args[0]) if exc.args else None) from None
+
+    def clear(self) -> None:
+        """Remove every entry (array maps: zero every value)."""
+        self.map.clear()
+
+    # ----------------------------------------------------------------------------- dict protocol
 
     def __getitem__(self, key: Any) -> Any:
         return self.lookup(key)
@@ -173,6 +353,13 @@ class TypedMap(Generic[_M]):
 
     def __delitem__(self, key: Any) -> None:
         self.delete(key)
+
+    def __contains__(self, key: Any) -> bool:
+        try:
+            self.map.lookup(self._k(key))
+        except KeyError:
+            return False
+        return True
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.keys())
