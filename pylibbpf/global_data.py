@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from . import _args
 from .btf import object_btf
 from .elf.btf import BtfKind
+from .elf.codec import Codec, codec
 from .elf.datasec import Variable, datasec_variables
 from .elf.errors import ElfError
 from .errors import BpfError, StateError
@@ -53,7 +54,10 @@ class GlobalData(Mapping[str, bytes]):
     """The variables of one global-data section, as a mapping of name to ``bytes``.
 
     ``data["counter"]`` reads, ``data["counter"] = 5`` writes (ints, bytes or ctypes objects
-    of the variable's exact size).  :meth:`get_int` / :meth:`read` give typed access.
+    of the variable's exact size).  An int (or bool) written to an integer, ``_Bool`` or enum
+    variable is checked against its BTF type: a ``_Bool`` takes only ``True``/``False``, other
+    ints must fit the type's range (``ValueError`` naming the variable).  :meth:`get_int` /
+    :meth:`read` give typed access.
     """
 
     def __init__(self, obj: Object, life: Lifetime, section: str) -> None:
@@ -64,6 +68,7 @@ class GlobalData(Mapping[str, bytes]):
         self._map: ObjectMap = obj.find_map_by_name(section)
         self._vars = _variables(obj, section)
         self._mmap: mmap.mmap | None = None
+        self._scalars: dict[str, Codec | None] = {}
 
     @property
     def variables(self) -> dict[str, Variable]:
@@ -126,10 +131,31 @@ class GlobalData(Mapping[str, bytes]):
         if self.readonly:
             raise StateError(_errno.EPERM, f"{name!r} is in {self.section}, which is read-only "
                              "after load; set it before load()")
-        data = to_bytes(value, var.size, f"value of {name!r}")
+        if value.__class__ is int or value.__class__ is bool:
+            data = self._scalar(var, value)
+        else:
+            data = to_bytes(value, var.size, f"value of {name!r}")
         memory, size = self._memory()
         self._within(var, size)
         memory[var.offset:var.offset + var.size] = data
+
+    def _scalar(self, var: Variable, value: int) -> bytes:
+        """``value`` encoded for an integer, ``_Bool`` or enum variable by its BTF type (so
+        ``flag = 5`` is refused, not stored as 0x05); other variables take ints as bytes."""
+        if var.name not in self._scalars:
+            btf = object_btf(self._obj)
+            t = btf.resolve(var.type_id)
+            if t.kind == BtfKind.VAR:
+                t = btf.resolve(t.type_id or 0)
+            scalar = t.kind in (BtfKind.INT, BtfKind.ENUM, BtfKind.ENUM64) and t.size == var.size
+            self._scalars[var.name] = codec(btf, t) if scalar else None
+        found = self._scalars[var.name]
+        if found is None:
+            return to_bytes(value, var.size, f"value of {var.name!r}")
+        try:
+            return found.encode(value)
+        except ValueError as exc:
+            raise ValueError(f"{var.name!r} in {self.section} ({found.name}): {exc}") from None
 
     def _within(self, var: Variable, size: int) -> None:
         # the offsets come from the object's BTF: never read or write past the section
