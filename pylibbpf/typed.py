@@ -31,7 +31,7 @@ from .elf.btf import Btf, BtfKind, BtfType
 from .elf.codec import Codec, FieldError, codec, numpy_dtype
 from .elf.csource import CompileError
 from .elf.objectfile import ObjectFile
-from .elf.typeset import Types
+from .typesource import Types
 
 if TYPE_CHECKING:
     from .global_data import GlobalData

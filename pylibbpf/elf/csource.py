@@ -68,6 +68,17 @@ def _top_level(text: str) -> list[str]:
     return out
 
 
+def _split_commas(text: str) -> list[str]:
+    """``text`` cut at the commas outside parentheses (``a, *b`` but not ``(*f)(int, char)``)."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    return [*parts, text[start:]]
+
+
 def declared_names(source: str) -> list[str]:
     """The types ``source`` itself declares, as C spells them: ``"struct event"``,
     ``"enum color"``, ``"u32"`` (typedefs); not those of the headers it includes."""
@@ -78,7 +89,7 @@ def declared_names(source: str) -> list[str]:
         if not re.match(r"typedef\b", stmt):
             continue
         declarators = stmt[stmt.rfind("}") + 1:] if "}" in stmt else stmt[len("typedef"):]
-        for part in declarators.split(","):
+        for part in _split_commas(declarators):
             func = _FUNC_PTR.search(part)
             idents = _IDENT.findall(re.sub(r"\[[^\]]*\]|\(.*", "", part))
             name = func.group(1) if func else (idents[-1] if idents else None)

@@ -1,5 +1,11 @@
 """``Types``: a set of C types from any source, decoded by the one codec.
 
+C text and headers are compiled into BTF by :mod:`pylibbpf.elf.csource`, NumPy dtypes are
+described by :mod:`pylibbpf.elf.pytypes`; ctypes classes are described here (the ``elf``
+package never imports ctypes), with the same value conventions: ``c_char * N`` is a ``char``
+array (``str``), ``c_bool`` a ``_Bool``, nested structures dicts, ``_anonymous_`` members and
+bitfields as in C.
+
 Every source becomes BTF, then :func:`pylibbpf.elf.codec.codec` does the rest, so a type from a
 header decodes exactly like the same type from an object's BTF::
 
@@ -13,25 +19,102 @@ header decodes exactly like the same type from an object's BTF::
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .btf import Btf, BtfKind, BtfType
-from .codec import Codec, codec
-from .csource import compile_btf, declared_names
-from .layout import numpy_dtype, offsetof, sizeof
-from .pytypes import btf_from_ctypes, btf_from_dtype
+from .elf.btf import Btf, BtfKind, BtfMember, BtfType
+from .elf.codec import Codec, codec
+from .elf.csource import compile_btf, declared_names
+from .elf.layout import numpy_dtype, offsetof, sizeof
+from .elf.pytypes import BtfWriter, btf_from_dtype
 
-__all__ = ["Types"]
+__all__ = ["Types", "btf_from_ctypes"]
 
+_SIMPLE_INTS = {"b": True, "B": False, "h": True, "H": False, "i": True, "I": False,
+                "l": True, "L": False, "q": True, "Q": False}
 _TAGS = {BtfKind.STRUCT: "struct", BtfKind.UNION: "union", BtfKind.ENUM: "enum",
          BtfKind.ENUM64: "enum"}
 _BASE_TYPES = ("__u8", "__s8", "__u16", "__s16", "__u32", "__s32", "__u64", "__s64")
 _PRELUDE = "\n".join(f"typedef {'unsigned' if t[2] == 'u' else 'signed'} "
                      f"{ {'8': 'char', '16': 'short', '32': 'int', '64': 'long long'}[t[3:]] } "
                      f"{t};" for t in _BASE_TYPES)
+
+
+def _is_foreign_order(cls: type) -> bool:
+    other = "BigEndian" if sys.byteorder == "little" else "LittleEndian"
+    return any(base.__name__.startswith(other) for base in cls.__mro__)
+
+
+def _ctypes_type(w: BtfWriter, cls: Any, made: dict[Any, int]) -> int:
+    if cls in made:
+        return made[cls]
+    if isinstance(cls, type) and issubclass(cls, (ctypes.Structure, ctypes.Union)):
+        made[cls] = type_id = _ctypes_composite(w, cls, made)
+        return type_id
+    if isinstance(cls, type) and issubclass(cls, ctypes.Array):
+        length: int = getattr(cls, "_length_")  # noqa: B009 (a class attribute)
+        return w.array(_ctypes_type(w, cls._type_, made), length)
+    if isinstance(cls, type) and issubclass(cls, ctypes._Pointer):
+        return w.pointer()
+    code = getattr(cls, "_type_", None)
+    if not isinstance(cls, type) or not issubclass(cls, ctypes._SimpleCData) or (
+            not isinstance(code, str)):
+        raise TypeError(f"{cls!r} is not a ctypes type pylibbpf can lay out")
+    if _is_foreign_order(cls):
+        raise ValueError(f"{cls.__name__} is not in the host's byte order")
+    size = ctypes.sizeof(cls)
+    if code == "c":
+        return w.integer(1, True, char=True)
+    if code == "?":
+        return w.integer(size, False, boolean=True)
+    if code in _SIMPLE_INTS:
+        return w.integer(size, _SIMPLE_INTS[code])
+    if code in "fdg":
+        return w.floating(size)
+    if code in "zPZ":
+        return w.pointer()
+    raise TypeError(f"ctypes type {cls.__name__} ({code!r}) has no BTF equivalent")
+
+
+def _bitfield(field: Any) -> tuple[int, int]:
+    """(bits, bit offset in its storage) of a ctypes bitfield descriptor; bits 0 if none."""
+    is_bitfield = getattr(field, "is_bitfield", None)  # Python >= 3.14 says so directly
+    if is_bitfield is not None:
+        return (field.bit_size, field.bit_offset) if is_bitfield else (0, 0)
+    if field.size >> 16:  # before 3.14: (bits << 16) | bit offset
+        return field.size >> 16, field.size & 0xFFFF
+    return 0, 0
+
+
+def _ctypes_composite(w: BtfWriter, cls: Any, made: dict[Any, int]) -> int:
+    if _is_foreign_order(cls):
+        raise ValueError(f"{cls.__name__} is not in the host's byte order")
+    anonymous = set(getattr(cls, "_anonymous_", ()))
+    members = []
+    for spec in cls._fields_:
+        name, ftype = spec[0], spec[1]
+        field = getattr(cls, name)
+        bits, shift = _bitfield(field)
+        type_id = _ctypes_type(w, ftype, made)
+        members.append(BtfMember("" if name in anonymous else name, type_id,
+                                 8 * field.offset + shift, bits))
+    kind = BtfKind.UNION if issubclass(cls, ctypes.Union) else BtfKind.STRUCT
+    return w.add(kind=kind, name=cls.__name__, size=ctypes.sizeof(cls), vlen=len(members),
+                 kind_flag=any(m.bitfield_size for m in members), members=tuple(members))
+
+
+def btf_from_ctypes(*classes: Any) -> Btf:
+    """BTF holding each ctypes type in ``classes`` (structs and unions under their class
+    names, with everything they contain)."""
+    w = BtfWriter()
+    made: dict[Any, int] = {}
+    for cls in classes:
+        _ctypes_type(w, cls, made)
+    return w.btf()
 
 
 class Types:
@@ -57,7 +140,11 @@ class Types:
         tag and typedef ``source`` itself declares.  ``linux_types`` declares ``__u8`` ...
         ``__s64`` first, unless ``source`` includes headers (which may declare them)."""
         prelude = _PRELUDE + "\n" if linux_types and "#include" not in source else ""
-        btf = compile_btf(prelude + source, names or declared_names(source),
+        wanted = names or tuple(declared_names(source))
+        if not wanted:
+            raise ValueError("no type to compile: the C text declares no struct, union, enum "
+                             "or typedef; name the types")
+        btf = compile_btf(prelude + source, wanted,
                           include_dirs=[os.fspath(d) for d in include_dirs], cflags=cflags,
                           clang=clang)
         return cls(btf, "C declarations")
