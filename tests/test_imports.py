@@ -10,6 +10,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -186,6 +187,15 @@ def _static_exports() -> list[str]:
     return sorted(names)
 
 
+def _fresh_interpreter(code: str) -> Any:
+    """What ``code``, run by a new interpreter with this checkout first on its path, prints as
+    JSON (a fresh interpreter: what an import loads is not there already)."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
 def test_all_is_the_export_list() -> None:
     check = (
         "import json, sys, pylibbpf\n"
@@ -197,10 +207,7 @@ def test_all_is_the_export_list() -> None:
         "libbpf = 'libbpf.so' in open('/proc/self/maps').read()\n"
         "print(json.dumps([names, sorted(star), ctypes_before, libbpf, dir(pylibbpf)]))\n"
     )
-    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
-                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
-    assert done.returncode == 0, done.stderr
-    names, star, ctypes_before, libbpf, listed = json.loads(done.stdout)
+    names, star, ctypes_before, libbpf, listed = _fresh_interpreter(check)
     assert names == _static_exports()
     assert star == names
     assert set(names) <= set(listed)
@@ -231,10 +238,7 @@ def test_elf_names_load_on_first_use() -> None:
         "print(json.dumps([before, sorted(star), list(pylibbpf.elf.__all__),\n"
         "                  star['ObjectFile'] is ObjectFile]))\n"
     )
-    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
-                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
-    assert done.returncode == 0, done.stderr
-    before, star, listed, same = json.loads(done.stdout)
+    before, star, listed, same = _fresh_interpreter(check)
     assert before == [], f"importing pylibbpf.errors and pylibbpf.elf read {before}"
     assert star == listed and "ObjectFile" in star and "ElfError" in star
     assert same
