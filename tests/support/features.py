@@ -6,8 +6,9 @@ tracefs, ``fentry``, ``lsm`` and ``tp_btf`` load a two-instruction program throu
 ``bpf()`` syscall (ctypes, no libbpf) against a target found in ``/sys/kernel/btf/vmlinux`` and
 attach it, ``raw_tp`` and the iterators load and attach theirs, ``ringbuf`` creates a ring
 buffer map, the network types (``xdp``, ``tc``, ``cgroup`` for cgroup_skb, ``socket_filter``,
-``sk_lookup``) load one (a socket filter is also attached to a socket).  The others are judged
-from the kernel version and build configuration.
+``sk_lookup``) load one (a socket filter is also attached to a socket), ``netkit`` creates a
+netkit pair in a throwaway network namespace and attaches a program to it with a link.  The
+others are judged from the kernel version and build configuration.
 
 ``expected(name)`` says whether this kernel *should* have the feature, from its version, its
 configuration (``/proc/config.gz`` or ``/boot/config-<release>``), the active LSMs, the
@@ -34,10 +35,13 @@ import re
 import socket
 import struct
 import subprocess
+import threading
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from tests.support import netkit
 
 MOUNTS = [
     ("tracefs", "nodev", "/sys/kernel/tracing"),
@@ -130,6 +134,7 @@ BPF_PROG_TYPE_CGROUP_SKB, BPF_PROG_TYPE_SK_LOOKUP = 8, 30
 BPF_PROG_TYPE_RAW_TRACEPOINT, BPF_PROG_TYPE_TRACING, BPF_PROG_TYPE_LSM = 17, 26, 29
 BPF_CGROUP_INET_EGRESS, BPF_TRACE_RAW_TP, BPF_TRACE_FENTRY = 1, 23, 24
 BPF_LSM_MAC, BPF_TRACE_ITER, BPF_SK_LOOKUP, BPF_XDP = 27, 28, 36, 37
+BPF_NETKIT_PRIMARY = 54
 SO_ATTACH_BPF = 50
 
 
@@ -430,6 +435,44 @@ def _probe_net(feature: str, prog_type: int, attach_type: int = 0) -> str | None
     return None
 
 
+def _probe_netkit() -> str | None:
+    """Create a netkit pair and attach a program to its primary with a netkit link, in a
+    network namespace of a thread of its own: the caller's namespace never changes, and the
+    pair goes with the thread's namespace even if deleting it fails."""
+    result: list[str | None] = []
+    thread = threading.Thread(target=lambda: result.append(_netkit_in_new_netns()),
+                              name="netkit-probe")
+    thread.start()
+    thread.join()
+    return result[0] if result else "the netkit probe's thread failed"
+
+
+def _netkit_in_new_netns() -> str | None:
+    what = "unsharing a network namespace"
+    try:
+        if _libc.unshare(netkit.CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+        what = "creating a netkit pair"
+        with netkit.netkit_pair("pylibbpf-nk0", "pylibbpf-nk1") as pair:
+            what = "loading a netkit program"
+            fd = prog_load(BPF_PROG_TYPE_SCHED_CLS, RET0, attach_type=BPF_NETKIT_PRIMARY)
+            try:
+                what = "attaching a netkit program to a netkit device"
+                # link_create's head (prog_fd, target_ifindex, attach_type, flags) is the same
+                # for every link type; the netkit part after it stays zero
+                os.close(bpf(BPF_LINK_CREATE, IterLinkCreateAttr(fd, pair.primary_ifindex,
+                                                                 BPF_NETKIT_PRIMARY, 0)))
+            finally:
+                os.close(fd)
+    except netkit.NetlinkError as e:
+        why = e.strerror or str(e)
+        return PolicyRefusal(why) if e.errno == errno.EPERM else why
+    except OSError as e:
+        return _refused(what, e)
+    return None
+
+
 def _probe_map(feature: str, map_type: int, key_size: int, value_size: int) -> str | None:
     try:
         os.close(map_create(map_type, key_size, value_size, 1))
@@ -519,6 +562,7 @@ PROBES: dict[str, Callable[[], str | None]] = {
     "sk_lookup": lambda: _probe_net("sk_lookup", BPF_PROG_TYPE_SK_LOOKUP, BPF_SK_LOOKUP),
     "module_btf": _probe_module_btf,
     "sockmap": lambda: _probe_map("sockmap", BPF_MAP_TYPE_SOCKMAP, 4, 4),
+    "netkit": _probe_netkit,
     "iter_task": lambda: _probe_iter("task"),
     "iter_map_elem": lambda: _probe_iter("bpf_map_elem"),
 }
