@@ -36,20 +36,24 @@ _H = TypeVar("_H", bound="Handle")
 
 
 class Lifetime:
-    """Whether a resource is open (and, for an object, loaded), shared with what borrows from it.
+    """Whether a resource is open (and, for an object, prepared or loaded), shared with what
+    borrows from it.
 
-    ``check()`` raises :class:`~pylibbpf.errors.ClosedError` once closed; ``require_open`` and
-    ``require_loaded`` add the object's load state (:class:`~pylibbpf.errors.StateError`).
+    ``check()`` raises :class:`~pylibbpf.errors.ClosedError` once closed; the ``require_*``
+    methods add the object's state (:class:`~pylibbpf.errors.StateError`).  An object is
+    *opened*, then *prepared* (libbpf >= 1.6's ``bpf_object__prepare``: its maps exist, its
+    programs are not loaded yet), then *loaded*; ``prepare`` may be skipped, ``load`` does both.
     ``on_close`` registers what a borrower must do when the owner closes (drop a cache, unmap a
     view, destroy a link); ``close()`` runs those callbacks once, in registration order.
     """
 
-    __slots__ = ("what", "name", "closed", "loaded", "_closers", "__weakref__")
+    __slots__ = ("what", "name", "closed", "prepared", "loaded", "_closers", "__weakref__")
 
     def __init__(self, what: str, name: str = "") -> None:
         self.what = what          # "BPF object", "BPF link": the subject of ClosedError
         self.name = name          # the object's name, for StateError messages
         self.closed = False
+        self.prepared = False     # the maps exist (prepare() or load() made them)
         self.loaded = False
         self._closers: list[Callable[[], Any]] = []
 
@@ -58,19 +62,44 @@ class Lifetime:
         if self.closed:
             raise ClosedError(self.what)
 
+    @property
+    def state(self) -> str:
+        """``"opened"``, ``"prepared"`` or ``"loaded"`` (what the messages say)."""
+        return "loaded" if self.loaded else "prepared" if self.prepared else "opened"
+
     def require_open(self, what: str) -> None:
-        """Raise unless the owner is open and not yet loaded (pre-load setters)."""
+        """Raise unless the owner is open and not yet loaded (program setters: libbpf accepts
+        them until load, prepared or not)."""
         self.check()
         if self.loaded:
             raise StateError(_errno.EBUSY, f"{what} can only be changed before load(); "
                              f"object {self.name!r} is already loaded")
 
+    def require_no_maps(self, what: str) -> None:
+        """Raise unless the object's maps are not created yet (map setters, initial values):
+        ``prepare()`` and ``load()`` create them."""
+        self.check()
+        if self.prepared or self.loaded:
+            raise StateError(_errno.EBUSY, f"{what} can only be changed before the maps are "
+                             f"created by prepare() or load(); object {self.name!r} is "
+                             f"already {self.state}")
+
+    def require_maps(self, what: str) -> None:
+        """Raise unless the object's maps exist (after ``prepare()`` or ``load()``)."""
+        self.check()
+        if not (self.prepared or self.loaded):
+            raise StateError(_errno.EINVAL, f"{what} needs the object's maps, which "
+                             f"prepare() or load() creates; call one of them on "
+                             f"{self.name!r} first")
+
     def require_loaded(self, what: str) -> None:
         """Raise unless the owner is open and loaded."""
         self.check()
         if not self.loaded:
+            detail = (" (it is only prepared: its maps exist, its programs are not loaded)"
+                      if self.prepared else "")
             raise StateError(_errno.EINVAL, f"{what} needs the object to be loaded; "
-                             f"call load() on {self.name!r} first")
+                             f"call load() on {self.name!r} first{detail}")
 
     def on_close(self, callback: Callable[[], Any], *, weak: bool = False) -> None:
         """Run ``callback`` when the owner closes.  ``weak=True`` (a bound method only) does not
