@@ -1,10 +1,10 @@
 """Global variables of a BPF object (``.bss``, ``.data``, ``.rodata``, ``.data.*``) by name.
 
-Before load, reads and writes go to libbpf's initial image of the section (so ``.rodata``
-constants can be set).  After load they go to the kernel's memory, mapped with ``mmap`` on the
-map's fd: read-write for ``.bss``/``.data``, read-only for ``.rodata`` (frozen by libbpf).
-libbpf 1.1's ``bpf_map__initial_value`` still points at a private copy after a plain load, so it
-is never used after load.
+Before the maps exist, reads and writes go to libbpf's initial image of the section (so
+``.rodata`` constants can be set).  Once ``prepare()`` or ``load()`` has created the maps they go
+to the kernel's memory, mapped with ``mmap`` on the map's fd: read-write for ``.bss``/``.data``,
+read-only for ``.rodata`` (frozen by libbpf).  libbpf 1.1's ``bpf_map__initial_value`` still
+points at a private copy after a plain load, so it is never used after the maps are created.
 
 Variable layouts come from the object's BTF ``DATASEC`` as libbpf fixed it up at open
 (:func:`pylibbpf.btf.object_btf`), read by the same code as :class:`pylibbpf.elf.ObjectFile`'s
@@ -88,8 +88,11 @@ class GlobalData(Mapping[str, bytes]):
 
     @property
     def readonly(self) -> bool:
-        """True for ``.rodata``-style sections once the object is loaded."""
-        return self.section.startswith(".rodata") and self._life.loaded
+        """True for ``.rodata``-style sections once the maps exist (prepared or loaded)."""
+        return self.section.startswith(".rodata") and self._maps_exist()
+
+    def _maps_exist(self) -> bool:
+        return self._life.prepared or self._life.loaded
 
     def _var(self, name: str) -> Variable:
         try:
@@ -99,9 +102,10 @@ class GlobalData(Mapping[str, bytes]):
                            f"{self._obj.name!r}; it has: {', '.join(self._vars)}") from None
 
     def _memory(self) -> tuple[Any, int]:
-        """(buffer, size) of the live memory: libbpf's image before load, the kernel's after."""
+        """(buffer, size) of the live memory: libbpf's image before the maps exist, the
+        kernel's once prepare() or load() has created them."""
         self._life.check()
-        if not self._life.loaded:
+        if not self._maps_exist():
             image = self._map.initial_value_buffer()  # BpfError ENOENT if there is none
             return image, len(image)
         if self._mmap is None:
@@ -130,7 +134,8 @@ class GlobalData(Mapping[str, bytes]):
         var = self._var(name)
         if self.readonly:
             raise StateError(_errno.EPERM, f"{name!r} is in {self.section}, which is read-only "
-                             "after load; set it before load()")
+                             f"once the object is {self._life.state}; set it before "
+                             "prepare() or load()")
         if value.__class__ is int or value.__class__ is bool:
             data = self._scalar(var, value)
         else:
