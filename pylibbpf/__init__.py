@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from .info import map_ids as map_ids
     from .info import program_ids as program_ids
     from .link import Link as Link
+    from .link import StructOpsLink as StructOpsLink
     from .map import Map as Map
     from .map import ObjectMap as ObjectMap
     from .map import StandaloneMap as StandaloneMap

@@ -191,6 +191,7 @@ class MapFlags(enum.IntFlag):
     MMAPABLE = 1 << 10
     PRESERVE_ELEMS = 1 << 11
     INNER_MAP = 1 << 12
+    LINK = 1 << 13  # a struct_ops map attached through a BPF link (SEC(".struct_ops.link"))
 
 
 class TcAttachPoint(enum.IntFlag):

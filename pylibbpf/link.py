@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from . import _args, _ffi
 from ._handle import Handle
-from .errors import BpfError, bpffs_error, error_from_errno
+from .errors import BpfError, NotSupportedError, bpffs_error, error_from_errno
 from .info import LinkInfo
 
 if TYPE_CHECKING:
     from ._handle import Lifetime
+    from .maps.of_object import ObjectMap
     from .program import Program
 
 _T = TypeVar("_T")
@@ -178,6 +179,13 @@ class Link(Handle):
             raise error_from_errno(exc.errno, f"failed to update the program of "
                                    f"{self._description} to {name!r}") from None
 
+    def update_map(self, bpf_map: ObjectMap) -> None:
+        """Replace the struct_ops map of a struct_ops link (``bpf_link__update_map``): only
+        the :class:`StructOpsLink` of a ``SEC(".struct_ops.link")`` map has one."""
+        self._check()
+        raise BpfError(_errno.EINVAL, f"cannot update the map of {self._description}: only "
+                       "the link of a struct_ops map (ObjectMap.attach_struct_ops) has one")
+
     def info(self) -> LinkInfo:
         """The kernel's view of the link (``bpf_obj_get_info_by_fd``)."""
         return LinkInfo.from_fd(self.fd)
@@ -228,3 +236,92 @@ class Link(Handle):
             return "<Link closed>"
         return f"<Link fd={self.fd} {self._description}>"
 
+
+
+class StructOpsLink(Link):
+    """What :meth:`ObjectMap.attach_struct_ops <pylibbpf.ObjectMap.attach_struct_ops>`
+    returns: a struct_ops map registered with the kernel, unregistered when destroyed.
+
+    For a map in ``SEC(".struct_ops.link")`` (libbpf >= 1.2, Linux 6.4) this is a BPF link like
+    any other, whose map :meth:`update_map` replaces.  For a map in ``SEC(".struct_ops")`` the
+    registration is the map's value itself and there is no link in the kernel: what needs a
+    link fd (``fd``, ``pin``, ``info``, ``detach``, ``disconnect``, ``update_map``) raises
+    :class:`~pylibbpf.NotSupportedError`.  Either way the link is destroyed, at the latest,
+    before its object closes (a registration uses the object's map fd), and it keeps the object
+    alive until then.
+    """
+
+    def __init__(self, ptr: Any, bpf_map: ObjectMap, owner: object, owner_life: Lifetime) -> None:
+        self._map = bpf_map
+        self._is_link = bpf_map.has_link
+        kind = "link" if self._is_link else "registration"
+        super().__init__(ptr, owner=owner, owner_life=owner_life,
+                         description=f"struct_ops {kind} of map {bpf_map.name!r}")
+
+    @property
+    def map(self) -> ObjectMap:
+        """The struct_ops map the link has attached (the last one :meth:`update_map` gave)."""
+        self._check()
+        return self._map
+
+    @property
+    def is_bpf_link(self) -> bool:
+        """True for a ``SEC(".struct_ops.link")`` map's link; False for a ``SEC(".struct_ops")``
+        map's registration, which has no link in the kernel."""
+        self._check()
+        return self._is_link
+
+    def _need_link(self, what: str) -> None:
+        self._check()
+        if not self._is_link:
+            raise NotSupportedError(
+                f"{what} needs a BPF link, and map {self._map.name!r} is registered without one "
+                f"(SEC(\".struct_ops\")); declare it in SEC(\".struct_ops.link\") (libbpf "
+                f">= 1.2, Linux 6.4) to get a link")
+
+    @property
+    def fd(self) -> int:
+        """The link's fd (a ``SEC(".struct_ops")`` registration has none: it raises)."""
+        self._need_link("the link fd")
+        return super().fd
+
+    def pin(self, path: str | os.PathLike[str]) -> None:
+        self._need_link("pinning")
+        super().pin(path)
+
+    def detach(self) -> None:
+        self._need_link("detach()")
+        super().detach()
+
+    def disconnect(self) -> None:
+        self._need_link("disconnect()")
+        super().disconnect()
+
+    def update_program(self, program: Program) -> None:
+        raise BpfError(_errno.EINVAL, f"{self._description} attaches a map, not a program: "
+                       "use update_map()")
+
+    def update_map(self, bpf_map: ObjectMap) -> None:
+        """Atomically replace the attached struct_ops map by ``bpf_map``, another loaded
+        ``SEC(".struct_ops.link")`` map of the same struct type (``bpf_link__update_map``,
+        libbpf >= 1.2).  For a TCP congestion control the new struct must keep the name.
+        """
+        self._need_link("update_map()")
+        if not _ffi.has("bpf_link__update_map"):
+            raise NotSupportedError(f"update_map needs libbpf >= 1.2 (bpf_link__update_map); "
+                                    f"the loaded libbpf is {'.'.join(map(str, _ffi.version()))}")
+        if not getattr(bpf_map, "has_link", False):
+            raise TypeError(f"update_map needs a struct_ops map of SEC(\".struct_ops.link\"), "
+                            f"not {bpf_map!r}")
+        bpf_map.object._life.require_loaded(f"update_map() with map {bpf_map.name!r}")
+        try:
+            _ffi.lib().bpf_link__update_map(self._p, bpf_map._ptr)
+        except BpfError as exc:
+            raise error_from_errno(exc.errno, f"failed to update {self._description} to map "
+                                   f"{bpf_map.name!r}") from None
+        self._map = bpf_map
+
+    def __repr__(self) -> str:
+        if self._closed:
+            return "<StructOpsLink closed>"
+        return f"<StructOpsLink {self._description}>"

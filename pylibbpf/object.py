@@ -1,8 +1,11 @@
 """``Object``: a BPF ELF object (libbpf's ``struct bpf_object``) with its programs and maps.
 
 The life of an object follows libbpf's: :meth:`Object.open_file`/:meth:`Object.open_mem` give an
-*open* object whose programs and maps can still be configured; :meth:`Object.load` creates the
-maps and loads the programs into the kernel, in place; :meth:`Object.close` frees it all.
+*opened* object whose programs and maps can still be configured; :meth:`Object.load` creates the
+maps and loads the programs into the kernel, in place; :meth:`Object.close` frees it all.  With
+libbpf >= 1.6, :meth:`Object.prepare` does the first half of the load alone: the object is then
+*prepared*, its maps exist (their fds, elements and global data can be used) and its programs
+can still be configured until :meth:`Object.load`.
 """
 
 from __future__ import annotations
@@ -66,7 +69,6 @@ class Object(Handle):
         self._globals: dict[str, GlobalData] = {}
         links: dict[str, Link] = {}  # what attach() made, by program name; freed with us
         self._links = links
-        self._prepared = False  # prepare() ran: the maps exist, the programs are not loaded
         self._life.name = self._read_name()
         self._own(lambda: _close_object(ptr, links), f"BPF object {self._life.name!r}")
         lib = _ffi.lib()
@@ -292,6 +294,8 @@ class Object(Handle):
         ptr = self._p
         if self._life.loaded:
             raise StateError(_errno.EBUSY, f"BPF object {self.name!r} is already loaded")
+        if not self._life.prepared:
+            self._check_struct_ops_link()
         with capture() as messages:
             try:
                 _ffi.lib().bpf_object__load(ptr)
@@ -311,9 +315,9 @@ class Object(Handle):
         :class:`~pylibbpf.NotSupportedError`.  Returns the object itself.
         """
         ptr = self._p
-        if self._life.loaded or self._prepared:
+        if self._life.loaded or self._life.prepared:
             raise StateError(_errno.EBUSY, f"BPF object {self.name!r} is already "
-                             f"{'loaded' if self._life.loaded else 'prepared'}")
+                             f"{self._life.state}")
         if not _ffi.has("bpf_object__prepare"):
             raise NotSupportedError(f"Object.prepare() needs libbpf >= 1.6 "
                                     f"(bpf_object__prepare); the loaded libbpf is "
@@ -324,13 +328,39 @@ class Object(Handle):
             except BpfError as exc:
                 self._life.loaded = True  # libbpf refuses a load after a failed prepare
                 raise self._load_error(exc.errno or _errno.EINVAL, messages) from None
-        self._prepared = True
+        self._life.prepared = True
         return self
 
     @property
     def prepared(self) -> bool:
         """True after a successful :meth:`prepare` (and before :meth:`load`)."""
-        return self._prepared and not self._life.loaded
+        return self._life.state == "prepared"
+
+    @property
+    def state(self) -> str:
+        """``"opened"``, ``"prepared"`` (after :meth:`prepare`) or ``"loaded"``."""
+        self._check()
+        return self._life.state
+
+    def _check_struct_ops_link(self) -> None:
+        """libbpf before 1.2 skips a ``.struct_ops.link`` section without a word, and then fails
+        to load its programs (ENOTSUPP): say what is missing instead."""
+        if _ffi.version() >= (1, 2):
+            return
+        from .elf.reader import read_elf
+
+        try:
+            sections = {sec.name for sec in read_elf(self.elf_bytes(), strict=False).sections}
+        except (ElfError, OSError):
+            return
+        found = sorted(name for name in sections
+                       if name.lstrip("?") == ".struct_ops.link")
+        if found:
+            raise NotSupportedError(
+                f"object {self.name!r} has struct_ops maps in SEC(\".struct_ops.link\"), which "
+                f"need libbpf >= 1.2; the loaded libbpf is "
+                f"{'.'.join(map(str, _ffi.version()))} (declare them in SEC(\".struct_ops\") "
+                f"for an older libbpf)")
 
     def _load_error(self, err: int, messages: list[str]) -> BpfError:
         return load_error(err, messages, object_name=self.name,
@@ -349,6 +379,10 @@ class Object(Handle):
         ``SEC("ksyscall")``...): attach those yourself.  A program already in :attr:`links` is
         left as it is, so calling ``attach()`` again attaches only what is new.
 
+        Then every struct_ops map (created, autoattach on) is attached with
+        :meth:`ObjectMap.attach_struct_ops`, its link kept under the map's name, as libbpf
+        >= 1.5's skeleton does; pylibbpf does it with every libbpf release.
+
         A failing attach raises with the program's name and libbpf's reason; the links this
         call made are destroyed first, so the object is as it was.  The links are destroyed
         by :meth:`detach` or :meth:`close`.  Returns the object itself.
@@ -362,6 +396,9 @@ class Object(Handle):
                 link = program._auto_attach()
                 if link is not None:
                     made[name] = link
+            for name, bpf_map in self._maps.items():
+                if name not in self._links and bpf_map._auto_attaches():
+                    made[name] = bpf_map.attach_struct_ops()
         except BaseException:
             for link in made.values():
                 link.destroy()
@@ -379,14 +416,18 @@ class Object(Handle):
 
     @property
     def links(self) -> Mapping[str, Link]:
-        """Read-only mapping of program name to the :class:`Link` :meth:`attach` made."""
+        """Read-only mapping of program name (or struct_ops map name) to the :class:`Link`
+        :meth:`attach` made."""
         self._check()
         return MappingProxyType(self._links)
 
     # ----------------------------------------------------------------------------- pinning
 
     def _pin_call(self, func: str, path: str | os.PathLike[str] | None, what: str) -> None:
-        self._life.require_loaded(what)
+        if func.endswith("_maps"):
+            self._life.require_maps(what)  # the maps exist once prepared
+        else:
+            self._life.require_loaded(what)
         arg = None if path is None else os.fsencode(path)
         with capture() as messages:
             try:
@@ -463,6 +504,6 @@ class Object(Handle):
     def __repr__(self) -> str:
         if self._closed:
             return "<Object closed>"
-        state = "loaded" if self._life.loaded else "open"
+        state = self._life.state
         return (f"<Object {self.name!r} {state}: {len(self._programs)} programs, "
                 f"{len(self._maps)} maps>")

@@ -159,6 +159,7 @@ SIGNATURES: dict[str, Sig] = {
     "bpf_link__disconnect": Sig(None, (LINK,)),
     "bpf_link__detach": Sig(c_int, (LINK,), "neg"),
     "bpf_link__destroy": Sig(c_int, (LINK,), "neg"),
+    "bpf_link__update_map": Sig(c_int, (LINK, MAP), "neg", (1, 2)),
     # bpf_map (object maps)
     "bpf_map__name": Sig(S, (MAP,)),
     "bpf_map__fd": Sig(c_int, (MAP,)),
@@ -193,6 +194,7 @@ SIGNATURES: dict[str, Sig] = {
     "bpf_map__inner_map": Sig(MAP, (MAP,)),
     "bpf_map__autocreate": Sig(c_bool, (MAP,)),
     "bpf_map__set_autocreate": Sig(c_int, (MAP, c_bool), "neg"),
+    "bpf_map__attach_struct_ops": Sig(LINK, (MAP,), "null"),
     # low-level map syscalls (bpf.h); element ops are called without errcheck on the hot path
     "bpf_map_create": Sig(c_int, (c_int, S, c_uint32, c_uint32, c_uint32,
                                   Ptr("bpf_map_create_opts")), "neg"),

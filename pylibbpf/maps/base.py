@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .. import _args, _ffi
 from .._handle import Handle
 from ..enums import MapType, enum_or_int
-from ..errors import BpfError, bpffs_error, error_from_errno
+from ..errors import BpfError, NotSupportedError, bpffs_error, error_from_errno
 from ..lowlevel import map_create
 from ..typed import TypedMap
 from ._bulk import Bulk
@@ -133,7 +133,14 @@ class Map(Handle, Bulk):
     # ----------------------------------------------------------------------------- every map
 
     def _bind(self) -> Bound:
-        self._bound = bind(self.fd, layout_of(self.type, self.key_size, self.value_size))
+        kind = self._describe("type")
+        if kind == MapType.STRUCT_OPS:
+            # its one value is the kernel's copy of the struct (with the programs' state),
+            # written by attaching and cleared by detaching: not data to read or write
+            raise NotSupportedError(f"map {self._name!r} is a struct_ops map: its elements "
+                                    "are not read or written; attach it with "
+                                    "attach_struct_ops()")
+        self._bound = bind(self.fd, layout_of(kind, self.key_size, self.value_size))
         return self._bound
 
     @property
@@ -205,8 +212,9 @@ class Map(Handle, Bulk):
 
     def freeze(self) -> None:
         """Make the map read-only for user space (``BPF_MAP_FREEZE``)."""
+        fd = (self._bound or self._bind())[0]
         try:
-            _ffi.lib().bpf_map_freeze((self._bound or self._bind())[0])
+            _ffi.lib().bpf_map_freeze(fd)
         except BpfError as exc:
             raise error_from_errno(exc.errno, f"failed to freeze map {self._name!r}") from None
 

@@ -1,9 +1,13 @@
 """``ObjectMap``: a map of an :class:`~pylibbpf.Object` (libbpf's ``struct bpf_map``).
 
-Before the object's :meth:`~pylibbpf.Object.load` the map is a definition that the setters
-change (type, sizes, capacity, flags, pin path, initial value...); load creates it in the
-kernel and gives it an fd, which the element operations then use.  The map lives as long as
-its object: it keeps the object alive, and closes with it.
+Before the object's :meth:`~pylibbpf.Object.load` (or :meth:`~pylibbpf.Object.prepare`) the
+map is a definition that the setters change (type, sizes, capacity, flags, pin path, initial
+value...); load (or prepare) creates it in the kernel and gives it an fd, which the element
+operations then use.  The map lives as long as its object: it keeps the object alive, and
+closes with it.
+
+A struct_ops map (``SEC(".struct_ops")``, ``SEC(".struct_ops.link")``) is attached, not read:
+:meth:`ObjectMap.attach_struct_ops` registers the struct of BPF programs with the kernel.
 """
 
 from __future__ import annotations
@@ -14,8 +18,11 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from .. import _args, _ffi
-from ..enums import MapType
+from .._attach_args import detail
+from .._ffi.printcb import capture
+from ..enums import MapFlags, MapType
 from ..errors import BpfError, StateError, error_from_errno
+from ..link import StructOpsLink
 from .base import Map
 
 if TYPE_CHECKING:
@@ -31,6 +38,7 @@ class ObjectMap(Map):
         self._obj = obj    # keeps the object (and so this map's memory) alive
         self._life = life  # the object's: open? loaded?
         self._ptr = ptr
+        self._autoattach = True  # Object.attach() attaches a struct_ops map (as libbpf's flag)
         # the object is closing: the fd the hot path holds is about to be released (weakly:
         # an inner-map view made on demand must not live as long as the object)
         life.on_close(self._object_closed, weak=True)
@@ -56,18 +64,20 @@ class ObjectMap(Map):
         return getattr(_ffi.lib(), func)(self._ptr)
 
     def _setter(self, what: str) -> Any:
-        self._life.require_open(f"{what} of map {self._name!r}")
+        self._life.require_no_maps(f"{what} of map {self._name!r}")
         return self._ptr
 
     # ----------------------------------------------------------------------------- getters
 
     @property
     def fd(self) -> int:
-        """The map's fd, after the object's load."""
+        """The map's fd, once the object's :meth:`~pylibbpf.Object.prepare` or
+        :meth:`~pylibbpf.Object.load` has created it."""
         fd = int(self._libbpf("bpf_map__fd"))
         if fd < 0:
-            raise StateError(_errno.EINVAL, f"map {self._name!r} has no fd before load(); "
-                             "call load() on its object first")
+            self._life.require_maps(f"the fd of map {self._name!r}")
+            raise StateError(_errno.ENOENT, f"map {self._name!r} was not created "
+                             "(autocreate off)")
         return fd
 
     def _describe(self, field: str) -> int:
@@ -133,7 +143,8 @@ class ObjectMap(Map):
         :class:`~pylibbpf.BpfError` (ENOENT) for a map without initial contents;
         :class:`~pylibbpf.StateError` after load, when libbpf's copy no longer matters.
         """
-        self._life.require_open(f"the initial value of map {self._name!r}")
+        self._life.require_no_maps(f"the initial value of map {self._name!r}")
+        self._not_struct_ops("initial value")
         ptr, size = self._initial_image()
         if not ptr:
             raise BpfError(_errno.ENOENT, f"map {self._name!r} has no initial value")
@@ -148,7 +159,7 @@ class ObjectMap(Map):
         :class:`~pylibbpf.BpfError` with errno E2BIG instead of copying it.
         """
         size = ctypes.c_size_t(0)
-        self._check()
+        self._not_struct_ops("initial value")
         ptr = _ffi.lib().bpf_map__initial_value(self._ptr, ctypes.byref(size))
         if size.value > _args.MAX_VALUE_SIZE:
             raise BpfError(_errno.E2BIG, f"map {self._name!r} declares a {size.value}-byte "
@@ -208,6 +219,7 @@ class ObjectMap(Map):
         """Set the initial contents of a global-data map before load (exact size)."""
         blob = _args.buffer(data, "initial value")
         ptr = self._setter("initial value")
+        self._not_struct_ops("initial value")
         size = ctypes.c_size_t(0)
         _ffi.lib().bpf_map__initial_value(ptr, ctypes.byref(size))
         if len(blob) != size.value:
@@ -235,6 +247,76 @@ class ObjectMap(Map):
             raise error_from_errno(exc.errno, f"cannot reuse fd {fd} for map "
                                    f"{self._name!r}") from None
         self._bound = None
+
+    # ----------------------------------------------------------------------------- struct_ops
+
+    @property
+    def is_struct_ops(self) -> bool:
+        """True for a struct_ops map (``SEC(".struct_ops")`` or ``SEC(".struct_ops.link")``)."""
+        return self._describe("type") == MapType.STRUCT_OPS
+
+    def _not_struct_ops(self, what: str) -> None:
+        # libbpf >= 1.5 gives a struct_ops map's "initial value" as its own shadow struct,
+        # which holds pointers to libbpf's programs: writing bytes over it is not safe
+        if self.is_struct_ops:
+            raise BpfError(_errno.EOPNOTSUPP, f"the {what} of struct_ops map {self._name!r} "
+                           "is not available: libbpf fills the struct from the object's "
+                           "programs")
+
+    @property
+    def autoattach(self) -> bool:
+        """Whether :meth:`Object.attach` attaches this struct_ops map (default ``True``)."""
+        self._check()
+        return self._autoattach
+
+    def set_autoattach(self, autoattach: bool) -> None:
+        """Make :meth:`Object.attach` skip (or attach) this struct_ops map; attach it yourself
+        with :meth:`attach_struct_ops`.  (libbpf >= 1.5 has the same flag for its skeleton,
+        ``bpf_map__set_autoattach``; pylibbpf keeps its own, so it works with every release.)"""
+        self._check()
+        self._autoattach = bool(autoattach)
+
+    def _auto_attaches(self) -> bool:
+        return self._autoattach and self.is_struct_ops and bool(self.autocreate)
+
+    def attach_struct_ops(self) -> StructOpsLink:
+        """Register this struct_ops map's struct of BPF programs with the kernel
+        (``bpf_map__attach_struct_ops``): a TCP congestion control becomes selectable by
+        name, for example.  Needs the object loaded.
+
+        A map in ``SEC(".struct_ops.link")`` (libbpf >= 1.2, Linux 6.4) gets a BPF link:
+        :meth:`~pylibbpf.StructOpsLink.update_map` swaps in another map, and the link can be
+        pinned.  A map in ``SEC(".struct_ops")`` is registered by writing its value, which is
+        no BPF link: the :class:`~pylibbpf.StructOpsLink` then only unregisters it when
+        destroyed, and the kernel does not register that map again (EBUSY).  Either way the
+        link is destroyed, at the latest, when the object closes.
+        """
+        self._check()
+        if not self.is_struct_ops:
+            kind = self.type
+            raise BpfError(_errno.EINVAL, f"map {self._name!r} is not a struct_ops map (it is "
+                           f"{getattr(kind, 'name', kind)}); only struct_ops maps attach")
+        self._life.require_loaded(f"attaching struct_ops map {self._name!r}")
+        self.fd  # noqa: B018 - StateError (ENOENT) for a map with autocreate off
+        with capture() as messages:
+            try:
+                ptr = _ffi.lib().bpf_map__attach_struct_ops(self._ptr)
+            except BpfError as exc:
+                why = detail(messages)
+                if exc.errno == _errno.EBUSY and not self.has_link:
+                    why = ("the kernel registers a SEC(\".struct_ops\") map once per load: it "
+                           "is registered, or was and cannot be again (open the object "
+                           "anew, or declare the map in SEC(\".struct_ops.link\"))")
+                raise error_from_errno(
+                    exc.errno, f"failed to attach struct_ops map {self._name!r}"
+                    + (f": {why}" if why else ""), ("CAP_BPF", "CAP_NET_ADMIN")) from None
+        return StructOpsLink(ptr, self, self._obj, self._life)
+
+    @property
+    def has_link(self) -> bool:
+        """For a struct_ops map: True when its attachment is a BPF link
+        (``SEC(".struct_ops.link")``, libbpf >= 1.2: the map has ``BPF_F_LINK``)."""
+        return self.is_struct_ops and bool(self._describe("map_flags") & MapFlags.LINK)
 
     # ----------------------------------------------------------------------------- pinning
 

@@ -481,6 +481,96 @@ def _probe_map(feature: str, map_type: int, key_size: int, value_size: int) -> s
     return None
 
 
+class StructOpsMapCreateAttr(ctypes.Structure):
+    """The BPF_MAP_CREATE part of ``union bpf_attr`` up to ``btf_vmlinux_value_type_id``."""
+
+    _fields_ = [("map_type", ctypes.c_uint32), ("key_size", ctypes.c_uint32),
+                ("value_size", ctypes.c_uint32), ("max_entries", ctypes.c_uint32),
+                ("map_flags", ctypes.c_uint32), ("inner_map_fd", ctypes.c_uint32),
+                ("numa_node", ctypes.c_uint32), ("map_name", ctypes.c_char * 16),
+                ("map_ifindex", ctypes.c_uint32), ("btf_fd", ctypes.c_uint32),
+                ("btf_key_type_id", ctypes.c_uint32), ("btf_value_type_id", ctypes.c_uint32),
+                ("btf_vmlinux_value_type_id", ctypes.c_uint32)]
+
+
+BPF_MAP_TYPE_STRUCT_OPS, BPF_PROG_TYPE_STRUCT_OPS, BPF_F_LINK, BTF_KIND_STRUCT = 26, 27, 1 << 13, 4
+
+
+@cache
+def btf_struct(name: str) -> tuple[int, int, tuple[str, ...]] | None:
+    """(type id, size, member names) of the struct ``name`` in the kernel's BTF, or None."""
+    type_id = btf_names(BTF_KIND_STRUCT).get(name)
+    if type_id is None:
+        return None
+    data = Path("/sys/kernel/btf/vmlinux").read_bytes()
+    _, _, _, hdr_len, type_off, _, str_off, _ = struct.unpack_from("<HBBIIIII", data)
+    pos, current = hdr_len + type_off, 1
+    while current < type_id:  # walk to the struct (types have variable lengths)
+        info = struct.unpack_from("<I", data, pos + 4)[0]
+        fixed, per = _BTF_EXTRA.get((info >> 24) & 0x1F, (0, 0))
+        pos += 12 + fixed + per * (info & 0xFFFF)
+        current += 1
+    _, info, size = struct.unpack_from("<III", data, pos)
+    members = []
+    for i in range(info & 0xFFFF):
+        name_off = struct.unpack_from("<I", data, pos + 12 + 12 * i)[0]
+        start = hdr_len + str_off + name_off
+        members.append(data[start:data.index(b"\0", start)].decode())
+    return type_id, size, tuple(members)
+
+
+class BtfLoadAttr(ctypes.Structure):
+    """The BPF_BTF_LOAD part of ``union bpf_attr``."""
+
+    _fields_ = [("btf", ctypes.c_uint64), ("btf_log_buf", ctypes.c_uint64),
+                ("btf_size", ctypes.c_uint32), ("btf_log_size", ctypes.c_uint32),
+                ("btf_log_level", ctypes.c_uint32)]
+
+
+BPF_BTF_LOAD = 18
+
+
+def btf_load_int() -> int:
+    """Load the smallest BTF (one ``int``) into the kernel; returns its fd."""
+    strings = b"\0int\0"
+    types = struct.pack("<IIII", 1, 1 << 24, 4, 32)  # INT "int", 4 bytes, 32 bits
+    blob = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types),
+                       len(strings)) + types + strings
+    buf = ctypes.create_string_buffer(blob, len(blob))
+    return bpf(BPF_BTF_LOAD, BtfLoadAttr(btf=ctypes.addressof(buf), btf_size=len(blob)))
+
+
+def _probe_struct_ops(flags: int = 0) -> str | None:
+    """What libbpf does for a ``SEC(".struct_ops")`` TCP congestion control (with ``flags``
+    BPF_F_LINK: ``SEC(".struct_ops.link")``): create the struct_ops map of
+    ``tcp_congestion_ops`` and load a program for its ``ssthresh`` member."""
+    ops, value = btf_struct("tcp_congestion_ops"), btf_struct("bpf_struct_ops_tcp_congestion_ops")
+    if ops is None or value is None:
+        return "tcp_congestion_ops is not a struct_ops type in the kernel's BTF"
+    try:
+        btf_fd = btf_load_int()  # the kernel wants an object's BTF beside the vmlinux type
+    except OSError as e:
+        return _refused("loading a BTF blob", e)
+    attr = StructOpsMapCreateAttr(map_type=BPF_MAP_TYPE_STRUCT_OPS, key_size=4,
+                                  value_size=value[1], max_entries=1, map_flags=flags,
+                                  map_name=b"probe_ca", btf_fd=btf_fd,
+                                  btf_vmlinux_value_type_id=value[0])
+    try:
+        os.close(bpf(BPF_MAP_CREATE, attr))
+    except OSError as e:
+        return _refused("creating a struct_ops map of tcp_congestion_ops"
+                        + (" with BPF_F_LINK" if flags else ""), e)
+    finally:
+        os.close(btf_fd)
+    try:
+        fd = prog_load(BPF_PROG_TYPE_STRUCT_OPS, RET0, attach_type=ops[2].index("ssthresh"),
+                       attach_btf_id=ops[0])
+    except OSError as e:
+        return _refused("loading a struct_ops program for tcp_congestion_ops.ssthresh", e)
+    os.close(fd)
+    return None
+
+
 def _probe_ringbuf() -> str | None:
     try:
         os.close(map_create(BPF_MAP_TYPE_RINGBUF, 0, 0, os.sysconf("SC_PAGE_SIZE")))
@@ -532,6 +622,9 @@ REQUIREMENTS: dict[str, tuple[tuple[int, int], tuple[str, ...]]] = {
     "netfilter": ((6, 4), ("CONFIG_NETFILTER_BPF_LINK",)),           # netfilter links
     "sockmap": ((4, 17), ("CONFIG_INET",)),        # sockmaps, sk_skb and sk_msg programs
     "sockmap_link": ((6, 10), ("CONFIG_INET",)),   # BPF links of sockmap programs
+    # struct_ops maps of tcp_congestion_ops (bpf_tcp_ca), in SEC(".struct_ops.link") from 6.4
+    "struct_ops": ((5, 6), ("CONFIG_BPF_JIT", "CONFIG_DEBUG_INFO_BTF", "CONFIG_INET")),
+    "struct_ops_link": ((6, 4), ("CONFIG_BPF_JIT", "CONFIG_DEBUG_INFO_BTF", "CONFIG_INET")),
 }
 
 def module_btf_names() -> list[str]:
@@ -565,6 +658,8 @@ PROBES: dict[str, Callable[[], str | None]] = {
     "netkit": _probe_netkit,
     "iter_task": lambda: _probe_iter("task"),
     "iter_map_elem": lambda: _probe_iter("bpf_map_elem"),
+    "struct_ops": _probe_struct_ops,
+    "struct_ops_link": lambda: _probe_struct_ops(BPF_F_LINK),
 }
 
 REFUSE_ENV = "PYLIBBPF_TEST_REFUSE"
