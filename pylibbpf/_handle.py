@@ -80,9 +80,9 @@ class Lifetime:
         ``prepare()`` and ``load()`` create them."""
         self.check()
         if self.prepared or self.loaded:
-            raise StateError(_errno.EBUSY, f"{what} can only be changed before the maps are "
-                             f"created by prepare() or load(); object {self.name!r} is "
-                             f"already {self.state}")
+            raise StateError(_errno.EBUSY, f"{what} can only be changed before load() (and "
+                             f"before prepare(), which creates the maps); object "
+                             f"{self.name!r} is already {self.state}")
 
     def require_maps(self, what: str) -> None:
         """Raise unless the object's maps exist (after ``prepare()`` or ``load()``)."""

@@ -134,8 +134,8 @@ class GlobalData(Mapping[str, bytes]):
         var = self._var(name)
         if self.readonly:
             raise StateError(_errno.EPERM, f"{name!r} is in {self.section}, which is read-only "
-                             f"once the object is {self._life.state}; set it before "
-                             "prepare() or load()")
+                             f"after load (and prepare()); set it before load() or "
+                             f"prepare() (object {self._obj.name!r} is {self._life.state})")
         if value.__class__ is int or value.__class__ is bool:
             data = self._scalar(var, value)
         else:

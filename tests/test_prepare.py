@@ -33,9 +33,9 @@ def obj() -> Iterator[Object]:
 def test_an_opened_object_has_no_map_fds(obj: Object) -> None:
     assert obj.state == "opened" and not obj.prepared and not obj.loaded
     steps = obj.maps["steps"]
-    with pytest.raises(StateError, match=r"call one of them") as info:
-        steps.fd
-    assert "prepare() or load()" in str(info.value) and info.value.errno == errno.EINVAL
+    with pytest.raises(StateError, match=r"no fd before load\(\) \(or prepare\(\)") as info:
+        steps.fd  # noqa: B018
+    assert info.value.errno == errno.EINVAL
     with pytest.raises(StateError, match="prepare"):
         steps[0] = 1
     with pytest.raises(StateError, match="prepare"):
@@ -63,7 +63,8 @@ def test_maps_are_usable_between_prepare_and_load(obj: Object) -> None:
 
     # .rodata is frozen by prepare(): neither its variables nor its map element can change
     assert obj.rodata.readonly
-    with pytest.raises(StateError, match="read-only once the object is prepared") as info:
+    with pytest.raises(StateError, match=r"read-only after load \(and prepare\(\)\).*is "
+                       r"prepared") as info:
         obj.rodata["scale"] = 4
     assert info.value.errno == errno.EPERM
     rodata = obj.find_map_by_name(".rodata")
@@ -74,8 +75,8 @@ def test_maps_are_usable_between_prepare_and_load(obj: Object) -> None:
     # map definitions are settled
     for change in (lambda: steps.set_max_entries(2), lambda: steps.set_value_size(16),
                    obj.maps[".bss" if ".bss" in obj.maps else "prepare.bss"].initial_value_buffer):
-        with pytest.raises(StateError, match=r"before the maps are created .* already "
-                           r"prepared") as info:
+        with pytest.raises(StateError, match=r"before prepare\(\), which creates the maps\); "
+                           r"object 'prepare' is already prepared") as info:
             change()
         assert info.value.errno == errno.EBUSY
 
@@ -83,7 +84,7 @@ def test_maps_are_usable_between_prepare_and_load(obj: Object) -> None:
     prog = obj.programs["on_getpid"]
     prog.set_log_level(1)
     with pytest.raises(StateError, match="no fd before load"):
-        prog.fd
+        prog.fd  # noqa: B018
     with pytest.raises(StateError, match="only prepared"):
         obj.attach()
     with pytest.raises(StateError, match="only prepared"):

@@ -18,11 +18,11 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from .. import _args, _ffi
-from .._attach_args import detail
 from .._ffi.printcb import capture
 from ..enums import MapFlags, MapType
 from ..errors import BpfError, StateError, error_from_errno
 from ..link import StructOpsLink
+from ..load_errors import last_warning
 from .base import Map
 
 if TYPE_CHECKING:
@@ -75,7 +75,10 @@ class ObjectMap(Map):
         :meth:`~pylibbpf.Object.load` has created it."""
         fd = int(self._libbpf("bpf_map__fd"))
         if fd < 0:
-            self._life.require_maps(f"the fd of map {self._name!r}")
+            if not (self._life.prepared or self._life.loaded):
+                raise StateError(_errno.EINVAL, f"map {self._name!r} has no fd before load() "
+                                 "(or prepare(), which creates the maps); call one of them on "
+                                 "its object first")
             raise StateError(_errno.ENOENT, f"map {self._name!r} was not created "
                              "(autocreate off)")
         return fd
@@ -302,7 +305,7 @@ class ObjectMap(Map):
             try:
                 ptr = _ffi.lib().bpf_map__attach_struct_ops(self._ptr)
             except BpfError as exc:
-                why = detail(messages)
+                why = last_warning(messages).removeprefix("libbpf: ")
                 if exc.errno == _errno.EBUSY and not self.has_link:
                     why = ("the kernel registers a SEC(\".struct_ops\") map once per load: it "
                            "is registered, or was and cannot be again (open the object "
