@@ -205,7 +205,7 @@ class Link(Handle):
             _destroy(ptr, {"disconnected": True})
             raise BpfError(_errno.EINVAL, f"{os.fsdecode(raw)} is not a BPF link "
                            f"(it is {kind.removeprefix('anon_inode:')})")
-        return cls(ptr, description=f"pinned link {os.fsdecode(raw)}")
+        return Link(ptr, description=f"pinned link {os.fsdecode(raw)}")  # a subclass too
 
     def open_iter(self) -> io.BufferedReader:
         """For an iterator link: a new read-only file of the iterator's output
@@ -298,6 +298,7 @@ class StructOpsLink(Link):
         super().disconnect()
 
     def update_program(self, program: Program) -> None:
+        self._check()
         raise BpfError(_errno.EINVAL, f"{self._description} attaches a map, not a program: "
                        "use update_map()")
 

@@ -167,7 +167,7 @@ def _members(obj: Any) -> Iterator[tuple[str, Callable[[], Any]]]:
         static = inspect.getattr_static(cls, name)
         if isinstance(static, (classmethod, staticmethod)):
             continue  # constructors: they take no closed instance
-        if name == "open" and cls.__name__ == "Link":
+        if name == "open" and issubclass(cls, pylibbpf.Link):
             yield name, lambda: _deprecated(obj.open)  # the instance side: open_iter's old name
             continue
         if isinstance(static, property) or not callable(static):
@@ -249,6 +249,9 @@ def closed_handles(tmp_path: Path, request: pytest.FixtureRequest
         more_prog.set_autoload(name == "msg_count")
     more.load()
     add(more.programs["msg_count"].attach_to_map(more.maps["socks"]))
+    if features.missing("struct_ops") is None:
+        ops = stack.enter_context(Object.open_file(compile_bpf("struct_ops.bpf.c")))
+        add(ops.load().maps["ca"].attach_struct_ops())
     _CTX.update(program=prog, map=Map.create(MapType.ARRAY, 4, 4, 1))
     stack.callback(_CTX["map"].close)
     counters = Object.open_file(object_path("counters.bpf.c"))
@@ -277,6 +280,8 @@ def test_every_public_member_of_every_closed_handle_raises_closed_error(
     classes.discard("Map")  # the base of ObjectMap and StandaloneMap, never made itself
     if features.missing("user_ringbuf") is not None:
         classes.discard("UserRingBuffer")  # no USER_RINGBUF maps before Linux 6.1
+    if features.missing("struct_ops") is not None:
+        classes.discard("StructOpsLink")  # no struct_ops (or refused by policy)
     if not VMLINUX_BTF.exists():
         classes.discard("KernelBtf")  # a kernel without BTF (CONFIG_DEBUG_INFO_BTF)
     missing = classes - {name.split(" ")[0] for name in closed_handles}
