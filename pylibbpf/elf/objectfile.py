@@ -39,6 +39,7 @@ from .reader import (
 )
 from .relocs import Extern
 from .sections import find_section_def
+from .struct_ops import STRUCT_OPS_SEC, collect_struct_ops
 
 __all__ = ["ObjectFile", "Program"]
 
@@ -221,6 +222,8 @@ class ObjectFile:
             return "legacy_maps"
         if name == ".maps":
             return "btf_maps"
+        if name == STRUCT_OPS_SEC and sec.type == SHT_PROGBITS:
+            return "struct_ops"
         if sec.type == SHT_PROGBITS and sec.size > 0:
             if sec.is_exec:
                 return "prog"
@@ -334,6 +337,14 @@ class ObjectFile:
                 map_flags=BPF_F_RDONLY_PROG | (BPF_F_MMAPABLE if value_type_id else 0),
                 value_type_id=value_type_id, section_name=".kconfig", real_name=".kconfig",
                 variables=variables))
+        for sec in self._raw.sections:  # libbpf adds struct_ops maps last
+            if self._sec_kind.get(sec.index) == "struct_ops":
+                ds = self.btf.find(sec.name, BtfKind.DATASEC) if self.btf else None
+                if self.btf is not None and ds is None:
+                    raise ElfError(f"struct_ops: DATASEC {sec.name} not found")
+                secinfos = self._secinfos(ds, sec.name) if ds is not None else []
+                maps += collect_struct_ops(self._raw, self.btf, sec, secinfos,
+                                           self.programs_all)
         self.maps = maps
 
     def _extern_type_name(self, ext: Extern) -> str:

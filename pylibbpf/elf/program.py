@@ -29,6 +29,9 @@ class Program:
     subprograms: list[str] = field(default_factory=list)
     func_info: list[FuncInfo] = field(default_factory=list)
     line_info: list[LineInfo] = field(default_factory=list)
+    # the index of the struct_ops member this program fills (libbpf keeps it as the program's
+    # expected attach type); None for other programs
+    struct_ops_member: int | None = None
 
     @property
     def insn_offset(self) -> int:
@@ -65,5 +68,6 @@ class Program:
             if self.section_def and self.section_def.attach_type else None,
             "sleepable": self.sleepable, "global": self.is_global,
             "subprog": self.is_subprog, "subprograms": list(self.subprograms),
+            "struct_ops_member": self.struct_ops_member,
             "relocations": [r.to_json() for r in self.relocations],
         }
