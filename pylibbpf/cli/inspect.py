@@ -1,16 +1,16 @@
-"""``pylibbpf inspect OBJ.o [--json] [--disasm] [--btf]``: describe an eBPF object file."""
+"""``pylibbpf inspect OBJ.o [--json] [--disasm] [--btf]``: describe an eBPF object file
+(no root, no libbpf: :mod:`pylibbpf.elf` only)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 
-from .elf import ElfError, ObjectFile
-from .elf.btf import BtfKind
+from ..elf import ElfError, ObjectFile
+from ..elf.btf import BtfKind
 
-__all__ = ["main", "inspect_text", "inspect_json"]
+__all__ = ["add_parser", "inspect_json", "inspect_text", "run"]
 
 
 def inspect_json(obj: ObjectFile, *, disasm: bool = False, btf: bool = False) -> str:
@@ -85,23 +85,27 @@ def inspect_text(obj: ObjectFile, *, disasm: bool = False, btf: bool = False) ->
     return text
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``pylibbpf`` command."""
-    parser = argparse.ArgumentParser(prog="pylibbpf", description="pylibbpf tools")
-    sub = parser.add_subparsers(dest="command", required=True)
-    ins = sub.add_parser("inspect", help="describe an eBPF object file (no root needed)")
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+               common: argparse.ArgumentParser) -> None:
+    """``inspect OBJ.o [--json] [--disasm] [--btf]``."""
+    ins = sub.add_parser("inspect", parents=[common],
+                         help="describe an eBPF object file (no root needed)")
     ins.add_argument("object", help="path to a BPF ELF object (.o)")
-    ins.add_argument("--json", action="store_true", help="print stable JSON")
     ins.add_argument("--disasm", action="store_true", help="include the disassembly")
     ins.add_argument("--btf", action="store_true", help="include the BTF types")
-    args = parser.parse_args(argv)
+    ins.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Describe ``args.object``; 1 when it cannot be read."""
     try:
         obj = ObjectFile.from_path(args.object)
     except (ElfError, OSError) as exc:
         print(f"pylibbpf inspect: {args.object}: {exc}", file=sys.stderr)
         return 1
-    render = inspect_json if args.json else inspect_text
+    as_json = getattr(args, "json", False)
+    render = inspect_json if as_json else inspect_text
     sys.stdout.write(render(obj, disasm=args.disasm, btf=args.btf))
-    if args.json:
+    if as_json:
         sys.stdout.write("\n")
     return 0
