@@ -8,7 +8,7 @@ import errno as _errno
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from . import _args, _ffi
 from ._ffi import structs
@@ -162,6 +162,63 @@ class LinkInfo:
                    details=details)
 
 
+@dataclass(frozen=True)
+class BtfInfo:
+    """A BTF object the kernel holds: an object's BTF loaded with its programs and maps, or
+    the kernel's own (``kernel_btf``: vmlinux or a module, ``name`` says which)."""
+
+    id: int
+    name: str
+    size: int
+    kernel_btf: bool
+
+    @classmethod
+    def from_fd(cls, fd: int) -> BtfInfo:
+        """Query the BTF object behind ``fd``."""
+        name = ctypes.create_string_buffer(64)
+        info = structs.bpf_btf_info(name=ctypes.addressof(name), name_len=len(name))
+        info = _get_info(fd, info, "BTF")
+        return cls(id=info.id, name=name.value.decode(errors="replace"), size=info.btf_size,
+                   kernel_btf=bool(info.kernel_btf))
+
+
+def btf_raw_data(fd: int) -> bytes:
+    """The bytes of the BTF object behind ``fd`` (for a module's BTF, its split part)."""
+    size = _get_info(fd, structs.bpf_btf_info(), "BTF").btf_size
+    data = ctypes.create_string_buffer(max(size, 1))
+    info = structs.bpf_btf_info(btf=ctypes.addressof(data), btf_size=size)
+    info = _get_info(fd, info, "BTF")
+    return data.raw[:min(size, info.btf_size)]
+
+
+_Kind = Literal["prog", "map", "link", "btf"]
+_WHAT = {"prog": "program", "map": "map", "link": "link", "btf": "BTF object"}
+
+
+def fd_by_id(kind: _Kind, object_id: int) -> int:
+    """A new fd of the program, map, link or BTF object with kernel id ``object_id`` (the
+    caller closes it).  An id nothing has raises :class:`~pylibbpf.BpfError` with ENOENT."""
+    object_id = _args.u32(object_id, f"{kind} id")
+    try:
+        return int(getattr(_ffi.lib(), f"bpf_{kind}_get_fd_by_id")(object_id))
+    except BpfError as exc:
+        what = _WHAT[kind]
+        if exc.errno == _errno.ENOENT:
+            raise BpfError(_errno.ENOENT, f"there is no {what} with id {object_id}") from None
+        raise error_from_errno(exc.errno, f"failed to open {what} id {object_id}",
+                               ("CAP_SYS_ADMIN",)) from None
+
+
+def fd_by_pin(path: str | os.PathLike[str]) -> int:
+    """A new fd of the object pinned at ``path`` in bpffs (the caller closes it)."""
+    raw = os.fsencode(path)
+    try:
+        return int(_ffi.lib().bpf_obj_get(raw))
+    except BpfError as exc:
+        raise error_from_errno(exc.errno, f"failed to open the object pinned at "
+                               f"{os.fsdecode(raw)}") from None
+
+
 def _ids(func: str) -> Iterator[int]:
     lib = _ffi.lib()
     getter = getattr(lib, func)
@@ -206,6 +263,11 @@ def map_ids() -> Iterator[int]:
 def link_ids() -> Iterator[int]:
     """Ids of every link in the system."""
     return _ids("bpf_link_get_next_id")
+
+
+def btf_ids() -> Iterator[int]:
+    """Ids of every BTF object the kernel holds."""
+    return _ids("bpf_btf_get_next_id")
 
 
 def loaded_programs() -> Iterator[ProgramInfo]:

@@ -44,7 +44,14 @@ from .btf_attach import (
     module_btf_exists,
     tp_btf_can_attach,
 )
-from .programs import helper_id, probe_helper, probe_map_type, probe_prog_type, ringbuf_supported
+from .programs import (
+    helper_id,
+    helper_names,
+    probe_helper,
+    probe_map_type,
+    probe_prog_type,
+    ringbuf_supported,
+)
 from .symbols import kallsyms_lookup, kprobe_exists, ksym_exists, tracepoint_exists
 
 __all__ = [
@@ -53,6 +60,7 @@ __all__ = [
     "fentry_can_attach",
     "has_vmlinux_btf",
     "helper_id",
+    "helper_names",
     "kallsyms_lookup",
     "kfunc_exists",
     "kprobe_exists",

@@ -109,6 +109,15 @@ def helper_id(helper: str) -> int | None:
     return _helper_ids().get(short)
 
 
+def helper_names() -> dict[int, str]:
+    """Every BPF helper of the running kernel's ``enum bpf_func_id`` by number:
+    ``{35: "bpf_get_current_task", ...}`` (empty without kernel BTF)."""
+    if not has_vmlinux_btf():
+        return {}
+    return {number: f"bpf_{name}" for name, number in sorted(_helper_ids().items(),
+                                                            key=lambda item: item[1])}
+
+
 def probe_helper(prog_type: ProgType | int, helper: int | str) -> Support:
     """Can programs of ``prog_type`` call BPF helper ``helper`` (``libbpf_probe_bpf_helper``)?
 
