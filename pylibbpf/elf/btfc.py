@@ -16,7 +16,7 @@ from .errors import ElfError
 if TYPE_CHECKING:
     from .btf import Btf
 
-__all__ = ["CPrinter"]
+__all__ = ["CPrinter", "dump_c"]
 
 _CHAIN_KINDS = {BtfKind.PTR, BtfKind.VOLATILE, BtfKind.CONST, BtfKind.RESTRICT,
                 BtfKind.FUNC_PROTO, BtfKind.TYPE_TAG, BtfKind.ARRAY}
@@ -314,3 +314,136 @@ class CPrinter:
                 val = f"{v.value & 0xFFFFFFFFFFFFFFFF}ULL"
             self._emit(f"\n{_pfx(lvl + 1)}{v.name} = {val},")
         self._emit(f"\n{_pfx(lvl)}}}")
+
+
+# ------------------------------------------------------------------------ a whole BTF as C
+
+_MODIFIER_KINDS = {BtfKind.CONST, BtfKind.VOLATILE, BtfKind.RESTRICT, BtfKind.TYPE_TAG}
+_COMPOSITES = {BtfKind.STRUCT, BtfKind.UNION}
+_ENUMS = {BtfKind.ENUM, BtfKind.ENUM64}
+
+
+class _Declarations:
+    """Every named type of a BTF as C declarations in an order a compiler accepts: a type is
+    defined after the types it holds by value, and a struct or union that is only pointed to
+    before its definition gets a forward declaration (``struct x;``) first.  Anonymous structs,
+    unions and enums are printed inline where they are used; an anonymous enum nothing uses
+    is printed on its own (it defines constants)."""
+
+    def __init__(self, btf: Btf) -> None:
+        self.btf = btf
+        self.printer = CPrinter(btf)
+        self.out: list[str] = []
+        self.defined: set[int] = set()
+        self.declared: set[int] = set()   # forward-declared structs and unions
+        self.busy: set[int] = set()
+
+    def all_types(self) -> str:
+        referenced = self._referenced()
+        for t in self.btf.types[1:]:
+            if t.kind == BtfKind.TYPEDEF and t.name == "__builtin_va_list":
+                continue  # the compiler's own
+            if t.kind in _COMPOSITES and t.name or t.kind == BtfKind.TYPEDEF:
+                self._define(t.id)
+            elif t.kind in _ENUMS and (t.name or t.id not in referenced):
+                self._define(t.id)
+            elif t.kind == BtfKind.FWD:
+                self._forward(t.id)
+        return "".join(self.out)
+
+    def _referenced(self) -> set[int]:
+        refs: set[int] = set()
+        for t in self.btf.types[1:]:
+            if t.kind == BtfKind.ARRAY:
+                refs.add(t.elem_type_id)
+            elif t.kind in _COMPOSITES:
+                refs.update(m.type_id for m in t.members)
+            elif t.kind == BtfKind.FUNC_PROTO:
+                refs.update(p.type_id for p in t.params)
+                refs.add(t.type_id or 0)
+            elif t.type_id is not None and t.kind not in (BtfKind.FUNC, BtfKind.DATASEC):
+                refs.add(t.type_id)
+        return refs
+
+    def _emit(self, text: str) -> None:
+        self.out.append(text + ";\n\n")
+
+    def _forward(self, type_id: int) -> None:
+        if type_id in self.defined or type_id in self.declared:
+            return
+        t = self.btf.type_by_id(type_id)
+        self.declared.add(type_id)
+        if t.kind == BtfKind.FWD:
+            self._emit(f"{'union' if t.kind_flag else 'struct'} {t.name}")
+        else:
+            self._emit(f"{'struct' if t.kind == BtfKind.STRUCT else 'union'} {t.name}")
+
+    def _define(self, type_id: int) -> None:
+        if type_id in self.defined or type_id in self.busy:
+            return
+        t = self.btf.type_by_id(type_id)
+        self.busy.add(type_id)
+        if t.kind in _COMPOSITES:
+            for m in t.members:
+                self._need(m.type_id, False, 0)
+        elif t.kind == BtfKind.TYPEDEF:
+            target = self._skip_modifiers(t.type_id or 0)
+            named = target.kind in _COMPOSITES and target.name or target.kind == BtfKind.FWD
+            # `typedef struct x x_t;` needs only `struct x;` before it
+            self._need(t.type_id or 0, bool(named), 0)
+        self.busy.discard(type_id)
+        self.defined.add(type_id)
+        self._emit(self.printer.definition(type_id))
+
+    def _skip_modifiers(self, type_id: int) -> BtfType:
+        t = self.btf.type_by_id(type_id)
+        for _ in range(MAX_DEPTH):
+            if t.kind not in _MODIFIER_KINDS:
+                return t
+            t = self.btf.type_by_id(t.type_id or 0)
+        raise ElfError(f"BTF type [{type_id}]: modifier chain too deep or cyclic")
+
+    def _need(self, type_id: int, via_pointer: bool, depth: int) -> None:
+        """Make ``type_id`` usable here: complete, or (behind a pointer) at least declared."""
+        if depth > MAX_DEPTH * 4:
+            raise ElfError(f"BTF type [{type_id}]: declaration chain too deep or cyclic")
+        if type_id == 0:
+            return
+        t = self.btf.type_by_id(type_id)
+        kind = t.kind
+        if kind == BtfKind.PTR:
+            self._need(t.type_id or 0, True, depth + 1)
+        elif kind in _MODIFIER_KINDS:
+            self._need(t.type_id or 0, via_pointer, depth + 1)
+        elif kind == BtfKind.ARRAY:
+            self._need(t.elem_type_id, via_pointer, depth + 1)
+        elif kind == BtfKind.FUNC_PROTO:
+            # parameters and the result of a prototype may be incomplete types
+            self._need(t.type_id or 0, True, depth + 1)
+            for p in t.params:
+                self._need(p.type_id, True, depth + 1)
+        elif kind == BtfKind.TYPEDEF:
+            self._define(type_id)
+            if not via_pointer:  # a value of it: what it names must be complete too
+                self._need(t.type_id or 0, False, depth + 1)
+        elif kind in _COMPOSITES:
+            if not t.name:  # printed inline: what it holds must be complete
+                for m in t.members:
+                    self._need(m.type_id, False, depth + 1)
+            elif via_pointer:
+                # a struct pointing to itself needs no forward declaration
+                if type_id not in self.defined and type_id not in self.busy:
+                    self._forward(type_id)
+            else:
+                self._define(type_id)
+        elif kind in _ENUMS and t.name:
+            self._define(type_id)
+        elif kind == BtfKind.FWD:
+            self._forward(type_id)
+
+
+def dump_c(btf: Btf) -> str:
+    """Every struct, union, enum and typedef of ``btf`` as C declarations, in an order a C
+    compiler accepts (what ``bpftool btf dump ... format c`` prints between its header and
+    footer).  Functions, variables and sections are left out, as bpftool leaves them."""
+    return _Declarations(btf).all_types()
