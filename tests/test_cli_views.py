@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from pylibbpf import Map, MapType, Object
-from tests.support import features
+from tests.support import features, unprivileged
 from tests.support.bpfbuild import compile_bpf
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -204,3 +204,12 @@ def test_unknown_ids_and_bad_usage_fail_clearly() -> None:
         assert "Traceback" not in done.stderr
     done = ours("map", "dump", check=False)
     assert done.returncode == 2 and "say which one" in done.stderr
+
+
+def test_missing_privileges_name_the_capability() -> None:
+    setpriv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
+    done = subprocess.run([*setpriv, unprivileged.python(), "-m", "pylibbpf", "prog", "list"],
+                          capture_output=True, text=True, env=unprivileged.env(), timeout=60,
+                          cwd="/")
+    assert done.returncode == 1 and "CAP_SYS_ADMIN" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
