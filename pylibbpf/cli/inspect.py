@@ -9,6 +9,7 @@ import sys
 
 from ..elf import ElfError, ObjectFile
 from ..elf.btf import BtfKind
+from ._output import want_json
 
 __all__ = ["add_parser", "inspect_json", "inspect_text", "run"]
 
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     except (ElfError, OSError) as exc:
         print(f"pylibbpf inspect: {args.object}: {exc}", file=sys.stderr)
         return 1
-    as_json = getattr(args, "json", False)
+    as_json = want_json(args)
     render = inspect_json if as_json else inspect_text
     sys.stdout.write(render(obj, disasm=args.disasm, btf=args.btf))
     if as_json:
