@@ -1,10 +1,14 @@
 """``pylibbpf prog|map|link|btf|feature`` against ``bpftool -j`` for the same ids on the same
 kernel: one object (``cli_views.bpf.c``: two programs, a hash of structs, a per-CPU array,
 .bss, a raw_tp link) and a map without BTF stay loaded for the module; each test runs both
-tools in subprocesses and compares what they print."""
+tools and compares what they print.  Ours runs in this process (``pylibbpf.cli.main`` with its
+output captured: a new interpreter per call costs seconds in an emulated guest), except in the
+test of the command itself."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import shutil
@@ -18,6 +22,7 @@ from typing import Any
 import pytest
 
 from pylibbpf import Map, MapType, Object
+from pylibbpf.cli import main
 from tests.support import features, unprivileged
 from tests.support.bpfbuild import compile_bpf
 
@@ -27,11 +32,28 @@ pytestmark = [pytest.mark.kernel,
 
 
 def ours(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([sys.executable, "-m", "pylibbpf", *args], capture_output=True,
-                          text=True, cwd=ROOT, timeout=300)
+    """``pylibbpf ARGS`` run by ``pylibbpf.cli.main`` here, as the command would run it."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            status = main(list(args))
+        except SystemExit as exc:  # argparse's usage errors
+            status = exc.code if isinstance(exc.code, int) else 2
+    done = subprocess.CompletedProcess(["pylibbpf", *args], status, out.getvalue(),
+                                       err.getvalue())
     if check:
         assert done.returncode == 0, done.stderr
     return done
+
+
+def test_the_command_runs_as_a_program(loaded: Loaded) -> None:
+    """``python -m pylibbpf`` in a new interpreter prints what ``main`` prints."""
+    done = subprocess.run([sys.executable, "-m", "pylibbpf", "-j", "prog", "show", "id",
+                           str(loaded.progs["view_raw"])], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == ours_json("prog", "show", "id",
+                                                str(loaded.progs["view_raw"]))
 
 
 def ours_json(*args: str) -> Any:
