@@ -1,0 +1,1 @@
+"""execsnoop: trace every exec() with its arguments (libbpf-tools' execsnoop, in Python)."""
