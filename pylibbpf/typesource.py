@@ -152,14 +152,21 @@ class Types:
     @classmethod
     def from_header(cls, path: str | os.PathLike[str], *names: str,
                     include_dirs: Sequence[str | os.PathLike[str]] = (),
-                    cflags: Sequence[str] = (), clang: str | None = None) -> Types:
+                    cflags: Sequence[str] = (), clang: str | None = None,
+                    linux_types: bool = True) -> Types:
         """Types of the header ``path`` (with its own folder and ``include_dirs`` searched for
-        what it includes); by default every tag and typedef the header itself declares."""
+        what it includes); by default every tag and typedef the header itself declares.
+
+        ``linux_types`` declares ``__u8`` ... ``__s64`` before the header, unless it includes
+        headers itself: a libbpf-tools header (``execsnoop.h``) uses them and relies on the
+        ``.bpf.c`` or the user side having included ``vmlinux.h`` or ``<linux/types.h>``."""
         header = Path(path).resolve()
-        wanted = names or tuple(declared_names(header.read_text(errors="replace")))
+        text = header.read_text(errors="replace")
+        wanted = names or tuple(declared_names(text))
         dirs = [os.fspath(header.parent), *(os.fspath(d) for d in include_dirs)]
-        btf = compile_btf(f'#include "{header}"\n', wanted, include_dirs=dirs, cflags=cflags,
-                          clang=clang)
+        prelude = _PRELUDE + "\n" if linux_types and "#include" not in text else ""
+        btf = compile_btf(f'{prelude}#include "{header}"\n', wanted, include_dirs=dirs,
+                          cflags=cflags, clang=clang)
         return cls(btf, header.name)
 
     @classmethod

@@ -108,6 +108,19 @@ def test_header_with_includes_and_the_cache(tmp_path: Path) -> None:
         "struct rec", "u32"]
 
 
+@needs_clang
+def test_header_using_linux_types_without_including_them(tmp_path: Path) -> None:
+    """A libbpf-tools header (opensnoop.h) uses __u32... and includes nothing: the .bpf.c
+    includes vmlinux.h first.  from_header declares them, as from_c does."""
+    header = tmp_path / "tool.h"
+    header.write_text("#define NAME 4\nstruct event { __u64 ts; __s32 ret; char n[NAME]; };\n")
+    types = Types.from_header(header)
+    assert "struct event" in types.names()
+    assert types.sizeof("struct event") == 16 and types.offsetof("struct event", "n") == 12
+    with pytest.raises(CompileError, match="unknown type name '__u64'"):
+        Types.from_header(header, linux_types=False)
+
+
 def test_missing_clang_names_the_package() -> None:
     with pytest.raises(FileNotFoundError, match="'clang' package"):
         Types.from_c("struct only_here_once { int a; };", clang="no-such-clang-binary")
