@@ -1,0 +1,66 @@
+"""examples/runqlat end to end: a child that sleeps N times is woken N times; the histogram of
+that process counts at least N run-queue waits, with tp_btf (chosen by probing) and with the
+raw_tp fallback."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.support.repetition import rounds
+from tests.support.tools import Tool
+
+pytestmark = pytest.mark.kernel
+
+SLEEPS = rounds(200, 40)
+SLEEPER = ("import sys, time\nsys.stdin.readline()\n"
+           f"for _ in range({SLEEPS}):\n    time.sleep(0.001)\n")
+
+
+def _histogram_of_sleeper(*args: str) -> tuple[str, int, dict[int, int]]:
+    """runqlat -P on a sleeping child; (output, the child's pid, its histogram: low -> count)."""
+    child = subprocess.Popen([sys.executable, "-c", SLEEPER], stdin=subprocess.PIPE, text=True)
+    try:
+        with Tool("runqlat", "-P", "--pid", str(child.pid), *args, ready="Tracing") as tool:
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.close()
+            assert child.wait(timeout=120) == 0
+            time.sleep(0.2)
+            out = tool.stop()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    section = out.partition(f"pid = {child.pid} ")[2]
+    assert section, out
+    counts = {int(low): int(count) for low, count in
+              re.findall(r"^\s*(\d+) -> \d+\s*: (\d+)", section.split("\npid = ")[0], re.M)}
+    return out, child.pid, counts
+
+
+def _check(out: str, pid: int, counts: dict[int, int]) -> None:
+    # one histogram (one process: the filter), in microseconds; every wake-up of the child
+    # is followed by a switch to it, and a few more waits (start-up, preemptions) may count
+    assert out.count("\npid = ") == 1, out
+    assert "usecs               : count     distribution" in out
+    assert SLEEPS <= sum(counts.values()) <= 20 * SLEEPS, out
+
+
+@pytest.mark.needs("tp_btf")
+def test_runqlat_probes_and_loads_tp_btf() -> None:
+    out, pid, counts = _histogram_of_sleeper()
+    assert "probe: tp_btf on sched_switch: supported" in out
+    assert "Tracing run queue latency (tp_btf)" in out
+    _check(out, pid, counts)
+
+
+@pytest.mark.needs("raw_tp")
+def test_runqlat_raw_tp_fallback() -> None:
+    out, pid, counts = _histogram_of_sleeper("--variant", "raw_tp")
+    assert "probe:" not in out and "Tracing run queue latency (raw_tp)" in out
+    _check(out, pid, counts)
