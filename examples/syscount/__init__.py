@@ -1,0 +1,1 @@
+"""syscount: system calls counted by name or by process (libbpf-tools' syscount, in Python)."""
