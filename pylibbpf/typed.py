@@ -31,6 +31,8 @@ from .elf.btf import Btf, BtfKind, BtfType
 from .elf.codec import Codec, FieldError, codec, numpy_dtype
 from .elf.csource import CompileError
 from .elf.objectfile import ObjectFile
+from .elf.pytypes import BtfWriter
+from .enums import MapType
 from .typesource import Types
 
 if TYPE_CHECKING:
@@ -200,6 +202,21 @@ class _RawMap(Protocol):
 
 _M = TypeVar("_M", bound=_RawMap)
 
+def _is_stack_trace_map(m: _RawMap) -> bool:
+    return getattr(m, "type", None) == MapType.STACK_TRACE
+
+
+def _stack_trace_codecs(key_size: int, value_size: int) -> tuple[Codec, Codec]:
+    """A stack trace map's key (``__u32``) and value (``__u64[value_size / 8]``) codecs."""
+    if key_size != 4 or value_size % 8:
+        raise ValueError(f"a stack trace map has 4-byte keys and 8-byte frames, not "
+                         f"{key_size}-byte keys and {value_size}-byte values")
+    w = BtfWriter()
+    key = w.integer(4, False)
+    frames = w.array(w.integer(8, False), value_size // 8)
+    btf = w.btf()
+    return codec(btf, key), codec(btf, frames)
+
 
 class TypedMap(Generic[_M]):
     """A :class:`~pylibbpf.Map` whose keys and values are decoded Python values.
@@ -231,6 +248,11 @@ class TypedMap(Generic[_M]):
             key_id = m.btf_key_type_id or None
         if value_id is None and obj is not None:
             value_id = m.btf_value_type_id or None
+        if value_id is None and key_id is None and _is_stack_trace_map(m):
+            # the kernel defines these: u32 stack ids -> u64 instruction pointers (zero after
+            # the last frame); libbpf-tools declare them by size, and the kernel refuses BTF
+            # for them anyway
+            key_id, value_id = _stack_trace_codecs(m.key_size, m.value_size)
         if value_id is None:
             raise ValueError(f"map {m.name!r} has no BTF value type (declare it with "
                              "__type(value, ...)) and none was given")

@@ -39,9 +39,10 @@ _SIMPLE_INTS = {"b": True, "B": False, "h": True, "H": False, "i": True, "I": Fa
 _TAGS = {BtfKind.STRUCT: "struct", BtfKind.UNION: "union", BtfKind.ENUM: "enum",
          BtfKind.ENUM64: "enum"}
 _BASE_TYPES = ("__u8", "__s8", "__u16", "__s16", "__u32", "__s32", "__u64", "__s64")
-_PRELUDE = "\n".join(f"typedef {'unsigned' if t[2] == 'u' else 'signed'} "
+# each guarded, so that a -D__u32=... of the caller's cflags wins
+_PRELUDE = "\n".join(f"#ifndef {t}\ntypedef {'unsigned' if t[2] == 'u' else 'signed'} "
                      f"{ {'8': 'char', '16': 'short', '32': 'int', '64': 'long long'}[t[3:]] } "
-                     f"{t};" for t in _BASE_TYPES)
+                     f"{t};\n#endif" for t in _BASE_TYPES)
 
 
 def _is_foreign_order(cls: type) -> bool:

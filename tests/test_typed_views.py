@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from pylibbpf import Object, RingBuffer
+from pylibbpf import Map, MapType, Object, RingBuffer
 from pylibbpf.elf.codec import FieldError
 from pylibbpf.typed import TypedGlobals, TypedMap, Types, decoder, infer_event_type
 from tests.support.bpfbuild import BPF_SRC, compile_bpf
@@ -146,3 +147,17 @@ def test_global_writes_are_range_checked(obj: Object) -> None:
     assert TypedGlobals(obj.bss)["counter"] == -5
     with pytest.raises(ValueError, match="does not fit"):
         obj.bss["counter"] = 1 << 31
+
+
+def test_stack_trace_maps_need_no_declared_types() -> None:
+    """A STACK_TRACE map (declared by value_size, as libbpf-tools do; the kernel refuses BTF
+    for it) reads as u32 stack ids -> lists of u64 instruction pointers."""
+    with Map.create(MapType.STACK_TRACE, key_size=4, value_size=8 * 5, max_entries=8) as m:
+        stacks = TypedMap(m)
+        assert stacks.key is not None and stacks.key.name == "unsigned int"
+        assert stacks.value.decode(b"".join(ip.to_bytes(8, sys.byteorder)
+                                            for ip in (0xffffffff81000010, 2, 0, 0, 0))
+                                   ) == [0xffffffff81000010, 2, 0, 0, 0]
+        assert len(stacks) == 0
+        with pytest.raises(KeyError):
+            stacks[7]
