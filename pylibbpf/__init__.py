@@ -67,6 +67,8 @@ if TYPE_CHECKING:
     from .info import loaded_programs as loaded_programs
     from .info import map_ids as map_ids
     from .info import program_ids as program_ids
+    from .ksyms import Ksym as Ksym
+    from .ksyms import Ksyms as Ksyms
     from .link import Link as Link
     from .link import StructOpsLink as StructOpsLink
     from .map import Map as Map
