@@ -1,0 +1,1 @@
+"""profile: sample stacks on a CPU clock, per CPU (libbpf-tools' profile, in Python)."""
