@@ -88,7 +88,7 @@ int BPF_PROG(third, bool preempt, struct task_struct *prev, struct task_struct *
 
 
 # what the load test loads both ways (the others only open): objects of several shapes
-LOADED = ("shapes.bpf.c", "lathist.bpf.c", "counters.bpf.c")
+LOADED = ("shapes.bpf.c", "lathist.bpf.c", "counters.bpf.c", "runqlat.bpf.c")
 
 
 def _suite_objects(tmp: Path, only: tuple[str, ...] = ()) -> dict[str, bytes]:
@@ -97,7 +97,7 @@ def _suite_objects(tmp: Path, only: tuple[str, ...] = ()) -> dict[str, bytes]:
     sources = [*sorted((TESTS / "bpf").glob("*.bpf.c")),
                *sorted((TESTS / "elf" / "bpf").glob("*.bpf.c")),
                *sorted((TESTS / "compat" / "bpf").glob("*.c")),
-               ROOT / "examples" / "lathist" / "lathist.bpf.c"]
+               *sorted((ROOT / "examples").glob("*/*.bpf.c"))]
     shapes = tmp / "shapes.bpf.c"
     shapes.write_text(SHAPES)
     sources.append(shapes)
