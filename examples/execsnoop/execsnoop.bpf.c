@@ -94,6 +94,10 @@ int handle_enter(struct trace_event_raw_sys_enter *ctx)
 		n = bpf_probe_read_user_str(&e->args[e->args_size], ARG_LEN, arg);
 		if (n < 0)
 			return 0;
+		// an empty argument: Linux 6.1 returns 0 for it, without its NUL; the record
+		// started zeroed, so that byte is a NUL already
+		if (n == 0)
+			n = 1;
 		e->args_count++;
 		e->args_size += n;
 	}

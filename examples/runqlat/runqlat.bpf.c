@@ -91,7 +91,7 @@ static __always_inline int switched(struct task_struct *prev, struct task_struct
 	__u32 pid = BPF_CORE_READ(next, pid), key = 0;
 	struct hist *hist;
 	__u64 *tsp, delta;
-	unsigned int slot;
+	__u64 slot;                      // 64-bit: a 32-bit index loses its bounds on 6.1
 
 	// preempted while runnable: it waits on the run queue again from now
 	if (task_state(prev) == TASK_RUNNING)
