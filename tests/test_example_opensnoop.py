@@ -43,6 +43,9 @@ def test_opensnoop_flags_fds_and_errors(tmp_path: Path) -> None:
     assert row[2:] == ["-1", str(errno.ENOENT), "O_RDONLY|O_DIRECTORY|O_CLOEXEC", str(missing)], row
 
 
+# a filter set through .rodata, the same program with one branch taken: the host tiers run
+# it; guests (where a new interpreter costs seconds) leave it out with the other slow tests
+@pytest.mark.slow
 def test_opensnoop_failed_only(tmp_path: Path) -> None:
     """``-x``: the BPF side drops successful opens before they reach the perf buffer."""
     present = tmp_path / "present"

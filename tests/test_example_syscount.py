@@ -54,12 +54,18 @@ def test_syscount_counts_by_name_with_latency() -> None:
     assert float(rows["getppid"][1]) > 0.0            # TIME (us), summed
 
 
+# a filter set through .rodata, the same program with one branch taken: the host tiers run
+# it; guests (where a new interpreter costs seconds) leave it out with the other slow tests
+@pytest.mark.slow
 def test_syscount_failures_only() -> None:
     rows = _count("-x")
     assert rows["rmdir"] == [str(RMDIR)], rows
     assert "getppid" not in rows, rows
 
 
+# a filter set through .rodata, the same program with one branch taken: the host tiers run
+# it; guests (where a new interpreter costs seconds) leave it out with the other slow tests
+@pytest.mark.slow
 def test_syscount_one_errno() -> None:
     """``-e ENOENT``: calls failing with that error only."""
     rows = _count("-e", "ENOENT")
