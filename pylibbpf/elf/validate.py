@@ -18,7 +18,7 @@ never ends) and files above a size bound, without reading them.
 
 from __future__ import annotations
 
-from .btf import MAX_DEPTH, MODIFIERS, Btf, BtfKind
+from .btf import MAX_DEPTH, MODIFIERS, Btf, BtfKind, BtfType
 from .errors import ElfError
 from .objectfile import ObjectFile
 from .reader import MAX_OBJECT_SIZE, read_object_file
@@ -45,11 +45,24 @@ def _check_btf(btf: Btf) -> None:
     for t in btf.types:
         if t.kind in MODIFIERS:
             _check_modifier_chain(btf, t.id, ends)
+        if t.kind == BtfKind.INT:
+            _check_int(t)
         if t.kind == BtfKind.DATASEC:
             for si in t.secinfos:
                 if btf.types[si.type_id].kind not in (BtfKind.VAR, BtfKind.FUNC):
                     raise ElfError(f".BTF: DATASEC '{t.name}' [{t.id}] lists type "
                                    f"[{si.type_id}], which is neither a VAR nor a FUNC")
+
+
+def _check_int(t: BtfType) -> None:
+    # The kernel's rule for BTF_KIND_INT (btf_int_check_meta): at most 16 bytes, its bits
+    # within them.  libbpf 1.1 does not check: a kconfig extern of a 4 GB "unsigned int"
+    # sizes libbpf's .kconfig buffer from it and crashes bpf_object__open.
+    size = t.size or 0
+    bits, offset = t.bits, t.int_offset
+    if not 1 <= size <= 16 or bits + offset > 128 or (bits + 7) // 8 > size:
+        raise ElfError(f".BTF: INT '{t.name}' [{t.id}] is {size} bytes with {bits} bits at "
+                       f"bit {offset} (the kernel allows at most 16 bytes, holding its bits)")
 
 
 def _check_modifier_chain(btf: Btf, start: int, ends: dict[int, bool]) -> None:
