@@ -1,0 +1,1 @@
+"""pylibbpf's benchmarks: ``python -m bench`` (see run.py and docs/performance.md)."""
