@@ -31,6 +31,10 @@ class _Counter:
         self.n = 0
 
 
+def _keep(*objects: Any) -> None:
+    """Nothing: an exit callback holding ``objects`` (a C callback libbpf still calls) alive."""
+
+
 def _producer(env: Env, stack: ExitStack, reuse: dict[str, int] | None = None) -> Object:
     """bench_rb loaded; ``reuse``: its maps adopt these fds (bcc's maps) before load."""
     obj = stack.enter_context(Object.open_file(env.built.objects["bench_rb"]))
@@ -102,6 +106,7 @@ def ring_group(env: Env) -> Group:
             return c.ring_consume(c_ring, n) / n
 
         raw_cb = RING_SAMPLE(count_raw)
+        stack.callback(_keep, raw_cb)  # alive until the ring buffer is freed (LIFO)
         raw_ring = raw.lib.ring_buffer__new(ring.fd, ctypes.cast(raw_cb, ctypes.c_void_p),
                                             None, None)
         stack.callback(raw.lib.ring_buffer__free, raw_ring)
@@ -238,6 +243,7 @@ def perf_group(env: Env) -> Group:
             return c.perf_consume(c_perf, n) / n
 
         raw_cb = PERF_SAMPLE(count_raw)
+        stack.callback(_keep, raw_cb)  # alive until the perf buffer is freed (LIFO)
         raw_perf = raw.lib.perf_buffer__new(perf_fd, pages, ctypes.cast(raw_cb, ctypes.c_void_p),
                                             None, None, None)
         stack.callback(raw.lib.perf_buffer__free, raw_perf)
