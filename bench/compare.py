@@ -1,6 +1,7 @@
 """Does a change make pylibbpf slower?  This checkout against an earlier revision, in one process.
 
     sudo .venv/bin/python bench/compare.py BASE_REV [--rounds 9] [--n 20000]
+    (or: sudo .venv/bin/python -m bench.compare BASE_REV ...)
 
 The earlier revision's ``pylibbpf/`` is extracted with ``git archive`` and imported under another
 name (``pylibbpf_base``; the package imports itself only relatively), so both versions run in this
@@ -27,11 +28,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(HERE))
-
-from run import build  # noqa: E402
 
 import pylibbpf  # noqa: E402
+from bench._build import build  # noqa: E402
 
 Bench = Callable[[Any, int], float]
 """A benchmark: given a pylibbpf module and a size, the seconds per operation."""
@@ -134,7 +133,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--n", type=int, default=20000, help="operations per timing")
     args = parser.parse_args()
-    _exe, objects = build()
+    objects = build().objects
     benches: dict[str, Bench] = {
         "ARRAY lookup, bytes key": element_bench("array", "lookup", "bytes"),
         "ARRAY update, bytes key": element_bench("array", "update", "bytes"),
