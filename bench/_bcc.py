@@ -17,6 +17,7 @@ import io
 import os
 import platform
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -85,12 +86,13 @@ def load() -> ModuleType | str:
     except Exception:  # noqa: BLE001
         _loaded = "no kernel headers"
         return _loaded
-    _loaded = bcc
-    return bcc
+    module: ModuleType = bcc
+    _loaded = module
+    return module
 
 
 @contextlib.contextmanager
-def _quiet() -> contextlib.Generator[None, None, None]:
+def _quiet() -> Iterator[None]:
     """bcc's compiler writes to fd 2 directly: silence it for a probe."""
     saved = os.dup(2)
     try:

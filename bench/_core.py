@@ -3,10 +3,13 @@
 A :class:`Group` sets up what its contenders share (a map, a ring, an object) and gives each
 contender a timer: a function that does one measured run and returns seconds per unit (per
 operation, entry, event or load), doing any preparation it needs (refilling a map, filling a
-ring) outside the timed part.  :func:`run_group` runs every contender of a group once per round,
-in an order that rotates from round to round, so that each ratio is taken between runs made
-back to back on the same machine state.  A :class:`Row` of the table names its subject (a
-pylibbpf contender), the contenders of its three columns (raw ctypes, C, bcc) and its target.
+ring) outside the timed part.  :func:`run_group` runs the contenders of a group in rounds; a
+round is ``slices`` turns of every contender, the order rotating from turn to turn, and a
+contender's figure for the round is the median of its turns.  Each ratio is taken per round,
+between figures measured interleaved on the same machine state (a burst of other load on this
+shared 2-core machine then hits every contender of a round alike, or is outvoted).  A
+:class:`Row` of the table names its subject (a pylibbpf contender), the contenders of its three
+columns (raw ctypes, C, bcc) and its target.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ class Group:
     title: str
     unit: str
     setup: Setup
-    warmup: bool = True   # one untimed round first (lazy bindings, first-touch page faults)
+    warmup: bool = True   # one untimed turn each first (lazy bindings, first-touch faults)
+    sliced: bool = True   # several turns per round (False: one, for the longest runs)
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,8 @@ def rotation(names: list[str], round_: int) -> list[str]:
     return order[::-1] if (round_ // len(names)) % 2 else order
 
 
-def run_group(group: Group, rounds: int, progress: Callable[[str], None]) -> Outcome:
+def run_group(group: Group, rounds: int, slices: int,
+              progress: Callable[[str], None]) -> Outcome:
     outcome = Outcome()
     with ExitStack() as stack:
         contenders = group.setup(stack)
@@ -83,13 +88,18 @@ def run_group(group: Group, rounds: int, progress: Callable[[str], None]) -> Out
                 timers[name]()
         for name in names:
             outcome.times[name] = []
+        turns = slices if group.sliced else 1
         for r in range(rounds):
             progress(f"{group.title}: round {r + 1}/{rounds}")
-            for name in rotation(names, r):
-                seconds = timers[name]()
-                if not seconds > 0:
-                    raise RuntimeError(f"{group.title}: {name} measured {seconds} s")
-                outcome.times[name].append(seconds)
+            measured: dict[str, list[float]] = {name: [] for name in names}
+            for turn in range(turns):
+                for name in rotation(names, r * turns + turn):
+                    seconds = timers[name]()
+                    if not seconds > 0:
+                        raise RuntimeError(f"{group.title}: {name} measured {seconds} s")
+                    measured[name].append(seconds)
+            for name in names:
+                outcome.times[name].append(statistics.median(measured[name]))
     return outcome
 
 

@@ -24,16 +24,17 @@ class Sizes:
     ring: int           # ring buffer records per timing
     perf: int           # perf buffer samples per timing
     loads: int          # open + load + close per timing
+    slices: int         # timings per contender per round (their median is the round's)
 
     @classmethod
     def full(cls) -> Sizes:
-        return cls(ops=50_000, dumps=(10_000, 100_000, 1_000_000), hist=1024, hist_reads=100,
-                   ring=100_000, perf=50_000, loads=10)
+        return cls(ops=10_000, dumps=(10_000, 100_000, 1_000_000), hist=1024, hist_reads=20,
+                   ring=20_000, perf=10_000, loads=2, slices=5)
 
     @classmethod
     def quick(cls) -> Sizes:
         return cls(ops=500, dumps=(1000, 2000, 5000), hist=64, hist_reads=5, ring=500,
-                   perf=500, loads=1)
+                   perf=500, loads=1, slices=1)
 
 
 @dataclass

@@ -17,7 +17,9 @@ _c_int, _c_uint, _vp = ctypes.c_int, ctypes.c_uint, ctypes.c_void_p
 _ll = ctypes.c_longlong
 
 # argtypes and restype per function, as pyudev's SIGNATURES tables
-_CBENCH = {
+Signatures = dict[str, tuple[list[Any], Any]]
+
+_CBENCH: Signatures = {
     "bench_lookup": ([_c_int, _c_uint, _c_uint], _ll),
     "bench_update": ([_c_int, _c_uint, _c_uint], _ll),
     "bench_delete": ([_c_int, _c_uint], _ll),
@@ -33,7 +35,7 @@ _CBENCH = {
     "bench_openload": ([ctypes.c_char_p, _c_uint], _ll),
 }
 
-_RAW = {
+_RAW: Signatures = {
     "bpf_map_lookup_elem": ([_c_int, _vp, _vp], _c_int),
     "bpf_map_update_elem": ([_c_int, _vp, _vp, ctypes.c_uint64], _c_int),
     "bpf_map_delete_elem": ([_c_int, _vp], _c_int),
@@ -56,7 +58,7 @@ RING_SAMPLE = ctypes.CFUNCTYPE(_c_int, _vp, _vp, ctypes.c_size_t)
 PERF_SAMPLE = ctypes.CFUNCTYPE(None, _vp, _c_int, _vp, ctypes.c_uint32)
 
 
-def _apply(lib: ctypes.CDLL, table: dict[str, tuple[list[Any], Any]]) -> None:
+def _apply(lib: ctypes.CDLL, table: Signatures) -> None:
     for name, (argtypes, restype) in table.items():
         fn = getattr(lib, name)
         fn.argtypes = argtypes

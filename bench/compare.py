@@ -166,8 +166,9 @@ def main() -> None:
         this = statistics.median(times[name]["this"])
         base_t = statistics.median(times[name]["base"])
         rs = ratios[name]
-        unit = (lambda s: f"{s * 1e3:8.3f} ms") if this > 1e-4 else (
-            lambda s: f"{s * 1e9:8.0f} ns")
+        def unit(s: float, ms: bool = this > 1e-4) -> str:
+            return f"{s * 1e3:8.3f} ms" if ms else f"{s * 1e9:8.0f} ns"
+
         print(f"  {name:<30} {unit(this):>12} {unit(base_t):>12}   "
               f"{statistics.median(rs):6.3f}       ({min(rs):.3f} - {max(rs):.3f})")
 

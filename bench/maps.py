@@ -202,7 +202,7 @@ def dump_group(env: Env, entries: int, with_bcc: bool) -> Group:
         return got
 
     return Group(f"dump-{entries}", f"dump of a {entries}-entry HASH", "entry", setup,
-                 warmup=entries < 1_000_000)
+                 warmup=entries < 1_000_000, sliced=entries < 1_000_000)
 
 
 def histogram_group(env: Env) -> Group:

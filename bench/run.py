@@ -3,9 +3,10 @@
     sudo .venv/bin/python -m bench [--quick] [--rounds 7] [--no-bcc] [GROUP ...]
 
 Builds the C contender (``cbench.c``, a shared library called through ctypes) and the BPF
-objects into ``bench/.build``, then runs each group of contenders for ``--rounds`` rounds, the
-order rotating from round to round; every ratio is taken per round, and the table gives its
-median and range (min-max) with the target the project set for it.  GROUPs: maps, typed,
+objects into ``bench/.build``, then runs each group of contenders for ``--rounds`` rounds (each
+a few turns of every contender, the order rotating from turn to turn: see ``_core``); every
+ratio is taken per round, and the table gives its median and range (min-max) with the target
+the project set for it.  GROUPs: maps, typed,
 dumps, histogram, ringbuf, perfbuf, openload, memory (default: all).  ``--markdown FILE``
 writes the table as docs/performance.md shows it; ``--json FILE`` every figure.  Needs root,
 gcc, clang, libbpf-dev; bcc (``python3-bpfcc``) is optional.  See docs/performance.md.
@@ -290,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.rounds} rounds{', --quick' if args.quick else ''}")
     outcomes: dict[str, Outcome] = {}
     for _part, group in groups(env, which):
-        outcomes[group.key] = run_group(group, args.rounds, progress)
+        outcomes[group.key] = run_group(group, args.rounds, sizes.slices, progress)
     memory = memory_of(env, progress) if "memory" in which else []
     print(f"\r{'':<90}\r", end="", file=sys.stderr)
     table_rows = [r for r in rows(sizes) if r.group in outcomes]
