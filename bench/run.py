@@ -101,12 +101,12 @@ def rows(sizes: Sizes) -> list[Row]:
         Row(f"histogram ({sizes.hist} slots) read, pylibbpf memory view", "histogram",
             "memory", None, "C lookups", None,
             Target("C lookups", 0.1, ">= 10x faster than C lookups")),
-        Row("  same, raw Python mmap (what a memory view can reach)", "histogram", "raw mmap",
-            None, "C lookups", None),
-        Row("  same, C through memory (for scale)", "histogram", "C mmap", None, "C lookups",
-            None),
-        Row("  same, pylibbpf values() (batch lookup)", "histogram", "values", None,
+        Row("histogram read, raw Python mmap (what a memory view can reach)", "histogram",
+            "raw mmap", None, "C lookups", None),
+        Row("histogram read, C through memory (for scale)", "histogram", "C mmap", None,
             "C lookups", None),
+        Row("histogram read, pylibbpf values() (batch lookup, today's way)", "histogram",
+            "values", None, "C lookups", None),
         Row("ring buffer, typed decode per event", "ringbuf", "typed", "raw", "C", "bcc event",
             Target("bare", 2.0, "<= 2x bare callback")),
         Row("ring buffer, bare per-event callback", "ringbuf", "bare", "raw", "C", "bcc"),
@@ -141,6 +141,9 @@ def row_result(row: Row, outcome: Outcome | None) -> dict[str, Any]:
         return result
     if row.subject in outcome.missing:
         result["note"] = outcome.missing[row.subject]
+        if row.target is not None:
+            result["target"] = row.target.text
+            result["status"] = result["note"]
         return result
     result["median_ns"] = spread(outcome.times[row.subject]).median * 1e9
     for column in ("raw", "c", "bcc"):
@@ -176,12 +179,12 @@ def _target_cell(result: dict[str, Any]) -> str:
 
 
 def print_table(results: list[dict[str, Any]], write: Callable[[str], None]) -> None:
-    write(f"{'row':<56} {'ns/unit':>9}  {'/ raw ctypes':<20} {'/ C':<20} {'/ bcc':<20} target")
+    write(f"{'row':<64} {'ns/unit':>9}  {'/ raw ctypes':<20} {'/ C':<20} {'/ bcc':<20} target")
     for r in results:
         if "median_ns" not in r:
-            write(f"{r['label']:<56} {r.get('note', ''):>9}")
+            write(f"{r['label']:<64} {r.get('note', ''):>9}  {'':<62} {_target_cell(r)}")
             continue
-        write(f"{r['label']:<56} {r['median_ns']:9.0f}  {_cell(r.get('raw')):<20} "
+        write(f"{r['label']:<64} {r['median_ns']:9.0f}  {_cell(r.get('raw')):<20} "
               f"{_cell(r.get('c')):<20} {_cell(r.get('bcc')):<20} {_target_cell(r)}")
 
 
@@ -191,9 +194,9 @@ def markdown(results: list[dict[str, Any]], scaling: list[dict[str, Any]],
              "|---|---|---|---|---|"]
     for r in results:
         if "median_ns" not in r:
-            lines.append(f"| {r['label'].strip()} | {r.get('note', '')} | | | |")
+            lines.append(f"| {r['label']} | {r.get('note', '')} | | | {_target_cell(r)} |")
             continue
-        lines.append(f"| {r['label'].strip()} | {_cell(r.get('raw'))} | {_cell(r.get('c'))} | "
+        lines.append(f"| {r['label']} | {_cell(r.get('raw'))} | {_cell(r.get('c'))} | "
                      f"{_cell(r.get('bcc'))} | {_target_cell(r)} |")
     if scaling:
         lines += ["", "| HASH entries | items() / C batch dump | items() per entry, relative "
