@@ -250,6 +250,14 @@ def _each(id_func: str, fd_func: str, make: Callable[[int], Any]) -> Iterator[An
             os.close(fd)
 
 
+def program_run_stats(fd: int) -> tuple[int, int]:
+    """``(run_cnt, run_time_ns)`` of the program behind ``fd`` (counted while
+    ``kernel.bpf_stats_enabled`` is 1): one ``BPF_OBJ_GET_INFO_BY_FD`` that copies no
+    instructions, cheap enough for every scrape of an exporter."""
+    info = _get_info(fd, structs.bpf_prog_info(), "program")
+    return int(info.run_cnt), int(info.run_time_ns)
+
+
 def program_ids() -> Iterator[int]:
     """Ids of every program loaded in the system."""
     return _ids("bpf_prog_get_next_id")

@@ -1,6 +1,7 @@
 """The ``pylibbpf`` command: ``inspect`` (an object file, no root) and bpftool's everyday views
 of what the kernel holds (``prog``, ``map``, ``link``, ``btf``, ``feature``), each a module
-here with an ``add_parser`` and the functions it runs.  See ``docs/cli.md``."""
+here with an ``add_parser`` and the functions it runs (``docs/cli.md``); ``export``, the
+Prometheus exporter, is :mod:`pylibbpf.export.cli` (``docs/export.md``)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for module in (inspect, prog, map, link, btf, feature):
         module.add_parser(sub, common)
+    from ..export.cli import add_parser as add_export  # the exporter (docs/export.md)
+
+    add_export(sub)
     return parser
 
 
