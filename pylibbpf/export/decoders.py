@@ -27,15 +27,16 @@ MINORBITS = 20  # the kernel's dev_t: major in the high 12 bits, minor in the lo
 Decoder = Callable[[Any], Any]
 
 
-def _as_bytes(value: Any) -> bytes:
-    """A field as the bytes it was in the map: ints in the host's order, arrays of ints by
-    element (an ``in6_addr`` as 16 ``u8``, 8 ``u16`` or 4 ``u32``)."""
+def _as_bytes(value: Any, size: int = 0) -> bytes:
+    """A field as the bytes it was in the map: an int in the host's order, an array of ints
+    element by element, each ``size // len`` bytes wide (an ``in6_addr`` read as 16 ``u8``,
+    8 ``u16`` or 4 ``u32``; one byte each without a size)."""
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
     if isinstance(value, int):
-        return value.to_bytes(max(1, (value.bit_length() + 7) // 8), sys.byteorder)
-    if isinstance(value, list) and all(isinstance(v, int) for v in value):
-        width = {16: 1, 8: 2, 4: 4}.get(len(value), 1)
+        return value.to_bytes(size or max(1, (value.bit_length() + 7) // 8), sys.byteorder)
+    if isinstance(value, list) and value and all(isinstance(v, int) for v in value):
+        width = max(1, size // len(value)) if size else 1
         return b"".join(v.to_bytes(width, sys.byteorder) for v in value)
     raise TypeError(f"cannot take the bytes of {value!r}")
 
@@ -55,24 +56,22 @@ def cstring(value: Any) -> str:
 
 def ipv4(value: Any) -> str:
     """A ``__be32`` (as the kernel stores ``saddr``) or 4 bytes: dotted quad."""
-    raw = value.to_bytes(4, sys.byteorder) if isinstance(value, int) else _as_bytes(value)
-    return str(ipaddress.IPv4Address(raw[:4]))
+    return str(ipaddress.IPv4Address(_as_bytes(value, 4)[:4]))
 
 
 def ipv6(value: Any) -> str:
     """An ``in6_addr`` (16 ``u8``, 8 ``u16`` or 4 ``u32`` in memory order), or 16 bytes."""
-    raw = value.to_bytes(16, sys.byteorder) if isinstance(value, int) else _as_bytes(value)
-    return str(ipaddress.IPv6Address(raw[:16]))
+    return str(ipaddress.IPv6Address(_as_bytes(value, 16)[:16]))
 
 
 def inet(value: Any) -> str:
     """IPv4 or IPv6 by size: an int up to 32 bits or 4 bytes is IPv4; 16 bytes IPv6.  An
     IPv4-mapped IPv6 address prints as IPv4."""
-    if isinstance(value, int) and value < 1 << 32:
+    if isinstance(value, int) and value < 1 << 32 or (
+            isinstance(value, (list, bytes, bytearray)) and len(value) == 4
+            and (not isinstance(value, list) or max(value) < 256)):
         return ipv4(value)
-    raw = value.to_bytes(16, sys.byteorder) if isinstance(value, int) else _as_bytes(value)
-    if len(raw) == 4:
-        return ipv4(raw)
+    raw = _as_bytes(value, 16)
     addr = ipaddress.IPv6Address(raw[:16])
     return str(addr.ipv4_mapped or addr)
 
