@@ -62,8 +62,8 @@ def test_example_configs_parse() -> None:
     for path in sorted(EXAMPLES.glob("*.yaml")):
         config = load_config(path)
         (obj,) = config.objects
-        path = obj.source or obj.object
-        assert path is not None and path.exists()
+        built = obj.source or obj.object
+        assert built is not None and built.exists()
         names[obj.name] = [m.name for m in obj.metrics]
     assert names == {"lathist": ["syscall_latency_seconds"],
                      "runqlat": ["runqueue_latency_seconds"], "syscalls": ["syscalls_total"]}
