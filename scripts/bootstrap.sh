@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES="python3 python3-venv libbpf1 libbpf-dev clang llvm bpftool gcc libc6-dev make \
 systemtap-sdt-dev iproute2 util-linux kmod qemu-system-x86 busybox-static cpio e2fsprogs \
-ca-certificates debootstrap"
+ca-certificates debootstrap prometheus"
 
 if [ "${PYLIBBPF_SKIP_APT:-0}" != 1 ]; then
     missing=""
@@ -32,7 +32,7 @@ fi
 stamp=.venv/.pylibbpf-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-    .venv/bin/python -m pip install -q -e '.[test]'
+    .venv/bin/python -m pip install -q -e '.[test,export]'
     touch "$stamp"
 fi
 

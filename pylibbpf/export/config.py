@@ -311,7 +311,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
             raise ConfigError(f"{path}: not valid JSON: {exc}") from None
     else:
         try:
-            import yaml  # type: ignore[import-untyped,unused-ignore]
+            import yaml
         except ImportError:
             raise ConfigError(f"{path}: reading YAML needs PyYAML (pip install "
                               "'pylibbpf[export]', or apt install python3-yaml); a .json "
