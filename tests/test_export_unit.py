@@ -122,9 +122,9 @@ def test_config_object_errors() -> None:
 
 
 def test_field_paths() -> None:
-    assert field_path("") == []
-    assert field_path("hdr.addr[2]") == ["hdr", "addr", 2]
-    assert field_path("a[1][3].b") == ["a", 1, 3, "b"]
+    assert field_path("") == ()
+    assert field_path("hdr.addr[2]") == ("hdr", "addr", 2)
+    assert field_path("a[1][3].b") == ("a", 1, 3, "b")
 
 
 # ------------------------------------------------------------------------------ decoders

@@ -9,10 +9,11 @@ reference of the format.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -326,8 +327,9 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(f"{path}: {exc}") from None
 
 
-def field_path(path: str) -> Sequence[str | int]:
-    """``"hdr.addr[2]"`` -> ``["hdr", "addr", 2]``."""
+@functools.lru_cache(maxsize=4096)
+def field_path(path: str) -> tuple[str | int, ...]:
+    """``"hdr.addr[2]"`` -> ``("hdr", "addr", 2)`` (kept: a scrape asks for every entry)."""
     parts: list[str | int] = []
     for piece in filter(None, path.split(".")):
         name, _, rest = piece.partition("[")
@@ -337,4 +339,4 @@ def field_path(path: str) -> Sequence[str | int]:
             index, _, rest = rest.partition("]")
             parts.append(int(index))
             rest = rest.removeprefix("[")
-    return parts
+    return tuple(parts)

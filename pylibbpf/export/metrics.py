@@ -39,6 +39,8 @@ _go_float = cast(Callable[[float], str], _prom_utils.floatToGoString)
 
 def get_field(value: Any, path: str | Sequence[str | int]) -> Any:
     """The member at ``path`` (``"hdr.addr[2]"``) of a decoded value; ``""`` is the value."""
+    if not path:
+        return value
     parts = field_path(path) if isinstance(path, str) else path
     for part in parts:
         value = value[part]
