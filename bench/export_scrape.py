@@ -18,6 +18,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import generate_latest
 
@@ -42,6 +43,7 @@ METRICS = {
 
 def _fill(exporter: Exporter, which: str, series: int) -> int:
     m = exporter.objects[which].maps[which]
+    values: list[Any]  # bytes per key, or one bytes per CPU for the per-CPU map
     if which == "flows":
         keys = [bytes([10, 0, i >> 8 & 0xFF, i & 0xFF]) + (i % 50000).to_bytes(2, "big") + b"\0\0"
                 for i in range(series)]

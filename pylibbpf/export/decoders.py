@@ -8,7 +8,6 @@ on first use and read again, at most every :data:`REFRESH_SECONDS`, when a value
 
 from __future__ import annotations
 
-import bisect
 import errno as _errno
 import ipaddress
 import os
@@ -18,6 +17,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._ffi import syscall_names
+from ..errors import BpfError
+from ..ksyms import Ksyms
 
 __all__ = ["DECODERS", "Decoder", "make_decoder"]
 
@@ -117,38 +118,28 @@ class _Refreshing:
 
 
 class Kallsyms(_Refreshing):
-    """Kernel addresses -> the symbol whose code holds them (``/proc/kallsyms``; addresses
-    read as 0 without CAP_SYSLOG, then every address prints in hex)."""
+    """Kernel addresses -> the symbol whose code holds them (:class:`pylibbpf.Ksyms` over
+    ``/proc/kallsyms``; addresses read as 0 without CAP_SYSLOG, then every address prints in
+    hex)."""
 
     def __init__(self, path: str = "/proc/kallsyms") -> None:
         super().__init__()
         self.path = path
-        self._addrs: list[int] = []
-        self._names: list[str] = []
+        self._ksyms: Ksyms | None = None
 
     def load(self) -> None:
-        pairs = []
         try:
-            with open(self.path, encoding="utf-8", errors="replace") as f:
-                for line in f:
-                    parts = line.split()
-                    if len(parts) >= 3 and parts[1] in "tTwW":
-                        addr = int(parts[0], 16)
-                        if addr:
-                            pairs.append((addr, parts[2]))
-        except OSError:
-            pass
-        pairs.sort()
-        self._addrs = [a for a, _ in pairs]
-        self._names = [n for _, n in pairs]
+            self._ksyms = Ksyms.load(self.path)
+        except BpfError:  # unreadable, or every address hidden from this process
+            self._ksyms = None
 
     def __call__(self, value: Any) -> str:
         addr = _int(value)
-        i = bisect.bisect_right(self._addrs, addr) - 1
-        if i < 0 and self._stale():
+        found = self._ksyms.map_addr(addr) if self._ksyms is not None else None
+        if found is None and self._stale():
             self._reload()
-            i = bisect.bisect_right(self._addrs, addr) - 1
-        return self._names[i] if i >= 0 else f"{addr:#x}"
+            found = self._ksyms.map_addr(addr) if self._ksyms is not None else None
+        return found[0].name if found is not None else f"{addr:#x}"
 
 
 def _cgroup2_root() -> str | None:
