@@ -22,15 +22,13 @@ import pytest
 from pylibbpf import Object
 from tests.support import features
 from tests.support.attach import autoload_only, object_path, trace_loader
-from tests.support.bpfbuild import EXAMPLES_CACHE, XDG_CACHE, compile_bpf
+from tests.support.bpfbuild import EXAMPLES_CACHE, compile_bpf
 from tests.support.ring_producer import loaded_producer
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # the examples the tests run build their BPF programs into the tests' cache, which the VM tiers
 # fill on the host before a guest boots (vmtest.tiers.prebuild_bpf)
 os.environ.setdefault("PYLIBBPF_EXAMPLES_CACHE", str(EXAMPLES_CACHE))
-# and so do pylibbpf's own caches ($XDG_CACHE_HOME/pylibbpf: BTF from C, the exporter's builds)
-os.environ.setdefault("XDG_CACHE_HOME", str(XDG_CACHE))
 
 
 def _kernel_unavailable() -> str | None:

@@ -5,14 +5,11 @@ raw_tp fallback."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-import time
 
 import pytest
 
 from tests.support.repetition import rounds
-from tests.support.tools import Tool
+from tests.support.tools import trace_child
 
 pytestmark = pytest.mark.kernel
 
@@ -23,24 +20,12 @@ SLEEPER = ("import sys, time\nsys.stdin.readline()\n"
 
 def _histogram_of_sleeper(*args: str) -> tuple[str, int, dict[int, int]]:
     """runqlat -P on a sleeping child; (output, the child's pid, its histogram: low -> count)."""
-    child = subprocess.Popen([sys.executable, "-c", SLEEPER], stdin=subprocess.PIPE, text=True)
-    try:
-        with Tool("runqlat", "-P", "--pid", str(child.pid), *args, ready="Tracing") as tool:
-            assert child.stdin is not None
-            child.stdin.write("go\n")
-            child.stdin.close()
-            assert child.wait(timeout=120) == 0
-            time.sleep(0.2)
-            out = tool.stop()
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    section = out.partition(f"pid = {child.pid} ")[2]
+    out, pid = trace_child(SLEEPER, "runqlat", "-P", "--pid", "{pid}", *args, ready="Tracing")
+    section = out.partition(f"pid = {pid} ")[2]
     assert section, out
     counts = {int(low): int(count) for low, count in
               re.findall(r"^\s*(\d+) -> \d+\s*: (\d+)", section.split("\npid = ")[0], re.M)}
-    return out, child.pid, counts
+    return out, pid, counts
 
 
 def _check(out: str, pid: int, counts: dict[int, int]) -> None:

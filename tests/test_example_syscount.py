@@ -4,14 +4,11 @@ tool counts them under their names, with the time spent, and counts only the fai
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-import time
 
 import pytest
 
 from tests.support.repetition import rounds
-from tests.support.tools import Tool
+from tests.support.tools import trace_child
 
 pytestmark = [pytest.mark.kernel, pytest.mark.needs("tracepoint")]
 
@@ -27,20 +24,8 @@ CHILD = ("import os, sys\nsys.stdin.readline()\n"
 
 def _count(*args: str) -> dict[str, list[str]]:
     """syscount on a child making the calls; its rows by the first column."""
-    child = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, text=True)
-    try:
-        with Tool("syscount", "--pid", str(child.pid), "--top", "0", *args,
-                  ready="Tracing") as tool:
-            assert child.stdin is not None
-            child.stdin.write("go\n")
-            child.stdin.close()
-            assert child.wait(timeout=120) == 0
-            time.sleep(0.2)
-            out = tool.stop()
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+    out, _ = trace_child(CHILD, "syscount", "--pid", "{pid}", "--top", "0", *args,
+                         ready="Tracing")
     lines = out.splitlines()
     assert lines[0].startswith("Tracing syscalls"), out
     assert re.match(r"SYSCALL\s+COUNT", lines[1]), out

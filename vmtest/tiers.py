@@ -84,20 +84,15 @@ def _printer(prefix: str) -> Callable[[str], None]:
 
 PREBUILD = """
 import os
-from tests.support.bpfbuild import BPF_SRC, EXAMPLES_CACHE, XDG_CACHE, compile_bpf
+from tests.support.bpfbuild import BPF_SRC, EXAMPLES_CACHE, compile_bpf
 for src in sorted(BPF_SRC.glob("*.bpf.c")):
     try:
         compile_bpf(src)
     except Exception:
         pass  # needs flags of its own: the guest's clang builds it at test time
 os.environ["PYLIBBPF_EXAMPLES_CACHE"] = str(EXAMPLES_CACHE)
-os.environ["XDG_CACHE_HOME"] = str(XDG_CACHE)
-from examples._build import ROOT, build_all
+from examples._build import build_all
 build_all()  # the examples the tests run, as the guest's examples would build them
-from pylibbpf.export._build import build_object
-exporter = ROOT / "examples" / "exporter"
-for src in [*sorted(exporter.glob("*.bpf.c")), ROOT / "examples" / "lathist" / "lathist.bpf.c"]:
-    build_object(src, [ROOT / "vendor"])  # as the exporter's example configs name them
 """
 
 

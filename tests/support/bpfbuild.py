@@ -27,7 +27,6 @@ BPF_SRC = TESTS / "bpf"
 VENDOR = ROOT / "vendor"
 CACHE = Path(os.environ.get("PYLIBBPF_TEST_CACHE", TESTS / ".cache"))
 EXAMPLES_CACHE = CACHE / "examples"  # the examples' own builds ($PYLIBBPF_EXAMPLES_CACHE)
-XDG_CACHE = CACHE / "xdg"  # pylibbpf's caches while the tests run ($XDG_CACHE_HOME)
 INCLUDE_ENV = "PYLIBBPF_TEST_BPF_INCLUDE"
 
 

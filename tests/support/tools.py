@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import IO
 
@@ -87,3 +88,24 @@ class Tool:
             for stream in (self.proc.stdout, self.proc.stderr):
                 if stream is not None:
                     stream.close()
+
+
+def trace_child(code: str, name: str, *args: str, ready: str) -> tuple[str, int]:
+    """Run ``code`` in a new interpreter that waits for a line on stdin, trace it with tool
+    ``name`` (``args`` may name the child's pid through ``{pid}``), let it go, and return
+    the tool's output once the child has exited, with the child's pid."""
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, text=True)
+    try:
+        argv = [a.replace("{pid}", str(child.pid)) for a in args]
+        with Tool(name, *argv, ready=ready) as tool:
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.close()
+            assert child.wait(timeout=120) == 0
+            time.sleep(0.2)  # the tool's last poll
+            out = tool.stop()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    return out, child.pid
