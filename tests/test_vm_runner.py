@@ -196,7 +196,9 @@ def test_guest_env_passes_ci_and_project_variables(monkeypatch: pytest.MonkeyPat
 def test_qemu_command_is_tcg_and_never_reboots(tmp_path: Path) -> None:
     cmd = tiers.qemu_command(tmp_path / "vmlinuz", tmp_path / "initrd",
                              [(tmp_path / "a", True), (tmp_path / "b", False)])
-    assert cmd[cmd.index("-machine") + 1] == "q35,accel=tcg"
+    assert cmd[cmd.index("-machine") + 1] == "q35"
+    # one TCG thread: a guest patching its text (int3) must not race a second vCPU thread
+    assert cmd[cmd.index("-accel") + 1] == "tcg,thread=single"
     assert "-no-reboot" in cmd and "-nographic" in cmd
     drives = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-drive"]
     assert drives[0].endswith(",readonly=on") and "readonly" not in drives[1]
