@@ -296,8 +296,11 @@ EXIT_WHILE_POLLING = """
     obj.load()
     {setup}
     def use():
-        while True:
-            {call}
+        try:
+            while True:
+                {call}
+        except pylibbpf.ClosedError:
+            pass  # closed under it at exit: a thread that stops quietly, as a user's would
     threading.Thread(target=use, daemon=True).start()
     time.sleep(0.3)
     print("exiting", flush=True)
