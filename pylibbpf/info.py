@@ -177,7 +177,14 @@ class BtfInfo:
         """Query the BTF object behind ``fd``."""
         name = ctypes.create_string_buffer(64)
         info = structs.bpf_btf_info(name=ctypes.addressof(name), name_len=len(name))
-        info = _get_info(fd, info, "BTF")
+        try:
+            info = _get_info(fd, info, "BTF")
+        except BpfError as exc:
+            if exc.errno != _errno.E2BIG:
+                raise
+            # before Linux 5.11 the kernel's bpf_btf_info ends before name, name_len and
+            # kernel_btf, and a non-zero byte past its end is E2BIG: ask without them
+            info = _get_info(fd, structs.bpf_btf_info(), "BTF")
         return cls(id=info.id, name=name.value.decode(errors="replace"), size=info.btf_size,
                    kernel_btf=bool(info.kernel_btf))
 
