@@ -63,7 +63,15 @@ def ours_json(*args: str) -> Any:
 def bpftool(*args: str) -> Any:
     done = subprocess.run(["bpftool", "-j", *args], capture_output=True, text=True,
                           check=True, timeout=300)
-    return json.loads(done.stdout)
+    # bpftool 7.1 on Linux 5.10 prints {"error": ...}, before the document itself (its
+    # bpf_btf_info asks for fields that kernel lacks): keep the last document not an error
+    text, at, docs = done.stdout, 0, []
+    decoder = json.JSONDecoder()
+    while text[at:].strip(" \n,"):
+        at += len(text[at:]) - len(text[at:].lstrip(" \n,"))
+        doc, at = decoder.raw_decode(text, at)
+        docs.append(doc)
+    return [d for d in docs if not (isinstance(d, dict) and set(d) == {"error"})][-1]
 
 
 def pick(data: dict[str, Any], *keys: str) -> dict[str, Any]:
