@@ -64,6 +64,22 @@ def _drain(events: Any, expect: int, loop: asyncio.AbstractEventLoop,
     return drain
 
 
+def _per_record(counter: Any, n: int, who: str, prepare: Callable[[], Any],
+                consume: Callable[[], Any]) -> Timer:
+    """A turn: ``prepare()`` (the producer writes ``n`` records), then the seconds per record
+    of one ``consume()``, which must hand every record to the callback that counts them."""
+    def timer() -> float:
+        prepare()
+        counter.n = 0
+        t0 = _pc()
+        consume()
+        seconds = _pc() - t0
+        if counter.n != n:
+            raise RuntimeError(f"{who} got {counter.n} records of {n}")
+        return seconds / n
+    return timer
+
+
 def ring_group(env: Env) -> Group:
     def setup(stack: ExitStack) -> Contenders:
         n = env.sizes.ring
@@ -80,16 +96,7 @@ def ring_group(env: Env) -> Group:
         counter = _Counter()
 
         def consumed(consume: Callable[[], Any]) -> Timer:
-            def timer() -> float:
-                fill()
-                counter.n = 0
-                t0 = _pc()
-                consume()
-                seconds = _pc() - t0
-                if counter.n != n:
-                    raise RuntimeError(f"ring consumer got {counter.n} records of {n}")
-                return seconds / n
-            return timer
+            return _per_record(counter, n, "ring consumer", fill, consume)
 
         def count_bytes(data: Any) -> None:
             counter.n += 1
@@ -215,17 +222,10 @@ def perf_group(env: Env) -> Group:
                     for i in range(lib.perf_buffer__buffer_cnt(ptr))]
 
         def consumed(fds: list[int], consume: Callable[[], Any]) -> Timer:
-            def timer() -> float:
+            def prepare() -> None:
                 point(fds)
                 fill()
-                counter.n = 0
-                t0 = _pc()
-                consume()
-                seconds = _pc() - t0
-                if counter.n != n:
-                    raise RuntimeError(f"perf consumer got {counter.n} samples of {n}")
-                return seconds / n
-            return timer
+            return _per_record(counter, n, "perf consumer", prepare, consume)
 
         def count_sample(cpu: int, data: Any) -> None:
             counter.n += 1
