@@ -19,12 +19,11 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..build import BuildError, cache_root, cached, find_clang, run_clang, store
 from .btf import Btf
 from .errors import ElfError
 from .reader import read_elf
@@ -37,7 +36,6 @@ _DIRECTIVE = re.compile(r"^[ \t]*#(?:[^\n]*\\\n)*[^\n]*", re.M)
 _TAGGED = re.compile(r"\b(struct|union|enum)\s+([A-Za-z_]\w*)\s*\{")
 _FUNC_PTR = re.compile(r"\(\s*\*\s*([A-Za-z_]\w*)\s*\)")
 _IDENT = re.compile(r"[A-Za-z_]\w*")
-_DEP_SPLIT = re.compile(r"(?<!\\)\s+")
 
 
 class CompileError(ValueError):
@@ -50,8 +48,7 @@ class CompileError(ValueError):
 
 def cache_dir() -> Path:
     """Where compiled BTF is kept: ``$XDG_CACHE_HOME/pylibbpf/btf``."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "pylibbpf" / "btf"
+    return cache_root() / "btf"
 
 
 def _top_level(text: str) -> list[str]:
@@ -99,51 +96,8 @@ def declared_names(source: str) -> list[str]:
 
 
 def _clang(clang: str | None) -> str:
-    exe = shutil.which(clang or os.environ.get("PYLIBBPF_CLANG", "clang"))
-    if exe is None:
-        raise FileNotFoundError(
-            f"{clang or 'clang'} not found: compiling C type declarations into BTF needs clang "
-            "(install the 'clang' package, e.g. apt install clang), or describe the type with "
-            "a ctypes.Structure or a NumPy dtype")
-    return exe
-
-
-def _digest(path: str) -> str | None:
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError:
-        return None
-
-
-def _read_deps(dep_file: Path, tu: Path) -> list[str]:
-    text = dep_file.read_text().replace("\\\n", " ")
-    _target, _sep, rest = text.partition(": ")
-    paths = [p.replace("\\ ", " ") for p in _DEP_SPLIT.split(rest.strip()) if p]
-    return sorted({os.path.abspath(p) for p in paths} - {str(tu)})
-
-
-def _cached(entry: Path) -> bytes | None:
-    try:
-        meta = json.loads(entry.with_suffix(".json").read_text())
-        if any(_digest(path) != digest for path, digest in meta["deps"]):
-            return None
-        return entry.read_bytes()
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _store(entry: Path, btf: bytes, deps: list[str]) -> None:
-    meta = {"deps": [[path, _digest(path)] for path in deps]}
-    try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        for target, blob in ((entry, btf), (entry.with_suffix(".json"),
-                                            json.dumps(meta).encode())):
-            fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as f:
-                f.write(blob)
-            os.replace(tmp, target)
-    except OSError:
-        pass  # a read-only cache only costs a compile next time
+    return find_clang(clang, needed_for="compiling C type declarations into BTF (or describe "
+                                        "the type with a ctypes.Structure or a NumPy dtype)")
 
 
 def compile_btf(source: str, names: Sequence[str] = (), *, include_dirs: Sequence[str] = (),
@@ -162,30 +116,34 @@ def compile_btf(source: str, names: Sequence[str] = (), *, include_dirs: Sequenc
     anchors = "".join(f"{name} *{ANCHOR}{i};\n" for i, name in enumerate(wanted))
     tu_text = f"{source}\n\n{anchors}"
     dirs = [os.path.abspath(d) for d in include_dirs]
-    args = ["-target", "bpf", "-g", "-O0", "-w", "-c", "-x", "c", *[f"-I{d}" for d in dirs],
+    args = ["-target", "bpf", "-g", "-O0", "-w", "-x", "c", *[f"-I{d}" for d in dirs],
             *cflags]
     key = hashlib.sha256(json.dumps([tu_text, args]).encode()).hexdigest()
     entry = Path(cache or cache_dir()) / f"{key}.btf"
-    raw = _cached(entry)
-    if raw is None:
-        raw, deps = _compile(_clang(clang), tu_text, args)
-        _store(entry, raw, deps)
+    if cached(entry):
+        try:
+            return Btf.from_bytes(entry.read_bytes())
+        except (OSError, ElfError):
+            pass  # unreadable or damaged: compile again
+    raw, deps = _compile(_clang(clang), tu_text, args)
+    store(entry, raw, deps)
     return Btf.from_bytes(raw)
 
 
 def _compile(exe: str, tu_text: str, args: list[str]) -> tuple[bytes, list[str]]:
     with tempfile.TemporaryDirectory(prefix="pylibbpf-btf-") as tmp:
-        tu, obj, deps = Path(tmp, "types.c"), Path(tmp, "types.o"), Path(tmp, "types.d")
+        tu, obj = Path(tmp, "types.c"), Path(tmp, "types.o")
         tu.write_text(tu_text)
-        run = subprocess.run([exe, *args, "-MD", "-MF", str(deps), str(tu), "-o", str(obj)],
-                             capture_output=True, text=True, check=False)
-        if run.returncode != 0:
-            lines = run.stderr.replace(str(tu), "<types>").strip().splitlines()
+        try:
+            deps = run_clang(exe, args, tu, obj, "the type declarations")
+        except BuildError as exc:
+            text = exc.diagnostics.replace(str(tu), "<types>")
+            lines = text.strip().splitlines()
             shown = "\n".join(lines[:30]) + (f"\n... {len(lines) - 30} more lines"
                                              if len(lines) > 30 else "")
             raise CompileError(f"clang could not compile the type declarations:\n{shown}",
-                               run.stderr)
+                               exc.diagnostics) from None
         section = read_elf(obj.read_bytes()).section_by_name(".BTF")
         if section is None:
             raise ElfError("clang wrote no .BTF section (is it built with the BPF target?)")
-        return section.data, _read_deps(deps, tu)
+        return section.data, deps

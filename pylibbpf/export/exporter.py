@@ -23,13 +23,13 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from .. import probe
+from ..build import build_object, cache_root
 from ..enums import MapType
 from ..info import ProgramInfo, program_run_stats
 from ..map import ObjectMap
 from ..object import Object
 from ..program import Program
 from ..typed import TypedGlobals, TypedMap
-from ._build import build_object
 from .config import Config, HistogramSpec, LabelSpec, MetricSpec, ObjectSpec, load_config
 from .metrics import build_family, get_field, sum_per_cpu
 
@@ -170,7 +170,8 @@ def _open(spec: ObjectSpec) -> _Loaded:
     path = spec.object
     try:
         if spec.source is not None:
-            path = build_object(spec.source, spec.include_dirs, spec.cflags)
+            path = build_object(spec.source, spec.include_dirs, spec.cflags,
+                                cache=cache_root() / "export")
         assert path is not None
         obj = Object.open_file(path)
     except Exception as exc:
