@@ -30,6 +30,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from pylibbpf.build import cache_root
+
 __all__ = ["LAUNCHER_SOURCE", "launcher_path", "spawn"]
 
 LAUNCHER_SOURCE = r"""
@@ -115,18 +117,13 @@ int main(int argc, char **argv)
 """
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "pylibbpf"
-
-
 def launcher_path() -> Path:
     """The launcher binary, compiled on first use (``OSError`` naming what is missing)."""
     given = os.environ.get("COMPAT_RUN_LAUNCHER")
     if given:
         return Path(given)
     digest = hashlib.sha256(LAUNCHER_SOURCE.encode()).hexdigest()[:16]
-    out = _cache_dir() / f"compat-launch-{digest}"
+    out = cache_root() / f"compat-launch-{digest}"
     if out.exists():
         return out
     compiler = next((c for c in (os.environ.get("CC"), "gcc", "cc") if c and shutil.which(c)),
