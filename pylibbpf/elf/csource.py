@@ -38,12 +38,9 @@ _FUNC_PTR = re.compile(r"\(\s*\*\s*([A-Za-z_]\w*)\s*\)")
 _IDENT = re.compile(r"[A-Za-z_]\w*")
 
 
-class CompileError(ValueError):
-    """clang refused the declarations; ``diagnostics`` holds what it printed."""
-
-    def __init__(self, message: str, diagnostics: str) -> None:
-        super().__init__(message)
-        self.diagnostics = diagnostics
+class CompileError(BuildError, ValueError):
+    """clang refused the declarations; ``diagnostics`` holds what it printed (a ``ValueError``:
+    the declarations are the caller's input)."""
 
 
 def cache_dir() -> Path:
