@@ -3,15 +3,18 @@
 Everything an operation on a map fd must get right lives here: how keys and values are encoded
 and checked (:func:`to_bytes`; no key or value of the wrong length ever reaches the kernel),
 the per-CPU layout (the number of possible CPUs and a CPU's slot, computed only here), the
-error a failed call raises, and the per-thread output buffers.  :class:`Elements` holds the
-operations; :class:`~pylibbpf.Map` inherits them, and :mod:`pylibbpf.lowlevel` runs them on a
-plain fd through :class:`FdElements`.
+error a failed call raises, and output buffers that no two threads share.  :class:`Elements`
+holds the operations; :class:`~pylibbpf.Map` inherits them, and :mod:`pylibbpf.lowlevel` runs
+them on a plain fd through :class:`FdElements`.  Lookup, update and delete on a bound map with
+no flags take a fast path (:data:`Hot`) that keeps every check of the checked path but costs
+about what a bare ctypes call does.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno as _errno
+import struct
 import sys
 import threading
 from collections.abc import Sequence
@@ -137,6 +140,71 @@ def _value_buffer(size: int) -> Any:
     return buf
 
 
+# ------------------------------------------------------------------------------------- hot path
+
+# What the element calls of one bound map need, built once per binding (:func:`_hot_path`):
+# (bound, fd, key_size, key_pack, value_pack, value_repeat, value_bytes, percpu_unpack, buffers,
+# lookup, update, delete).  ``bound`` is the map's ``_bound`` tuple it was built from: a call uses
+# it only while ``self._bound`` is still that very tuple, so a closed (``None``) or re-bound map
+# falls through to the checked path.  ``key_pack``/``value_pack`` encode an int key/value of a
+# common size (None otherwise); ``value_repeat`` copies one per-CPU slot to every CPU (1 when the
+# value is not per CPU).  ``buffers`` is the map's pool of output buffers: a call pops one and
+# puts it back, so two threads never share one while ctypes has released the GIL for the
+# syscall (``list.pop``/``append`` are atomic).  The three functions are libbpf's with no
+# argtypes: ctypes then converts the fd (a Python int), the key and value (``bytes``) and the
+# buffer straight from their types, which costs less than going through ``argtypes``; 64-bit
+# flags go as a ``c_uint64`` (a bare Python int would be passed as a 32-bit C int).
+Hot = tuple[Bound, int, int, Any, Any, int, int, Any, list[Any], Any, Any, Any]
+
+_NOT_BOUND: Bound = (-1, 0, 0, 0, 0, False)  # no map's _bound is this very tuple
+_COLD: Hot = (_NOT_BOUND, -1, 0, None, None, 1, 0, None, [], None, None, None)
+_NO_FLAGS = ctypes.c_uint64(0)
+_ANY = UpdateFlags.ANY
+_StructError = struct.error
+_new_buffer = ctypes.create_string_buffer
+
+# struct codes of the sizes an int is packed at inline (native order and standard sizes)
+_INT_CODES = {1: "B", 2: "H", 4: "I", 8: "Q"}
+
+
+class _BareFunctions:
+    """libbpf's element functions without argtypes (each its own function pointer, so the
+    argtyped ones that every other caller uses are untouched)."""
+
+    def __getattr__(self, name: str) -> Any:
+        cdll = _ffi.lib().cdll
+        self.lookup = cdll["bpf_map_lookup_elem"]
+        self.update = cdll["bpf_map_update_elem"]
+        self.delete = cdll["bpf_map_delete_elem"]
+        for fn in (self.lookup, self.update, self.delete):
+            fn.restype = ctypes.c_int
+        return self.__dict__[name]
+
+
+_bare = _BareFunctions()
+
+
+def _hot_path(bound: Bound) -> Hot:
+    """The hot-path tuple of ``bound`` (see :data:`Hot`)."""
+    fd, ks, vs, total, stride, percpu = bound
+    key_code = _INT_CODES.get(ks)
+    key_pack = struct.Struct("=" + key_code).pack if key_code else None
+    value_code = _INT_CODES.get(vs)
+    value_pack = unpack = None
+    repeat = 1
+    if percpu:
+        ncpu = total // stride
+        pad = "x" * (stride - vs)
+        if value_code:
+            value_pack = struct.Struct("=" + value_code + pad).pack
+            repeat = ncpu
+        unpack = struct.Struct("=" + f"{vs}s{pad}" * ncpu).unpack_from
+    elif value_code and total == vs:
+        value_pack = struct.Struct("=" + value_code).pack
+    return (bound, fd, ks, key_pack, value_pack, repeat, total, unpack, [],
+            _bare.lookup, _bare.update, _bare.delete)
+
+
 # ------------------------------------------------------------------------------------- operations
 
 class Elements:
@@ -190,13 +258,54 @@ class Elements:
         pad = b"\0" * (stride - vs)
         return b"".join(to_bytes(v, vs, "value") + pad for v in parts)
 
-    def lookup(self, key: KeyLike, flags: int = 0) -> Any:
-        """The value at ``key`` (``bytes``; a list of ``bytes`` per CPU for per-CPU maps).
+    # The three hot operations: a fast path for a bound map with no flags (``_hot``, see
+    # :data:`Hot`: every size still checked, ints packed inline) and the checked path for
+    # everything else (first call, closed map, flags, queue/stack maps, lowlevel fds).
+
+    _hot: Hot = _COLD
+    _keeps_hot = True  # False: a throwaway object (lowlevel) that would rebuild it every call
+
+    def _warm(self, bound: Bound) -> None:
+        if self._keeps_hot and bound[1] != 0:
+            self._hot = _hot_path(bound)
+
+    def lookup(self, key: KeyLike | None, flags: int = 0) -> Any:
+        """The value at ``key`` (``bytes``; a list of ``bytes`` per CPU for per-CPU maps;
+        ``None`` peeks at a queue or stack).
 
         Raises :class:`KeyError` when the key is absent.
         """
-        bound = self._bound
-        fd, ks, vs, total, stride, percpu = bound if bound is not None else self._bind()
+        bound, fd, ks, key_pack, _vp, _vr, total, unpack, buffers, call, _u, _d = self._hot
+        if bound is not self._bound or flags.__class__ is not int or flags:
+            return self._lookup_checked(key, flags)
+        kb: bytes | None
+        if type(key) is bytes and len(key) == ks:
+            kb = key
+        elif type(key) is int and key_pack is not None:
+            try:
+                kb = key_pack(key)
+            except _StructError:  # negative or too large: to_bytes says which
+                kb = to_bytes(key, ks, "key")
+        else:
+            kb = self._key(key, ks)
+        try:
+            buf = buffers.pop()
+        except IndexError:
+            buf = _new_buffer(total)
+        rc = call(fd, kb, buf)
+        if rc < 0:
+            buffers.append(buf)
+            if rc == -_errno.ENOENT:
+                raise KeyError(key)
+            raise self._fail(rc, "lookup")
+        value = buf.raw if unpack is None else list(unpack(buf))
+        buffers.append(buf)
+        return value
+
+    def _lookup_checked(self, key: KeyLike | None, flags: int) -> Any:
+        bound = self._bound or self._bind()
+        self._warm(bound)
+        fd, ks, vs, total, stride, percpu = bound
         kb = key if type(key) is bytes and len(key) == ks != 0 else self._key(key, ks)
         buf = _value_buffer(total)
         if flags.__class__ is not int or not 0 <= flags <= _U64_MAX:
@@ -216,9 +325,38 @@ class Elements:
         A full map raises :class:`~pylibbpf.BpfError` with errno E2BIG; NOEXIST on a present
         key EEXIST; EXIST on an absent key ENOENT.
         """
-        bound = self._bound
-        if bound is None:
-            bound = self._bind()
+        bound, fd, ks, key_pack, value_pack, repeat, total, _up, _b, _l, call, _d = self._hot
+        if bound is not self._bound or flags is not _ANY and (flags.__class__ is not int
+                                                              or flags):
+            return self._update_checked(key, value, flags)
+        kb: bytes | None
+        if type(key) is bytes and len(key) == ks:
+            kb = key
+        elif type(key) is int and key_pack is not None:
+            try:
+                kb = key_pack(key)
+            except _StructError:
+                kb = to_bytes(key, ks, "key")
+        else:
+            kb = self._key(key, ks)
+        if type(value) is bytes and len(value) == total:
+            vb = value
+        elif type(value) is int and value_pack is not None:
+            try:
+                vb = value_pack(value) * repeat
+            except _StructError:
+                vb = self._value(value, bound)
+        else:
+            vb = self._value(value, bound)
+        rc = call(fd, kb, vb, _NO_FLAGS)
+        if rc < 0:
+            raise self._fail(rc, "update")
+        return None
+
+    def _update_checked(self, key: KeyLike | None, value: ValueLike,
+                        flags: UpdateFlags | int) -> None:
+        bound = self._bound or self._bind()
+        self._warm(bound)
         fd, ks, _vs, total, _stride, _percpu = bound
         kb = key if type(key) is bytes and len(key) == ks != 0 else self._key(key, ks)
         vb = value if type(value) is bytes and len(value) == total else self._value(value, bound)
@@ -231,7 +369,30 @@ class Elements:
 
     def delete(self, key: KeyLike) -> None:
         """Remove ``key``; :class:`KeyError` when absent."""
-        fd, ks, _vs, _total, _stride, _percpu = self._bound or self._bind()
+        bound, fd, ks, key_pack, _vp, _vr, _t, _up, _b, _l, _u, call = self._hot
+        if bound is not self._bound:
+            return self._delete_checked(key)
+        kb: bytes | None
+        if type(key) is bytes and len(key) == ks:
+            kb = key
+        elif type(key) is int and key_pack is not None:
+            try:
+                kb = key_pack(key)
+            except _StructError:
+                kb = to_bytes(key, ks, "key")
+        else:
+            kb = self._key(key, ks)
+        rc = call(fd, kb)
+        if rc < 0:
+            if rc == -_errno.ENOENT:
+                raise KeyError(key)
+            raise self._fail(rc, "delete")
+        return None
+
+    def _delete_checked(self, key: KeyLike) -> None:
+        bound = self._bound or self._bind()
+        self._warm(bound)
+        fd, ks, _vs, _total, _stride, _percpu = bound
         rc = _fns.delete(fd, self._key(key, ks))
         if rc < 0:
             if rc == -_errno.ENOENT:
@@ -271,6 +432,8 @@ class Elements:
 class FdElements(Elements):
     """The element operations on a plain map fd, as :mod:`pylibbpf.lowlevel` offers them: a
     per-CPU value is the kernel's raw buffer (one 8-byte aligned slot per possible CPU)."""
+
+    _keeps_hot = False
 
     def __init__(self, fd: int, layout: MapLayout) -> None:
         self._fd = fd
