@@ -298,7 +298,7 @@ class Elements:
             if rc == -_errno.ENOENT:
                 raise KeyError(key)
             raise self._fail(rc, "lookup")
-        value = buf.raw if unpack is None else list(unpack(buf))
+        value = buf.raw if unpack is None else [*unpack(buf)]  # [*...]: cheaper than list()
         buffers.append(buf)
         return value
 
