@@ -94,3 +94,44 @@ def test_a_tier_past_its_time_is_killed(monkeypatch: pytest.MonkeyPatch, tmp_pat
                               on_line=lambda *_: None, on_done=lambda _r: None)
     assert runs[0].returncode == 2 and time.monotonic() - began < 60
     assert "still running after" in runs[0].log.read_text()
+
+
+def test_simulate_follows_the_slot_rule() -> None:
+    seconds = {"host": 4.0, "host-libbpf-1.5": 3.0, "6.1": 10.0, "5.10": 2.0}
+    planned = schedule.simulate(["host", "host-libbpf-1.5", "6.1", "5.10"], seconds, 2)
+    at = {p.label: (p.start, p.end) for p in planned}
+    # host and 6.1 first; the libbpf tier waits for host (this kernel), 5.10 for a free slot
+    assert at == {"host": (0, 4), "6.1": (0, 10), "host-libbpf-1.5": (4, 7), "5.10": (7, 9)}
+    assert schedule.makespan(planned) == 10
+    assert schedule.simulate(["6.1", "5.10"], seconds, 1)[1].start == 10  # one slot: in turn
+    assert schedule.describe(planned)[-1].strip().startswith("expected total 10 s")
+
+
+def test_plan_puts_short_tiers_on_this_kernel_last_to_fill_the_other_slot() -> None:
+    seconds = {"host": 4.0, "host-libbpf-1.4.6": 3.0, "host-libbpf-1.7.0": 3.0,
+               "7.3": 10.0, "6.1": 6.0}
+    labels = list(seconds)
+    given = schedule.makespan(schedule.simulate(labels, seconds, 2))
+    order = schedule.plan(labels, seconds, 2)
+    best = schedule.makespan(schedule.simulate(order, seconds, 2))
+    assert sorted(order) == sorted(labels)
+    assert best == 13 < given  # 7.3 then host-libbpf-1.7.0 | host, 6.1, host-libbpf-1.4.6
+    assert order[0] == "7.3"  # the longest guest starts at once
+    assert schedule.plan(["6.1"], seconds, 2) == ["6.1"]
+    assert schedule.plan(labels, seconds, 1) == labels
+
+
+def test_estimates_come_from_the_last_run_that_passed(tmp_path: Path) -> None:
+    assert schedule.estimates(None) == schedule.ESTIMATES
+    assert schedule.estimates(tmp_path / "missing.json") == schedule.ESTIMATES
+    index = tmp_path / "tiers.json"
+    index.write_text('[{"name": "6.1", "returncode": 0, "seconds": 123.0},'
+                     ' {"name": "5.10", "returncode": 1, "seconds": 5.0},'
+                     ' {"name": "9.9", "returncode": 0, "seconds": 7.0}]')
+    known = schedule.estimates(index)
+    assert known["6.1"] == 123 and known["5.10"] == schedule.ESTIMATES["5.10"]
+    assert known["9.9"] == 7  # a tier the table does not know
+    index.write_text("not json")
+    assert schedule.estimates(index) == schedule.ESTIMATES
+    assert schedule.expected_seconds("host-libbpf-1.5", {}) == schedule.DEFAULT_HOST_SECONDS
+    assert schedule.expected_seconds("6.1", {}) == schedule.DEFAULT_GUEST_SECONDS

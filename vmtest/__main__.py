@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
                          "machine's kernel never overlap)")
     mx.add_argument("--out", type=Path, help="folder for junit XML, logs and compat-table.md")
     mx.add_argument("--verbose", action="store_true", help="print every tier's pytest output")
+    mx.add_argument("--dry-run", action="store_true",
+                    help="print the planned order and expected times, run nothing")
     mx.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: pytest args")
     tb = sub.add_parser("table", help="rebuild the README's compatibility table from a matrix "
                                       "--out folder")
@@ -121,15 +123,27 @@ def _failure_excerpt(log: Path, lines: int = 60) -> list[str]:
 
 
 def cmd_matrix(ns: argparse.Namespace) -> int:
-    out = _outdir(ns.out)
     try:
         tiers = select_tiers(ns.tiers)
     except ValueError as e:
         print(f"vmtest: {e}", file=sys.stderr)
         return 2
-    t0 = time.monotonic()
-    print(f"vmtest: matrix of {len(tiers)} tiers, {ns.jobs} at a time (logs in {out})",
+    # the order that ends soonest by the tiers' expected times: an earlier run's in this
+    # folder, else the static table
+    known = schedule.estimates(ns.out / "tiers.json" if ns.out else None)
+    tiers = tuple(schedule.plan(tiers, known, ns.jobs))
+    planned = schedule.simulate(tiers, {t: schedule.expected_seconds(t, known) for t in tiers},
+                                ns.jobs)
+    print(f"vmtest: matrix of {len(tiers)} tiers, {ns.jobs} at a time; planned by "
+          f"{'the last run' if ns.out and (ns.out / 'tiers.json').exists() else 'estimates'}:",
           file=sys.stderr, flush=True)
+    for line in schedule.describe(planned):
+        print(f"vmtest: {line}", file=sys.stderr, flush=True)
+    if ns.dry_run:
+        return 0
+    out = _outdir(ns.out)
+    print(f"vmtest: logs in {out}", file=sys.stderr, flush=True)
+    t0 = time.monotonic()
 
     def on_line(label: str, line: str) -> None:
         # the host tier is the suite's main run: always shown; others only with --verbose,

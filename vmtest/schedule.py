@@ -13,12 +13,14 @@ show.  Interrupting the matrix (Ctrl-C, SIGTERM) kills every running tier's proc
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -66,6 +68,139 @@ def tier_command(label: str, extra: Sequence[str], timeout: float, out: Path) ->
         if libbpf is not None:
             selection = list(HOST_LIBBPF_SELECTION)
     return cmd + ["--", *selection, *extra]
+
+
+# seconds each tier took in a full matrix run (two at a time, so with a neighbour), what the
+# planner orders the tiers by when no earlier run's ``tiers.json`` says better
+ESTIMATES: dict[str, float] = {
+    "host": 450, "host-libbpf-1.4.6": 350, "host-libbpf-1.5": 350, "host-libbpf-1.7.0": 350,
+    "debian13": 650, "7.3-libbpf-1.7.0": 1000, "7.3": 800, "6.12": 750, "6.1": 750,
+    "5.10": 700,
+}
+# a tier in neither: a guest, or a tier on this kernel
+DEFAULT_GUEST_SECONDS = 750.0
+DEFAULT_HOST_SECONDS = 400.0
+
+
+def estimates(previous: Path | None = None) -> dict[str, float]:
+    """Each tier's expected seconds: :data:`ESTIMATES`, updated with the times an earlier
+    matrix run wrote into ``previous`` (its ``tiers.json``) for the tiers that passed."""
+    known = dict(ESTIMATES)
+    if previous is None or not previous.exists():
+        return known
+    try:
+        runs = json.loads(previous.read_text())
+        for run in runs:
+            if run.get("returncode") == 0 and float(run.get("seconds") or 0) > 0:
+                known[str(run["name"])] = float(run["seconds"])
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return dict(ESTIMATES)  # unreadable: the static table
+    return known
+
+
+def expected_seconds(label: str, known: Mapping[str, float]) -> float:
+    """``known[label]``, else the default for a guest or a tier on this kernel."""
+    if label in known:
+        return known[label]
+    return DEFAULT_HOST_SECONDS if on_this_kernel(label) else DEFAULT_GUEST_SECONDS
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One tier in a simulated schedule."""
+
+    label: str
+    slot: int
+    start: float
+    end: float
+
+
+def simulate(order: Sequence[str], seconds: Mapping[str, float], jobs: int) -> list[Planned]:
+    """The schedule :func:`run_tiers` makes of ``order`` if every tier takes ``seconds[label]``:
+    whenever a slot is free it starts the first pending tier allowed (one on this kernel at a
+    time), as :class:`_Slots` does."""
+    jobs = max(1, jobs)
+    pending = list(order)
+    running: list[Planned] = []
+    done: list[Planned] = []
+    now = 0.0
+    while pending or running:
+        busy_slots = {r.slot for r in running}
+        host_busy = any(on_this_kernel(r.label) for r in running)
+        started = False
+        if len(running) < jobs:
+            for label in pending:
+                if not (host_busy and on_this_kernel(label)):
+                    slot = min(set(range(jobs)) - busy_slots)
+                    running.append(Planned(label, slot, now, now + seconds[label]))
+                    pending.remove(label)
+                    started = True
+                    break
+        if started:
+            continue
+        first = min(running, key=lambda r: (r.end, r.slot))
+        running.remove(first)
+        done.append(first)
+        now = first.end
+    return sorted(done, key=lambda r: (r.start, r.slot))
+
+
+def _merges(a: Sequence[str], b: Sequence[str]) -> Iterator[list[str]]:
+    """Every interleaving of ``a`` and ``b`` that keeps each one's own order."""
+    n = len(a) + len(b)
+    for where in itertools.combinations(range(n), len(a)):
+        ai, bi = iter(a), iter(b)
+        chosen = set(where)
+        yield [next(ai) if i in chosen else next(bi) for i in range(n)]
+
+
+def plan(labels: Sequence[str], seconds: Mapping[str, float], jobs: int) -> list[str]:
+    """The order to start ``labels`` in so that, by ``seconds``, the matrix ends soonest.
+
+    Guests go longest first; the tiers on this kernel, which take turns in one slot, are tried
+    in every order, and both lists in every interleaving (a few tens of thousands of simulated
+    schedules for ten tiers, well under a second), keeping the first with the shortest total
+    (ties: the one starting ``host`` soonest, the suite's main run).  Short tiers on this
+    kernel typically end up last, filling the slot a long guest leaves.
+    """
+    if len(labels) <= 1 or jobs <= 1:
+        return list(labels)
+    times = {label: expected_seconds(label, seconds) for label in labels}
+    guests = sorted((t for t in labels if not on_this_kernel(t)), key=lambda t: -times[t])
+    local = sorted((t for t in labels if on_this_kernel(t)), key=lambda t: -times[t])
+    best: list[str] = list(labels)
+    best_key = _score(best, times, jobs)
+    seen: set[tuple[float, ...]] = set()
+    orders = itertools.permutations(local) if len(local) <= 6 else iter([tuple(local)])
+    for local_order in orders:
+        shape = tuple(times[t] for t in local_order)
+        if shape in seen:  # tiers of equal length swapped: the same schedule
+            continue
+        seen.add(shape)
+        for order in _merges(guests, local_order):
+            key = _score(order, times, jobs)
+            if key < best_key:
+                best, best_key = order, key
+    return best
+
+
+def _score(order: Sequence[str], times: Mapping[str, float], jobs: int) -> tuple[float, float]:
+    """(total, when ``host`` starts) of ``order``'s simulated schedule: lower is better."""
+    planned = simulate(order, times, jobs)
+    host = [p.start for p in planned if p.label == "host"]
+    return makespan(planned), (host[0] if host else 0.0)
+
+
+def makespan(schedule: Sequence[Planned]) -> float:
+    """When the last tier of a simulated schedule ends."""
+    return max((p.end for p in schedule), default=0.0)
+
+
+def describe(schedule: Sequence[Planned]) -> list[str]:
+    """A simulated schedule as lines: each tier's slot, start and end, then the total."""
+    lines = [f"  slot {p.slot}: {p.start:6.0f} s - {p.end:6.0f} s  {p.label}" for p in schedule]
+    return lines + [f"  expected total {makespan(schedule):.0f} s "
+                    f"({makespan(schedule) / 60:.1f} min)"]
 
 
 class _Slots:
