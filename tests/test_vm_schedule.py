@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import threading
 import time
@@ -28,9 +29,33 @@ def test_tier_commands() -> None:
     lib = schedule.tier_command("host-libbpf-1.5", [], 100, out)
     assert lib[lib.index("--libbpf") + 1] == "1.5"
     assert "--all" in lib and lib[lib.index("--"):] == ["--", "-m", "not slow"]
-    guest = schedule.tier_command("7.3-libbpf-1.7.0", [], 100, out)
+    guest = schedule.tier_command("7.3-libbpf-1.7.0", ["-x"], 100, out)
     assert guest[guest.index("--kernel") + 1] == "7.3" and "--all" not in guest
-    assert guest[-1] == "--"
+    assert guest[guest.index("--"):] == ["--", *schedule.GUEST_LIBBPF_SELECTION, "-x"]
+    plain = schedule.tier_command("6.1", [], 100, out)
+    assert plain[-1] == "--" and "--libbpf" not in plain
+    distro = schedule.tier_command("debian13", [], 100, out)
+    assert distro[distro.index("--"):] == ["--", *schedule.DISTRO_SELECTION]
+
+
+def test_the_guest_libbpf_tier_keeps_what_no_other_tier_runs() -> None:
+    """The selection keeps the kernel tests needing a feature this machine's kernel lacks or a
+    libbpf version; the plugin's --vmtest-needs-any does the keeping."""
+    from vmtest.pytest_plugin import needs_any
+
+    wanted = set(schedule.GUEST_LIBBPF_FEATURES)
+    assert needs_any(["kprobe_session", "libbpf>=1.5"], wanted)
+    assert needs_any(["libbpf>=1.6"], wanted) and needs_any(["ringbuf", "fentry"], wanted)
+    assert not needs_any(["ringbuf"], wanted) and not needs_any([], wanted)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "vmtest.pytest_plugin",
+         "-p", "no:cacheprovider", *schedule.GUEST_LIBBPF_SELECTION,
+         "tests/test_vm_runner.py", "tests/test_maps.py"],
+        cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    kept = [line for line in proc.stdout.splitlines() if "::" in line]
+    assert kept == ["tests/test_vm_runner.py::test_kprobe_session_runs_on_entry_and_return"]
+    assert "deselected" in proc.stdout.splitlines()[-1]
 
 
 def _fake_tiers(monkeypatch: pytest.MonkeyPatch, seconds: float, codes: dict[str, int]) -> None:

@@ -3,6 +3,10 @@
 It writes into the junit XML what the matrix table needs: each test's ``needs(...)`` features
 and ``kernel`` marker as testcase properties, and the kernel release and libbpf version as
 testsuite properties.  It changes no outcome.
+
+``--vmtest-needs-any=F1,F2,...`` keeps only the tests whose ``needs`` name one of those features
+(``libbpf`` stands for any ``libbpf>=X.Y``) and deselects the rest: the matrix's guest libbpf
+tier runs only what no other tier can (see ``vmtest.schedule.GUEST_LIBBPF_FEATURES``).
 """
 
 from __future__ import annotations
@@ -25,10 +29,37 @@ def libbpf_version() -> str:
         return f"unloadable ({e})"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Record ``needs`` features and the ``kernel`` marker on each test."""
+NEEDS_ANY = "--vmtest-needs-any"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--vmtest-needs-any``: see the module's docstring."""
+    parser.addoption(NEEDS_ANY, default="", metavar="FEATURES",
+                     help="run only tests whose needs(...) name one of these (comma-separated; "
+                          "'libbpf' for any libbpf>=X.Y)")
+
+
+def _needs(item: pytest.Item) -> list[str]:
+    return [str(f) for mark in item.iter_markers("needs") for f in mark.args]
+
+
+def needs_any(needs: list[str], wanted: set[str]) -> bool:
+    """Whether ``needs`` names a feature of ``wanted`` (``libbpf``: any libbpf requirement)."""
+    return any(f in wanted or ("libbpf" in wanted and f.startswith("libbpf>=")) for f in needs)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Record ``needs`` features and the ``kernel`` marker on each test; apply
+    ``--vmtest-needs-any``."""
+    wanted = {f.strip() for f in str(config.getoption(NEEDS_ANY)).split(",") if f.strip()}
+    if wanted:
+        kept = [item for item in items if needs_any(_needs(item), wanted)]
+        dropped = [item for item in items if not needs_any(_needs(item), wanted)]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = kept
     for item in items:
-        features = [str(f) for mark in item.iter_markers("needs") for f in mark.args]
+        features = _needs(item)
         if features:
             item.user_properties.append(("needs", ",".join(dict.fromkeys(features))))
         if item.get_closest_marker("kernel") is not None:
