@@ -17,7 +17,9 @@ import sys
 import textwrap
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -582,3 +584,60 @@ def test_kprobe_session_runs_on_entry_and_return(tmp_path: Path) -> None:
         assert int.from_bytes(obj.maps["counts"][0], "little") == 100
     finally:
         obj.close()
+
+
+# --- what the host builds for the guests -------------------------------------------------------
+
+def _no_compiling(run: Callable[..., Any]) -> Callable[..., Any]:
+    """``subprocess.run`` that refuses a compile (``-c``) and passes anything else on."""
+    def guarded(cmd: list[str], *args: Any, **kwargs: Any) -> Any:
+        if "-c" in cmd:
+            raise AssertionError(f"clang ran again: {cmd}")
+        return run(cmd, *args, **kwargs)
+
+    return guarded
+
+
+def test_a_program_written_into_another_folder_is_found_in_the_cache(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test's program written into a temporary folder is built once: the guest, whose temporary
+    folder differs, finds the host's build (the key holds the folder's headers, not its path)."""
+    from tests.support import bpfbuild
+
+    source = (tiers.CHECKOUT / "tests" / "bpf" / "minimal.bpf.c").read_text()
+    first, second = tmp_path / "a" / "p.bpf.c", tmp_path / "b" / "p.bpf.c"
+    for src in (first, second):
+        src.parent.mkdir()
+        src.write_text(source)
+    built = bpfbuild.compile_bpf(first)
+
+    monkeypatch.setattr(subprocess, "run", _no_compiling(subprocess.run))
+    assert bpfbuild.compile_bpf(second) == built
+    (second.parent / "extra.h").write_text("#define X 1\n")  # the folder's headers count
+    with pytest.raises(AssertionError, match="clang ran again"):
+        bpfbuild.compile_bpf(second)
+
+
+def test_prebuild_builds_the_open_validation_objects(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the host's prebuild, the open-validation load test compiles nothing (in a guest
+    that was 100 s of clang under TCG)."""
+    from tests.test_open_validation import LOADED, _suite_objects
+
+    tiers.prebuild_bpf(Path(sys.executable))
+
+    monkeypatch.setattr(subprocess, "run", _no_compiling(subprocess.run))
+    assert len(_suite_objects(tmp_path, only=LOADED)) >= len(LOADED)
+
+
+def test_a_refused_build_is_remembered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A program clang refuses (a CO-RE read without -g) is refused again from the cache."""
+    from tests.support import bpfbuild
+
+    src = tmp_path / "bad.bpf.c"
+    src.write_text(f"int broken_{os.getpid()}(void) {{ return undeclared; }}\n")
+    with pytest.raises(bpfbuild.BuildError, match="undeclared"):
+        bpfbuild.compile_bpf(src)
+    monkeypatch.setattr(subprocess, "run", _no_compiling(subprocess.run))
+    with pytest.raises(bpfbuild.BuildError, match="undeclared"):
+        bpfbuild.compile_bpf(src)

@@ -93,6 +93,14 @@ for src in sorted(BPF_SRC.glob("*.bpf.c")):
 os.environ["PYLIBBPF_EXAMPLES_CACHE"] = str(EXAMPLES_CACHE)
 from examples._build import build_all
 build_all()  # the examples the tests run, as the guest's examples would build them
+import tempfile
+from pathlib import Path
+try:  # the open-validation load test's objects (with and without BTF): 100 s of guest clang
+    from tests.test_open_validation import LOADED, _suite_objects
+    with tempfile.TemporaryDirectory() as tmp:
+        _suite_objects(Path(tmp), only=LOADED)
+except Exception:
+    pass  # renamed or failing: the guest builds them itself
 """
 
 
