@@ -5,7 +5,7 @@
 # README's commands in a fresh Debian 13 root, and the kernel tests inside Debian's 5.10, 6.1,
 # 6.12 and 7.3 kernels under QEMU (7.3 also with libbpf 1.7.0); see docs/kernel-matrix.md.
 #
-#   ./scripts/test.sh                 everything (about 45 minutes on 2 cores)
+#   ./scripts/test.sh                 everything (about 40 minutes on 2 cores)
 #   ./scripts/test.sh -k maps         pytest arguments: only pytest on this kernel, no matrix
 #   PYLIBBPF_MATRIX=quick ./scripts/test.sh  only the host, 6.1 and libbpf 1.5 tiers
 #   PYLIBBPF_MATRIX=none ./scripts/test.sh   only pytest on this kernel
