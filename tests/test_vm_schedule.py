@@ -160,3 +160,22 @@ def test_estimates_come_from_the_last_run_that_passed(tmp_path: Path) -> None:
     assert schedule.estimates(index) == schedule.ESTIMATES
     assert schedule.expected_seconds("host-libbpf-1.5", {}) == schedule.DEFAULT_HOST_SECONDS
     assert schedule.expected_seconds("6.1", {}) == schedule.DEFAULT_GUEST_SECONDS
+
+
+def test_guests_leave_the_host_only_tests_unless_named() -> None:
+    from vmtest import tiers
+
+    args = tiers.guest_exclusions([])
+    assert [f"--ignore={p}" for p in tiers.GUEST_IGNORE] == args[:len(tiers.GUEST_IGNORE)]
+    assert [f"--deselect={t}" for t in tiers.GUEST_DESELECT] == args[len(tiers.GUEST_IGNORE):]
+    named = tiers.guest_exclusions(["tests/compat_run/test_run_legacy.py", "-k", "zcore"])
+    assert not any("test_run_legacy" in a for a in named)
+    assert "--ignore=tests/test_hostile_args.py" in named
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+         *tiers.guest_exclusions([]), "tests/compat_run/test_run_legacy.py"],
+        cwd=tiers.CHECKOUT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    kept = {line.split("::")[1].split("[")[0] for line in proc.stdout.splitlines()
+            if "::" in line}
+    assert kept == {"test_maps_test_rcore", "test_prog_test_rcore", "test_prog_test_zcore"}

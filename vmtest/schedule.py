@@ -92,12 +92,12 @@ def tier_command(label: str, extra: Sequence[str], timeout: float, out: Path) ->
 # seconds each tier is expected to take in a full matrix run (two at a time, so with a
 # neighbour), what the planner orders the tiers by when no earlier run's ``tiers.json`` says
 # better: the last full runs' times less the cuts measured since (the guests' open-validation
-# builds, about 90 s each; the guest libbpf tier's selection, 164 s measured; the distribution
-# tier's VM boot test)
+# builds, about 90 s each, and compat run's translation tests, about 70 s each; the guest libbpf
+# tier's selection, 164 s measured; the distribution tier's VM boot test)
 ESTIMATES: dict[str, float] = {
     "host": 450, "host-libbpf-1.4.6": 350, "host-libbpf-1.5": 350, "host-libbpf-1.7.0": 350,
-    "debian13": 500, "7.3-libbpf-1.7.0": 200, "7.3": 710, "6.12": 660, "6.1": 660,
-    "5.10": 610,
+    "debian13": 500, "7.3-libbpf-1.7.0": 200, "7.3": 640, "6.12": 590, "6.1": 590,
+    "5.10": 540,
 }
 # a tier in neither: a guest, or a tier on this kernel
 DEFAULT_GUEST_SECONDS = 750.0
