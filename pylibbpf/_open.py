@@ -13,8 +13,9 @@ from . import _ffi
 from ._args import cpath, cstr, in_range, u32
 from ._ffi.printcb import capture
 from ._ffi.structs import bpf_object_open_opts, new_opts
+from ._verdicts import Verdict
+from ._verdicts import check as check_verdict
 from .elf.errors import ElfError
-from .elf.validate import validate_object
 from .errors import BpfError, MalformedObjectError
 from .load_errors import open_error
 
@@ -58,10 +59,11 @@ def open_opts(object_name: str | bytes | None,
         fields["kernel_log_size"] = ctypes.sizeof(log_buf)
     return new_opts(bpf_object_open_opts, **fields), log_buf
 
-def validate_blob(blob: bytes, name: str, context: str) -> None:
-    """Refuse, before libbpf parses it, an object its parser would trust into a crash."""
+def validate_blob(blob: bytes, name: str, context: str) -> Verdict:
+    """Refuse, before libbpf parses it, an object its parser would trust into a crash; the
+    verdict on one that passes (remembered by content: the same bytes are parsed once)."""
     try:
-        validate_object(blob, name)
+        return check_verdict(blob, name)
     except ElfError as exc:
         raise MalformedObjectError(_errno.ENOEXEC, f"{context}: not a valid eBPF object "
                                    f"file: {exc}") from None

@@ -38,6 +38,7 @@ from .map import ObjectMap
 from .program import Program
 
 if TYPE_CHECKING:
+    from ._verdicts import Verdict
     from .global_data import GlobalData
 
 
@@ -60,8 +61,9 @@ class Object(Handle):
     _what = "BPF object"
 
     def __init__(self, ptr: Any, *, source: Path | None, data: bytes | None,
-                 log_buf: Any = None) -> None:
+                 log_buf: Any = None, verdict: Verdict | None = None) -> None:
         super().__init__()
+        self._verdict = verdict  # the validator's findings (None: opened without validation)
         self._ptr = ptr
         self._source = source
         self._data = data  # open_mem: libbpf keeps pointers into it until close
@@ -134,12 +136,12 @@ class Object(Handle):
             raise error_from_errno(exc.errno, f"{context}: {exc.strerror}") from None
         name: str | bytes = object_name if object_name is not None else \
             name_from_path(fspath)
-        validate_blob(blob, os.fsdecode(name), context)
+        verdict = validate_blob(blob, os.fsdecode(name), context)
         opts, log_buf = open_opts(name, btf_custom_path, kconfig, pin_root_path,
                                        kernel_log_level, kernel_log_buf)
         ptr = call_open(context, "bpf_object__open_mem", blob, len(blob),
                              ctypes.byref(opts))
-        return cls(ptr, source=Path(shown), data=blob, log_buf=log_buf)
+        return cls(ptr, source=Path(shown), data=blob, log_buf=log_buf, verdict=verdict)
 
     @classmethod
     def open_mem(
@@ -168,11 +170,10 @@ class Object(Handle):
         opts, log_buf = open_opts(object_name, btf_custom_path, kconfig, pin_root_path,
                                        kernel_log_level, kernel_log_buf)
         context = f"failed to open BPF object {object_name or f'<{len(blob)} bytes in memory>'}"
-        if validate:
-            validate_blob(blob, object_name or "", context)
+        verdict = validate_blob(blob, object_name or "", context) if validate else None
         ptr = call_open(context, "bpf_object__open_mem", blob, len(blob),
                              ctypes.byref(opts))
-        return cls(ptr, source=None, data=blob, log_buf=log_buf)
+        return cls(ptr, source=None, data=blob, log_buf=log_buf, verdict=verdict)
 
     # ----------------------------------------------------------------------------- state
 
@@ -347,14 +348,17 @@ class Object(Handle):
         to load its programs (ENOTSUPP): say what is missing instead."""
         if _ffi.version() >= (1, 2):
             return
-        from .elf.reader import read_elf
+        if self._verdict is not None:  # validated at open: the same parse answers
+            found = sorted(set(self._verdict.struct_ops_link))
+        else:
+            from .elf.reader import read_elf
 
-        try:
-            sections = {sec.name for sec in read_elf(self.elf_bytes(), strict=False).sections}
-        except (ElfError, OSError):
-            return
-        found = sorted(name for name in sections
-                       if name.lstrip("?") == ".struct_ops.link")
+            try:
+                sections = {sec.name for sec in read_elf(self.elf_bytes(), strict=False).sections}
+            except (ElfError, OSError):
+                return
+            found = sorted(name for name in sections
+                           if name.lstrip("?") == ".struct_ops.link")
         if found:
             raise NotSupportedError(
                 f"object {self.name!r} has struct_ops maps in SEC(\".struct_ops.link\"), which "

@@ -23,7 +23,11 @@ from .errors import ElfError
 from .objectfile import ObjectFile
 from .reader import MAX_OBJECT_SIZE, read_object_file
 
-__all__ = ["MAX_OBJECT_SIZE", "read_object_file", "validate_object"]
+__all__ = ["MAX_OBJECT_SIZE", "VALIDATOR_VERSION", "read_object_file", "validate_object"]
+
+VALIDATOR_VERSION = 1
+"""Raised whenever a check is added to or changed in :func:`validate_object` (or in the parsers
+it relies on), so that a verdict remembered by an earlier validator is not trusted again."""
 
 
 def validate_object(data: bytes, name: str = "") -> ObjectFile:
