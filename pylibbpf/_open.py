@@ -21,6 +21,7 @@ from .load_errors import open_error
 
 _LOG_BUF_MAX = 0xFFFF_FFFF >> 2  # the kernel refuses a larger verifier log buffer (UINT_MAX >> 2)
 _OBJ_NAME_LEN = 16  # libbpf's BPF_OBJ_NAME_LEN: the name keeps at most 15 bytes
+_OPTS_SIZE = ctypes.sizeof(bpf_object_open_opts)
 
 
 def open_opts(object_name: str | bytes | None,
@@ -28,6 +29,11 @@ def open_opts(object_name: str | bytes | None,
               kconfig: str | None, pin_root_path: str | os.PathLike[str] | None,
               kernel_log_level: int, kernel_log_buf: int | bytearray | None,
               ) -> tuple[bpf_object_open_opts, Any]:
+    if (btf_custom_path is None and kconfig is None and pin_root_path is None
+            and kernel_log_buf is None and type(kernel_log_level) is int
+            and kernel_log_level == 0 and (object_name is None or type(object_name) is bytes)):
+        # The common case (at most the name derived from the path): nothing to check or convert.
+        return bpf_object_open_opts(_OPTS_SIZE, object_name), None
     fields: dict[str, Any] = {
         "object_name": object_name if object_name is None or isinstance(object_name, bytes)
         else cstr(object_name, "object_name"),

@@ -60,12 +60,12 @@ class Object(Handle):
 
     _what = "BPF object"
 
-    def __init__(self, ptr: Any, *, source: Path | None, data: bytes | None,
+    def __init__(self, ptr: Any, *, source: str | None, data: bytes | None,
                  log_buf: Any = None, verdict: Verdict | None = None) -> None:
         super().__init__()
         self._verdict = verdict  # the validator's findings (None: opened without validation)
         self._ptr = ptr
-        self._source = source
+        self._source = source  # the path as given (a Path is made when asked for)
         self._data = data  # open_mem: libbpf keeps pointers into it until close
         self._log_buf = log_buf  # kernel_log_buf: libbpf keeps the pointer until load
         self._globals: dict[str, GlobalData] = {}
@@ -73,21 +73,40 @@ class Object(Handle):
         self._links = links
         self._life.name = self._read_name()
         self._own(lambda: _close_object(ptr, links), f"BPF object {self._life.name!r}")
-        lib = _ffi.lib()
-        programs: dict[str, Program] = {}
-        prog = lib.bpf_object__next_program(ptr, None)
-        while prog:
-            program = Program(self, self._life, prog)
-            programs[program.name] = program
-            prog = lib.bpf_object__next_program(ptr, prog)
-        maps: dict[str, ObjectMap] = {}
-        bpf_map = lib.bpf_object__next_map(ptr, None)
-        while bpf_map:
-            m = ObjectMap(self, self._life, bpf_map)
-            maps[m.name] = m
-            bpf_map = lib.bpf_object__next_map(ptr, bpf_map)
-        self._programs = MappingProxyType(programs)
-        self._maps = MappingProxyType(maps)
+        # The Program and ObjectMap wrappers are made on first use: an open + load + close
+        # that never looks at them does not pay for them.
+        self._program_wrappers: MappingProxyType[str, Program] | None = None
+        self._map_wrappers: MappingProxyType[str, ObjectMap] | None = None
+
+    @property
+    def _programs(self) -> MappingProxyType[str, Program]:
+        wrappers = self._program_wrappers
+        if wrappers is None:
+            ptr = self._p  # ClosedError rather than a walk of freed memory
+            lib = _ffi.lib()
+            programs: dict[str, Program] = {}
+            prog = lib.bpf_object__next_program(ptr, None)
+            while prog:
+                program = Program(self, self._life, prog)
+                programs[program.name] = program
+                prog = lib.bpf_object__next_program(ptr, prog)
+            wrappers = self._program_wrappers = MappingProxyType(programs)
+        return wrappers
+
+    @property
+    def _maps(self) -> MappingProxyType[str, ObjectMap]:
+        wrappers = self._map_wrappers
+        if wrappers is None:
+            ptr = self._p
+            lib = _ffi.lib()
+            maps: dict[str, ObjectMap] = {}
+            bpf_map = lib.bpf_object__next_map(ptr, None)
+            while bpf_map:
+                m = ObjectMap(self, self._life, bpf_map)
+                maps[m.name] = m
+                bpf_map = lib.bpf_object__next_map(ptr, bpf_map)
+            wrappers = self._map_wrappers = MappingProxyType(maps)
+        return wrappers
 
     # ----------------------------------------------------------------------------- opening
 
@@ -127,7 +146,7 @@ class Object(Handle):
             opts, log_buf = open_opts(object_name, btf_custom_path, kconfig,
                                            pin_root_path, kernel_log_level, kernel_log_buf)
             ptr = call_open(context, "bpf_object__open_file", fspath, ctypes.byref(opts))
-            return cls(ptr, source=Path(shown), data=None, log_buf=log_buf)
+            return cls(ptr, source=shown, data=None, log_buf=log_buf)
         try:
             blob = read_object_file(fspath)
         except ElfError as exc:
@@ -141,7 +160,7 @@ class Object(Handle):
                                        kernel_log_level, kernel_log_buf)
         ptr = call_open(context, "bpf_object__open_mem", blob, len(blob),
                              ctypes.byref(opts))
-        return cls(ptr, source=Path(shown), data=blob, log_buf=log_buf, verdict=verdict)
+        return cls(ptr, source=shown, data=blob, log_buf=log_buf, verdict=verdict)
 
     @classmethod
     def open_mem(
@@ -206,7 +225,7 @@ class Object(Handle):
     @property
     def path(self) -> Path | None:
         """The file the object was opened from (``None`` for :meth:`open_mem`)."""
-        return self._source
+        return None if self._source is None else Path(self._source)
 
     @property
     def loaded(self) -> bool:
@@ -235,7 +254,7 @@ class Object(Handle):
         if self._data is not None:
             return self._data
         assert self._source is not None
-        return self._source.read_bytes()
+        return Path(self._source).read_bytes()
 
     # ----------------------------------------------------------------------------- contents
 
