@@ -15,8 +15,6 @@ import ctypes
 import logging
 import platform
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from .libc import libc
@@ -28,7 +26,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("pylibbpf.libbpf")
 # A library adds no output of its own: configure logging to see libbpf's messages.
 logging.getLogger("pylibbpf").addHandler(logging.NullHandler())
-_LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)
 _VA_LIST_SIZE = {"x86_64": 24, "amd64": 24, "aarch64": 32, "arm64": 32}.get(
     platform.machine().lower())
 _FALLBACK_SIZE = 1 << 20
@@ -53,18 +50,25 @@ def _format(fmt: bytes, ap: int) -> str:
 
 
 def _print(level: int, fmt: bytes | None, ap: int | None) -> int:
+    # Runs for every libbpf message (about 20 debug lines per load): the common case, a debug
+    # or info line no logger listens to, returns after one level check.
     try:
-        py_level = _LEVELS[level] if 0 <= level < len(_LEVELS) else logging.DEBUG
-        sink = getattr(_local, "sink", None)
-        wanted = logger.isEnabledFor(py_level)
-        if not wanted and (sink is None or py_level != logging.WARNING):
-            return 0
+        if level != 0:  # libbpf's LIBBPF_INFO is 1, LIBBPF_DEBUG 2 (anything else: debug)
+            py_level = logging.INFO if level == 1 else logging.DEBUG
+            if not logger.isEnabledFor(py_level):
+                return 0
+            sink = None
+        else:
+            py_level = logging.WARNING
+            sink = getattr(_local, "sink", None)
+            if sink is None and not logger.isEnabledFor(py_level):
+                return 0
         if fmt is None or ap is None:
             return 0
         message = _format(fmt, ap)
-        if sink is not None and py_level == logging.WARNING:
+        if sink is not None:
             sink.append(message)
-        if wanted:
+        if logger.isEnabledFor(py_level):
             logger.log(py_level, "%s", message.rstrip("\n"))
     except Exception:  # noqa: BLE001 - nothing may cross back into C
         return 0
@@ -79,15 +83,21 @@ def install(lib: LibbpfLibrary) -> None:
     lib.libbpf_set_print(_callback)
 
 
-@contextmanager
-def capture() -> Iterator[list[str]]:
-    """Collect this thread's libbpf warnings for the duration of the block."""
-    previous = getattr(_local, "sink", None)
-    sink: list[str] = []
-    _local.sink = sink
-    try:
-        yield sink
-    finally:
+class capture:  # noqa: N801 - used as a function: ``with capture() as messages``
+    """Collect this thread's libbpf warnings for the duration of the block (a list of the
+    formatted messages); a nested block's messages reach the enclosing one too."""
+
+    __slots__ = ("_previous", "_sink")
+
+    def __enter__(self) -> list[str]:
+        self._previous = getattr(_local, "sink", None)
+        sink: list[str] = []
+        self._sink = sink
+        _local.sink = sink
+        return sink
+
+    def __exit__(self, *exc: object) -> None:
+        previous = self._previous
         _local.sink = previous
         if previous is not None:
-            previous.extend(sink)  # an enclosing capture sees what a nested one collected
+            previous.extend(self._sink)  # an enclosing capture sees what a nested one collected
