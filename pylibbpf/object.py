@@ -90,7 +90,9 @@ class Object(Handle):
                 program = Program(self, self._life, prog)
                 programs[program.name] = program
                 prog = lib.bpf_object__next_program(ptr, prog)
-            wrappers = self._program_wrappers = MappingProxyType(programs)
+            if self._program_wrappers is None:  # another thread may have been first
+                self._program_wrappers = MappingProxyType(programs)
+            wrappers = self._program_wrappers
         return wrappers
 
     @property
@@ -105,7 +107,9 @@ class Object(Handle):
                 m = ObjectMap(self, self._life, bpf_map)
                 maps[m.name] = m
                 bpf_map = lib.bpf_object__next_map(ptr, bpf_map)
-            wrappers = self._map_wrappers = MappingProxyType(maps)
+            if self._map_wrappers is None:
+                self._map_wrappers = MappingProxyType(maps)
+            wrappers = self._map_wrappers
         return wrappers
 
     # ----------------------------------------------------------------------------- opening
