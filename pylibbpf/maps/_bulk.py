@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
-from collections.abc import Iterator, Sequence
+import functools
+import struct
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain
 from typing import Any
 
 from .. import _args, _ffi
@@ -17,7 +20,7 @@ from .._ffi import structs
 from .._ffi.structs import new_opts
 from ..enums import MapType, UpdateFlags
 from ..errors import BpfError, NotSupportedError
-from ._elements import Elements, KeyLike, ValueLike, per_cpu, to_bytes
+from ._elements import Elements, KeyLike, ValueLike, to_bytes
 
 _ARRAY_TYPES = frozenset({MapType.ARRAY, MapType.PERCPU_ARRAY})
 _BATCH_TYPES = frozenset({
@@ -27,6 +30,26 @@ _BATCH_TYPES = frozenset({
 _NO_KEY_TYPES = frozenset({MapType.QUEUE, MapType.STACK, MapType.BLOOM_FILTER,
                            MapType.RINGBUF, MapType.USER_RINGBUF})
 _BATCH_MIN = 256
+_RUN = 512  # pieces cut by one compiled struct format (see _pieces)
+
+
+@functools.lru_cache(maxsize=256)
+def _cutter(size: int, skip: int, count: int) -> struct.Struct:
+    return struct.Struct(f"{size}s{skip}x" * count if skip else f"{size}s" * count)
+
+
+def _pieces(buffer: Any, size: int, skip: int, count: int) -> Iterable[bytes]:
+    """The first ``count`` pieces of ``size`` bytes of ``buffer``, each followed by ``skip``
+    bytes of padding, as ``bytes`` objects made in C (``struct`` unpacks runs of
+    :data:`_RUN` pieces with one format, compiled once).  Lazy: consume it before the buffer
+    changes."""
+    step = size + skip
+    whole = count - count % _RUN
+    tail = _cutter(size, skip, count - whole).unpack_from(buffer, whole * step)
+    if not whole:
+        return tail
+    runs = _cutter(size, skip, _RUN).iter_unpack(memoryview(buffer)[:whole * step])
+    return chain(chain.from_iterable(runs), tail)
 
 
 def _sequence(value: Any, what: str) -> Sequence[Any]:
@@ -58,9 +81,12 @@ class Bulk(Elements):
     def _batch_read(self, delete: bool, batch_size: int | None,
                     keys_only: bool = False) -> list[Any]:
         """Every entry, read with ``BPF_MAP_LOOKUP[_AND_DELETE]_BATCH``: a list of (key, value)
-        pairs, or of keys with ``keys_only``.  The pairs are cut straight out of the batch
-        buffers in one pass (no intermediate key and value lists: a 1 M-entry dump is bound by
-        the syscalls, not by Python)."""
+        pairs, or of keys with ``keys_only``.
+
+        One pair of key and value buffers serves every batch call of the dump (grown only when
+        a hash bucket does not fit), and the keys and values are cut out of them by
+        :func:`_pieces` in C, straight into the list: no copy of a buffer, no Python step per
+        entry."""
         fd, ks, vs, total, stride, percpu = self._bound or self._bind()
         count_max, count_cap = self._batch_count(batch_size, ks + total)
         lib = _ffi.lib()
@@ -69,35 +95,36 @@ class Bulk(Elements):
         token_size = max(ks, 8)
         in_batch = ctypes.create_string_buffer(token_size)
         out_batch = ctypes.create_string_buffer(token_size)
+        kbuf = ctypes.create_string_buffer(ks * count_max)
+        vbuf = ctypes.create_string_buffer(total * count_max)
+        count = ctypes.c_uint32()
+        count_ref, opts_ref = ctypes.byref(count), ctypes.byref(opts)
+        ncpu = total // stride if percpu else 1
         out: list[Any] = []
         first = True
         while True:
-            kbuf = ctypes.create_string_buffer(ks * count_max)
-            vbuf = ctypes.create_string_buffer(total * count_max)
-            count = ctypes.c_uint32(count_max)
-            rc = func(fd, None if first else in_batch, out_batch, kbuf, vbuf,
-                      ctypes.byref(count), ctypes.byref(opts))
+            count.value = count_max
+            rc = func(fd, None if first else in_batch, out_batch, kbuf, vbuf, count_ref,
+                      opts_ref)
             if rc < 0 and rc != -_errno.ENOENT:
                 if rc == -_errno.ENOSPC and count_max < count_cap:
                     # a hash bucket larger than the batch: grow and retry
                     count_max = min(count_max * 2, count_cap)
+                    kbuf = ctypes.create_string_buffer(ks * count_max)
+                    vbuf = ctypes.create_string_buffer(total * count_max)
                     continue
                 raise self._fail(rc, "batch lookup")
             n = count.value
             if n:
-                kraw = kbuf.raw[:n * ks]
-                key_offsets = range(0, n * ks, ks)
+                keys = _pieces(kbuf, ks, 0, n)
                 if keys_only:
-                    out.extend(kraw[i:i + ks] for i in key_offsets)
+                    out.extend(keys)
+                elif percpu:
+                    # one piece per CPU slot (its padding skipped), ncpu pieces per entry
+                    slots = iter(_pieces(vbuf, vs, stride - vs, n * ncpu))
+                    out.extend(zip(keys, map(list, zip(*[slots] * ncpu, strict=True)), strict=True))
                 else:
-                    vraw = vbuf.raw[:n * total]
-                    value_offsets = range(0, n * total, total)
-                    if percpu:
-                        out.extend((kraw[i:i + ks], per_cpu(vraw[j:j + total], vs, stride))
-                                   for i, j in zip(key_offsets, value_offsets, strict=True))
-                    else:
-                        out.extend((kraw[i:i + ks], vraw[j:j + total])
-                                   for i, j in zip(key_offsets, value_offsets, strict=True))
+                    out.extend(zip(keys, _pieces(vbuf, total, 0, n), strict=True))
             if rc == -_errno.ENOENT:
                 return out
             ctypes.memmove(in_batch, out_batch, token_size)
