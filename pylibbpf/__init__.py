@@ -75,6 +75,7 @@ if TYPE_CHECKING:
     from .map import ObjectMap as ObjectMap
     from .map import StandaloneMap as StandaloneMap
     from .map_attachment import MapAttachment as MapAttachment
+    from .maps._numpy import MapArrays as MapArrays
     from .object import Object as Object
     from .perf_event import PerfEventLink as PerfEventLink
     from .program import Program as Program

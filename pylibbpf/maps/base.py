@@ -24,6 +24,10 @@ from ..lowlevel import map_create
 from ..typed import TypedMap
 from ._bulk import Bulk
 from ._elements import Bound, bind, layout_of
+from ._memory import Mapping, ndarray
+
+if TYPE_CHECKING:
+    from ._numpy import MapArrays
 
 if TYPE_CHECKING:
     from ..info import MapInfo
@@ -52,6 +56,7 @@ class Map(Handle, Bulk):
         self._name = name
         self._bound: Bound | None = None
         self._no_batch = False
+        self._mapping: Mapping | None = None
 
     # ----------------------------------------------------------------------------- construction
 
@@ -222,6 +227,46 @@ class Map(Handle, Bulk):
         """A view of this map whose keys and values are decoded with BTF (see
         :class:`pylibbpf.typed.TypedMap` for the options); the map itself stays raw ``bytes``."""
         return TypedMap(self, **kwargs)
+
+    def to_numpy(self, key_dtype: Any = None, value_dtype: Any = None) -> MapArrays:
+        """Every entry as NumPy arrays: a :class:`~pylibbpf.MapArrays` (``len()`` entries;
+        ``keys, values = m.to_numpy()``).
+
+        Read with batch calls straight into the arrays (no Python object per entry; the
+        memory is the raw key and value bytes), or key by key where the kernel has no
+        batches for the map type.  Per-CPU maps' values have a second axis, one column per
+        possible CPU.  The dtypes are ``key_dtype``/``value_dtype`` when given (of the map's
+        key and value sizes), else the map's BTF types (maps of an object: a structured
+        dtype for a struct), else raw bytes (``numpy.void`` of the size).  Needs NumPy.
+        """
+        from ._numpy import to_numpy
+
+        return to_numpy(self, key_dtype, value_dtype)
+
+    def memory(self, dtype: Any = None, *, readonly: bool | None = None) -> Any:
+        """The map's values as memory: a ``memoryview`` of an ``mmap`` of the map, read and
+        written with no syscall at all.
+
+        For an ARRAY created with ``BPF_F_MMAPABLE`` (:attr:`~pylibbpf.MapFlags.MMAPABLE`)
+        and for global-data maps (``.bss``, ``.data``; ``.rodata`` read-only once loaded);
+        any other map raises :class:`~pylibbpf.NotSupportedError`.  Value ``i`` starts at
+        byte ``i * slot``, ``slot`` being the value size rounded up to 8.  With ``dtype``
+        (of the value size; needs NumPy) the result is a NumPy array with one element per
+        slot instead.  ``readonly`` True maps read-only; False insists on writable; None
+        (default) is writable unless the map is frozen or read-only for user space.
+
+        After the map (or its object) is closed, ``memory()`` raises
+        :class:`~pylibbpf.ClosedError`; views taken before stay valid memory (each holds the
+        mapping, and the kernel keeps a mapped map's memory) until they are released: the
+        memory is unmapped with the last of them.
+        """
+        self._check()
+        if self._mapping is None:
+            mapping = Mapping()
+            self._life.on_close(mapping.close)
+            self._mapping = mapping
+        view = self._mapping.view(self, readonly)
+        return view if dtype is None else ndarray(self, view, dtype)
 
     def info(self) -> MapInfo:
         """The kernel's view of the map (``bpf_obj_get_info_by_fd``)."""
