@@ -160,3 +160,24 @@ def test_global_data(hist_obj: Object) -> None:
     with pytest.raises(BpfError, match="readonly=True") as info:
         rodata.memory(readonly=False)
     assert info.value.errno in (errno.EPERM, errno.EACCES)
+
+
+def test_lathist_reads_its_histogram_from_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    from examples.lathist.__main__ import MAX_ENTRIES, build_object, read_histograms
+
+    with Object.open_file(build_object()) as obj:
+        obj.programs["bpf_kprobe_start"].set_autoload(False)
+        obj.programs["bpf_kprobe_end"].set_autoload(False)
+        obj.load()
+        lat = obj.maps["my_lat"]
+        assert lat.flags & MapFlags.MMAPABLE
+        for key, value in ((0, 3), (MAX_ENTRIES + 4, 9), (2 * MAX_ENTRIES - 1, -1)):
+            lat.update(key, value)
+        from_memory = read_histograms(lat, 2)
+        calls: list[int] = []
+        monkeypatch.setattr(type(lat), "memory", lambda *a, **k: calls.append(1))
+        monkeypatch.setattr(type(lat), "flags", property(lambda self: 0))
+        by_lookup = read_histograms(lat, 2)
+        assert not calls
+    assert from_memory == by_lookup
+    assert from_memory[0][0] == 3 and from_memory[1][4] == 9 and from_memory[1][-1] == -1

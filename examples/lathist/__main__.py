@@ -10,7 +10,9 @@ C (lathist_user.c)                          Python (this file)
   links[i] = bpf_program__attach(prog)        links.append(prog.attach())
   map_fd = bpf_object__find_map_fd_by_name(   map_fd = obj.find_map_fd_by_name("my_lat")
         obj, "my_lat")
-  bpf_map_lookup_elem(map_fd, &key, &value)   lat.lookup(key)
+  bpf_map_lookup_elem(map_fd, &key, &value)   lat.lookup(key)  (or, the map being
+                                                BPF_F_MMAPABLE, lat.memory(): every
+                                                bucket read from memory, no syscall)
   bpf_link__destroy(links[i])                 link.destroy()
   bpf_object__close(obj)                      obj.close()
 """
@@ -25,7 +27,7 @@ from pathlib import Path
 from types import FrameType
 
 from examples._build import build_bpf
-from pylibbpf import Link, Map, Object, num_possible_cpus
+from pylibbpf import Link, Map, MapFlags, Object, num_possible_cpus
 from pylibbpf.hist import format_log2_hist
 
 HERE = Path(__file__).resolve().parent
@@ -39,13 +41,16 @@ def build_object() -> Path:
 
 
 def read_histograms(lat: Map, ncpus: int) -> dict[int, list[int]]:
-    """Per-CPU bucket counts, as lathist_user.c's get_data() reads them."""
-    hists: dict[int, list[int]] = {}
-    for cpu in range(min(ncpus, MAX_CPU)):
-        counts = [int.from_bytes(lat.lookup(cpu * MAX_ENTRIES + i), "little", signed=True)
-                  for i in range(MAX_ENTRIES)]
-        hists[cpu] = counts
-    return hists
+    """Per-CPU bucket counts, as lathist_user.c's get_data() reads them: from the map's
+    memory when it is mmapable (one copy of the whole array, no syscall), else one lookup per
+    bucket."""
+    cpus = min(ncpus, MAX_CPU)
+    if lat.flags & MapFlags.MMAPABLE:
+        with lat.memory(readonly=True) as memory, memory.cast("q") as buckets:
+            counts = buckets[:cpus * MAX_ENTRIES].tolist()  # longs, in 8-byte slots
+        return {cpu: counts[cpu * MAX_ENTRIES:(cpu + 1) * MAX_ENTRIES] for cpu in range(cpus)}
+    return {cpu: [int.from_bytes(lat.lookup(cpu * MAX_ENTRIES + i), sys.byteorder, signed=True)
+                  for i in range(MAX_ENTRIES)] for cpu in range(cpus)}
 
 
 def print_histograms(hists: dict[int, list[int]]) -> None:

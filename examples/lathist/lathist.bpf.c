@@ -17,8 +17,10 @@ struct {
 	__uint(max_entries, MAX_CPU);
 } my_map SEC(".maps");
 
+/* Mmapable: the reader maps the whole histogram and reads it with no syscall per bucket. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, int);
 	__type(value, long);
 	__uint(max_entries, MAX_CPU * MAX_ENTRIES);
