@@ -43,6 +43,8 @@ def child(path: str, clib: str, fd: int, entries: int) -> dict[str, Any]:
     elif path in ("items", "numpy"):
         m = Map.from_fd(fd)
         method = getattr(m, "items" if path == "items" else "to_numpy", None)
+        if path == "numpy" and method is not None:
+            import numpy  # noqa: F401  (its import's own pages are not the dump's)
         if method is None:
             return {"missing": "not implemented"}
         dump = method
