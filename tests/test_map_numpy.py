@@ -100,6 +100,19 @@ def test_large_map_over_several_growths() -> None:
                               np.full(n, n, dtype=np.int64))
 
 
+def test_buffers_grow_past_their_first_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pylibbpf import _args
+
+    n = 20_000
+    with Map.create(MapType.PERCPU_HASH, 4, 4, n) as m:
+        m.update_batch(list(range(n)), list(range(n)))  # one value for every CPU
+        expected = sorted(m.items())
+        monkeypatch.setattr(_args, "MAX_BUFFER", 4096)  # room for a few hundred entries
+        arrays = m.to_numpy()
+        assert len(arrays) == n
+        assert sorted(rows(arrays)) == expected
+
+
 def test_closed_map() -> None:
     m = Map.create(MapType.HASH, 4, 8, 4)
     m.close()

@@ -109,7 +109,10 @@ def to_numpy(m: Map, key_dtype: Any = None, value_dtype: Any = None) -> MapArray
 def _read_batches(np: Any, m: Map, fd: int, ks: int, total: int) -> tuple[Any, Any, int]:
     """(key bytes, value bytes, entries) read by ``BPF_MAP_LOOKUP_BATCH`` calls, each asking
     for as many entries as the buffers have room for."""
-    capacity = m.max_entries + _SLACK
+    # max_entries, unless that is more than MAX_BUFFER bytes: then grow from there as needed
+    # (np.empty: pages no entry reaches are never touched, so never resident)
+    capacity = min(m.max_entries + _SLACK,
+                   max(4 * _SLACK, _args.MAX_BUFFER // max(ks + total, 1)))
     keys = np.empty(capacity * ks, dtype=np.uint8)
     values = np.empty(capacity * total, dtype=np.uint8)
     func = _ffi.lib().bpf_map_lookup_batch
