@@ -126,13 +126,16 @@ async def iterate(buffer: Buffer) -> AsyncIterator[Any]:
     loop.add_reader(fd, readable.set)
     try:
         while True:
-            while queue:
+            while queue:  # the whole batch of one wake-up, with no wait in between
                 yield queue.popleft()
             readable.clear()
             buffer.consume()  # after clear(): data that arrives from here on sets the event
-            if queue:
-                continue
-            await _wait(buffer, readable, None)
-            buffer.consume()
+            while not queue:
+                # Also wakes every CLOSED_CHECK_S to look for itself: the fd has one reader per
+                # loop, and an abandoned iteration of the same buffer (a cancelled task whose
+                # generator is finalized later) removes it when it is closed.
+                await _wait(buffer, readable, CLOSED_CHECK_S)
+                readable.clear()
+                buffer.consume()
     finally:
         loop.remove_reader(fd)

@@ -26,18 +26,21 @@ import contextlib
 import ctypes
 import errno as _errno
 import os
+import select
 import warnings
 from collections import deque
 from collections.abc import Callable
+from itertools import repeat
 from typing import Any, NamedTuple
 
 from .. import _args, _ffi
 from .._handle import Handle
 from ..enums import MapType
-from ..errors import BpfError, StateError, error_from_errno
+from ..errors import BpfError, NotSupportedError, StateError, error_from_errno
 from ..map import Map
 from ._common import Decoder, QueuedEvents, poll_result, poll_timeout, ring_fd
 from ._guard import PollGuard
+from ._perf_rings import PerfRing, PerfRings, ring_cpus, split
 
 SampleCallback = Callable[[int, Any], None]
 LostCallback = Callable[[int, int], None]
@@ -68,53 +71,96 @@ class _State:
         self.queue: deque[PerfSample] = deque()
 
 
+_new_tuple = tuple.__new__  # PerfSample(cpu, data) without the Python-level __new__
+
+
 def _sample_trampoline(callback: SampleCallback | None, decode: Decoder | None,
                        state: _State) -> Any:
+    """The C callback libbpf's own consumer calls (where the rings cannot be read from Python,
+    see ``_perf_rings``); ``data`` is a ``char *``, so ``data[:size]`` makes the ``bytes``."""
+    backlog = state.backlog.append
     if callback is None:
         append = state.queue.append
 
         def queue(ctx: Any, cpu: int, data: Any, size: int) -> None:
             if state.error is not None:
-                state.backlog.append((cpu, data[:size]))
+                backlog((cpu, data[:size]))
                 return
             try:
-                raw = data[:size]
-                append(PerfSample(cpu, raw if decode is None else decode(raw)))
+                value = data[:size] if decode is None else decode(data[:size])
+                append(_new_tuple(PerfSample, (cpu, value)))
             except BaseException as exc:  # noqa: BLE001 - never into C
                 state.error = exc
         return _sample_fn(queue)
 
-    def call(ctx: Any, cpu: int, data: Any, size: int) -> None:
+    if decode is None:
+        def call(ctx: Any, cpu: int, data: Any, size: int) -> None:
+            if state.error is not None:
+                backlog((cpu, data[:size]))
+                return
+            try:
+                callback(cpu, data[:size])
+            except BaseException as exc:  # noqa: BLE001 - nothing may cross back into C
+                state.error = exc
+        return _sample_fn(call)
+
+    def call_decoded(ctx: Any, cpu: int, data: Any, size: int) -> None:
         if state.error is not None:
-            state.backlog.append((cpu, data[:size]))
+            backlog((cpu, data[:size]))
             return
         try:
-            raw = data[:size]
-            callback(cpu, raw if decode is None else decode(raw))
+            callback(cpu, decode(data[:size]))
         except BaseException as exc:  # noqa: BLE001 - nothing may cross back into C
             state.error = exc
-    return _sample_fn(call)
+    return _sample_fn(call_decoded)
+
+
+def _count_lost(state: _State, callback: LostCallback | None, cpu: int, count: int) -> None:
+    """Account ``count`` samples lost on ``cpu`` and tell the ``lost`` callback."""
+    state.lost += count
+    state.lost_by_cpu[cpu] = state.lost_by_cpu.get(cpu, 0) + count
+    if callback is None or state.error is not None:
+        return
+    try:
+        callback(cpu, count)
+    except BaseException as exc:  # noqa: BLE001 - never into C
+        state.error = exc
 
 
 def _lost_trampoline(callback: LostCallback | None, state: _State) -> Any:
     from .._ffi.types import perf_buffer_lost_fn
 
     def lost(ctx: Any, cpu: int, count: int) -> None:
-        state.lost += count
-        state.lost_by_cpu[cpu] = state.lost_by_cpu.get(cpu, 0) + count
-        if callback is None:
-            return
-        if state.error is not None:
-            return
-        try:
-            callback(cpu, count)
-        except BaseException as exc:  # noqa: BLE001
-            state.error = exc
+        _count_lost(state, callback, cpu, count)
     return perf_buffer_lost_fn(lost)
+
+
+def _python_rings(ptr: Any, page_count: int) -> tuple[PerfRings, select.epoll] | None:
+    """The rings of libbpf's perf buffer ``ptr`` mapped for reading from Python, and an epoll
+    object on libbpf's epoll instance to wait with; None where only libbpf can read them."""
+    lib = _ffi.lib()
+    count = int(lib.perf_buffer__buffer_cnt(ptr))
+    cpus = ring_cpus(count, int(lib.libbpf_num_possible_cpus()))
+    if cpus is None:
+        return None
+    fds = [int(lib.perf_buffer__buffer_fd(ptr, i)) for i in range(count)]
+    try:
+        rings = PerfRings(fds, cpus, page_count)
+    except (OSError, NotSupportedError):
+        return None
+    try:
+        waiter = select.epoll.fromfd(os.dup(int(lib.perf_buffer__epoll_fd(ptr))))
+    except OSError:
+        rings.close()
+        return None
+    return rings, waiter
 
 
 def _free(ptr: Any, keep: list[Any], guard: PollGuard) -> None:
     lib = _ffi.lib()
+    for held in keep:  # this process's own mappings of the rings and its epoll fd
+        if isinstance(held, (PerfRings, select.epoll)):
+            held.close()
     if guard.inherited:
         # A child of fork() closing what it inherited: perf_buffer__free would delete the
         # map's entries and disable the perf events, which are the parent's too.  Close only
@@ -172,6 +218,11 @@ class PerfBuffer(Handle, QueuedEvents[PerfSample]):
                                    f"({page_count} pages per CPU)", ("CAP_PERFMON",)) from None
         self._ptr = ptr
         keep: list[Any] = [sample_tramp, lost_tramp]
+        python = _python_rings(ptr, page_count)
+        self._rings: list[PerfRing] | None = None
+        if python is not None:
+            self._rings, self._waiter = python[0].rings, python[1]
+            keep += python
         guard = self._guard = PollGuard(self._what)
         self._own(lambda: _free(ptr, keep, guard), f"perf buffer on {what}",
                   on_gc=lambda: guard.close(lambda: _free(ptr, keep, guard)))
@@ -232,7 +283,7 @@ class PerfBuffer(Handle, QueuedEvents[PerfSample]):
             cpu, raw = state.backlog.popleft()
             value = raw if self._decode is None else self._decode(raw)
             if self._queue_mode:
-                state.queue.append(PerfSample(cpu, value))
+                state.queue.append(_new_tuple(PerfSample, (cpu, value)))
             else:
                 assert self._sample is not None
                 self._sample(cpu, value)  # raising leaves the rest of the backlog queued
@@ -255,6 +306,60 @@ class PerfBuffer(Handle, QueuedEvents[PerfSample]):
                           f"({self._state.lost} in total): the rings are too small or read "
                           "too slowly", EventsLostWarning, stacklevel=3)
 
+    def _read(self, ring: PerfRing) -> bool:
+        """Hand one ring's samples to the callback or the queue, read from Python (see
+        ``_perf_rings``); True if the ring had any record.  Runs under the guard."""
+        chunk = ring.take()
+        if not chunk:
+            return False
+        samples, lost = split(chunk)
+        state = self._state
+        cpu = ring.cpu
+        if lost:
+            _count_lost(state, self._lost_cb, cpu, lost)
+        if state.error is not None:  # kept, in order, for the next poll (see the docstring)
+            state.backlog.extend(zip(repeat(cpu), samples))
+            return True
+        decode = self._decode
+        if self._queue_mode:
+            queue = state.queue
+            if decode is None:
+                queue.extend(map(_new_tuple, repeat(PerfSample), zip(repeat(cpu), samples)))
+                return True
+            try:
+                for data in samples:
+                    queue.append(_new_tuple(PerfSample, (cpu, decode(data))))
+            except BaseException as exc:  # noqa: BLE001 - a decoder raised: re-raised by poll
+                state.error = exc  # the sample that raised is dropped, the rest kept
+                state.backlog.extend(zip(repeat(cpu), samples))
+            return True
+        callback = self._sample
+        assert callback is not None
+        pending = samples
+        try:
+            if decode is None:
+                for data in pending:
+                    callback(cpu, data)
+            else:
+                for data in pending:
+                    callback(cpu, decode(data))
+        except BaseException as exc:  # noqa: BLE001 - re-raised by poll, after the others
+            state.error = exc
+            state.backlog.extend(zip(repeat(cpu), pending))
+        return True
+
+    def _read_all(self) -> int:
+        assert self._rings is not None
+        return sum(self._read(ring) for ring in self._rings)
+
+    def _poll_slice(self, slice_ms: int) -> int:
+        """Wait up to ``slice_ms`` on libbpf's epoll instance, then read every ring from Python
+        (what ``perf_buffer__poll`` does in C); the number of rings that woke it."""
+        ready = len(self._waiter.poll(slice_ms / 1000))
+        if ready:
+            self._read_all()
+        return ready
+
     def poll(self, timeout_ms: int = -1) -> int:
         """Wait up to ``timeout_ms`` (-1: forever) for samples and hand them to the callback
         (``perf_buffer__poll``).  Returns the number of rings that had data.  Raises
@@ -264,26 +369,36 @@ class PerfBuffer(Handle, QueuedEvents[PerfSample]):
         if self._guard.call(self._drain_backlog):
             timeout_ms = 0
         before = self._state.lost
+        if self._rings is not None:
+            return self._finish(self._guard.poll(self._poll_slice, timeout_ms),
+                                "perf_buffer__poll", before)
         poll = _ffi.lib().perf_buffer__poll
         return self._finish(self._guard.poll(lambda ms: int(poll(ptr, ms)), timeout_ms),
                             "perf_buffer__poll", before)
 
     def consume(self) -> int:
-        """Read every ring without waiting (``perf_buffer__consume``)."""
+        """Read every ring without waiting (``perf_buffer__consume``); returns 0."""
         ptr = self._p
         self._guard.call(self._drain_backlog)
         before = self._state.lost
+        if self._rings is not None:
+            self._guard.call(self._read_all)
+            return self._finish(0, "perf_buffer__consume", before)
         consume = _ffi.lib().perf_buffer__consume
         return self._finish(self._guard.call(lambda: int(consume(ptr))), "perf_buffer__consume",
                             before)
 
     def consume_buffer(self, index: int) -> int:
         """Read ring ``index`` only (``perf_buffer__consume_buffer``; ValueError when out of
-        range)."""
+        range); returns 0."""
         index = self._check_index(index)
         ptr = self._p
         self._guard.call(self._drain_backlog)
         before = self._state.lost
+        if self._rings is not None:
+            ring = self._rings[index]
+            self._guard.call(lambda: self._read(ring))
+            return self._finish(0, "perf_buffer__consume_buffer", before)
         consume = _ffi.lib().perf_buffer__consume_buffer
         return self._finish(self._guard.call(lambda: int(consume(ptr, index))),
                             "perf_buffer__consume_buffer", before)

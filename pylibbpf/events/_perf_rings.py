@@ -1,0 +1,192 @@
+"""The perf buffer's fast path: each CPU's perf ring read straight from its memory.
+
+libbpf's ``perf_buffer__consume`` calls a C callback per sample; from Python that is a ctypes
+trampoline per sample (a pointer object, a slice, one more Python frame).  Here each ring is
+copied out in one slice and cut into records by Python code that does the per-record work in C
+(list slicing, ``deque.extend``), so a callback costs about one Python call per sample.
+
+The kernel's layout (``include/uapi/linux/perf_event.h``), the same libbpf reads:
+
+* page 0 of the perf event's mapping is ``struct perf_event_mmap_page``: ``data_head`` (the
+  ``u64`` at byte 1024) is written by the kernel, ``data_tail`` (the ``u64`` at byte 1032) by the
+  reader, to give the space back;
+* the data pages follow (``page_count`` pages, a power of two); records wrap around their end;
+* a record starts with ``struct perf_event_header`` (``u32 type``, ``u16 misc``, ``u16 size``,
+  ``size`` counting the header, a multiple of 8); a ``PERF_RECORD_SAMPLE`` of a BPF output event
+  holds a ``u32`` raw size, then that many bytes (the data, padded: libbpf passes the padded size
+  on, and so does this reader); a ``PERF_RECORD_LOST`` holds a ``u64`` id and the ``u64`` count
+  of samples lost.
+
+The reader loads ``data_head`` with acquire semantics and stores ``data_tail`` with release
+semantics.  As for the ring buffer's batch path (``_batch``), plain loads and stores through
+``mmap`` give exactly that on x86 (total store order) only; elsewhere :class:`PerfRings` refuses
+(:class:`~pylibbpf.errors.NotSupportedError`) and the perf buffer uses libbpf's consumer.
+"""
+
+from __future__ import annotations
+
+import functools
+import mmap
+import platform
+import struct
+from collections.abc import Iterator
+from itertools import chain
+from operator import itemgetter
+
+from ..errors import NotSupportedError
+
+#: where plain loads and stores through mmap are acquire and release (as in ``_batch``)
+_TSO_MACHINES = frozenset({"x86_64", "amd64", "i386", "i686", "x86"})
+
+RECORD_LOST = 2
+RECORD_SAMPLE = 9
+_HEAD = 1024 // 8  # data_head, in u64 words of the control page
+_TAIL = 1032 // 8  # data_tail
+_RAW_OFFSET = 12   # the sample's data: after the 8-byte header and the u32 raw size
+
+
+class PerfRing:
+    """One CPU's perf ring, mapped a second time into this process (the mapping libbpf made
+    is private to libbpf)."""
+
+    __slots__ = ("cpu", "_map", "_control", "_page", "_end", "_mask")
+
+    def __init__(self, fd: int, cpu: int, page_count: int) -> None:
+        page = mmap.PAGESIZE
+        size = page_count * page
+        #: the CPU whose samples this ring holds
+        self.cpu = cpu
+        self._map = mmap.mmap(fd, page + size, mmap.MAP_SHARED,
+                              mmap.PROT_READ | mmap.PROT_WRITE)
+        self._control = memoryview(self._map)[:page].cast("Q")
+        self._page = page
+        self._end = page + size
+        self._mask = size - 1
+
+    def take(self) -> bytes:
+        """Copy out every record the kernel published and give their space back (``b""`` when
+        there are none)."""
+        control = self._control
+        head = control[_HEAD]  # acquire: x86 keeps the copy below after this load
+        tail = control[_TAIL]
+        if head == tail:
+            return b""
+        start = self._page + (tail & self._mask)
+        stop = start + (head - tail)
+        if stop <= self._end:
+            chunk = self._map[start:stop]
+        else:  # the records wrap around the end of the data pages
+            chunk = self._map[start:self._end] + self._map[self._page:stop - self._end + self._page]
+        control[_TAIL] = head  # release: x86 keeps this store after the copy
+        return chunk
+
+    def close(self) -> None:
+        """Unmap the ring (libbpf's own mapping stays until ``perf_buffer__free``)."""
+        if not self._map.closed:
+            self._control.release()
+            self._map.close()
+
+
+def split(chunk: bytes) -> tuple[Iterator[bytes], int]:
+    """The samples' data in ``chunk`` (records back to back, as :meth:`PerfRing.take` returns
+    them), in order, and the number of samples that ``PERF_RECORD_LOST`` records reported.
+
+    A run of records with the same header (every sample of one struct) is checked as three
+    strided views of the header words and cut by one ``struct.Struct.iter_unpack``: no Python
+    code runs per sample until the caller's own loop.
+    """
+    words = memoryview(chunk).cast("I")
+    whole = memoryview(chunk)
+    runs: list[Iterator[bytes]] = []
+    lost = 0
+    pos = 0
+    total = len(chunk)
+    while pos + 8 <= total:
+        first = pos >> 2
+        kind = words[first]
+        second = words[first + 1]  # misc | size << 16
+        size = second >> 16
+        if size < 8 or size & 7 or pos + size > total:
+            break  # not a record the kernel writes: stop rather than read garbage
+        if kind == RECORD_SAMPLE and size >= _RAW_OFFSET:
+            raw = words[first + 2]
+            if _RAW_OFFSET + raw > size:
+                break
+            count = (total - pos) // size
+            run = 1
+            if count > 1:
+                step = size >> 2
+                stop = first + count * step
+                run = min(_run(words[first:stop:step], kind),
+                          _run(words[first + 1:stop:step], second),
+                          _run(words[first + 2:stop:step], raw))
+            runs.append(map(_first, _layout(size, raw).iter_unpack(whole[pos:pos + run * size])))
+            pos += run * size
+            continue
+        if kind == RECORD_LOST and size >= 24:
+            lost += int.from_bytes(chunk[pos + 16:pos + 24], "little")
+        pos += size  # other records (none for BPF output events): skipped, as libbpf does
+    if len(runs) == 1:
+        return runs[0], lost
+    return chain.from_iterable(runs), lost
+
+
+_first = itemgetter(0)
+
+
+@functools.lru_cache(maxsize=64)
+def _layout(size: int, raw: int) -> struct.Struct:
+    """A sample record of ``size`` bytes holding ``raw`` bytes of data, as a ``Struct`` whose
+    one field is the data."""
+    return struct.Struct(f"{_RAW_OFFSET}x{raw}s{size - _RAW_OFFSET - raw}x")
+
+
+def _run(values: memoryview, expected: int) -> int:
+    """How many of ``values`` from the first on equal ``expected``."""
+    items = values.tolist()
+    if items.count(expected) == len(items):
+        return len(items)
+    for index, value in enumerate(items):
+        if value != expected:
+            return index
+    return len(items)  # pragma: no cover - count() said otherwise
+
+
+class PerfRings:
+    """Every ring of a perf buffer: ``fds[i]`` is ring ``i``'s perf event, ``cpus[i]`` its
+    CPU.  Raises :class:`~pylibbpf.errors.NotSupportedError` off x86, ``OSError`` when a ring
+    cannot be mapped (the caller then keeps libbpf's consumer)."""
+
+    def __init__(self, fds: list[int], cpus: list[int], page_count: int) -> None:
+        if platform.machine().lower() not in _TSO_MACHINES:
+            raise NotSupportedError(f"reading perf rings from Python is only safe on x86, not "
+                                    f"{platform.machine()}")
+        self.rings: list[PerfRing] = []
+        try:
+            for fd, cpu in zip(fds, cpus, strict=True):
+                self.rings.append(PerfRing(fd, cpu, page_count))
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Unmap every ring."""
+        for ring in self.rings:
+            ring.close()
+        self.rings.clear()
+
+
+def ring_cpus(count: int, possible: int) -> list[int] | None:
+    """The CPU of each of a perf buffer's ``count`` rings, as libbpf assigned them (one per
+    online CPU below ``possible``, in order), or None when that cannot be told for sure."""
+    try:
+        with open("/sys/devices/system/cpu/online", encoding="ascii") as file:
+            text = file.read().strip()
+        cpus: list[int] = []
+        for part in filter(None, text.split(",")):
+            first, _, last = part.partition("-")
+            cpus.extend(range(int(first), int(last or first) + 1))
+    except (OSError, ValueError):
+        return None
+    cpus = [cpu for cpu in cpus if cpu < possible]
+    return cpus if len(cpus) == count else None
