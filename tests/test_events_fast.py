@@ -14,18 +14,22 @@ from collections.abc import Iterator
 
 import pytest
 
-from pylibbpf import EventsLostWarning, Object, PerfBuffer, PerfSample
+from pylibbpf import (
+    ClosedError,
+    EventsLostWarning,
+    Object,
+    PerfBuffer,
+    PerfSample,
+    RingBuffer,
+    StateError,
+)
 from pylibbpf.events import _perf_rings, perf
-from tests.support.ring_producer import NO_THREAD, traced_getpid
+from tests.support.ring_producer import NO_THREAD, emit, loaded_producer, seq_of, traced_getpid
 
 SAMPLE = struct.Struct("<QII48s")
 # the kernel pads a 64-byte sample's raw data so that size field + data is 8-byte aligned
 RAW_SIZE = 68
 X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
-
-
-def seq_of(data: bytes) -> int:
-    return int(SAMPLE.unpack_from(data)[0])
 
 
 def calls(n: int) -> None:
@@ -299,3 +303,90 @@ def test_events_after_a_partial_async_for(traced_thread: Object, path: str) -> N
     got = asyncio.run(main())
     assert [seq_of(s.data) for s in got] == list(range(40))
     assert all(type(s) is PerfSample and s.cpu == 0 and len(s.data) == RAW_SIZE for s in got)
+
+
+# --------------------------------------------------------------------------- ring queue mode
+
+
+@pytest.fixture(params=["batched", "libbpf"])
+def ring_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Queue mode read in batches from the rings' memory, or by libbpf's consumer."""
+    if request.param == "libbpf":
+        monkeypatch.setattr(RingBuffer, "_queue_batches", lambda self: None)
+    elif not X86:
+        pytest.skip("the rings are read from Python on x86 only")
+    return str(request.param)
+
+
+@pytest.fixture
+def ring_producer() -> Iterator[Object]:
+    with loaded_producer() as obj:
+        yield obj
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("knobs", [{}, {"discard_every": 3}, {"variable": 1}])
+def test_ring_queue_mode_order_discards_and_lengths(ring_producer: Object, ring_path: str,
+                                                     knobs: dict[str, int]) -> None:
+    with RingBuffer(ring_producer.maps["rb"]) as rb:
+        expected: list[bytes] = []
+        for _round in range(3):
+            emit(ring_producer, 150, **knobs)
+            assert rb.consume() == len(rb._state.queue) - len(expected)
+            expected = list(rb._state.queue)
+            assert rb._batched is (True if ring_path == "batched" else None)
+        got = list(rb.events(0))
+    seqs = [seq_of(d) for d in got]
+    if knobs.get("discard_every"):
+        assert seqs == [n for n in range(450) if n % 3 != 2]
+    else:
+        assert seqs == list(range(450))
+    if knobs.get("variable"):
+        assert all(len(d) == 8 + (i % 7) * 8 + 1 for i, d in zip(seqs, got, strict=True))
+    assert all(type(d) is bytes for d in got)
+
+
+@pytest.mark.kernel
+def test_ring_queue_mode_two_rings_and_a_held_batch(ring_producer: Object,
+                                                   ring_path: str) -> None:
+    with RingBuffer(ring_producer.maps["rb"]) as rb:
+        rb.add(ring_producer.maps["tiny"])
+        emit(ring_producer, 10)
+        emit(ring_producer, 5, target=2)  # into "tiny"
+        assert rb.consume() == 15
+        assert [seq_of(d) for d in rb.events(0)] == list(range(15))
+        emit(ring_producer, 4)
+        with rb.read_batch(copy=False) as batch:
+            assert len(batch) == 4
+            with pytest.raises(StateError):
+                rb.consume()
+        assert rb.consume() == 0  # the batch's records were consumed by its release
+
+
+@pytest.mark.kernel
+def test_ring_queue_mode_with_a_decoder_keeps_libbpf(ring_producer: Object) -> None:
+    with RingBuffer(ring_producer.maps["rb"], decode=seq_of) as rb:
+        emit(ring_producer, 20)
+        assert rb.consume() == 20
+        assert rb._batched is False
+        assert list(rb.events(0)) == list(range(20))
+
+
+@pytest.mark.kernel
+def test_ring_async_for_in_batches(ring_producer: Object, ring_path: str) -> None:
+    async def main() -> list[int]:
+        got: list[int] = []
+        with RingBuffer(ring_producer.maps["rb"]) as rb:
+            loop = asyncio.get_running_loop()
+            for burst in range(3):
+                loop.call_later(0.02 * (burst + 1), emit, ring_producer, 100)
+            async for data in rb:
+                got.append(seq_of(data))
+                if len(got) == 300:
+                    break
+            with pytest.raises(ClosedError):
+                rb.close()
+                rb.consume()
+        return got
+
+    assert asyncio.run(main()) == list(range(300))

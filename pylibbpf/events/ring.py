@@ -29,16 +29,27 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
+import functools
+import struct
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from .. import _args, _ffi
 from .._handle import Handle
 from ..enums import MapType
-from ..errors import BpfError, ClosedError, StateError, error_from_errno
+from ..errors import BpfError, ClosedError, NotSupportedError, StateError, error_from_errno
 from ..map import Map
-from ._common import Callback, Decoder, QueuedEvents, poll_result, poll_timeout, ring_fd
+from ._common import (
+    HEADER_SIZE,
+    Callback,
+    Decoder,
+    QueuedEvents,
+    poll_result,
+    poll_timeout,
+    ring_fd,
+)
 from ._guard import PollGuard
 
 if TYPE_CHECKING:
@@ -87,22 +98,40 @@ def _trampoline(callback: Callback | None, decode: Decoder | None, state: _State
             return 0
         return _sample_fn(queue_decoded)
 
-    def call(ctx: Any, data: Any, size: int) -> int:
-        if state.closing:
-            return _STOP
+    def stop_or_go(result: Any) -> int:
+        """What a callback that returned ``result`` (not None) tells libbpf."""
         try:
-            raw = data[:size]
-            result = callback(raw if decode is None else decode(raw))
-            if result is None:
-                return 0
             rc = int(result)
         except BaseException as exc:  # noqa: BLE001 - nothing may cross back into C
             state.error = exc
             return _STOP
         if rc < 0:
             state.stopped = rc
-        return rc if rc < 0 else 0
-    return _sample_fn(call)
+            return rc
+        return 0
+
+    if decode is None:
+        def call(ctx: Any, data: Any, size: int) -> int:
+            if state.closing:
+                return _STOP
+            try:
+                result = callback(data[:size])
+            except BaseException as exc:  # noqa: BLE001 - nothing may cross back into C
+                state.error = exc
+                return _STOP
+            return 0 if result is None else stop_or_go(result)
+        return _sample_fn(call)
+
+    def call_decoded(ctx: Any, data: Any, size: int) -> int:
+        if state.closing:
+            return _STOP
+        try:
+            result = callback(decode(data[:size]))
+        except BaseException as exc:  # noqa: BLE001 - nothing may cross back into C
+            state.error = exc
+            return _STOP
+        return 0 if result is None else stop_or_go(result)
+    return _sample_fn(call_decoded)
 
 
 def _free_ring_buffer(ptr: Any, keep: list[Any]) -> None:
@@ -129,6 +158,8 @@ class RingBuffer(Handle, QueuedEvents[Any]):
         self._keep: list[Any] = []  # the CFUNCTYPE objects libbpf calls: alive until free
         self._rings: list[tuple[int, str, int, Map | None]] = []
         self._queue_mode: bool | None = None
+        # queue mode, no decoder, rings readable from Python: consume() queues batches
+        self._batched: bool | None = None
         self._readers: dict[int, RingReader] = {}
         self._positions: dict[int, RingPositions] = {}  # libbpf < 1.3: Ring's own mapping
         fd, what, size = ring_fd(ring, MapType.RINGBUF)
@@ -157,6 +188,8 @@ class RingBuffer(Handle, QueuedEvents[Any]):
             raise ValueError("a ring buffer either queues every map's records (no callback) or "
                              "calls a callback for each map; it cannot mix both")
         self._queue_mode = queue_mode
+        if not queue_mode or decode is not None:
+            self._batched = False
         if callback is not None and not callable(callback):
             raise TypeError("callback must be callable")
         return _trampoline(callback, decode, self._state)
@@ -237,8 +270,15 @@ class RingBuffer(Handle, QueuedEvents[Any]):
 
     def consume(self) -> int:
         """Hand every available record to the callbacks without waiting
-        (``ring_buffer__consume``); returns the count like :meth:`poll`."""
+        (``ring_buffer__consume``); returns the count like :meth:`poll`.
+
+        In queue mode without a decoder (on x86) the records are read straight from the rings'
+        memory, a batch per ring (see :meth:`read_batch`), with no Python call per record."""
         ptr = self._p
+        if self._batched is not False:
+            done = self._guard.call(self._queue_batches)
+            if done is not None:
+                return self._finish(done, "ring_buffer__consume")
         consume = _ffi.lib().ring_buffer__consume
         return self._finish(self._guard.call(self._unheld(lambda: int(consume(ptr)))),
                             "ring_buffer__consume")
@@ -277,6 +317,35 @@ class RingBuffer(Handle, QueuedEvents[Any]):
 
     # ----------------------------------------------------------------------------- batch path
 
+    def _reader(self, index: int) -> RingReader:
+        reader = self._readers.get(index)
+        if reader is None:
+            from ._batch import RingReader
+
+            fd, _what, size, _m = self._rings[index]
+            reader = RingReader(fd, size, self._guard.refuse_inherited)
+            self._readers[index] = reader
+        return reader
+
+    def _queue_batches(self) -> int | None:
+        """Queue every ring's committed records, read from its memory (under the guard);
+        None where that cannot be done (off x86: the caller uses libbpf's consumer)."""
+        if self._state.closing:
+            return 0  # _finish raises ClosedError
+        try:
+            readers = [self._reader(index) for index in range(len(self._rings))]
+        except NotSupportedError:
+            self._batched = False
+            return None
+        self._batched = True
+        queue = self._state.queue
+        done = 0
+        for reader in readers:
+            batch = reader.read()
+            done += len(batch)
+            queue.extend(records_of(batch))
+        return done
+
     def read_batch(self, ring: int | str = 0, max_events: int | None = None, *,
                    copy: bool = True) -> EventBatch:
         """Read every committed record of one ring (default: the first added) straight from
@@ -296,14 +365,7 @@ class RingBuffer(Handle, QueuedEvents[Any]):
         self._check()
 
         def read() -> EventBatch:
-            reader = self._readers.get(index)
-            if reader is None:
-                from ._batch import RingReader
-
-                fd, _what, size, _m = self._rings[index]
-                reader = RingReader(fd, size, self._guard.refuse_inherited)
-                self._readers[index] = reader
-            return reader.read(max_events, copy=bool(copy))
+            return self._reader(index).read(max_events, copy=bool(copy))
 
         # under the guard: libbpf must not be consuming this ring meanwhile (a callback reading
         # its own ring, another thread polling), and close() must not unmap it mid-read
@@ -472,6 +534,27 @@ class Ring:
         if self._rb.closed:
             return "<Ring of a closed ring buffer>"
         return f"<Ring {self.index}: {self.name}, {self.size} bytes>"
+
+
+def records_of(batch: EventBatch) -> Iterator[bytes]:
+    """The records of a copied batch as ``bytes``: cut by one ``struct.Struct.iter_unpack``
+    when they are evenly spaced and of one length (no Python code per record)."""
+    stride = batch.stride
+    data = batch.data
+    if (stride is not None and len(batch) and batch.offsets[0] == HEADER_SIZE
+            and len(data) == len(batch) * stride):
+        return map(_first, _record_layout(stride, batch.sizes[0]).iter_unpack(data))
+    return iter(batch)
+
+
+_first = itemgetter(0)
+
+
+@functools.lru_cache(maxsize=64)
+def _record_layout(stride: int, length: int) -> struct.Struct:
+    """A ring record taking ``stride`` bytes with ``length`` bytes of data, as a ``Struct``
+    whose one field is the data."""
+    return struct.Struct(f"{HEADER_SIZE}x{length}s{stride - HEADER_SIZE - length}x")
 
 
 def _sample_type() -> Any:
