@@ -18,6 +18,10 @@ thing at the next :meth:`~PerfBuffer.poll`/:meth:`~PerfBuffer.consume` — none 
 
 Without a ``sample`` callback the samples are queued as :class:`PerfSample` for
 :meth:`PerfBuffer.events` and ``async for``.
+
+On x86 the rings are read from Python (``_perf_rings``: one copy per ring, the samples cut in C)
+rather than through a ctypes callback per sample; libbpf still owns them, and is the consumer
+elsewhere.
 """
 
 from __future__ import annotations
