@@ -344,9 +344,9 @@ class PerfBuffer(Handle, QueuedEvents[PerfSample]):
             if decode is None:
                 for data in pending:
                     callback(cpu, data)
-            else:
-                for data in pending:
-                    callback(cpu, decode(data))
+            else:  # decoding in C between the records and the loop
+                for value in map(decode, pending):
+                    callback(cpu, value)
         except BaseException as exc:  # noqa: BLE001 - re-raised by poll, after the others
             state.error = exc
             state.backlog.extend(zip(repeat(cpu), pending))
