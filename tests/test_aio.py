@@ -158,3 +158,70 @@ def test_async_for_refuses_while_a_zero_copy_batch_is_held(producer: Object) -> 
         return got
 
     assert asyncio.run(main()) == [0, 1, 2, 3]
+
+
+def test_batches_hand_out_every_event_in_order_one_list_per_wakeup(producer: Object) -> None:
+    async def main() -> tuple[list[list[int]], int]:
+        lists: list[list[int]] = []
+        with RingBuffer(producer.maps["rb"], decode=seq_of) as rb:
+            loop = asyncio.get_running_loop()
+            for delay in (0.01, 0.05, 0.09):
+                loop.call_later(delay, emit, producer, 300)
+            async for batch in rb.batches():
+                lists.append(batch)
+                if sum(map(len, lists)) == 900:
+                    break
+            emit(producer, 7)  # after the loop: stays in the ring for the next reader
+            await asyncio.sleep(0.02)
+            return lists, rb.consume()
+
+    lists, left = asyncio.run(main())
+    assert [seq for batch in lists for seq in batch] == list(range(900))
+    assert all(lists) and len(lists) <= 900 // 2  # lists, not one step per record
+    assert left == 7
+    assert producer.bss.get_int("dropped") == 0
+
+
+def test_batches_of_a_perf_buffer_and_its_reader_leaves_with_the_loop() -> None:
+    with traced_getpid(tid=NO_THREAD) as (obj, _link):
+
+        def calls(n: int) -> None:
+            def run() -> None:
+                obj.bss["target_tid"] = threading.get_native_id()
+                for _ in range(n):
+                    os.getpid()
+            thread = threading.Thread(target=run)
+            thread.start()
+            thread.join()
+
+        async def main() -> tuple[list[PerfSample], bool]:
+            got: list[PerfSample] = []
+            with PerfBuffer(obj.maps["samples"], None, lambda cpu, n: None,
+                            decode=seq_of) as pb:
+                loop = asyncio.get_running_loop()
+                loop.call_later(0.01, calls, 250)
+                batches = pb.batches()
+                async for batch in batches:
+                    got.extend(batch)
+                    if len(got) >= 250:
+                        break
+                await batches.aclose()  # type: ignore[attr-defined]
+                # the epoll fd is no longer one of the loop's readers
+                still = loop.remove_reader(pb.epoll_fd)
+            return got, still
+
+        got, still = asyncio.run(main())
+        assert got == [PerfSample(0, n) for n in range(250)]
+        assert still is False
+
+
+def test_breaking_out_of_async_for_removes_the_reader_at_once(producer: Object) -> None:
+    async def main() -> bool:
+        with RingBuffer(producer.maps["rb"], decode=seq_of) as rb:
+            emit(producer, 3)
+            iterator = rb.__aiter__()
+            assert await iterator.__anext__() == 0
+            await iterator.aclose()  # type: ignore[attr-defined]
+            return asyncio.get_running_loop().remove_reader(rb.epoll_fd)
+
+    assert asyncio.run(main()) is False

@@ -101,3 +101,11 @@ class QueuedEvents(Generic[_T]):
 
         self._require_queue()
         return iterate(self)  # type: ignore[arg-type]
+
+    def batches(self) -> AsyncIterator[list[_T]]:
+        """Queue mode, asyncio: a list of the records available per wake-up (see
+        :func:`pylibbpf.aio.batches`): ``async for batch in buffer.batches(): ...``."""
+        from .aio import batches
+
+        self._require_queue()
+        return batches(self)  # type: ignore[arg-type]
