@@ -265,23 +265,34 @@ class TypedMap(Generic[_M]):
             raise ValueError(f"value type {self.value.name} is {self.value.size} bytes; map "
                              f"{m.name!r} has {m.value_size}-byte values")
 
+        # the codecs' own functions, bound once: these are the per-call hot path
+        self._encode_key = None if self.key is None else self.key.encoder
+        self._decode_key = None if self.key is None else self.key.decoder
+        self._encode_value = self.value.encoder
+        self._decode_value = self.value.decoder
+        self._value_is_array = self.value.type.kind == BtfKind.ARRAY
+
     # ----------------------------------------------------------------------------- conversions
 
     def _k(self, key: Any) -> Any:
-        return key if self.key is None or key is None else self.key.encode(key)
+        encode = self._encode_key
+        return key if encode is None or key is None else encode(key)
 
     def _key_out(self, raw: bytes) -> Any:
-        return raw if self.key is None else self.key.decode(raw)
+        decode = self._decode_key
+        return raw if decode is None else decode(raw)
 
     def _v(self, value: Any) -> Any:
-        if isinstance(value, (list, tuple)) and self.value.type.kind != BtfKind.ARRAY:
-            return [self.value.encode(v) for v in value]  # one per CPU
-        return self.value.encode(value)
+        if isinstance(value, (list, tuple)) and not self._value_is_array:
+            encode = self._encode_value
+            return [encode(v) for v in value]  # one per CPU
+        return self._encode_value(value)
 
     def _value_out(self, raw: Any) -> Any:
-        if isinstance(raw, list):
-            return [self.value.decode(v) for v in raw]
-        return self.value.decode(raw)
+        decode = self._decode_value
+        if type(raw) is list:
+            return [decode(v) for v in raw]
+        return decode(raw)
 
     def _pairs(self, pairs: list[tuple[bytes, Any]]) -> list[tuple[Any, Any]]:
         return [(self._key_out(k), self._value_out(v)) for k, v in pairs]
@@ -290,10 +301,14 @@ class TypedMap(Generic[_M]):
 
     def lookup(self, key: Any, flags: int = 0) -> Any:
         """The decoded value at ``key``; :class:`KeyError` when absent."""
+        encode = self._encode_key
         try:
-            return self._value_out(self.map.lookup(self._k(key), flags))
+            raw = self.map.lookup(key if encode is None or key is None else encode(key), flags)
         except KeyError:
             raise KeyError(key) from None
+        if type(raw) is list:  # per-CPU: one value per CPU
+            return self._value_out(raw)
+        return self._decode_value(raw)
 
     def get(self, key: Any, default: Any = None) -> Any:
         """The decoded value, or ``default``."""
@@ -304,7 +319,12 @@ class TypedMap(Generic[_M]):
 
     def update(self, key: Any, value: Any, flags: int = 0) -> None:
         """Encode and store (per-CPU maps: a list of values, or one value for every CPU)."""
-        self.map.update(self._k(key), self._v(value), flags)
+        encode = self._encode_key
+        if type(value) is dict:  # a struct: the common case, no per-CPU list to tell apart
+            self.map.update(key if encode is None or key is None else encode(key),
+                            self._encode_value(value), flags)
+        else:
+            self.map.update(self._k(key), self._v(value), flags)
 
     def delete(self, key: Any) -> None:
         """Remove ``key``; :class:`KeyError` when absent."""

@@ -42,6 +42,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from ._flat import FlatCodec, compile_flat
 from .btf import INT_BOOL, INT_SIGNED, Btf, BtfKind, BtfMember, BtfType
 from .layout import find_type, is_char, numpy_dtype
 
@@ -79,10 +80,17 @@ def _no_decode(data: Any, off: int) -> Any:
 
 class Codec:
     """Decodes and encodes one BTF type.  ``size`` is its size in bytes; ``min_size`` the
-    shortest record :meth:`decode` accepts (below ``size`` for a struct ending in an array)."""
+    shortest record :meth:`decode` accepts (below ``size`` for a struct ending in an array).
 
-    __slots__ = ("btf", "type", "size", "min_size", "name", "_decode", "_encode", "_tail",
-                 "_flexible")
+    ``decoder(data, offset=0)`` and ``encoder(value)`` are the functions behind :meth:`decode`
+    and :meth:`encode` (the same results and errors, one call less: bind them in a hot loop).
+    For a flat type (ints, enums, floats, ``char`` and fixed arrays, structs of these: no
+    bitfields, unions or flexible arrays) they are compiled once for the type around one
+    :class:`struct.Struct` (``flat`` holds it; ``None`` for the other types).
+    """
+
+    __slots__ = ("btf", "type", "size", "min_size", "name", "flat", "decoder", "encoder",
+                 "_decode", "_encode", "_tail", "_flexible")
 
     def __init__(self, btf: Btf, type_: BtfType, size: int,
                  decode: Callable[[bytes | memoryview, int], Any],
@@ -98,10 +106,23 @@ class Codec:
         self.min_size, self._flexible = size, False
         if tail is not None:
             self.min_size, self._flexible, self._tail = tail
+        self.flat: FlatCodec | None = None
+        self.decoder: Callable[..., Any] = self._decode_generic
+        self.encoder: Callable[[Any], bytes] = self._encode_generic
+
+    def _compile(self, builder: _Builder) -> None:
+        """Use the compiled codec of the type when it is flat."""
+        flat = compile_flat(self.btf, self.type.id, builder.resolve, builder.enum_class,
+                            self._decode_generic, self._encode_generic)
+        if flat is not None and not self._flexible and flat.struct.size == self.size:
+            self.flat, self.decoder, self.encoder = flat, flat.decode, flat.encode
 
     def decode(self, data: bytes | bytearray | memoryview, offset: int = 0) -> Any:
         """The value held in ``data[offset:]``: ``size`` bytes, or for a struct ending in an
         array at least ``min_size`` (see the module's notes on variable-length records)."""
+        return self.decoder(data, offset)
+
+    def _decode_generic(self, data: bytes | bytearray | memoryview, offset: int = 0) -> Any:
         present = len(data) - offset
         raw = data if isinstance(data, (bytes, memoryview)) else bytes(data)
         if present < self.size or self._flexible:
@@ -115,6 +136,9 @@ class Codec:
     def encode(self, value: Any) -> bytes:
         """The bytes of ``value`` (``bytes`` of the exact size pass through); a value that does
         not fit raises :class:`FieldError` (a ``ValueError``) naming the member."""
+        return self.encoder(value)
+
+    def _encode_generic(self, value: Any) -> bytes:
         if isinstance(value, (bytes, bytearray, memoryview)):
             raw = bytes(value)
             if len(raw) != self.size:
@@ -125,7 +149,7 @@ class Codec:
         return bytes(out)
 
     def __call__(self, data: bytes) -> Any:
-        return self.decode(data)
+        return self.decoder(data)
 
     def __repr__(self) -> str:
         return f"<Codec {self.name} ({self.size} bytes)>"
@@ -458,6 +482,7 @@ def codec(btf: Btf, type_: BtfType | int | str) -> Codec:
     builder = _Builder(btf)
     size, dec, enc = builder.build(t.id)
     made = Codec(btf, t, size, dec, enc, builder.tail(t.id))
+    made._compile(builder)
     if len(_cache) > 4096:
         _cache.clear()
     _cache[key] = made
