@@ -210,14 +210,20 @@ class _Gen:
         self.guard(f"type({var}) is not list or len({var}) != {count}")
         if elem.kind not in (BtfKind.STRUCT, BtfKind.ARRAY):
             letter, size, kind, extra = self.scalar(elem)
-            if kind != "enum" and count > _UNROLL:
+            if kind != "enum":  # one run of the format, one slice of the tuple
                 i = self.place(offset, f"{count}{letter}", size * count)
                 self.leaves += count
-                y = self.local()
-                self.enc.append(f"for {y} in {var}:")
-                self.leaf_check(f"{y}", kind, None)
-                self.enc[-1] = "    " + self.enc[-1]
-                self.enc.append("pass")  # ends the loop: no guard joins the one inside
+                if count <= _UNROLL:
+                    locals_ = [self.local() for _ in range(count)]
+                    self.enc.append(", ".join(locals_) + f", = {var}")
+                    for x in locals_:
+                        self.leaf_check(x, kind, None)
+                else:
+                    y = self.local()
+                    self.enc.append(f"for {y} in {var}:")
+                    self.leaf_check(f"{y}", kind, None)
+                    self.enc[-1] = "    " + self.enc[-1]
+                    self.enc.append("pass")  # ends the loop: no guard joins the one inside
                 self.args.append(f"*{var}")
                 return f"list(t[{i}:{i + count}])"
         size = self.btf.size_of(elem)

@@ -40,7 +40,8 @@ import enum
 import struct
 import sys
 from collections.abc import Callable
-from typing import Any
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any
 
 from ._flat import FlatCodec, compile_flat
 from .btf import INT_BOOL, INT_SIGNED, Btf, BtfKind, BtfMember, BtfType
@@ -148,8 +149,12 @@ class Codec:
         self._encode(value, out, 0)
         return bytes(out)
 
-    def __call__(self, data: bytes) -> Any:
-        return self.decoder(data)
+    if TYPE_CHECKING:
+        def __call__(self, data: bytes) -> Any: ...
+    else:
+        # ``codec(data)`` is ``codec.decoder(data)``: a property made of C parts (no Python
+        # frame of its own), as this is what a ring or perf callback calls once per record
+        __call__ = property(attrgetter("decoder"))
 
     def __repr__(self) -> str:
         return f"<Codec {self.name} ({self.size} bytes)>"
