@@ -22,6 +22,7 @@ reads the map only through the methods :class:`_RawMap` lists, so nothing here n
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -271,10 +272,20 @@ class TypedMap(Generic[_M]):
         self._encode_value = self.value.encoder
         self._decode_value = self.value.decoder
         self._value_is_array = self.value.type.kind == BtfKind.ARRAY
+        # an integer key packs with no call of its own (range errors: the codec's message)
+        flat = None if self.key is None else self.key.flat
+        self._pack_int_key = flat.struct.pack if flat is not None and flat.struct.format in (
+            "=b", "=B", "=h", "=H", "=i", "=I", "=q", "=Q") else None
 
     # ----------------------------------------------------------------------------- conversions
 
     def _k(self, key: Any) -> Any:
+        pack = self._pack_int_key
+        if pack is not None and type(key) is int:
+            try:
+                return pack(key)
+            except struct.error:
+                pass  # out of range: the codec says so in its words
         encode = self._encode_key
         return key if encode is None or key is None else encode(key)
 
@@ -301,9 +312,16 @@ class TypedMap(Generic[_M]):
 
     def lookup(self, key: Any, flags: int = 0) -> Any:
         """The decoded value at ``key``; :class:`KeyError` when absent."""
-        encode = self._encode_key
+        pack = self._pack_int_key
+        if pack is not None and type(key) is int:
+            try:
+                raw_key = pack(key)
+            except struct.error:
+                raw_key = self._k(key)  # raises the codec's error
+        else:
+            raw_key = self._k(key)
         try:
-            raw = self.map.lookup(key if encode is None or key is None else encode(key), flags)
+            raw = self.map.lookup(raw_key, flags)
         except KeyError:
             raise KeyError(key) from None
         if type(raw) is list:  # per-CPU: one value per CPU
@@ -319,10 +337,16 @@ class TypedMap(Generic[_M]):
 
     def update(self, key: Any, value: Any, flags: int = 0) -> None:
         """Encode and store (per-CPU maps: a list of values, or one value for every CPU)."""
-        encode = self._encode_key
         if type(value) is dict:  # a struct: the common case, no per-CPU list to tell apart
-            self.map.update(key if encode is None or key is None else encode(key),
-                            self._encode_value(value), flags)
+            pack = self._pack_int_key
+            if pack is not None and type(key) is int:
+                try:
+                    raw_key = pack(key)
+                except struct.error:
+                    raw_key = self._k(key)  # raises the codec's error
+            else:
+                raw_key = self._k(key)
+            self.map.update(raw_key, self._encode_value(value), flags)
         else:
             self.map.update(self._k(key), self._v(value), flags)
 
