@@ -107,6 +107,5 @@ class QueuedEvents(Generic[_T]):
         :func:`pylibbpf.aio.batches`): ``async for batch in buffer.batches(): ...``."""
         from .aio import batches
 
-        self._check()
         self._require_queue()
         return batches(self)  # type: ignore[arg-type]

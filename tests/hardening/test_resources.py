@@ -150,6 +150,8 @@ def _argument(param: inspect.Parameter, ctx: dict[str, Any]) -> Any:
 STATE_INDEPENDENT = {
     ("RingBuffer", "events"): "StateError",  # callback mode has no queue
     ("PerfBuffer", "events"): "StateError",
+    ("RingBuffer", "batches"): "StateError",
+    ("PerfBuffer", "batches"): "StateError",
     ("StandaloneMap", "unpin"): "ValueError",  # a standalone map's unpin needs the path
     ("StandaloneMap", "is_internal"): None,  # a standalone map is never internal
 }
