@@ -160,6 +160,7 @@ def cmd_matrix(ns: argparse.Namespace) -> int:
 
     runs = schedule.run_tiers(tiers, _extra(ns.pytest_args), jobs=ns.jobs, timeout=ns.timeout,
                               out=out, on_line=on_line, on_done=on_done)
+    runs = sorted(runs, key=lambda r: _column(r.label))  # the tables' order, not the finish
     failed = [r.label for r in runs if r.returncode != 0]
     reports: list[report.TierReport] = []
     for run in runs:
@@ -195,6 +196,12 @@ def cmd_matrix(ns: argparse.Namespace) -> int:
     return 1 if failed or unrun else 0
 
 
+def _column(name: str) -> tuple[int, str]:
+    """Where a tier's column goes in the tables: the order of ``FULL`` (this machine's kernel
+    first, then the guests, newest first), tiers it does not list last by name."""
+    return (FULL.index(name) if name in FULL else len(FULL), name)
+
+
 def load_reports(folder: Path) -> list[report.TierReport]:
     """The tiers of a ``matrix --out`` folder, in run order (``tiers.json``, else every XML)."""
     index = folder / "tiers.json"
@@ -209,8 +216,8 @@ def load_reports(folder: Path) -> list[report.TierReport]:
                 r = report.TierReport(name, f"no junit XML, exit {run.get('returncode')}")
             r.seconds = float(run.get("seconds") or 0)
             reports.append(r)
-        return reports
-    for xml in sorted(folder.glob("*.xml")):
+        return sorted(reports, key=lambda r: _column(r.name))
+    for xml in sorted(folder.glob("*.xml"), key=lambda x: _column(x.stem)):
         reports.append(report.parse_junit(xml, xml.stem))
     return reports
 
