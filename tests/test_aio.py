@@ -76,24 +76,25 @@ def test_aio_poll_with_callbacks(producer: Object) -> None:
     assert n == 7 and got == list(range(7))
 
 
+def _getpid_from_a_thread(obj: Object, n: int) -> None:
+    """``n`` getpid() calls from a thread of our own, the one the program counts (asyncio itself
+    calls getpid())."""
+    def run() -> None:
+        obj.bss["target_tid"] = threading.get_native_id()
+        for _ in range(n):
+            os.getpid()
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+
+
 def test_async_for_perf_buffer() -> None:
     with traced_getpid(tid=NO_THREAD) as (obj, _link):  # none until the producer thread runs
-
-        def calls(n: int) -> None:
-            # asyncio itself calls getpid(): count only a thread of our own
-            def run() -> None:
-                obj.bss["target_tid"] = threading.get_native_id()
-                for _ in range(n):
-                    os.getpid()
-            thread = threading.Thread(target=run)
-            thread.start()
-            thread.join()
-
         async def main() -> list[PerfSample]:
             got: list[PerfSample] = []
             with PerfBuffer(obj.maps["samples"], None, lambda cpu, n: None,
                             decode=seq_of) as pb:
-                asyncio.get_running_loop().call_later(0.01, calls, 250)
+                asyncio.get_running_loop().call_later(0.01, _getpid_from_a_thread, obj, 250)
                 async for sample in pb:
                     got.append(sample)
                     if len(got) == 250:
@@ -184,22 +185,12 @@ def test_batches_hand_out_every_event_in_order_one_list_per_wakeup(producer: Obj
 
 def test_batches_of_a_perf_buffer_and_its_reader_leaves_with_the_loop() -> None:
     with traced_getpid(tid=NO_THREAD) as (obj, _link):
-
-        def calls(n: int) -> None:
-            def run() -> None:
-                obj.bss["target_tid"] = threading.get_native_id()
-                for _ in range(n):
-                    os.getpid()
-            thread = threading.Thread(target=run)
-            thread.start()
-            thread.join()
-
         async def main() -> tuple[list[PerfSample], bool]:
             got: list[PerfSample] = []
             with PerfBuffer(obj.maps["samples"], None, lambda cpu, n: None,
                             decode=seq_of) as pb:
                 loop = asyncio.get_running_loop()
-                loop.call_later(0.01, calls, 250)
+                loop.call_later(0.01, _getpid_from_a_thread, obj, 250)
                 batches = pb.batches()
                 async for batch in batches:
                     got.extend(batch)
