@@ -17,6 +17,17 @@ from ..map import Map
 Callback = Callable[[bytes], "int | None"]
 Decoder = Callable[[bytes], Any]
 
+
+def direct_decoder(decode: Decoder | None) -> Decoder | None:
+    """The function that does ``decode``'s work, called once per record: a
+    :class:`~pylibbpf.typed.Codec` is called through its ``decoder`` attribute (its compiled
+    function), which saves the lookup of ``Codec.__call__`` per record."""
+    if decode is None:
+        return None
+    from ..elf.codec import Codec
+
+    return decode.decoder if isinstance(decode, Codec) else decode
+
 #: a ring record's header: length and flags, then the kernel's page offset (``_batch`` has the
 #: whole layout)
 HEADER_SIZE = 8

@@ -42,7 +42,14 @@ from .._handle import Handle
 from ..enums import MapType
 from ..errors import BpfError, NotSupportedError, StateError, error_from_errno
 from ..map import Map
-from ._common import Decoder, QueuedEvents, poll_result, poll_timeout, ring_fd
+from ._common import (
+    Decoder,
+    QueuedEvents,
+    direct_decoder,
+    poll_result,
+    poll_timeout,
+    ring_fd,
+)
 from ._guard import PollGuard
 from ._perf_rings import PerfRing, PerfRings, ring_cpus, split
 
@@ -203,7 +210,7 @@ class PerfBuffer(Handle, QueuedEvents[PerfSample]):
         self._state = _State()
         self._queue_mode = sample is None
         self._sample = sample
-        self._decode = decode
+        self._decode = decode = direct_decoder(decode)
         self._lost_cb = lost
         self._warned = 0
         self._what_map = what

@@ -46,6 +46,7 @@ from ._common import (
     Callback,
     Decoder,
     QueuedEvents,
+    direct_decoder,
     poll_result,
     poll_timeout,
     ring_fd,
@@ -194,7 +195,7 @@ class RingBuffer(Handle, QueuedEvents[Any]):
             self._batched = False
         if callback is not None and not callable(callback):
             raise TypeError("callback must be callable")
-        return _trampoline(callback, decode, self._state)
+        return _trampoline(callback, direct_decoder(decode), self._state)
 
     @property
     def _p(self) -> Any:
