@@ -312,6 +312,8 @@ class TypedMap(Generic[_M]):
 
     def lookup(self, key: Any, flags: int = 0) -> Any:
         """The decoded value at ``key``; :class:`KeyError` when absent."""
+        # the int-key packing is written out here and in update(): a helper would cost a
+        # Python call per operation (see _elements' hot path)
         pack = self._pack_int_key
         if pack is not None and type(key) is int:
             try:

@@ -260,7 +260,9 @@ class Elements:
 
     # The three hot operations: a fast path for a bound map with no flags (``_hot``, see
     # :data:`Hot`: every size still checked, ints packed inline) and the checked path for
-    # everything else (first call, closed map, flags, queue/stack maps, lowlevel fds).
+    # everything else (first call, closed map, flags, queue/stack maps, lowlevel fds).  The key
+    # encoding is written out in each of the three on purpose: a shared helper would cost a
+    # Python call per operation, about the whole budget issue 16 leaves over raw ctypes.
 
     _hot: Hot = _COLD
     _keeps_hot = True  # False: a throwaway object (lowlevel) that would rebuild it every call
