@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
-import functools
-import struct
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain
 from typing import Any
@@ -20,7 +18,7 @@ from .._ffi import structs
 from .._ffi.structs import new_opts
 from ..enums import MapType, UpdateFlags
 from ..errors import BpfError, NotSupportedError
-from ._elements import Elements, KeyLike, ValueLike, to_bytes
+from ._elements import Elements, KeyLike, ValueLike, cutter, to_bytes
 
 _ARRAY_TYPES = frozenset({MapType.ARRAY, MapType.PERCPU_ARRAY})
 _BATCH_TYPES = frozenset({
@@ -33,11 +31,6 @@ _BATCH_MIN = 256
 _RUN = 512  # pieces cut by one compiled struct format (see _pieces)
 
 
-@functools.lru_cache(maxsize=256)
-def _cutter(size: int, skip: int, count: int) -> struct.Struct:
-    return struct.Struct(f"{size}s{skip}x" * count if skip else f"{size}s" * count)
-
-
 def _pieces(buffer: Any, size: int, skip: int, count: int) -> Iterable[bytes]:
     """The first ``count`` pieces of ``size`` bytes of ``buffer``, each followed by ``skip``
     bytes of padding, as ``bytes`` objects made in C (``struct`` unpacks runs of
@@ -45,10 +38,10 @@ def _pieces(buffer: Any, size: int, skip: int, count: int) -> Iterable[bytes]:
     changes."""
     step = size + skip
     whole = count - count % _RUN
-    tail = _cutter(size, skip, count - whole).unpack_from(buffer, whole * step)
+    tail = cutter(size, skip, count - whole).unpack_from(buffer, whole * step)
     if not whole:
         return tail
-    runs = _cutter(size, skip, _RUN).iter_unpack(memoryview(buffer)[:whole * step])
+    runs = cutter(size, skip, _RUN).iter_unpack(memoryview(buffer)[:whole * step])
     return chain(chain.from_iterable(runs), tail)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
+import functools
 import struct
 import sys
 import threading
@@ -105,9 +106,16 @@ def bind(fd: int, layout: MapLayout, *, split_cpus: bool = True) -> Bound:
     return (fd, layout.key_size, layout.value_size, layout.value_bytes, stride, percpu)
 
 
+@functools.lru_cache(maxsize=256)
+def cutter(size: int, skip: int, count: int) -> struct.Struct:
+    """A format compiled once that cuts ``count`` pieces of ``size`` bytes, each followed by
+    ``skip`` bytes of padding, out of a buffer as ``bytes`` (in C: no Python step per piece)."""
+    return struct.Struct(f"{size}s{skip}x" * count if skip else f"{size}s" * count)
+
+
 def per_cpu(raw: bytes, value_size: int, stride: int) -> list[bytes]:
     """A per-CPU map's value buffer as one value per possible CPU."""
-    return [raw[i:i + value_size] for i in range(0, len(raw), stride)]
+    return [*cutter(value_size, stride - value_size, len(raw) // stride).unpack_from(raw)]
 
 
 # ------------------------------------------------------------------------------------- C calls
@@ -194,11 +202,10 @@ def _hot_path(bound: Bound) -> Hot:
     repeat = 1
     if percpu:
         ncpu = total // stride
-        pad = "x" * (stride - vs)
         if value_code:
-            value_pack = struct.Struct("=" + value_code + pad).pack
+            value_pack = struct.Struct("=" + value_code + "x" * (stride - vs)).pack
             repeat = ncpu
-        unpack = struct.Struct("=" + f"{vs}s{pad}" * ncpu).unpack_from
+        unpack = cutter(vs, stride - vs, ncpu).unpack_from
     elif value_code and total == vs:
         value_pack = struct.Struct("=" + value_code).pack
     return (bound, fd, ks, key_pack, value_pack, repeat, total, unpack, [],
@@ -259,10 +266,10 @@ class Elements:
         return b"".join(to_bytes(v, vs, "value") + pad for v in parts)
 
     # The three hot operations: a fast path for a bound map with no flags (``_hot``, see
-    # :data:`Hot`: every size still checked, ints packed inline) and the checked path for
-    # everything else (first call, closed map, flags, queue/stack maps, lowlevel fds).  The key
-    # encoding is written out in each of the three on purpose: a shared helper would cost a
-    # Python call per operation, about the whole budget issue 16 leaves over raw ctypes.
+    # :data:`Hot`: every size still checked, ints packed by a compiled format) and the checked
+    # path for everything else (first call, closed map, flags, queue/stack maps, lowlevel fds).
+    # A ``bytes`` key of the right size is taken as it is, with no call; any other key goes
+    # through :meth:`_hot_key`.
 
     _hot: Hot = _COLD
     _keeps_hot = True  # False: a throwaway object (lowlevel) that would rebuild it every call
@@ -270,6 +277,17 @@ class Elements:
     def _warm(self, bound: Bound) -> None:
         if self._keeps_hot and bound[1] != 0:
             self._hot = _hot_path(bound)
+
+    def _hot_key(self, key: Any, ks: int, key_pack: Any) -> bytes | None:
+        """A key on the fast path that is not ``bytes`` of the key size: an int through the
+        map's compiled packer (negative or too large: :func:`to_bytes` says which), anything
+        else through :meth:`_key`."""
+        if type(key) is int and key_pack is not None:
+            try:
+                return key_pack(key)  # type: ignore[no-any-return]
+            except _StructError:
+                return to_bytes(key, ks, "key")
+        return self._key(key, ks)
 
     def lookup(self, key: KeyLike | None, flags: int = 0) -> Any:
         """The value at ``key`` (``bytes``; a list of ``bytes`` per CPU for per-CPU maps;
@@ -280,16 +298,7 @@ class Elements:
         bound, fd, ks, key_pack, _vp, _vr, total, unpack, buffers, call, _u, _d = self._hot
         if bound is not self._bound or flags.__class__ is not int or flags:
             return self._lookup_checked(key, flags)
-        kb: bytes | None
-        if type(key) is bytes and len(key) == ks:
-            kb = key
-        elif type(key) is int and key_pack is not None:
-            try:
-                kb = key_pack(key)
-            except _StructError:  # negative or too large: to_bytes says which
-                kb = to_bytes(key, ks, "key")
-        else:
-            kb = self._key(key, ks)
+        kb = key if type(key) is bytes and len(key) == ks else self._hot_key(key, ks, key_pack)
         try:
             buf = buffers.pop()
         except IndexError:
@@ -331,16 +340,7 @@ class Elements:
         if bound is not self._bound or flags is not _ANY and (flags.__class__ is not int
                                                               or flags):
             return self._update_checked(key, value, flags)
-        kb: bytes | None
-        if type(key) is bytes and len(key) == ks:
-            kb = key
-        elif type(key) is int and key_pack is not None:
-            try:
-                kb = key_pack(key)
-            except _StructError:
-                kb = to_bytes(key, ks, "key")
-        else:
-            kb = self._key(key, ks)
+        kb = key if type(key) is bytes and len(key) == ks else self._hot_key(key, ks, key_pack)
         if type(value) is bytes and len(value) == total:
             vb = value
         elif type(value) is int and value_pack is not None:
@@ -374,16 +374,7 @@ class Elements:
         bound, fd, ks, key_pack, _vp, _vr, _t, _up, _b, _l, _u, call = self._hot
         if bound is not self._bound:
             return self._delete_checked(key)
-        kb: bytes | None
-        if type(key) is bytes and len(key) == ks:
-            kb = key
-        elif type(key) is int and key_pack is not None:
-            try:
-                kb = key_pack(key)
-            except _StructError:
-                kb = to_bytes(key, ks, "key")
-        else:
-            kb = self._key(key, ks)
+        kb = key if type(key) is bytes and len(key) == ks else self._hot_key(key, ks, key_pack)
         rc = call(fd, kb)
         if rc < 0:
             if rc == -_errno.ENOENT:
