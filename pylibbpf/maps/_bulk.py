@@ -45,6 +45,44 @@ def _pieces(buffer: Any, size: int, skip: int, count: int) -> Iterable[bytes]:
     return chain(chain.from_iterable(runs), tail)
 
 
+class BatchCursor:
+    """libbpf's batch lookup on one map, call after call: the first starts at the map's
+    beginning, each later one where the previous stopped (the kernel's opaque position token,
+    ``max(key_size, 8)`` bytes, copied from each call's out-token to the next one's in-token).
+    ``delete``: ``BPF_MAP_LOOKUP_AND_DELETE_BATCH``."""
+
+    __slots__ = ("_fd", "_func", "_size", "_in", "_out", "_started", "_count", "_count_ref",
+                 "_opts", "_opts_ref")
+
+    def __init__(self, fd: int, key_size: int, delete: bool = False) -> None:
+        lib = _ffi.lib()
+        self._fd = fd
+        self._func = lib.bpf_map_lookup_and_delete_batch if delete else lib.bpf_map_lookup_batch
+        self._size = max(key_size, 8)
+        self._in = ctypes.create_string_buffer(self._size)
+        self._out = ctypes.create_string_buffer(self._size)
+        self._started = False
+        self._count = ctypes.c_uint32()
+        self._count_ref = ctypes.byref(self._count)
+        self._opts = new_opts(structs.bpf_map_batch_opts)
+        self._opts_ref = ctypes.byref(self._opts)
+
+    def read(self, keys: Any, values: Any, room: int) -> tuple[int, int]:
+        """One call writing at most ``room`` entries to ``keys`` and ``values`` (buffers or
+        addresses): (rc, entries).  ``rc`` 0: more may follow; ``-ENOENT``: these were the
+        last; any other ``-errno``: nothing was read and the position stays (``-ENOSPC``: a
+        hash bucket holds more than ``room`` entries)."""
+        self._count.value = room
+        rc = self._func(self._fd, self._in if self._started else None, self._out, keys, values,
+                        self._count_ref, self._opts_ref)
+        if rc < 0 and rc != -_errno.ENOENT:
+            return rc, 0
+        if rc == 0:
+            ctypes.memmove(self._in, self._out, self._size)
+            self._started = True
+        return rc, self._count.value
+
+
 def _sequence(value: Any, what: str) -> Sequence[Any]:
     if isinstance(value, (str, bytes, bytearray, memoryview)) or not isinstance(value, Sequence):
         raise TypeError(f"{what} must be a sequence (a list or tuple), not "
@@ -82,23 +120,13 @@ class Bulk(Elements):
         entry."""
         fd, ks, vs, total, stride, percpu = self._bound or self._bind()
         count_max, count_cap = self._batch_count(batch_size, ks + total)
-        lib = _ffi.lib()
-        func = lib.bpf_map_lookup_and_delete_batch if delete else lib.bpf_map_lookup_batch
-        opts = new_opts(structs.bpf_map_batch_opts)
-        token_size = max(ks, 8)
-        in_batch = ctypes.create_string_buffer(token_size)
-        out_batch = ctypes.create_string_buffer(token_size)
+        cursor = BatchCursor(fd, ks, delete)
         kbuf = ctypes.create_string_buffer(ks * count_max)
         vbuf = ctypes.create_string_buffer(total * count_max)
-        count = ctypes.c_uint32()
-        count_ref, opts_ref = ctypes.byref(count), ctypes.byref(opts)
         ncpu = total // stride if percpu else 1
         out: list[Any] = []
-        first = True
         while True:
-            count.value = count_max
-            rc = func(fd, None if first else in_batch, out_batch, kbuf, vbuf, count_ref,
-                      opts_ref)
+            rc, n = cursor.read(kbuf, vbuf, count_max)
             if rc < 0 and rc != -_errno.ENOENT:
                 if rc == -_errno.ENOSPC and count_max < count_cap:
                     # a hash bucket larger than the batch: grow and retry
@@ -107,7 +135,6 @@ class Bulk(Elements):
                     vbuf = ctypes.create_string_buffer(total * count_max)
                     continue
                 raise self._fail(rc, "batch lookup")
-            n = count.value
             if n:
                 keys = _pieces(kbuf, ks, 0, n)
                 if keys_only:
@@ -120,8 +147,6 @@ class Bulk(Elements):
                     out.extend(zip(keys, _pieces(vbuf, total, 0, n), strict=True))
             if rc == -_errno.ENOENT:
                 return out
-            ctypes.memmove(in_batch, out_batch, token_size)
-            first = False
 
     def _batch_count(self, batch_size: int | None, entry_bytes: int) -> tuple[int, int]:
         """(first, largest) number of entries per batch call.

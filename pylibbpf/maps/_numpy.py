@@ -9,14 +9,12 @@ only here, when an export is asked for.
 
 from __future__ import annotations
 
-import ctypes
 import errno as _errno
 from typing import TYPE_CHECKING, Any
 
-from .. import _args, _ffi
-from .._ffi import structs
-from .._ffi.structs import new_opts
+from .. import _args
 from ..errors import BpfError
+from ._bulk import BatchCursor
 
 if TYPE_CHECKING:
     from .base import Map
@@ -115,13 +113,7 @@ def _read_batches(np: Any, m: Map, fd: int, ks: int, total: int) -> tuple[Any, A
                    max(4 * _SLACK, _args.MAX_BUFFER // max(ks + total, 1)))
     keys = np.empty(capacity * ks, dtype=np.uint8)
     values = np.empty(capacity * total, dtype=np.uint8)
-    func = _ffi.lib().bpf_map_lookup_batch
-    opts = new_opts(structs.bpf_map_batch_opts)
-    token_size = max(ks, 8)
-    in_batch = ctypes.create_string_buffer(token_size)
-    out_batch = ctypes.create_string_buffer(token_size)
-    count = ctypes.c_uint32()
-    count_ref, opts_ref = ctypes.byref(count), ctypes.byref(opts)
+    cursor = BatchCursor(fd, ks)
     n = 0
     while True:
         room = capacity - n
@@ -130,9 +122,8 @@ def _read_batches(np: Any, m: Map, fd: int, ks: int, total: int) -> tuple[Any, A
             keys, values = _grown(np, keys, n * ks, capacity * ks), _grown(
                 np, values, n * total, capacity * total)
             continue
-        count.value = min(room, _args.U32_MAX)
-        rc = func(fd, in_batch if n else None, out_batch, keys.ctypes.data + n * ks,
-                  values.ctypes.data + n * total, count_ref, opts_ref)
+        rc, got = cursor.read(keys.ctypes.data + n * ks, values.ctypes.data + n * total,
+                              min(room, _args.U32_MAX))
         if rc < 0 and rc != -_errno.ENOENT:
             if rc == -_errno.ENOSPC:  # a hash bucket larger than the room left
                 capacity = max(capacity, n + 2 * room)
@@ -140,10 +131,9 @@ def _read_batches(np: Any, m: Map, fd: int, ks: int, total: int) -> tuple[Any, A
                     np, values, n * total, capacity * total)
                 continue
             raise m._fail(rc, "batch lookup")
-        n += count.value
+        n += got
         if rc == -_errno.ENOENT:
             break
-        ctypes.memmove(in_batch, out_batch, token_size)
     if n < capacity // 2:  # a sparse map: give the untouched room back
         keys, values = keys[:n * ks].copy(), values[:n * total].copy()
     return keys, values, n
