@@ -13,10 +13,10 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _ffi
 from ._args import cpath
@@ -40,6 +40,8 @@ from .program import Program
 if TYPE_CHECKING:
     from ._verdicts import Verdict
     from .global_data import GlobalData
+
+_W = TypeVar("_W", Program, ObjectMap)
 
 
 
@@ -80,37 +82,34 @@ class Object(Handle):
 
     @property
     def _programs(self) -> MappingProxyType[str, Program]:
-        wrappers = self._program_wrappers
-        if wrappers is None:
-            ptr = self._p  # ClosedError rather than a walk of freed memory
-            lib = _ffi.lib()
-            programs: dict[str, Program] = {}
-            prog = lib.bpf_object__next_program(ptr, None)
-            while prog:
-                program = Program(self, self._life, prog)
-                programs[program.name] = program
-                prog = lib.bpf_object__next_program(ptr, prog)
+        if self._program_wrappers is None:
+            found = self._wrap_all("bpf_object__next_program",
+                                   lambda p: Program(self, self._life, p))
             if self._program_wrappers is None:  # another thread may have been first
-                self._program_wrappers = MappingProxyType(programs)
-            wrappers = self._program_wrappers
-        return wrappers
+                self._program_wrappers = found
+        return self._program_wrappers
 
     @property
     def _maps(self) -> MappingProxyType[str, ObjectMap]:
-        wrappers = self._map_wrappers
-        if wrappers is None:
-            ptr = self._p
-            lib = _ffi.lib()
-            maps: dict[str, ObjectMap] = {}
-            bpf_map = lib.bpf_object__next_map(ptr, None)
-            while bpf_map:
-                m = ObjectMap(self, self._life, bpf_map)
-                maps[m.name] = m
-                bpf_map = lib.bpf_object__next_map(ptr, bpf_map)
-            if self._map_wrappers is None:
-                self._map_wrappers = MappingProxyType(maps)
-            wrappers = self._map_wrappers
-        return wrappers
+        if self._map_wrappers is None:
+            found = self._wrap_all("bpf_object__next_map",
+                                   lambda p: ObjectMap(self, self._life, p))
+            if self._map_wrappers is None:  # another thread may have been first
+                self._map_wrappers = found
+        return self._map_wrappers
+
+    def _wrap_all(self, next_fn: str, wrap: Callable[[Any], _W]) -> MappingProxyType[str, _W]:
+        """Every program or map of the object (libbpf's ``next_fn`` walk), wrapped and keyed
+        by name, in ELF order."""
+        ptr = self._p  # ClosedError rather than a walk of freed memory
+        step = getattr(_ffi.lib(), next_fn)
+        found: dict[str, _W] = {}
+        item = step(ptr, None)
+        while item:
+            wrapper = wrap(item)
+            found[wrapper.name] = wrapper
+            item = step(ptr, item)
+        return MappingProxyType(found)
 
     # ----------------------------------------------------------------------------- opening
 
