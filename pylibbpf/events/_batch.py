@@ -28,19 +28,17 @@ from __future__ import annotations
 
 import errno as _errno
 import mmap
-import platform
 import threading
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from ..errors import BpfError, ClosedError, NotSupportedError, StateError
-from ._common import HEADER_SIZE, record_space, release_view
+from ..errors import BpfError, ClosedError, StateError
+from ._common import HEADER_SIZE, record_space, release_view, require_ordered_memory
 
 BUSY_BIT = 1 << 31
 DISCARD_BIT = 1 << 30
 _LEN_MASK = ~(BUSY_BIT | DISCARD_BIT) & 0xFFFFFFFF
-_TSO_MACHINES = frozenset({"x86_64", "amd64", "i386", "i686", "x86"})
 
 try:  # optional: vectorized header checks and structured arrays
     import numpy as _np
@@ -173,10 +171,8 @@ class RingReader:
                  may_write: Callable[[], None] | None = None) -> None:
         """``may_write()`` raises when this process must not move the consumer position (a
         child of ``fork()``: the consumer page is shared with the parent)."""
-        if platform.machine().lower() not in _TSO_MACHINES:
-            raise NotSupportedError(
-                f"reading a ring buffer's memory from Python is only safe on x86 (total store "
-                f"order); on {platform.machine()} use RingBuffer.poll()/consume()")
+        require_ordered_memory("reading a ring buffer's memory from Python",
+                               "use RingBuffer.poll()/consume()")
         if size <= 0 or size & (size - 1):
             raise ValueError(f"a ring buffer's size is a power of two, not {size}")
         page = mmap.PAGESIZE

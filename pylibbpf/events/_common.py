@@ -1,21 +1,37 @@
 """What the ring, user ring and perf buffers share: the callback types, the check of the map they
-are given, the argument and result conventions of their C calls, the record layout of a ring, and
-queue mode."""
+are given, whether their memory can be read from Python, the argument and result conventions of
+their C calls, the record layout of a ring, and queue mode."""
 
 from __future__ import annotations
 
 import errno as _errno
+import platform
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 from .. import _args
 from ..enums import MapType
-from ..errors import error_from_errno
+from ..errors import NotSupportedError, error_from_errno
 from ..map import Map
 
 Callback = Callable[[bytes], "int | None"]
 Decoder = Callable[[bytes], Any]
+
+
+#: machines whose plain loads and stores through an ``mmap`` are acquire and release (total store
+#: order): the only ones where a ring's memory is read from Python
+_TSO_MACHINES = frozenset({"x86_64", "amd64", "i386", "i686", "x86"})
+
+
+def require_ordered_memory(what: str, instead: str) -> None:
+    """:class:`~pylibbpf.NotSupportedError` unless reading a ring's memory from Python is safe
+    on this machine (x86: the reader's plain loads and stores keep their order with the
+    kernel's); ``what`` names the reader, ``instead`` what to use elsewhere."""
+    machine = platform.machine()
+    if machine.lower() not in _TSO_MACHINES:
+        raise NotSupportedError(f"{what} is only safe on x86 (total store order); on "
+                                f"{machine} {instead}")
 
 
 def direct_decoder(decode: Decoder | None) -> Decoder | None:

@@ -27,16 +27,12 @@ from __future__ import annotations
 
 import functools
 import mmap
-import platform
 import struct
 from collections.abc import Iterator
 from itertools import chain
 from operator import itemgetter
 
-from ..errors import NotSupportedError
-
-#: where plain loads and stores through mmap are acquire and release (as in ``_batch``)
-_TSO_MACHINES = frozenset({"x86_64", "amd64", "i386", "i686", "x86"})
+from ._common import require_ordered_memory
 
 RECORD_LOST = 2
 RECORD_SAMPLE = 9
@@ -158,9 +154,7 @@ class PerfRings:
     cannot be mapped (the caller then keeps libbpf's consumer)."""
 
     def __init__(self, fds: list[int], cpus: list[int], page_count: int) -> None:
-        if platform.machine().lower() not in _TSO_MACHINES:
-            raise NotSupportedError(f"reading perf rings from Python is only safe on x86, not "
-                                    f"{platform.machine()}")
+        require_ordered_memory("reading perf rings from Python", "libbpf reads them")
         self.rings: list[PerfRing] = []
         try:
             for fd, cpu in zip(fds, cpus, strict=True):

@@ -346,17 +346,16 @@ class PerfBuffer(Handle, QueuedEvents[PerfSample]):
             return True
         callback = self._sample
         assert callback is not None
-        pending = samples
         try:
             if decode is None:
-                for data in pending:
+                for data in samples:
                     callback(cpu, data)
             else:  # decoding in C between the records and the loop
-                for value in map(decode, pending):
+                for value in map(decode, samples):
                     callback(cpu, value)
         except BaseException as exc:  # noqa: BLE001 - re-raised by poll, after the others
             state.error = exc
-            state.backlog.extend(zip(repeat(cpu), pending))
+            state.backlog.extend(zip(repeat(cpu), samples))  # the samples not yet handed out
         return True
 
     def _read_all(self) -> int:
