@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..enums import MapFlags, MapType
 from ..errors import BpfError, NotSupportedError
+from ._elements import cpu_slot
 
 if TYPE_CHECKING:
     from .base import Map
@@ -91,7 +92,7 @@ def _length(m: Map) -> int:
                                 f"created with BPF_F_MMAPABLE (MapFlags.MMAPABLE) or a "
                                 f"global-data map can be (it is {what}, flags "
                                 f"{m.flags:#x})", _errno.EINVAL)
-    slot = (m.value_size + 7) & ~7
+    slot = cpu_slot(m.value_size)  # 8-byte aligned, as a CPU's value is
     return (m.max_entries - 1) * slot + m.value_size if m.max_entries else 0
 
 
@@ -102,7 +103,7 @@ def ndarray(m: Map, view: memoryview, dtype: Any) -> Any:
 
     np = numpy()
     dtype = np.dtype(dtype)
-    slot = (m.value_size + 7) & ~7
+    slot = cpu_slot(m.value_size)
     if dtype.itemsize != m.value_size:
         raise ValueError(f"dtype {dtype} is {dtype.itemsize} bytes; {m._label} has "
                          f"{m.value_size}-byte values")

@@ -27,11 +27,9 @@ from ._elements import Bound, bind, layout_of
 from ._memory import Mapping, ndarray
 
 if TYPE_CHECKING:
-    from ._numpy import MapArrays
-
-if TYPE_CHECKING:
     from ..info import MapInfo
     from ..object import Object
+    from ._numpy import MapArrays
     from .standalone import StandaloneMap
 
 
