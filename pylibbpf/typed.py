@@ -312,18 +312,8 @@ class TypedMap(Generic[_M]):
 
     def lookup(self, key: Any, flags: int = 0) -> Any:
         """The decoded value at ``key``; :class:`KeyError` when absent."""
-        # the int-key packing is written out here and in update(): a helper would cost a
-        # Python call per operation (see _elements' hot path)
-        pack = self._pack_int_key
-        if pack is not None and type(key) is int:
-            try:
-                raw_key = pack(key)
-            except struct.error:
-                raw_key = self._k(key)  # raises the codec's error
-        else:
-            raw_key = self._k(key)
         try:
-            raw = self.map.lookup(raw_key, flags)
+            raw = self.map.lookup(self._k(key), flags)
         except KeyError:
             raise KeyError(key) from None
         if type(raw) is list:  # per-CPU: one value per CPU
@@ -340,15 +330,7 @@ class TypedMap(Generic[_M]):
     def update(self, key: Any, value: Any, flags: int = 0) -> None:
         """Encode and store (per-CPU maps: a list of values, or one value for every CPU)."""
         if type(value) is dict:  # a struct: the common case, no per-CPU list to tell apart
-            pack = self._pack_int_key
-            if pack is not None and type(key) is int:
-                try:
-                    raw_key = pack(key)
-                except struct.error:
-                    raw_key = self._k(key)  # raises the codec's error
-            else:
-                raw_key = self._k(key)
-            self.map.update(raw_key, self._encode_value(value), flags)
+            self.map.update(self._k(key), self._encode_value(value), flags)
         else:
             self.map.update(self._k(key), self._v(value), flags)
 
