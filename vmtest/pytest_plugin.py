@@ -53,8 +53,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     ``--vmtest-needs-any``."""
     wanted = {f.strip() for f in str(config.getoption(NEEDS_ANY)).split(",") if f.strip()}
     if wanted:
-        kept = [item for item in items if needs_any(_needs(item), wanted)]
-        dropped = [item for item in items if not needs_any(_needs(item), wanted)]
+        kept: list[pytest.Item] = []
+        dropped: list[pytest.Item] = []
+        for item in items:
+            (kept if needs_any(_needs(item), wanted) else dropped).append(item)
         if dropped:
             config.hook.pytest_deselected(items=dropped)
             items[:] = kept
