@@ -52,9 +52,10 @@ from .elf.errors import ElfError
 from .errors import BpfError, ClosedError
 
 if TYPE_CHECKING:
+    from .maps.base import Map
     from .object import Object
 
-__all__ = ["KernelBtf", "module_names", "object_btf"]
+__all__ = ["KernelBtf", "map_btf", "module_names", "object_btf"]
 
 SYSFS_BTF = "/sys/kernel/btf"
 
@@ -88,6 +89,52 @@ def object_btf(obj: Object) -> Btf:
         return cached[1]
     btf = Btf.from_bytes(raw)
     _object_btfs[obj] = (raw, btf)
+    return btf
+
+
+# The kernel's copy of each standalone map's BTF (a map's btf_id never changes), or None when
+# the map has none.
+_map_btfs: weakref.WeakKeyDictionary[Map, Btf | None] = weakref.WeakKeyDictionary()
+
+
+def map_btf(m: Map) -> Btf | None:
+    """The BTF that describes ``m``'s key and value types, or ``None`` when it has none.
+
+    A map of an object: the object's BTF (:func:`object_btf`).  A standalone map (from
+    ``Map.from_id``, ``from_pinned``, ``from_fd``): the BTF object the kernel keeps for it,
+    read by the map's ``btf_id`` (``BPF_BTF_GET_FD_BY_ID``, which needs ``CAP_SYS_ADMIN``)
+    and parsed once per map; the type ids of ``btf_key_type_id``/``btf_value_type_id`` index
+    into it, as they do for ``bpftool map dump``.  A map created without BTF (``Map.create``)
+    has none.
+    """
+    obj = m.object
+    if obj is not None:
+        try:
+            return object_btf(obj)
+        except BpfError as exc:
+            if exc.errno == _errno.ENOENT:
+                return None
+            raise
+    if m in _map_btfs:
+        m._check()
+        return _map_btfs[m]
+    btf_id = m.info().btf_id
+    btf: Btf | None = None
+    if btf_id:
+        from .info import btf_raw_data, fd_by_id
+
+        fd = fd_by_id("btf", btf_id)
+        try:
+            raw = btf_raw_data(fd)
+        finally:
+            os.close(fd)
+        try:
+            btf = Btf.from_bytes(raw)
+        except ElfError as exc:
+            # split BTF (types on top of vmlinux's) does not parse on its own
+            raise BpfError(_errno.EINVAL, f"cannot parse BTF id {btf_id} of map "
+                           f"{m.name!r}: {exc}") from None
+    _map_btfs[m] = btf
     return btf
 
 

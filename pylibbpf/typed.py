@@ -184,6 +184,8 @@ class _RawMap(Protocol):
     def btf_key_type_id(self) -> int: ...
     @property
     def btf_value_type_id(self) -> int: ...
+    @property
+    def btf(self) -> Btf | None: ...
     def lookup(self, key: Any, flags: int = ...) -> Any: ...
     def update(self, key: Any, value: Any, flags: int = ...) -> None: ...
     def delete(self, key: Any) -> None: ...
@@ -222,7 +224,9 @@ def _stack_trace_codecs(key_size: int, value_size: int) -> tuple[Codec, Codec]:
 class TypedMap(Generic[_M]):
     """A :class:`~pylibbpf.Map` whose keys and values are decoded Python values.
 
-    ``TypedMap(m)`` uses the map's BTF key/value types (maps of an object);
+    ``TypedMap(m)`` uses the map's BTF key/value types (:attr:`Map.btf <pylibbpf.Map.btf>`:
+    the object's BTF, or for a standalone map the kernel's copy of the BTF it was created
+    with);
     ``key_type``/``value_type`` override them with anything :func:`type_codec` takes: a name
     or id in ``btf`` (a :class:`~pylibbpf.elf.Btf` or :class:`Types`), a ctypes type, a NumPy
     dtype, a :class:`Codec`.  Sizes are checked against the map's key and value sizes.
@@ -241,13 +245,18 @@ class TypedMap(Generic[_M]):
         obj = m.object
         needs_btf = any(isinstance(t, (str, int)) for t in (key_type, value_type)) or (
             value_type is None or key_type is None and m.key_size)
-        if btf is None and obj is not None and needs_btf:
-            btf = object_btf(obj)
+        own_ids = obj is not None  # do the map's type ids index into ``btf``?
+        if btf is None and needs_btf:
+            if obj is not None:
+                btf = object_btf(obj)
+            else:
+                btf = m.btf  # a standalone map: the kernel's copy of its BTF, if any
+                own_ids = btf is not None
         key_id: TypeSpec = key_type
         value_id: TypeSpec = value_type
-        if key_id is None and obj is not None:
+        if key_id is None and own_ids:
             key_id = m.btf_key_type_id or None
-        if value_id is None and obj is not None:
+        if value_id is None and own_ids:
             value_id = m.btf_value_type_id or None
         if value_id is None and key_id is None and _is_stack_trace_map(m):
             # the kernel defines these: u32 stack ids -> u64 instruction pointers (zero after

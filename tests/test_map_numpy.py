@@ -163,3 +163,29 @@ def test_btf_dtypes_of_maps_a_program_wrote(written: Object) -> None:
     assert values.tolist() == [int.from_bytes(hist.lookup(i), sys.byteorder)
                                for i in range(1024)]
     assert np.array_equal(values, hist.memory(np.uint64))
+
+
+@pytest.mark.needs("xdp")
+def test_standalone_maps_read_their_btf_from_the_kernel(written: Object) -> None:
+    """A map opened by id (or pin, or fd) has the BTF it was created with in the kernel:
+    ``Map.btf`` reads it by the map's btf_id, and ``to_numpy()``/``typed()`` use it as they
+    use an object's."""
+    stats = written.maps["stats"]
+    with Map.from_id(stats.info().id) as by_id:
+        assert by_id.object is None
+        btf = by_id.btf
+        assert btf is not None and by_id.btf is btf  # read once
+        assert btf.type_by_id(by_id.btf_value_type_id).name == "slot_stat"
+        arrays, own = by_id.to_numpy(), stats.to_numpy()
+        assert arrays.values.dtype == own.values.dtype
+        assert arrays.values.dtype.names == ("count", "last", "cpu", "flag")
+        assert sorted(rows(arrays)) == sorted(rows(own)) == sorted(stats.items())
+        assert dict(by_id.typed().items()) == dict(stats.typed().items())
+    with Map.create(MapType.HASH, 4, 8, 4) as bare:
+        assert bare.btf is None  # created without BTF
+        assert bare.to_numpy().values.dtype == np.dtype((np.void, 8))
+        with pytest.raises(ValueError, match="no BTF value type"):
+            bare.typed()
+        bare.close()
+        with pytest.raises(ClosedError):
+            _ = bare.btf

@@ -65,15 +65,14 @@ def _dtype(np: Any, m: Map, given: Any, type_id: int, size: int, what: str) -> A
             raise ValueError(f"{what}_dtype {dtype} is {dtype.itemsize} bytes; map "
                              f"{m.name!r} has {size}-byte {what}s")
         return dtype
-    obj = m.object
-    if type_id and obj is not None:
-        from ..btf import object_btf
+    if type_id:
         from ..elf.layout import numpy_dtype
 
         try:
-            dtype = numpy_dtype(object_btf(obj), type_id)
+            btf = m.btf  # a standalone map's: the kernel's copy (needs CAP_SYS_ADMIN)
+            dtype = None if btf is None else numpy_dtype(btf, type_id)
         except (ValueError, KeyError, BpfError):
-            dtype = None  # no NumPy equivalent (a union of bitfields...): raw bytes
+            dtype = None  # no BTF to read, no NumPy equivalent (a union of bitfields...)
         if dtype is not None and dtype.itemsize == size:
             return dtype
     return np.dtype((np.void, size))

@@ -27,6 +27,7 @@ from ._elements import Bound, bind, layout_of
 from ._memory import Mapping, ndarray
 
 if TYPE_CHECKING:
+    from ..elf.btf import Btf
     from ..info import MapInfo
     from ..object import Object
     from ._numpy import MapArrays
@@ -127,6 +128,19 @@ class Map(Handle, Bulk):
     def object(self) -> Object | None:
         """The object the map belongs to, or ``None`` for a standalone map."""
         raise NotImplementedError
+
+    @property
+    def btf(self) -> Btf | None:
+        """The BTF that describes the key and value types (``btf_key_type_id``,
+        ``btf_value_type_id`` index into it), or ``None`` when the map has none.
+
+        For a map of an object, the object's BTF; for a standalone map (``from_id``,
+        ``from_pinned``, ``from_fd``), the kernel's copy of the BTF it was created with, read
+        by the map's ``btf_id`` once (needs ``CAP_SYS_ADMIN``).  :meth:`typed` and
+        :meth:`to_numpy` use it."""
+        from ..btf import map_btf
+
+        return map_btf(self)
 
     @property
     def is_internal(self) -> bool:
@@ -234,8 +248,8 @@ class Map(Handle, Bulk):
         memory is the raw key and value bytes), or key by key where the kernel has no
         batches for the map type.  Per-CPU maps' values have a second axis, one column per
         possible CPU.  The dtypes are ``key_dtype``/``value_dtype`` when given (of the map's
-        key and value sizes), else the map's BTF types (maps of an object: a structured
-        dtype for a struct), else raw bytes (``numpy.void`` of the size).  Needs NumPy.
+        key and value sizes), else the map's BTF types (:attr:`btf`: a structured dtype for
+        a struct), else raw bytes (``numpy.void`` of the size).  Needs NumPy.
         """
         from ._numpy import to_numpy
 
