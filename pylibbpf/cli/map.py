@@ -11,9 +11,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from ..elf.btf import Btf
 from ..errors import BpfError
-from ..info import MapInfo, btf_raw_data, map_ids
+from ..info import MapInfo, map_ids
 from ..map import Map
 from ._btfvalue import formatted
 from ._output import (
@@ -120,21 +119,14 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _map_btf(btf_id: int) -> Btf | None:
-    if not btf_id:
-        return None
-    with open_fd("btf", btf_id) as fd:
-        return Btf.from_bytes(btf_raw_data(fd))
-
-
 def dump_entries(fd: int) -> list[dict[str, Any]]:
     """Every entry of the map behind ``fd``, shaped as ``bpftool map dump -j`` prints it:
     ``key``/``value`` (or per-CPU ``values``) as hex bytes, and ``formatted`` with the values
     decoded by the map's BTF when it has a value type."""
     info = MapInfo.from_fd(fd)
-    btf = _map_btf(info.btf_id) if info.btf_value_type_id else None
     entries = []
     with Map.from_fd(fd) as m:
+        btf = m.btf if info.btf_value_type_id else None
         try:
             items = m.items()
         except TypeError as exc:  # queues, stacks, ring buffers: no keys to walk
