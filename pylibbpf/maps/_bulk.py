@@ -3,12 +3,20 @@
 Batches are ``BPF_MAP_*_BATCH`` calls with buffers bounded by :data:`pylibbpf._args.MAX_BUFFER`;
 the dict-like views (``keys()``, ``items()``, ``clear()``...) use batches where the kernel has
 them for the map type and fall back to walking the keys, tolerating entries deleted meanwhile.
+
+A large dump reads ahead (:class:`_ReadAhead`): a helper thread makes the next batch call while
+the caller cuts the previous batch into Python objects.  ctypes releases the GIL during the
+call, so on a machine with two CPUs the kernel's walk of the map and the building of the result
+overlap instead of taking turns; the calls, their order and the result are the same.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno as _errno
+import os
+import queue
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain
 from typing import Any
@@ -29,6 +37,11 @@ _NO_KEY_TYPES = frozenset({MapType.QUEUE, MapType.STACK, MapType.BLOOM_FILTER,
                            MapType.RINGBUF, MapType.USER_RINGBUF})
 _BATCH_MIN = 256
 _RUN = 512  # pieces cut by one compiled struct format (see _pieces)
+# Reading ahead: the default batch of a dump that reads ahead (small enough that the last
+# batch, which nothing overlaps, is cut quickly; large enough that the hand-over between the
+# threads, tens of microseconds, is rare), and the smallest batch worth a hand-over.
+_AHEAD_BATCH = 16384
+_AHEAD_MIN = 1024
 
 
 def _pieces(buffer: Any, size: int, skip: int, count: int) -> Iterable[bytes]:
@@ -83,6 +96,97 @@ class BatchCursor:
         return rc, self._count.value
 
 
+class _Buffers:
+    """A key buffer and a value buffer with room for ``room`` entries of one batch call."""
+
+    __slots__ = ("keys", "values", "room", "_sizes")
+
+    def __init__(self, room: int, key_size: int, value_bytes: int) -> None:
+        self.room = room
+        self.keys = ctypes.create_string_buffer(key_size * room)
+        self.values = ctypes.create_string_buffer(value_bytes * room)
+        self._sizes = key_size, value_bytes
+
+    def grown(self, room: int) -> _Buffers:
+        """New buffers for ``room`` entries of the same sizes."""
+        return _Buffers(room, *self._sizes)
+
+
+def _fill(cursor: BatchCursor, buffers: _Buffers, cap: int) -> tuple[int, int, _Buffers]:
+    """One batch call into ``buffers``, made again into buffers twice as large (at most
+    ``cap`` entries) while the kernel says a hash bucket does not fit (``-ENOSPC``):
+    (rc, entries, the buffers written)."""
+    while True:
+        rc, n = cursor.read(buffers.keys, buffers.values, buffers.room)
+        if rc != -_errno.ENOSPC or buffers.room >= cap:
+            return rc, n, buffers
+        buffers = buffers.grown(min(buffers.room * 2, cap))
+
+
+def _cpus_to_spare() -> bool:
+    """Whether this thread may run on more than one CPU (else a helper only takes turns)."""
+    return len(os.sched_getaffinity(0)) > 1
+
+
+class _ReadAhead:
+    """The batch calls of one dump, made by a helper thread one batch ahead of the caller.
+
+    The caller makes the first call itself and starts this with a second pair of buffers; the
+    helper fills that pair while the caller cuts the first, and :meth:`next` swaps them: the
+    caller hands back the buffers it has finished with and takes the next batch.  Only the
+    helper touches the cursor from then on; each pair belongs to one thread at a time (passed
+    through the queues), so nothing is shared while ctypes has released the GIL.  The helper
+    stops after the call that says the map has no more (or refused): ``rc`` is not 0.
+    """
+
+    __slots__ = ("_free", "_full", "_thread")
+
+    def __init__(self, cursor: BatchCursor, spare: _Buffers, cap: int) -> None:
+        self._free: queue.SimpleQueue[_Buffers | None] = queue.SimpleQueue()
+        self._full: queue.SimpleQueue[tuple[int, int, _Buffers] | BaseException] = (
+            queue.SimpleQueue())
+        self._free.put(spare)
+        self._thread = threading.Thread(target=self._run, args=(cursor, cap),
+                                        name="pylibbpf-batch-read", daemon=True)
+
+    @classmethod
+    def start(cls, cursor: BatchCursor, spare: _Buffers, cap: int) -> _ReadAhead | None:
+        """A running helper, or None when no thread can be started (at interpreter exit)."""
+        ahead = cls(cursor, spare, cap)
+        try:
+            ahead._thread.start()
+        except RuntimeError:
+            return None
+        return ahead
+
+    def _run(self, cursor: BatchCursor, cap: int) -> None:
+        try:
+            while True:
+                buffers = self._free.get()
+                if buffers is None:
+                    return
+                got = _fill(cursor, buffers, cap)
+                self._full.put(got)
+                if got[0] != 0:
+                    return
+        except BaseException as exc:  # handed to the caller, raised there
+            self._full.put(exc)
+
+    def next(self, done: _Buffers) -> tuple[int, int, _Buffers]:
+        """Hand back ``done`` (its contents are no longer needed) and take the next batch:
+        (rc, entries, its buffers), as :func:`_fill` gives them."""
+        self._free.put(done)
+        got = self._full.get()
+        if isinstance(got, BaseException):
+            raise got
+        return got
+
+    def close(self) -> None:
+        """Stop the helper (after the call it is making, if any) and wait for it."""
+        self._free.put(None)
+        self._thread.join()
+
+
 def _sequence(value: Any, what: str) -> Sequence[Any]:
     if isinstance(value, (str, bytes, bytearray, memoryview)) or not isinstance(value, Sequence):
         raise TypeError(f"{what} must be a sequence (a list or tuple), not "
@@ -114,39 +218,58 @@ class Bulk(Elements):
         """Every entry, read with ``BPF_MAP_LOOKUP[_AND_DELETE]_BATCH``: a list of (key, value)
         pairs, or of keys with ``keys_only``.
 
-        One pair of key and value buffers serves every batch call of the dump (grown only when
-        a hash bucket does not fit), and the keys and values are cut out of them by
-        :func:`_pieces` in C, straight into the list: no copy of a buffer, no Python step per
-        entry."""
+        The keys and values are cut out of the batch buffers by :func:`_pieces` in C, straight
+        into the list: no copy of a buffer, no Python step per entry.  A lookup of a map that
+        takes several batch calls reads ahead (:class:`_ReadAhead`): two pairs of buffers,
+        one filled by the kernel while the other is cut.  A drain (``delete``) does not, so
+        that an error while cutting loses no more entries than the batch in hand."""
         fd, ks, vs, total, stride, percpu = self._bound or self._bind()
-        count_max, count_cap = self._batch_count(batch_size, ks + total)
+        count, cap = self._batch_count(batch_size, ks + total)
+        ahead_cap = 0  # entries per pair while reading ahead (two pairs: within cap); 0: never
+        if not delete:
+            ahead_count = count if batch_size is not None else min(count, _AHEAD_BATCH)
+            if (_AHEAD_MIN <= ahead_count <= cap // 2 and self.max_entries > 2 * ahead_count
+                    and _cpus_to_spare()):
+                count, ahead_cap = ahead_count, cap // 2
         cursor = BatchCursor(fd, ks, delete)
-        kbuf = ctypes.create_string_buffer(ks * count_max)
-        vbuf = ctypes.create_string_buffer(total * count_max)
+        rc, n, buffers = _fill(cursor, _Buffers(count, ks, total), cap)
         ncpu = total // stride if percpu else 1
         out: list[Any] = []
-        while True:
-            rc, n = cursor.read(kbuf, vbuf, count_max)
-            if rc < 0 and rc != -_errno.ENOENT:
-                if rc == -_errno.ENOSPC and count_max < count_cap:
-                    # a hash bucket larger than the batch: grow and retry
-                    count_max = min(count_max * 2, count_cap)
-                    kbuf = ctypes.create_string_buffer(ks * count_max)
-                    vbuf = ctypes.create_string_buffer(total * count_max)
-                    continue
-                raise self._fail(rc, "batch lookup")
-            if n:
-                keys = _pieces(kbuf, ks, 0, n)
-                if keys_only:
-                    out.extend(keys)
-                elif percpu:
-                    # one piece per CPU slot (its padding skipped), ncpu pieces per entry
-                    slots = iter(_pieces(vbuf, vs, stride - vs, n * ncpu))
-                    out.extend(zip(keys, map(list, zip(*[slots] * ncpu, strict=True)), strict=True))
+        ahead: _ReadAhead | None = None
+        try:
+            while True:
+                if rc < 0 and rc != -_errno.ENOENT:
+                    if rc == -_errno.ENOSPC and ahead is not None:
+                        # a bucket larger than a read-ahead pair: on alone, with all the room
+                        # (the call read nothing and the position stays)
+                        ahead.close()
+                        ahead = None
+                        rc, n, buffers = _fill(cursor, buffers, cap)
+                        continue
+                    raise self._fail(rc, "batch lookup")
+                if rc == 0 and ahead is None and ahead_cap and buffers.room <= ahead_cap:
+                    ahead = _ReadAhead.start(cursor, buffers.grown(count), ahead_cap)
+                    ahead_cap = 0  # once per dump
+                if n:
+                    keys = _pieces(buffers.keys, ks, 0, n)
+                    if keys_only:
+                        out.extend(keys)
+                    elif percpu:
+                        # one piece per CPU slot (its padding skipped), ncpu pieces per entry
+                        slots = iter(_pieces(buffers.values, vs, stride - vs, n * ncpu))
+                        out.extend(zip(keys, map(list, zip(*[slots] * ncpu, strict=True)),
+                                       strict=True))
+                    else:
+                        out.extend(zip(keys, _pieces(buffers.values, total, 0, n), strict=True))
+                if rc == -_errno.ENOENT:
+                    return out
+                if ahead is not None:
+                    rc, n, buffers = ahead.next(buffers)
                 else:
-                    out.extend(zip(keys, _pieces(vbuf, total, 0, n), strict=True))
-            if rc == -_errno.ENOENT:
-                return out
+                    rc, n, buffers = _fill(cursor, buffers, cap)
+        finally:
+            if ahead is not None:
+                ahead.close()
 
     def _batch_count(self, batch_size: int | None, entry_bytes: int) -> tuple[int, int]:
         """(first, largest) number of entries per batch call.
@@ -261,7 +384,12 @@ class Bulk(Elements):
         return self._walk_keys()
 
     def items(self) -> list[tuple[bytes, Any]]:
-        """A snapshot of (key, value) pairs; batched where the kernel supports it."""
+        """A snapshot of (key, value) pairs; batched where the kernel supports it.
+
+        A map of more than two default batches (32768 entries) is read ahead where this
+        thread may use two CPUs: a helper thread makes each batch call while this one builds
+        the pairs of the previous batch, and is gone when this returns (also for ``keys()``
+        and ``values()``)."""
         if self._batch_supported():
             try:
                 return self.lookup_batch()
