@@ -1,12 +1,16 @@
 """Validation verdicts remembered by content, so that opening the same object again skips the
 ELF parse that :func:`pylibbpf.elf.validate.validate_object` makes in Python.
 
-The key is the SHA-256 of the object's exact bytes together with the validator's version and the
+A verdict is found by the object's exact bytes, together with the validator's version and the
 loaded libbpf's (what is safe to hand a parser depends on both): changed bytes, a newer validator
-or another libbpf give another key, and the object is validated afresh.  Only an object that
-passed is remembered, so a refused one is checked (and refused) again each time and the cache
-can never let an unvalidated object through.  At most :data:`MAX_ENTRIES` verdicts are kept, the
-least recently used going first.
+or another libbpf find nothing, and the object is validated afresh.  The bytes are compared
+whole with the ones that passed (kept with the verdict: usually the very ``bytes`` an open
+object holds anyway); only an object over :data:`KEEP_MAX` bytes is remembered by its SHA-256
+instead, as hashing costs little next to parsing it.  A comparison costs a fraction of a hash
+(a ``memcmp``), and no two objects can ever share a verdict.  Only an object that passed is
+remembered, so a refused one is checked (and refused) again each time and the cache can never
+let an unvalidated object through.  At most :data:`MAX_ENTRIES` verdicts are kept, the least
+recently used going first.
 
 A verdict also keeps what the load needs to know from the same parse: the object's
 ``.struct_ops.link`` sections, which libbpf before 1.2 skips silently.
@@ -25,6 +29,12 @@ from .elf import validate
 MAX_ENTRIES = 64
 """How many verdicts are kept (least recently used evicted first)."""
 
+KEEP_MAX = 1 << 20
+"""The largest object remembered by its bytes (so at most 64 MiB are kept); a larger one is
+remembered by its SHA-256."""
+
+_TAIL = 32  # the last bytes (an ELF's section headers) sort objects of one size apart
+
 _STRUCT_OPS_LINK = ".struct_ops.link"
 
 
@@ -36,25 +46,32 @@ class Verdict:
     """The object's ``.struct_ops.link`` sections (``?`` prefix included), in section order."""
 
 
+_Key = tuple[int, bytes, int, tuple[int, int]]  # size, tail, validator, libbpf
 _lock = threading.Lock()
-_verdicts: OrderedDict[tuple[bytes, int, tuple[int, int]], Verdict] = OrderedDict()
+# key -> (the bytes that passed, or their SHA-256 if larger than KEEP_MAX; the verdict)
+_verdicts: OrderedDict[_Key, tuple[bytes, Verdict]] = OrderedDict()
+
+
+def _content(blob: bytes) -> bytes:
+    return blob if len(blob) <= KEEP_MAX else hashlib.sha256(blob).digest()
 
 
 def check(blob: bytes, name: str = "") -> Verdict:
     """The verdict on ``blob``: remembered if these exact bytes passed before, else
     :func:`~pylibbpf.elf.validate.validate_object` runs (raising its
     :class:`~pylibbpf.elf.errors.ElfError` on a malformed object, which is not remembered)."""
-    key = (hashlib.sha256(blob).digest(), validate.VALIDATOR_VERSION, _ffi.version())
+    key = (len(blob), blob[-_TAIL:], validate.VALIDATOR_VERSION, _ffi.version())
     with _lock:
-        verdict = _verdicts.get(key)
-        if verdict is not None:
+        found = _verdicts.get(key)
+        if found is not None:
             _verdicts.move_to_end(key)
-            return verdict
+    if found is not None and found[0] == _content(blob):  # outside the lock: a memcmp
+        return found[1]
     parsed = validate.validate_object(blob, name)  # outside the lock: other threads go on
     verdict = Verdict(struct_ops_link=tuple(
         sec.name for sec in parsed.sections if sec.name.lstrip("?") == _STRUCT_OPS_LINK))
     with _lock:
-        _verdicts[key] = verdict
+        _verdicts[key] = (_content(blob), verdict)  # replaces another object of that key
         _verdicts.move_to_end(key)
         while len(_verdicts) > MAX_ENTRIES:
             _verdicts.popitem(last=False)

@@ -1,11 +1,11 @@
 """Opening an object again skips the Python validation of bytes that passed it before.
 
-The verdict is remembered by the SHA-256 of the exact bytes (with the validator's and libbpf's
-versions): the same bytes are parsed once, changed bytes are validated afresh (a crafted change
-is still refused), a refusal is never remembered and the cache keeps a bounded number of
-verdicts.  What the cache saves must not change what an open gives: the object still loads and
-its program still counts in the kernel, libbpf's messages still reach ``logging`` when someone
-listens, and the wrappers made on first use behave as the eager ones did.
+The verdict is remembered for the exact bytes (with the validator's and libbpf's versions): the
+same bytes are parsed once, changed bytes are validated afresh (a crafted change is still
+refused), a refusal is never remembered and the cache keeps a bounded number of verdicts.  What
+the cache saves must not change what an open gives: the object still loads and its program
+still counts in the kernel, libbpf's messages still reach ``logging`` when someone listens, and
+the wrappers made on first use behave as the eager ones did.
 """
 
 from __future__ import annotations
