@@ -23,6 +23,10 @@ SIGNATURES: dict[str, tuple[Any, tuple[Any, ...] | None]] = {
     "capset": (c_int, (c_void_p, c_void_p)),
     "statfs": (c_int, (c_char_p, c_void_p)),
     "vsnprintf": (c_int, (c_char_p, c_size_t, c_char_p, c_void_p)),
+    # the print callback's level gate (pylibbpf._ffi.printgate)
+    "mmap": (c_void_p, (c_void_p, c_size_t, c_int, c_int, c_int, c_long)),
+    "mprotect": (c_int, (c_void_p, c_size_t, c_int)),
+    "munmap": (c_int, (c_void_p, c_size_t)),
     # socket filters (pylibbpf.socket_filter) and tc's network namespaces (pylibbpf.tc)
     "setsockopt": (c_int, (c_int, c_int, c_int, c_void_p, c_uint32)),
     "setns": (c_int, (c_int, c_int)),

@@ -7,6 +7,12 @@ that a failed load can recover the complete verifier log libbpf printed.
 libbpf hands us ``(level, format, va_list)``; the message is formatted with libc ``vsnprintf``.
 To size the buffer exactly, the va_list is duplicated first (on x86_64 and aarch64 ``va_copy``
 is a plain copy of the va_list record), so a long verifier log is never truncated.
+
+Where it can, libbpf is given a level gate (:mod:`pylibbpf._ffi.printgate`) in front of the
+callback rather than the callback itself: while a :func:`capture` block runs (every open, load,
+pin and attach), the debug and info lines no logger would take are dropped before they enter
+Python.  Outside such blocks, and without a gate, every message reaches the callback, which
+makes the same decision in Python.
 """
 
 from __future__ import annotations
@@ -15,8 +21,9 @@ import ctypes
 import logging
 import platform
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from . import printgate
 from .libc import libc
 from .types import libbpf_print_fn_t
 
@@ -76,11 +83,25 @@ def _print(level: int, fmt: bytes | None, ap: int | None) -> int:
 
 
 _callback = libbpf_print_fn_t(_print)
+_gate: printgate.Gate | None = None
+_installed: Any = None  # what libbpf was given (kept alive for it)
+_INFO = 1  # libbpf's LIBBPF_INFO: the gate's threshold when INFO is the lowest level logged
+_WARN = 0  # LIBBPF_WARN: warnings always pass, for capture() and the logger to decide on
 
 
 def install(lib: LibbpfLibrary) -> None:
-    """Route libbpf's messages to logging (done once when the library is loaded)."""
-    lib.libbpf_set_print(_callback)
+    """Route libbpf's messages to logging (done once when the library is loaded), through a
+    level gate where one can be built."""
+    global _gate, _installed
+    _gate = printgate.build(ctypes.cast(_callback, ctypes.c_void_p).value or 0)
+    _installed = _callback if _gate is None else libbpf_print_fn_t(_gate.address)
+    lib.libbpf_set_print(_installed)
+
+
+def gated() -> bool:
+    """Whether libbpf's messages pass a level gate before entering Python (see
+    :mod:`pylibbpf._ffi.printgate`); ``False`` until libbpf is loaded (``_ffi.lib()``)."""
+    return _gate is not None
 
 
 class capture:  # noqa: N801 - used as a function: ``with capture() as messages``
@@ -94,9 +115,21 @@ class capture:  # noqa: N801 - used as a function: ``with capture() as messages`
         sink: list[str] = []
         self._sink = sink
         _local.sink = sink
+        gate = _gate
+        if gate is not None:
+            # Narrowed from the logger's levels as they are now; a change to them takes effect
+            # at the next block (or at once outside blocks, where the gate is open).
+            gate.threshold.value = (printgate.OPEN if logger.isEnabledFor(logging.DEBUG)
+                                    else _INFO if logger.isEnabledFor(logging.INFO)
+                                    else _WARN)
         return sink
 
     def __exit__(self, *exc: object) -> None:
+        gate = _gate
+        if gate is not None:
+            # Open again (another thread's block may still run: its messages then reach
+            # Python, which drops them as the gate would have).
+            gate.threshold.value = printgate.OPEN
         previous = self._previous
         _local.sink = previous
         if previous is not None:
