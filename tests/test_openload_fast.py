@@ -297,3 +297,49 @@ def test_large_objects_are_remembered_by_digest(minimal_o: Path, validations: li
     assert len(stored) == 32  # a SHA-256, not the object
     Object.open_mem(_same_size_same_end(data)).close()
     assert len(validations) == 2
+
+
+# ------------------------------------------------------------------------------- reading
+
+
+def test_one_read_of_an_unchanging_file(tmp_path: Path, minimal_o: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file is read in one read() asking for a byte more than its size; a short read at
+    exactly the size is its end."""
+    from pylibbpf.elf import reader
+
+    data = minimal_o.read_bytes()
+    reads: list[int] = []
+    real = os.read
+
+    def counting(fd: int, n: int) -> bytes:
+        reads.append(n)
+        return real(fd, n)
+
+    monkeypatch.setattr("pylibbpf.elf.reader.os.read", counting)
+    assert reader.read_object_file(minimal_o) == data
+    assert reads == [len(data) + 1]
+
+
+def test_short_reads_and_a_file_larger_than_its_size_are_read_whole(
+        tmp_path: Path, minimal_o: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pylibbpf.elf import reader
+
+    data = minimal_o.read_bytes()
+    real_read, real_fstat = os.read, os.fstat
+
+    def short(fd: int, n: int) -> bytes:  # a filesystem that returns 1000 bytes at most
+        return real_read(fd, min(n, 1000))
+
+    with monkeypatch.context() as patch:
+        patch.setattr("pylibbpf.elf.reader.os.read", short)
+        assert reader.read_object_file(minimal_o) == data
+
+    class Smaller:  # the file grew after fstat
+        def __init__(self, fd: int) -> None:
+            self.info = real_fstat(fd)
+            self.st_mode = self.info.st_mode
+            self.st_size = self.info.st_size - 100
+
+    monkeypatch.setattr("pylibbpf.elf.reader.os.fstat", Smaller)
+    assert reader.read_object_file(minimal_o) == data

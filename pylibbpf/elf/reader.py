@@ -325,12 +325,18 @@ def read_object_file(path: str | bytes | os.PathLike[str] | os.PathLike[bytes],
         chunks = []
         total = 0
         while total <= max_size:
-            want = max(info.st_size - total, 1 << 16)
-            chunk = os.read(fd, min(want, max_size + 1 - total))
+            # one byte more than the size left, so that one read of an unchanging file sees
+            # its end (a short read at exactly the size); a pseudo-file of size 0 goes on by
+            # 64 KiB reads until read() returns nothing
+            want = info.st_size - total + 1 if info.st_size > total else 1 << 16
+            want = min(want, max_size + 1 - total)
+            chunk = os.read(fd, want)
             if not chunk:
                 break
             chunks.append(chunk)
             total += len(chunk)
+            if len(chunk) < want and total == info.st_size:
+                break
         if total > max_size:
             raise ElfError(f"more than the {max_size} bytes an object file may have")
         return b"".join(chunks)
