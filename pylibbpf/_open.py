@@ -7,6 +7,7 @@ import ctypes
 import errno as _errno
 import os
 import stat
+from collections.abc import Callable
 from typing import Any
 
 from . import _ffi
@@ -22,6 +23,10 @@ from .load_errors import open_error
 _LOG_BUF_MAX = 0xFFFF_FFFF >> 2  # the kernel refuses a larger verifier log buffer (UINT_MAX >> 2)
 _OBJ_NAME_LEN = 16  # libbpf's BPF_OBJ_NAME_LEN: the name keeps at most 15 bytes
 _OPTS_SIZE = ctypes.sizeof(bpf_object_open_opts)
+_NAMED_OPTS_MAX = 64
+# Options with at most an object name, by name: libbpf only reads them during the open call, and
+# nothing writes them after they are made, so one serves every open (and thread) of that name.
+_named_opts: dict[bytes | None, bpf_object_open_opts] = {}
 
 
 def open_opts(object_name: str | bytes | None,
@@ -33,7 +38,12 @@ def open_opts(object_name: str | bytes | None,
             and kernel_log_buf is None and type(kernel_log_level) is int
             and kernel_log_level == 0 and (object_name is None or type(object_name) is bytes)):
         # The common case (at most the name derived from the path): nothing to check or convert.
-        return bpf_object_open_opts(_OPTS_SIZE, object_name), None
+        opts = _named_opts.get(object_name)
+        if opts is None:
+            if len(_named_opts) >= _NAMED_OPTS_MAX:
+                _named_opts.clear()
+            opts = _named_opts[object_name] = bpf_object_open_opts(_OPTS_SIZE, object_name)
+        return opts, None
     fields: dict[str, Any] = {
         "object_name": object_name if object_name is None or isinstance(object_name, bytes)
         else cstr(object_name, "object_name"),
@@ -65,13 +75,14 @@ def open_opts(object_name: str | bytes | None,
         fields["kernel_log_size"] = ctypes.sizeof(log_buf)
     return new_opts(bpf_object_open_opts, **fields), log_buf
 
-def validate_blob(blob: bytes, name: str, context: str) -> Verdict:
+def validate_blob(blob: bytes, name: str, context: Callable[[], str]) -> Verdict:
     """Refuse, before libbpf parses it, an object its parser would trust into a crash; the
-    verdict on one that passes (remembered by content: the same bytes are parsed once)."""
+    verdict on one that passes (remembered by content: the same bytes are parsed once).
+    ``context()`` says what failed (made only on failure)."""
     try:
         return check_verdict(blob, name)
     except ElfError as exc:
-        raise MalformedObjectError(_errno.ENOEXEC, f"{context}: not a valid eBPF object "
+        raise MalformedObjectError(_errno.ENOEXEC, f"{context()}: not a valid eBPF object "
                                    f"file: {exc}") from None
 
 def check_regular(fspath: bytes, context: str) -> None:
@@ -82,12 +93,14 @@ def check_regular(fspath: bytes, context: str) -> None:
     if not stat.S_ISREG(mode):
         raise MalformedObjectError(_errno.EINVAL, f"{context}: not a regular file")
 
-def call_open(context: str, func: str, *args: Any) -> Any:
+def call_open(context: Callable[[], str], func: str, *args: Any) -> Any:
+    """libbpf's ``func`` (an open function) called with ``args``; a failure raises with
+    ``context()`` and libbpf's reason."""
     with capture() as messages:
         try:
             return getattr(_ffi.lib(), func)(*args)
         except BpfError as exc:
-            raise open_error(exc, context, messages) from None
+            raise open_error(exc, context(), messages) from None
 
 
 def name_from_path(path: bytes) -> bytes:

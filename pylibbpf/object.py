@@ -143,26 +143,28 @@ class Object(Handle):
         """
         fspath = cpath(path)
         shown = os.fsdecode(fspath)
-        context = f"failed to open BPF object {shown!r}"
+
+        def context() -> str:
+            return f"failed to open BPF object {shown!r}"
+
         if not validate:
-            check_regular(fspath, context)
+            check_regular(fspath, context())
             opts, log_buf = open_opts(object_name, btf_custom_path, kconfig,
-                                           pin_root_path, kernel_log_level, kernel_log_buf)
+                                      pin_root_path, kernel_log_level, kernel_log_buf)
             ptr = call_open(context, "bpf_object__open_file", fspath, ctypes.byref(opts))
             return cls(ptr, source=shown, data=None, log_buf=log_buf)
         try:
             blob = read_object_file(fspath)
         except ElfError as exc:
-            raise MalformedObjectError(_errno.EINVAL, f"{context}: {exc}") from None
+            raise MalformedObjectError(_errno.EINVAL, f"{context()}: {exc}") from None
         except OSError as exc:
-            raise error_from_errno(exc.errno, f"{context}: {exc.strerror}") from None
+            raise error_from_errno(exc.errno, f"{context()}: {exc.strerror}") from None
         name: str | bytes = object_name if object_name is not None else \
             name_from_path(fspath)
-        verdict = validate_blob(blob, os.fsdecode(name), context)
+        verdict = validate_blob(blob, name if type(name) is str else os.fsdecode(name), context)
         opts, log_buf = open_opts(name, btf_custom_path, kconfig, pin_root_path,
-                                       kernel_log_level, kernel_log_buf)
-        ptr = call_open(context, "bpf_object__open_mem", blob, len(blob),
-                             ctypes.byref(opts))
+                                  kernel_log_level, kernel_log_buf)
+        ptr = call_open(context, "bpf_object__open_mem", blob, len(blob), ctypes.byref(opts))
         return cls(ptr, source=shown, data=blob, log_buf=log_buf, verdict=verdict)
 
     @classmethod
@@ -190,11 +192,13 @@ class Object(Handle):
         if not blob:
             raise ValueError("open_mem needs a non-empty ELF image")
         opts, log_buf = open_opts(object_name, btf_custom_path, kconfig, pin_root_path,
-                                       kernel_log_level, kernel_log_buf)
-        context = f"failed to open BPF object {object_name or f'<{len(blob)} bytes in memory>'}"
+                                  kernel_log_level, kernel_log_buf)
+
+        def context() -> str:
+            return f"failed to open BPF object {object_name or f'<{len(blob)} bytes in memory>'}"
+
         verdict = validate_blob(blob, object_name or "", context) if validate else None
-        ptr = call_open(context, "bpf_object__open_mem", blob, len(blob),
-                             ctypes.byref(opts))
+        ptr = call_open(context, "bpf_object__open_mem", blob, len(blob), ctypes.byref(opts))
         return cls(ptr, source=None, data=blob, log_buf=log_buf, verdict=verdict)
 
     # ----------------------------------------------------------------------------- state
@@ -207,10 +211,11 @@ class Object(Handle):
 
     def close(self) -> None:
         """Free the object, its programs and its maps (links the object owns are destroyed)."""
-        if self._closed:
+        if self._life.closed:
             return
-        for view in self._globals.values():
-            view.close()
+        if self._globals:
+            for view in self._globals.values():
+                view.close()
         super().close()  # runs the close callbacks of what borrows from it (maps, USDT links)
         self._ptr = None
         self._log_buf = None
@@ -314,18 +319,20 @@ class Object(Handle):
         Returns the object itself.  A program the verifier rejects raises
         :class:`~pylibbpf.errors.VerifierError` carrying the complete verifier log.
         """
-        ptr = self._p
-        if self._life.loaded:
+        life = self._life
+        if life.closed:
+            self._check()
+        if life.loaded:
             raise StateError(_errno.EBUSY, f"BPF object {self.name!r} is already loaded")
-        if not self._life.prepared:
+        if not life.prepared and _ffi.version() < (1, 2):
             self._check_struct_ops_link()
         with capture() as messages:
             try:
-                _ffi.lib().bpf_object__load(ptr)
+                _ffi.lib().bpf_object__load(self._ptr)
             except BpfError as exc:
-                self._life.loaded = True  # libbpf refuses a second load of a failed object
+                life.loaded = True  # libbpf refuses a second load of a failed object
                 raise self._load_error(exc.errno or _errno.EINVAL, messages) from None
-        self._life.loaded = True
+        life.loaded = True
         return self
 
     def prepare(self) -> Object:
