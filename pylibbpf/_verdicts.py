@@ -60,12 +60,16 @@ def check(blob: bytes, name: str = "") -> Verdict:
     """The verdict on ``blob``: remembered if these exact bytes passed before, else
     :func:`~pylibbpf.elf.validate.validate_object` runs (raising its
     :class:`~pylibbpf.elf.errors.ElfError` on a malformed object, which is not remembered)."""
-    key = (len(blob), blob[-_TAIL:], validate.VALIDATOR_VERSION, _ffi.version())
-    with _lock:
-        found = _verdicts.get(key)
-        if found is not None:
+    size = len(blob)
+    key = (size, blob[-_TAIL:], validate.VALIDATOR_VERSION, _ffi.version())
+    # A hit takes no lock: get and move_to_end are each one step under the GIL, and the
+    # comparison is of immutable bytes (a memcmp).
+    found = _verdicts.get(key)
+    if found is not None and found[0] == (blob if size <= KEEP_MAX else _content(blob)):
+        try:
             _verdicts.move_to_end(key)
-    if found is not None and found[0] == _content(blob):  # outside the lock: a memcmp
+        except KeyError:
+            pass  # another thread's insertion evicted it meanwhile: the verdict still holds
         return found[1]
     parsed = validate.validate_object(blob, name)  # outside the lock: other threads go on
     verdict = Verdict(struct_ops_link=tuple(

@@ -324,8 +324,10 @@ class Object(Handle):
             self._check()
         if life.loaded:
             raise StateError(_errno.EBUSY, f"BPF object {self.name!r} is already loaded")
-        if not life.prepared and _ffi.version() < (1, 2):
-            self._check_struct_ops_link()
+        verdict = self._verdict
+        if (not life.prepared and (verdict is None or verdict.struct_ops_link)
+                and _ffi.version() < (1, 2)):
+            self._check_struct_ops_link()  # a validated object without the section passes
         with capture() as messages:
             try:
                 _ffi.lib().bpf_object__load(self._ptr)
