@@ -12,6 +12,13 @@ remembered, so a refused one is checked (and refused) again each time and the ca
 let an unvalidated object through.  At most :data:`MAX_ENTRIES` verdicts are kept, the least
 recently used going first.
 
+Why not a key from ``os.stat`` (device, inode, size, times), which would spare reading the file:
+libbpf is handed the very bytes that were validated (``bpf_object__open_mem``), never the path,
+so nothing can change between the check and the parse; a stat key would have to trust that a
+file rewritten in place within one timestamp tick (or by someone who resets its times) is
+unchanged.  Reading the file costs about what libbpf's own ``bpf_object__open_file`` spends
+reading it.
+
 A verdict also keeps what the load needs to know from the same parse: the object's
 ``.struct_ops.link`` sections, which libbpf before 1.2 skips silently.
 """
