@@ -36,7 +36,15 @@ logging.getLogger("pylibbpf").addHandler(logging.NullHandler())
 _VA_LIST_SIZE = {"x86_64": 24, "amd64": 24, "aarch64": 32, "arm64": 32}.get(
     platform.machine().lower())
 _FALLBACK_SIZE = 1 << 20
-_local = threading.local()
+
+
+class _Local(threading.local):
+    # A class default: a thread that never captured reads None without an AttributeError
+    # being raised (and formatted) inside getattr on every open and load.
+    sink: list[str] | None = None
+
+
+_local = _Local()
 
 _vsnprintf = libc().vsnprintf
 
@@ -67,7 +75,7 @@ def _print(level: int, fmt: bytes | None, ap: int | None) -> int:
             sink = None
         else:
             py_level = logging.WARNING
-            sink = getattr(_local, "sink", None)
+            sink = _local.sink
             if sink is None and not logger.isEnabledFor(py_level):
                 return 0
         if fmt is None or ap is None:
@@ -111,7 +119,7 @@ class capture:  # noqa: N801 - used as a function: ``with capture() as messages`
     __slots__ = ("_previous", "_sink")
 
     def __enter__(self) -> list[str]:
-        self._previous = getattr(_local, "sink", None)
+        self._previous = _local.sink
         sink: list[str] = []
         self._sink = sink
         _local.sink = sink
