@@ -36,9 +36,10 @@ from .elf import validate
 MAX_ENTRIES = 64
 """How many verdicts are kept (least recently used evicted first)."""
 
-KEEP_MAX = 1 << 20
-"""The largest object remembered by its bytes (so at most 64 MiB are kept); a larger one is
-remembered by its SHA-256."""
+KEEP_MAX = 1 << 18
+"""The largest object remembered by its bytes (256 KiB, so at most 16 MiB are kept, and
+usually a few hundred KiB: BPF objects are mostly tens of KiB); a larger one is remembered by
+its SHA-256."""
 
 _TAIL = 32  # the last bytes (an ELF's section headers) sort objects of one size apart
 
