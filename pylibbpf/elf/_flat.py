@@ -9,13 +9,14 @@ generic codec of :mod:`pylibbpf.elf.codec`.
 
 The generated decoder unpacks the record with one ``unpack_from`` and builds the same value the
 generic codec returns (a ``dict`` per struct in member order, a ``list`` per array, ``str`` for
-``char`` arrays, the enum's ``IntEnum`` member).  The generated encoder takes only the common,
-exact shape (a ``dict`` naming every member, ``list`` arrays of the full length, exact ``int``
-/``bool``/``float``/``str``/``bytes`` leaves, the checks ``struct`` does not make done inline);
-anything else, and any value ``struct`` refuses, goes to the generic encoder, which either
-encodes it the same way or raises its usual error naming the member.  So results and errors are
-the generic codec's by construction, and the fast path costs one ``pack`` and a type test per
-member.
+``char`` arrays, the enum's ``IntEnum`` member); ``build`` is that second half alone, for
+readers that unpack many records with one ``iter_unpack``.  The generated encoder takes only the
+common, exact shape (a ``dict`` naming every member, ``list`` arrays of the full length, exact
+``int``/``bool``/``float``/``str``/``bytes`` leaves, the checks ``struct`` does not make done
+inline); anything else, and any value ``struct`` refuses, goes to the generic encoder, which
+either encodes it the same way or raises its usual error naming the member.  So results and
+errors are the generic codec's by construction, and the fast path costs one ``pack`` and a type
+test per member.
 """
 
 from __future__ import annotations
@@ -44,13 +45,18 @@ class FlatCodec:
     """The compiled halves of a flat type: ``decode(data, offset=0)`` and ``encode(value)``
     (both fall back to the generic functions given for anything off the fast path)."""
 
-    __slots__ = ("struct", "decode", "encode", "source")
+    __slots__ = ("struct", "decode", "encode", "build", "source")
 
     def __init__(self, packer: struct.Struct, decode: Callable[..., Any],
-                 encode: Callable[[Any], bytes], source: str) -> None:
+                 encode: Callable[[Any], bytes], build: Callable[[tuple[Any, ...]], Any],
+                 source: str) -> None:
         self.struct = packer
         self.decode = decode
         self.encode = encode
+        #: the value from the tuple ``struct.unpack`` gives: ``decode(data)`` is
+        #: ``build(struct.unpack_from(data))`` for any ``data`` of at least ``struct.size``
+        #: bytes (a reader that unpacks many records at once calls only this per record)
+        self.build = build
         self.source = source
 
 
@@ -268,6 +274,9 @@ def compile_flat(btf: Btf, type_id: int, resolve: Callable[[int], BtfType],
         "        return slow_decode(data, off)\n"
         f"    return {expr}\n"
         "\n"
+        "def build(t):\n"
+        f"    return {expr}\n"
+        "\n"
         "def encode(value):\n"
         "    try:\n"
         f"        {body}\n"
@@ -279,4 +288,4 @@ def compile_flat(btf: Btf, type_id: int, resolve: Callable[[int], BtfType],
     scope: dict[str, Any] = dict(gen.consts, unpack_from=packer.unpack_from, pack=packer.pack,
                                  slow_decode=slow_decode, slow=slow_encode)
     exec(compile(source, f"<flat codec of BTF type {type_id}>", "exec"), scope)  # noqa: S102
-    return FlatCodec(packer, scope["decode"], scope["encode"], source)
+    return FlatCodec(packer, scope["decode"], scope["encode"], scope["build"], source)
