@@ -99,11 +99,29 @@ def release_view(data: bytes | memoryview) -> None:
 _T = TypeVar("_T")
 
 
+def take_chunks(queue: deque[Iterator[_T]]) -> Iterator[_T]:
+    """The records of a queue of chunks (iterators of records), in order: a chunk leaves the
+    queue once its last record was taken, so a reader that stops early (``break``, an
+    exception) leaves the rest where the next reader finds them."""
+    while queue:
+        head = queue[0]
+        yield from head
+        if queue and queue[0] is head:  # not taken meanwhile by another reader
+            queue.popleft()
+
+
 class QueuedEvents(Generic[_T]):
     """Queue mode shared by the ring and perf buffers: records their trampolines queued,
-    read with :meth:`events` or ``async for``."""
+    read with :meth:`events` or ``async for``.
 
-    def _require_queue(self) -> deque[_T]:
+    The queue holds records, or with ``_chunked`` chunks of records: iterators that make each
+    record as it is taken (the perf buffer's copy of a ring stays whole until then, so the
+    records are made and freed while their memory is hot instead of all at once).
+    """
+
+    _chunked = False
+
+    def _require_queue(self) -> deque[Any]:
         raise NotImplementedError
 
     def consume(self) -> int:
@@ -120,6 +138,9 @@ class QueuedEvents(Generic[_T]):
             self.consume()
         if not queue and timeout_ms != 0:
             self.poll(timeout_ms)
+        if self._chunked:
+            yield from take_chunks(queue)
+            return
         while queue:
             yield queue.popleft()
 

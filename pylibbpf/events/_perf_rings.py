@@ -83,17 +83,24 @@ class PerfRing:
             self._map.close()
 
 
-def split(chunk: bytes) -> tuple[Iterator[bytes], int]:
-    """The samples' data in ``chunk`` (records back to back, as :meth:`PerfRing.take` returns
+#: a run of samples of one layout in a chunk: (byte offset of the first record, number of
+#: records, record size, raw data size)
+Run = tuple[int, int, int, int]
+
+
+def cut(chunk: bytes) -> tuple[list[Run], int]:
+    """The runs of samples in ``chunk`` (records back to back, as :meth:`PerfRing.take` returns
     them), in order, and the number of samples that ``PERF_RECORD_LOST`` records reported.
 
     A run of records with the same header (every sample of one struct) is checked as three
-    strided views of the header words and cut by one ``struct.Struct.iter_unpack``: no Python
-    code runs per sample until the caller's own loop.
+    strided views of the header words: no Python code runs per sample.
     """
-    words = memoryview(chunk).cast("I")
-    whole = memoryview(chunk)
-    runs: list[Iterator[bytes]] = []
+    with memoryview(chunk) as whole, whole.cast("I") as words:
+        return _cut(chunk, words)
+
+
+def _cut(chunk: bytes, words: memoryview) -> tuple[list[Run], int]:
+    runs: list[Run] = []
     lost = 0
     pos = 0
     total = len(chunk)
@@ -116,25 +123,69 @@ def split(chunk: bytes) -> tuple[Iterator[bytes], int]:
                 run = min(_run(words[first:stop:step], kind),
                           _run(words[first + 1:stop:step], second),
                           _run(words[first + 2:stop:step], raw))
-            runs.append(map(_first, _layout(size, raw).iter_unpack(whole[pos:pos + run * size])))
+            runs.append((pos, run, size, raw))
             pos += run * size
             continue
         if kind == RECORD_LOST and size >= 24:
             lost += int.from_bytes(chunk[pos + 16:pos + 24], "little")
         pos += size  # other records (none for BPF output events): skipped, as libbpf does
-    if len(runs) == 1:
-        return runs[0], lost
-    return chain.from_iterable(runs), lost
+    return runs, lost
+
+
+def samples(chunk: bytes, runs: list[Run]) -> Iterator[bytes]:
+    """The samples' data of ``runs`` in ``chunk`` as ``bytes``, in order: each run cut by one
+    ``struct.Struct.iter_unpack`` (no Python code per sample)."""
+    cuts = [map(_first, sample_layout(size, raw).iter_unpack(records(chunk, pos, count * size)))
+            for pos, count, size, raw in runs]
+    if len(cuts) == 1:
+        return cuts[0]
+    return chain.from_iterable(cuts)
+
+
+def records(chunk: bytes, start: int, length: int) -> bytes:
+    """``length`` bytes of ``chunk`` from ``start`` (``chunk`` itself when that is all of it).
+
+    A ``bytes`` slice rather than a ``memoryview``: an unpack iterator over a view exports its
+    buffer, and a view whose buffer is exported cannot be cleared by the garbage collector when
+    it ends up in a reference cycle (a callback's exception holds the reader's frame, which
+    holds the buffer: CPython then crashes freeing the cycle)."""
+    if start == 0 and length == len(chunk):
+        return chunk
+    return chunk[start:start + length]
+
+
+def split(chunk: bytes) -> tuple[Iterator[bytes], int]:
+    """The samples' data in ``chunk`` (:func:`samples` of its :func:`cut`) and the number of
+    samples lost."""
+    runs, lost = cut(chunk)
+    return samples(chunk, runs), lost
+
+
+def rest(chunk: bytes, runs: list[Run], index: int, left: int) -> Iterator[bytes]:
+    """The samples after a reader stopped in run ``index`` with ``left`` of its records not
+    handed out: those, then every later run."""
+    pos, count, size, raw = runs[index]
+    tail = [(pos + (count - left) * size, left, size, raw)] if left else []
+    return samples(chunk, tail + runs[index + 1:])
 
 
 _first = itemgetter(0)
 
 
 @functools.lru_cache(maxsize=64)
-def _layout(size: int, raw: int) -> struct.Struct:
+def sample_layout(size: int, raw: int) -> struct.Struct:
     """A sample record of ``size`` bytes holding ``raw`` bytes of data, as a ``Struct`` whose
     one field is the data."""
     return struct.Struct(f"{_RAW_OFFSET}x{raw}s{size - _RAW_OFFSET - raw}x")
+
+
+def typed_layout(flat: struct.Struct, size: int, raw: int) -> struct.Struct | None:
+    """A sample record of ``size`` bytes holding ``raw`` bytes of data, as a ``Struct`` whose
+    fields are those of ``flat`` (a flat codec's, whose ``build`` takes the tuple); None when
+    the data is shorter than ``flat`` (the decoder then says what is wrong, per sample)."""
+    if raw < flat.size:
+        return None
+    return struct.Struct(f"={_RAW_OFFSET}x{flat.format[1:]}{size - _RAW_OFFSET - flat.size}x")
 
 
 def _run(values: memoryview, expected: int) -> int:

@@ -32,6 +32,7 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
+from itertools import chain
 from typing import Any, Protocol
 
 from ..errors import ClosedError
@@ -44,6 +45,7 @@ class Buffer(Protocol):
     """What :func:`poll` and :func:`iterate` need: a RingBuffer or a PerfBuffer."""
 
     _what: str
+    _chunked: bool
 
     @property
     def epoll_fd(self) -> int: ...
@@ -123,10 +125,20 @@ async def poll(buffer: Buffer, timeout: float | None = None) -> int:
 async def iterate(buffer: Buffer) -> AsyncIterator[Any]:
     """Yield the queued records of a queue-mode buffer as they arrive (``async for``)."""
     queue = buffer._require_queue()
+    chunked = buffer._chunked
     async with aclosing(_wakeups(buffer, queue)) as wakeups:  # its reader goes with us
         async for _ in wakeups:
-            while queue:  # the whole batch of one wake-up, with no wait in between
-                yield queue.popleft()
+            # the whole batch of one wake-up, with no wait in between
+            if not chunked:
+                while queue:
+                    yield queue.popleft()
+                continue
+            while queue:  # as _common.take_chunks: a chunk leaves once it is empty
+                head = queue[0]
+                for record in head:
+                    yield record
+                if queue and queue[0] is head:
+                    queue.popleft()
 
 
 async def batches(buffer: Buffer) -> AsyncIterator[list[Any]]:
@@ -137,11 +149,14 @@ async def batches(buffer: Buffer) -> AsyncIterator[list[Any]]:
     this is the cheaper loop (a step of an async generator costs about as much as a bare
     callback).  The records of a list are the caller's once it is yielded."""
     queue = buffer._require_queue()
+    chunked = buffer._chunked
     async with aclosing(_wakeups(buffer, queue)) as wakeups:
         async for _ in wakeups:
-            batch = list(queue)
+            taken = list(queue)
             queue.clear()  # consume() runs only between steps, in this thread: nothing lost
-            yield batch
+            batch = list(chain.from_iterable(taken)) if chunked else taken
+            if batch:  # (chunks left empty by a reader that stopped at their end)
+                yield batch
 
 
 async def _wakeups(buffer: Buffer, queue: deque[Any]) -> AsyncGenerator[None, None]:

@@ -17,7 +17,9 @@ returns; the samples libbpf read after it are kept, in order, and handed to the 
 thing at the next :meth:`~PerfBuffer.poll`/:meth:`~PerfBuffer.consume` — none are dropped.
 
 Without a ``sample`` callback the samples are queued as :class:`PerfSample` for
-:meth:`PerfBuffer.events` and ``async for``.
+:meth:`PerfBuffer.events` and ``async for``.  Without a decoder too, the queue keeps each ring's
+copy whole and makes the samples as the consumer takes them (a ``bytes`` and a
+:class:`PerfSample` per sample, made and freed while their memory is hot).
 
 On x86 the rings are read from Python (``_perf_rings``: one copy per ring, the samples cut in C)
 rather than through a ctypes callback per sample; libbpf still owns them, and is the consumer
@@ -31,10 +33,12 @@ import ctypes
 import errno as _errno
 import os
 import select
+import struct
 import warnings
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from itertools import repeat
+from operator import itemgetter, length_hint
 from typing import Any, NamedTuple
 
 from .. import _args, _ffi
@@ -51,7 +55,18 @@ from ._common import (
     ring_fd,
 )
 from ._guard import PollGuard
-from ._perf_rings import PerfRing, PerfRings, ring_cpus, split
+from ._perf_rings import (
+    PerfRing,
+    PerfRings,
+    Run,
+    cut,
+    records,
+    rest,
+    ring_cpus,
+    sample_layout,
+    samples,
+    typed_layout,
+)
 
 SampleCallback = Callable[[int, Any], None]
 LostCallback = Callable[[int, int], None]
@@ -79,7 +94,9 @@ class _State:
         self.backlog: deque[tuple[int, Any]] = deque()  # samples read after an exception
         self.lost = 0
         self.lost_by_cpu: dict[int, int] = {}
-        self.queue: deque[PerfSample] = deque()
+        # queue mode: chunks of samples in order, each an iterator of PerfSample (see
+        # QueuedEvents); a chunk leaves the queue once its last sample was taken
+        self.queue: deque[Iterator[PerfSample]] = deque()
 
 
 _new_tuple = tuple.__new__  # PerfSample(cpu, data) without the Python-level __new__
@@ -99,7 +116,7 @@ def _sample_trampoline(callback: SampleCallback | None, decode: Decoder | None,
                 return
             try:
                 value = data[:size] if decode is None else decode(data[:size])
-                append(_new_tuple(PerfSample, (cpu, value)))
+                append(iter((_new_tuple(PerfSample, (cpu, value)),)))
             except BaseException as exc:  # noqa: BLE001 - never into C
                 state.error = exc
         return _sample_fn(queue)
@@ -187,6 +204,17 @@ def _free(ptr: Any, keep: list[Any], guard: PollGuard) -> None:
     keep.clear()
 
 
+_first = itemgetter(0)
+
+
+def _flat_of(decode: Decoder | None) -> Any:
+    """The compiled flat codec behind ``decode`` (a :class:`~pylibbpf.typed.Codec` of a flat
+    type), or None: its samples can then be unpacked a run at a time."""
+    from ..elf.codec import Codec
+
+    return decode.flat if isinstance(decode, Codec) else None
+
+
 class PerfBuffer(Handle, QueuedEvents[PerfSample]):
     """Per-CPU perf rings of a ``PERF_EVENT_ARRAY`` map (libbpf's ``perf_buffer``).
 
@@ -196,6 +224,7 @@ class PerfBuffer(Handle, QueuedEvents[PerfSample]):
     """
 
     _what = "perf buffer"
+    _chunked = True
 
     def __init__(self, events: Map | int, sample: SampleCallback | None = None,
                  lost: LostCallback | None = None, *, page_count: int = 64,
@@ -210,6 +239,8 @@ class PerfBuffer(Handle, QueuedEvents[PerfSample]):
         self._state = _State()
         self._queue_mode = sample is None
         self._sample = sample
+        self._flat = _flat_of(decode)
+        self._run_layouts: dict[tuple[int, int], struct.Struct | None] = {}
         self._decode = decode = direct_decoder(decode)
         self._lost_cb = lost
         self._warned = 0
@@ -290,15 +321,20 @@ class PerfBuffer(Handle, QueuedEvents[PerfSample]):
     def _drain_backlog(self) -> int:
         state = self._state
         done = 0
-        while state.backlog:
-            cpu, raw = state.backlog.popleft()
-            value = raw if self._decode is None else self._decode(raw)
-            if self._queue_mode:
-                state.queue.append(_new_tuple(PerfSample, (cpu, value)))
-            else:
-                assert self._sample is not None
-                self._sample(cpu, value)  # raising leaves the rest of the backlog queued
-            done += 1
+        made: list[PerfSample] = []
+        try:
+            while state.backlog:
+                cpu, raw = state.backlog.popleft()
+                value = raw if self._decode is None else self._decode(raw)
+                if self._queue_mode:
+                    made.append(_new_tuple(PerfSample, (cpu, value)))
+                else:
+                    assert self._sample is not None
+                    self._sample(cpu, value)  # raising leaves the rest of the backlog queued
+                done += 1
+        finally:
+            if made:
+                state.queue.append(iter(made))
         return done
 
     def _finish(self, rc: int, what: str, before: int) -> int:
@@ -317,45 +353,74 @@ class PerfBuffer(Handle, QueuedEvents[PerfSample]):
                           f"({self._state.lost} in total): the rings are too small or read "
                           "too slowly", EventsLostWarning, stacklevel=3)
 
+    def _run(self, chunk: bytes, run: Run) -> tuple[Iterator[Any], Iterator[Any]]:
+        """(source, values) of one run of samples: ``values`` is what the callback or the
+        queue gets per sample (the ``bytes``, or the decoded value), ``source`` the unpack
+        iterator under it, whose length hint is the number of samples not yet taken."""
+        pos, count, size, raw = run
+        data = records(chunk, pos, count * size)
+        flat = self._flat
+        if flat is not None:
+            key = (size, raw)
+            if key in self._run_layouts:
+                layout = self._run_layouts[key]
+            else:
+                layout = self._run_layouts[key] = typed_layout(flat.struct, size, raw)
+            if layout is not None:  # one iter_unpack makes every record's tuple
+                source = layout.iter_unpack(data)
+                return source, map(flat.build, source)
+        source = sample_layout(size, raw).iter_unpack(data)
+        values = map(_first, source)
+        decode = self._decode
+        return source, (values if decode is None else map(decode, values))
+
     def _read(self, ring: PerfRing) -> bool:
         """Hand one ring's samples to the callback or the queue, read from Python (see
         ``_perf_rings``); True if the ring had any record.  Runs under the guard."""
         chunk = ring.take()
         if not chunk:
             return False
-        samples, lost = split(chunk)
+        runs, lost = cut(chunk)
         state = self._state
         cpu = ring.cpu
         if lost:
             _count_lost(state, self._lost_cb, cpu, lost)
+        if not runs:
+            return True
         if state.error is not None:  # kept, in order, for the next poll (see the docstring)
-            state.backlog.extend(zip(repeat(cpu), samples))
+            state.backlog.extend(zip(repeat(cpu), samples(chunk, runs)))
             return True
-        decode = self._decode
-        if self._queue_mode:
-            queue = state.queue
-            if decode is None:
-                queue.extend(map(_new_tuple, repeat(PerfSample), zip(repeat(cpu), samples)))
-                return True
-            try:
-                for data in samples:
-                    queue.append(_new_tuple(PerfSample, (cpu, decode(data))))
-            except BaseException as exc:  # noqa: BLE001 - a decoder raised: re-raised by poll
-                state.error = exc  # the sample that raised is dropped, the rest kept
-                state.backlog.extend(zip(repeat(cpu), samples))
+        if self._queue_mode and self._decode is None:
+            # the samples are made as the consumer takes them (see QueuedEvents)
+            state.queue.append(map(_new_tuple, repeat(PerfSample),
+                                   zip(repeat(cpu), samples(chunk, runs))))
             return True
-        callback = self._sample
-        assert callback is not None
+        made: list[PerfSample] = []
+        index = 0
+        source: Iterator[Any] = iter(())
         try:
-            if decode is None:
-                for data in samples:
-                    callback(cpu, data)
-            else:  # decoding in C between the records and the loop
-                for value in map(decode, samples):
-                    callback(cpu, value)
+            if self._queue_mode:
+                append = made.append
+                for index in range(len(runs)):
+                    source, values = self._run(chunk, runs[index])
+                    for value in values:
+                        append(_new_tuple(PerfSample, (cpu, value)))
+            else:
+                callback = self._sample
+                assert callback is not None
+                for index in range(len(runs)):
+                    source, values = self._run(chunk, runs[index])
+                    for value in values:
+                        callback(cpu, value)
         except BaseException as exc:  # noqa: BLE001 - re-raised by poll, after the others
+            # the sample that raised (in the decoder or the callback) is dropped; the ones
+            # after it are kept for the next poll
             state.error = exc
-            state.backlog.extend(zip(repeat(cpu), samples))  # the samples not yet handed out
+            state.backlog.extend(zip(repeat(cpu), rest(chunk, runs, index,
+                                                       length_hint(source))))
+        finally:
+            if made:
+                state.queue.append(iter(made))
         return True
 
     def _read_all(self) -> int:
@@ -421,7 +486,7 @@ class PerfBuffer(Handle, QueuedEvents[PerfSample]):
 
     # ----------------------------------------------------------------------------- queue mode
 
-    def _require_queue(self) -> deque[PerfSample]:
+    def _require_queue(self) -> deque[Iterator[PerfSample]]:
         if not self._queue_mode:
             raise StateError(_errno.EINVAL, "this perf buffer hands samples to a callback; "
                              "create it without one to iterate over its samples")
@@ -432,3 +497,4 @@ class PerfBuffer(Handle, QueuedEvents[PerfSample]):
             return "<PerfBuffer closed>"
         return (f"<PerfBuffer {self._what_map}: {self.buffer_count} rings of "
                 f"{self.page_count} pages, {self.lost} lost>")
+
