@@ -34,7 +34,7 @@ __all__ = ["FlatCodec", "compile_flat"]
 _INTS = {1: "b", 2: "h", 4: "i", 8: "q"}
 _FLOATS = {2: "e", 4: "f", 8: "d"}
 _MAX_LEAVES = 4096  # beyond this the generated code is too long to be worth it
-_UNROLL = 16  # scalar arrays up to this length are checked element by element inline
+_UNROLL = 16  # scalar arrays up to this length are checked and built element by element inline
 
 
 class _NotFlat(Exception):
@@ -231,7 +231,9 @@ class _Gen:
                     self.enc[-1] = "    " + self.enc[-1]
                     self.enc.append("pass")  # ends the loop: no guard joins the one inside
                 self.args.append(f"*{var}")
-                return f"list(t[{i}:{i + count}])"
+                if count <= _UNROLL:  # a list display: cheaper than a slice and a copy
+                    return "[" + ", ".join(f"t[{k}]" for k in range(i, i + count)) + "]"
+                return f"[*t[{i}:{i + count}]]"
         size = self.btf.size_of(elem)
         locals_ = [self.local() for _ in range(count)]
         self.enc.append(", ".join(locals_) + f", = {var}")
