@@ -1,0 +1,301 @@
+"""The perf buffer's typed runs and lazy queue: samples of a flat type decoded a run at a time
+(one ``iter_unpack``, the codec's ``build`` per sample) give exactly what the codec gives for
+each sample's bytes; queue mode without a decoder keeps each ring's copy and makes the samples as
+they are taken, in order, with nothing lost across partial reads, batches, wake-ups and
+cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import platform
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pylibbpf import Object, PerfBuffer, PerfSample
+from pylibbpf.elf.codec import codec
+from pylibbpf.events import _perf_rings, perf
+from pylibbpf.typed import decoder
+from pylibbpf.typesource import Types
+from tests.support.ring_producer import NO_THREAD, seq_of, traced_getpid
+
+X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+SAMPLE_TYPE = "struct perf_sample"  # tests/bpf/events_perf.bpf.c
+SAMPLE_C = "struct perf_sample { __u64 seq; __u32 cpu; __u32 pad; char payload[48]; };"
+RAW_SIZE = 68  # the 64-byte sample, padded by the kernel
+
+
+def calls(n: int) -> None:
+    for _ in range(n):
+        os.getpid()
+
+
+@pytest.fixture(params=["python", "libbpf"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The rings read from Python (x86) or libbpf's consumer with a ctypes callback."""
+    if request.param == "libbpf":
+        monkeypatch.setattr(perf, "_python_rings", lambda ptr, page_count: None)
+    elif not X86:
+        pytest.skip("the perf rings are read from Python on x86 only")
+    return str(request.param)
+
+
+@pytest.fixture
+def traced(path: str) -> Iterator[Object]:
+    with traced_getpid() as (obj, _link):
+        yield obj
+
+
+def typed(obj: Object) -> tuple[Any, int]:
+    """The codec of events_perf.bpf.c's samples (a flat type), and the number of the next
+    sample (making the codec may call getpid())."""
+    return decoder(obj, SAMPLE_TYPE, source=SAMPLE_C), obj.bss.get_int("seq")
+
+
+def expected(c: Any, n: int) -> Any:
+    """What the generic codec makes of sample ``n`` of events_perf.bpf.c."""
+    raw = struct.pack("<QII48s", n, 0, 0, b"p") + bytes(RAW_SIZE - 64)
+    return c._decode_generic(raw, 0)
+
+
+# --------------------------------------------------------------------------- no kernel
+
+
+def _sample(data: bytes) -> bytes:
+    raw = len(data)
+    size = (12 + raw + 7) & ~7
+    return struct.pack("<IHHI", _perf_rings.RECORD_SAMPLE, 0, size, raw) + data + bytes(
+        size - 12 - raw)
+
+
+def test_typed_runs_equal_the_codec_per_sample() -> None:
+    c = codec(Types.from_c("enum kind { A = 1, B = 7 };"
+                           "struct ev { unsigned long long seq; enum kind kind; char name[6];"
+                           " short arr[3]; double d; };").btf, "struct ev")
+    assert c.flat is not None
+    one = struct.Struct("=QI6s3hd")
+    assert one.size == c.size
+    datas = [one.pack(n, (1, 7, 3)[n % 3], b"ev%d" % n, n, -n, 2, n / 3) for n in range(7)]
+    short = datas[0][:-8]  # shorter than the type: no typed layout, the codec per sample
+    chunk = b"".join(map(_sample, datas)) + _sample(short) + b"".join(map(_sample, datas[:2]))
+    runs, lost = _perf_rings.cut(chunk)
+    assert lost == 0 and [count for _pos, count, _size, _raw in runs] == [7, 1, 2]
+    got = []
+    for pos, count, size, raw in runs:
+        layout = _perf_rings.typed_layout(c.flat.struct, size, raw)
+        if raw < c.size:
+            assert layout is None
+            continue
+        assert layout is not None
+        data = _perf_rings.records(chunk, pos, count * size)
+        got += [c.flat.build(t) for t in layout.iter_unpack(data)]
+    want = [c._decode_generic(d, 0) for d in datas + datas[:2]]
+    assert got == want
+    assert [type(v["kind"]) for v in got] == [type(v["kind"]) for v in want]
+
+
+def test_rest_after_a_stop_mid_run() -> None:
+    datas = [bytes([n]) * 20 for n in range(6)]
+    other = [bytes([n]) * 36 for n in range(2)]
+    chunk = b"".join(map(_sample, datas)) + b"".join(map(_sample, other))
+    runs, _lost = _perf_rings.cut(chunk)
+    assert list(_perf_rings.rest(chunk, runs, 0, 2)) == datas[4:] + other
+    assert list(_perf_rings.rest(chunk, runs, 0, 0)) == other
+    assert list(_perf_rings.rest(chunk, runs, 1, 1)) == other[1:]
+
+
+# --------------------------------------------------------------------------- typed samples
+
+
+@pytest.mark.kernel
+def test_typed_callback_values_equal_the_generic_codec(traced: Object, path: str) -> None:
+    got: list[tuple[int, Any]] = []
+    c, first = typed(traced)
+    with PerfBuffer(traced.maps["samples"], lambda cpu, v: got.append((cpu, v)),
+                    decode=c) as pb:
+        assert pb._flat is not None
+        calls(25)
+        pb.consume()
+    assert got == [(0, expected(c, first + n)) for n in range(25)]
+
+
+@pytest.mark.kernel
+def test_typed_callback_exception_keeps_the_rest_decoded(traced: Object, path: str) -> None:
+    seen: list[Any] = []
+    c, first = typed(traced)
+
+    def sample(cpu: int, value: Any) -> None:
+        seen.append(value)
+        if value["seq"] - first in (3, 11):
+            raise KeyError(value["seq"])
+
+    with PerfBuffer(traced.maps["samples"], sample, decode=c) as pb:
+        calls(15)
+        with pytest.raises(KeyError):
+            pb.consume()
+        assert [v["seq"] - first for v in seen] == [0, 1, 2, 3]
+        with pytest.raises(KeyError):
+            pb.consume()  # the backlog first, raising again at 11
+        pb.consume()
+    assert seen == [expected(c, first + n) for n in range(15)]
+
+
+@pytest.mark.kernel
+def test_typed_queue_mode(traced: Object, path: str) -> None:
+    c, first = typed(traced)
+    with PerfBuffer(traced.maps["samples"], decode=c) as pb:
+        calls(12)
+        got = list(pb.events(0))
+    assert got == [PerfSample(0, expected(c, first + n)) for n in range(12)]
+    assert all(type(s) is PerfSample for s in got)
+
+
+@pytest.mark.kernel
+def test_an_exception_held_in_a_cycle_is_collected(traced: Object, path: str) -> None:
+    """A callback's exception holds the reader's frame (its traceback) and the buffer holds
+    the exception: the garbage collector must be able to free that cycle."""
+    seen: list[int] = []
+
+    def sample(cpu: int, data: bytes) -> None:
+        seen.append(seq_of(data))
+        if len(seen) == 2:
+            raise ValueError("stop")
+
+    with PerfBuffer(traced.maps["samples"], sample) as pb:
+        calls(8)
+        with pytest.raises(ValueError) as info:
+            pb.consume()
+        error = info.value
+        del info
+        gc.collect()
+        pb.consume()
+        del error
+        gc.collect()
+    assert seen == list(range(8))
+
+
+# --------------------------------------------------------------------------- the lazy queue
+
+
+@pytest.fixture
+def traced_thread(path: str) -> Iterator[Object]:
+    with traced_getpid(tid=NO_THREAD) as (obj, _link):
+        yield obj
+
+
+def _thread_calls(obj: Object, n: int) -> None:
+    import threading
+
+    def run() -> None:
+        obj.bss["target_tid"] = threading.get_native_id()
+        calls(n)
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+
+
+def _seqs(samples: list[PerfSample]) -> list[int]:
+    assert all(type(s) is PerfSample and s.cpu == 0 and len(s.data) == RAW_SIZE
+               for s in samples)
+    return [seq_of(s.data) for s in samples]
+
+
+@pytest.mark.kernel
+def test_partial_reads_of_a_chunk_lose_nothing(traced: Object, path: str) -> None:
+    with PerfBuffer(traced.maps["samples"]) as pb:
+        calls(10)
+        got = []
+        for sample in pb.events(0):
+            got.append(sample)
+            if len(got) == 3:
+                break  # the rest of the ring's chunk stays queued
+        calls(10)
+        pb.consume()  # a second chunk behind the first
+        if path == "python":  # the rest of the first chunk, and the second
+            assert len(pb._require_queue()) == 2
+        for sample in pb.events(0):
+            got.append(sample)
+            if len(got) == 12:
+                break
+        got += list(pb.events(0))
+        assert not pb._require_queue()
+    assert _seqs(got) == list(range(20))
+
+
+@pytest.mark.kernel
+def test_batches_after_a_partial_async_for(traced_thread: Object, path: str) -> None:
+    obj = traced_thread
+
+    async def main() -> list[PerfSample]:
+        with PerfBuffer(obj.maps["samples"]) as pb:
+            _thread_calls(obj, 30)
+            got: list[PerfSample] = []
+            async for sample in pb:
+                got.append(sample)
+                if len(got) == 7:
+                    break
+            _thread_calls(obj, 30)
+            async for batch in pb.batches():
+                assert batch
+                got += batch
+                if len(got) == 60:
+                    break
+            assert not pb._require_queue()
+            return got
+
+    assert _seqs(asyncio.run(main())) == list(range(60))
+
+
+@pytest.mark.kernel
+def test_async_for_without_decoder_across_wakeups_and_cancellation(
+        traced_thread: Object, path: str) -> None:
+    obj = traced_thread
+
+    async def main() -> list[PerfSample]:
+        got: list[PerfSample] = []
+        with PerfBuffer(obj.maps["samples"]) as pb:
+            loop = asyncio.get_running_loop()
+            for burst in range(4):
+                loop.call_later(0.02 * (burst + 1), _thread_calls, obj, 40)
+
+            async def take(n: int) -> None:
+                async for sample in pb:
+                    got.append(sample)
+                    if len(got) == n:
+                        await asyncio.sleep(10)  # cancelled here, mid-chunk
+
+            task = asyncio.create_task(take(25))
+            while len(got) < 25:
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            async for sample in pb:
+                got.append(sample)
+                if len(got) == 160:
+                    break
+            assert pb.lost == 0
+        return got
+
+    assert _seqs(asyncio.run(main())) == list(range(160))
+
+
+@pytest.mark.kernel
+def test_lost_samples_are_counted_when_read_not_when_taken(traced: Object, path: str) -> None:
+    """A full ring: the kernel's lost records are counted as the ring is read (before any
+    sample is taken from the queue), and every sample not lost comes out, in order."""
+    with PerfBuffer(traced.maps["samples"], page_count=1) as pb:
+        calls(200)  # a 4 KiB ring holds about 50 of the 80-byte records
+        pb.consume()
+        calls(1)  # the kernel writes the LOST record once there is room again
+        with pytest.warns(perf.EventsLostWarning, match="lost"):
+            pb.consume()
+        failed = traced.bss.get_int("failed")
+        assert failed > 0 and pb.lost == failed and pb.lost_by_cpu == {0: failed}
+        got = list(pb.events(0))
+    seqs = _seqs(got)
+    assert seqs == sorted(seqs) and len(seqs) + failed == 201
