@@ -36,6 +36,10 @@ from typing import Any
 from ..errors import BpfError, ClosedError, StateError
 from ._common import HEADER_SIZE, record_space, release_view, require_ordered_memory
 
+#: a run of records of one length: (position of the first header, number of records, data
+#: length, distance between records)
+Span = tuple[int, int, int, int]
+
 BUSY_BIT = 1 << 31
 DISCARD_BIT = 1 << 30
 _LEN_MASK = ~(BUSY_BIT | DISCARD_BIT) & 0xFFFFFFFF
@@ -269,33 +273,11 @@ class RingReader:
         if self._held is not None:
             raise StateError(_errno.EBUSY, "a zero-copy batch of this ring is not released "
                              "yet: release() it before reading the ring again")
-        limit = (1 << 62) if max_events is None else max_events
-        mask, u32 = self._mask, self._u32
-        cons = int(self._cons32[0])
-        prod = int(self._prod64[0])  # acquire: x86 keeps the loads below after this one
-        pos = cons
-        spans: list[tuple[int, int, int, int]] = []  # (start pos, count, length, stride)
-        got = 0
-        while pos < prod and got < limit:
-            header = u32[(self._page + (pos & mask)) // 4]
-            if header & BUSY_BIT:
-                break
-            length = header & _LEN_MASK
-            stride = record_space(length)
-            if header & DISCARD_BIT:
-                pos += stride
-                continue
-            count = min((prod - pos) // stride, limit - got)
-            run = self._same_length_run(pos & mask, count, header, stride) if count > 1 else 1
-            spans.append((pos, run, length, stride))
-            got += run
-            pos += run * stride
+        spans, pos = self._spans((1 << 62) if max_events is None else max_events)
         if not spans:
-            if pos != cons:
-                self._cons32[0] = pos  # only discarded records: release them
             return EventBatch(b"", (), (), None)
         begin = spans[0][0]
-        start = self._page + (begin & mask)
+        start = self._page + (begin & self._mask)
         release: Any = None
         data: bytes | memoryview
         if copy:
@@ -326,6 +308,61 @@ class RingReader:
         if not copy:
             self._held = batch
         return batch
+
+    def _spans(self, limit: int) -> tuple[list[Span], int]:
+        """The committed records from the consumer position on (at most ``limit``), as runs of
+        one length, and the position after them.  When there are none, the discarded records
+        before the first one still being written are given back (the consumer position moves
+        past them)."""
+        mask, u32 = self._mask, self._u32
+        cons = int(self._cons32[0])
+        prod = int(self._prod64[0])  # acquire: x86 keeps the loads below after this one
+        pos = cons
+        spans: list[Span] = []
+        got = 0
+        while pos < prod and got < limit:
+            header = u32[(self._page + (pos & mask)) // 4]
+            if header & BUSY_BIT:
+                break
+            length = header & _LEN_MASK
+            stride = record_space(length)
+            if header & DISCARD_BIT:
+                pos += stride
+                continue
+            count = min((prod - pos) // stride, limit - got)
+            run = self._same_length_run(pos & mask, count, header, stride) if count > 1 else 1
+            spans.append((pos, run, length, stride))
+            got += run
+            pos += run * stride
+        if not spans and pos != cons:
+            self._cons32[0] = pos  # only discarded records: release them
+        return spans, pos
+
+    def peek(self) -> tuple[bytes, list[Span], int] | None:
+        """A copy of every committed record (their headers included, from the first record's
+        header on), their runs and the position after them, *without* giving their space back:
+        the caller hands them out and moves :attr:`consumer` past each one it consumed (a
+        callback may stop in the middle, as libbpf's consumer does).
+        None when no record is committed."""
+        self._check()
+        self._may_write()
+        if self._held is not None:
+            raise StateError(_errno.EBUSY, "a zero-copy batch of this ring is not released "
+                             "yet: release() it before reading the ring again")
+        spans, pos = self._spans(1 << 62)
+        if not spans:
+            return None
+        begin = spans[0][0]
+        start = self._page + (begin & self._mask)
+        return self._ring[start:start + pos - begin], spans, pos
+
+    @property
+    def consumer(self) -> memoryview:
+        """The consumer position as a one-item view of the ring's consumer page: writing
+        ``consumer[0] = pos`` gives the space up to ``pos`` back to the producer (release: x86
+        keeps the store after the copy :meth:`peek` made)."""
+        self._check()
+        return self._cons32
 
     def __enter__(self) -> RingReader:
         return self

@@ -111,17 +111,17 @@ def take_chunks(queue: deque[Iterator[_T]]) -> Iterator[_T]:
 
 
 class QueuedEvents(Generic[_T]):
-    """Queue mode shared by the ring and perf buffers: records their trampolines queued,
-    read with :meth:`events` or ``async for``.
+    """Queue mode shared by the ring and perf buffers: records their readers queued, read with
+    :meth:`events` or ``async for``.
 
-    The queue holds records, or with ``_chunked`` chunks of records: iterators that make each
-    record as it is taken (the perf buffer's copy of a ring stays whole until then, so the
-    records are made and freed while their memory is hot instead of all at once).
+    The queue holds chunks of records in order: iterators over a batch read from a ring (the
+    perf buffer's make each sample only as it is taken, so the samples are made and freed while
+    their memory is hot instead of all at once), or over one record.  Readers take records
+    from the first chunk and drop it once it is empty (:func:`take_chunks`); stepping an
+    iterator costs less than a ``popleft`` per record.
     """
 
-    _chunked = False
-
-    def _require_queue(self) -> deque[Any]:
+    def _require_queue(self) -> deque[Iterator[_T]]:
         raise NotImplementedError
 
     def consume(self) -> int:
@@ -138,11 +138,7 @@ class QueuedEvents(Generic[_T]):
             self.consume()
         if not queue and timeout_ms != 0:
             self.poll(timeout_ms)
-        if self._chunked:
-            yield from take_chunks(queue)
-            return
-        while queue:
-            yield queue.popleft()
+        yield from take_chunks(queue)
 
     def __aiter__(self) -> AsyncIterator[_T]:
         from .aio import iterate

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing
 from itertools import chain
 from typing import Any, Protocol
@@ -45,7 +45,6 @@ class Buffer(Protocol):
     """What :func:`poll` and :func:`iterate` need: a RingBuffer or a PerfBuffer."""
 
     _what: str
-    _chunked: bool
 
     @property
     def epoll_fd(self) -> int: ...
@@ -55,7 +54,7 @@ class Buffer(Protocol):
 
     def consume(self) -> int: ...
 
-    def _require_queue(self) -> deque[Any]: ...
+    def _require_queue(self) -> deque[Iterator[Any]]: ...
 
 
 __all__ = ["batches", "iterate", "poll", "wait_readable"]
@@ -125,15 +124,12 @@ async def poll(buffer: Buffer, timeout: float | None = None) -> int:
 async def iterate(buffer: Buffer) -> AsyncIterator[Any]:
     """Yield the queued records of a queue-mode buffer as they arrive (``async for``)."""
     queue = buffer._require_queue()
-    chunked = buffer._chunked
     async with aclosing(_wakeups(buffer, queue)) as wakeups:  # its reader goes with us
         async for _ in wakeups:
-            # the whole batch of one wake-up, with no wait in between
-            if not chunked:
-                while queue:
-                    yield queue.popleft()
-                continue
-            while queue:  # as _common.take_chunks: a chunk leaves once it is empty
+            # the whole batch of one wake-up, with no wait in between; as
+            # _common.take_chunks: a chunk leaves the queue once its last record is taken, so a
+            # task cancelled (or a loop left) mid-chunk leaves the rest for the next reader
+            while queue:
                 head = queue[0]
                 for record in head:
                     yield record
@@ -149,12 +145,11 @@ async def batches(buffer: Buffer) -> AsyncIterator[list[Any]]:
     this is the cheaper loop (a step of an async generator costs about as much as a bare
     callback).  The records of a list are the caller's once it is yielded."""
     queue = buffer._require_queue()
-    chunked = buffer._chunked
     async with aclosing(_wakeups(buffer, queue)) as wakeups:
         async for _ in wakeups:
-            taken = list(queue)
+            chunks = list(queue)
             queue.clear()  # consume() runs only between steps, in this thread: nothing lost
-            batch = list(chain.from_iterable(taken)) if chunked else taken
+            batch = list(chain.from_iterable(chunks))
             if batch:  # (chunks left empty by a reader that stopped at their end)
                 yield batch
 

@@ -15,6 +15,14 @@ then returns that value.  An exception raised by a callback never crosses libbpf
 trampoline catches it, makes libbpf stop, and :meth:`~RingBuffer.poll` re-raises it with its
 original traceback.  The record that raised is consumed; the following ones stay in the ring.
 
+On x86 the callbacks' records are read straight from the rings' memory (``_batch``: one copy of
+every committed record of a ring, cut by ``struct`` in C) instead of through a ctypes callback
+per record from libbpf's consumer, with libbpf's rules kept: records still being written end
+the read, discarded ones are skipped, the consumer position moves past each record handed out
+(so a callback that stops or raises leaves the following ones in the ring), and a ring is read
+again until no new record came meanwhile.  A typed decoder of a flat type then decodes a run of
+records with one ``iter_unpack``.  Elsewhere libbpf's consumer calls the trampolines.
+
 Without a callback (``RingBuffer(m)``), records are queued in Python and read with
 :meth:`RingBuffer.events` or ``async for`` (see :mod:`pylibbpf.aio`).  :meth:`RingBuffer.read_batch`
 reads many records per call straight from the mapped ring, without a Python call per record.
@@ -30,10 +38,12 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 import functools
+import os
+import select
 import struct
 from collections import deque
 from collections.abc import Callable, Iterator
-from operator import itemgetter
+from operator import itemgetter, length_hint
 from typing import TYPE_CHECKING, Any
 
 from .. import _args, _ffi
@@ -63,6 +73,7 @@ if TYPE_CHECKING:
 _sample_fn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_char),
                               ctypes.c_size_t)
 _STOP = -_errno.ECANCELED
+_CHUNK = 256  # records per chunk of the queue (see _queue_batches)
 
 
 class _State:
@@ -73,7 +84,9 @@ class _State:
     def __init__(self) -> None:
         self.error: BaseException | None = None
         self.stopped: int | None = None
-        self.queue: deque[Any] = deque()
+        # queue mode: chunks of records in order, each an iterator (see QueuedEvents): a
+        # batch read from a ring's memory, or one record from libbpf's consumer
+        self.queue: deque[Iterator[Any]] = deque()
         # Set by close() from another thread: libbpf keeps consuming while a producer keeps
         # producing, so a poll may never return on its own; the next record stops it.
         self.closing = False
@@ -86,7 +99,7 @@ def _trampoline(callback: Callback | None, decode: Decoder | None, state: _State
             def queue_raw(ctx: Any, data: Any, size: int) -> int:
                 if state.closing:
                     return _STOP
-                append(data[:size])
+                append(iter((data[:size],)))
                 return 0
             return _sample_fn(queue_raw)
 
@@ -94,7 +107,7 @@ def _trampoline(callback: Callback | None, decode: Decoder | None, state: _State
             if state.closing:
                 return _STOP
             try:
-                append(decode(data[:size]))
+                append(iter((decode(data[:size]),)))
             except BaseException as exc:  # noqa: BLE001 - never into C
                 state.error = exc
                 return _STOP
@@ -138,8 +151,45 @@ def _trampoline(callback: Callback | None, decode: Decoder | None, state: _State
 
 
 def _free_ring_buffer(ptr: Any, keep: list[Any]) -> None:
+    for held in keep:  # this process's own epoll object on libbpf's epoll instance
+        if isinstance(held, select.epoll):
+            held.close()
     _ffi.lib().ring_buffer__free(ptr)
     keep.clear()
+
+
+class _Handler:
+    """What one ring's records go to when the ring is read from Python: the callback, and
+    how each record becomes its argument."""
+
+    __slots__ = ("callback", "decode", "flat", "layouts")
+
+    def __init__(self, callback: Callback, decode: Decoder | None) -> None:
+        from ..elf.codec import Codec
+
+        self.callback = callback
+        self.flat = decode.flat if isinstance(decode, Codec) else None
+        self.decode = direct_decoder(decode)
+        self.layouts: dict[tuple[int, int], struct.Struct | None] = {}
+
+    def values(self, data: bytes, start: int, count: int, length: int,
+               stride: int) -> Iterator[Any]:
+        """What the callback gets for each of ``count`` records of ``data`` from byte
+        ``start`` on (at their headers)."""
+        part = data if start == 0 and count * stride == len(data) else \
+            data[start:start + count * stride]  # bytes, never a view (see _perf_rings.records)
+        flat = self.flat
+        if flat is not None:
+            key = (length, stride)
+            if key in self.layouts:
+                layout = self.layouts[key]
+            else:
+                layout = self.layouts[key] = _typed_record_layout(flat.struct, length, stride)
+            if layout is not None:
+                return map(flat.build, layout.iter_unpack(part))
+        records = map(_first, _record_layout(stride, length).iter_unpack(part))
+        decode = self.decode
+        return records if decode is None else map(decode, records)
 
 
 class RingBuffer(Handle, QueuedEvents[Any]):
@@ -165,6 +215,10 @@ class RingBuffer(Handle, QueuedEvents[Any]):
         self._batched: bool | None = None
         self._readers: dict[int, RingReader] = {}
         self._positions: dict[int, RingPositions] = {}  # libbpf < 1.3: Ring's own mapping
+        # callback mode, rings readable from Python (x86): poll() and consume() read them
+        self._direct: bool | None = None
+        self._handlers: list[_Handler | None] = []  # per ring, in callback mode
+        self._waiter: select.epoll | None = None  # on libbpf's epoll instance, for poll()
         fd, what, size = ring_fd(ring, MapType.RINGBUF)
         tramp = self._trampoline(callback, decode)
         try:
@@ -176,6 +230,7 @@ class RingBuffer(Handle, QueuedEvents[Any]):
         self._ptr = ptr
         self._keep.append(tramp)
         self._rings.append((fd, what, size, ring if isinstance(ring, Map) else None))
+        self._handlers.append(None if callback is None else _Handler(callback, decode))
         keep, state = self._keep, self._state
         guard = self._guard = PollGuard(self._what)
 
@@ -221,6 +276,7 @@ class RingBuffer(Handle, QueuedEvents[Any]):
         self._guard.call(add_ring)
         self._keep.append(tramp)
         self._rings.append((fd, what, size, ring if isinstance(ring, Map) else None))
+        self._handlers.append(None if callback is None else _Handler(callback, decode))
 
     @property
     def rings(self) -> list[str]:
@@ -266,6 +322,9 @@ class RingBuffer(Handle, QueuedEvents[Any]):
         """
         timeout_ms = poll_timeout(timeout_ms)
         ptr = self._p
+        if self._direct or (self._direct is None and self._guard.call(self._direct_ready)):
+            return self._finish(self._guard.poll(self._unheld_slice, timeout_ms),
+                                "ring_buffer__poll")
         poll = _ffi.lib().ring_buffer__poll
         return self._finish(
             self._guard.poll(lambda ms: self._unheld(lambda: int(poll(ptr, ms)))(), timeout_ms),
@@ -282,6 +341,9 @@ class RingBuffer(Handle, QueuedEvents[Any]):
             done = self._guard.call(self._queue_batches)
             if done is not None:
                 return self._finish(done, "ring_buffer__consume")
+        if self._direct or (self._direct is None and self._guard.call(self._direct_ready)):
+            return self._finish(self._guard.call(self._unheld(self._consume_all)),
+                                "ring_buffer__consume")
         consume = _ffi.lib().ring_buffer__consume
         return self._finish(self._guard.call(self._unheld(lambda: int(consume(ptr)))),
                             "ring_buffer__consume")
@@ -305,9 +367,95 @@ class RingBuffer(Handle, QueuedEvents[Any]):
         """:attr:`epoll_fd`, so that the buffer can be given to ``select``/``selectors``."""
         return self.epoll_fd
 
+    # ----------------------------------------------------------------------------- read from Python
+
+    def _direct_ready(self) -> bool:
+        """Whether poll()/consume() read the rings from Python (callback mode, x86), their
+        readers and epoll object made on first use (under the guard)."""
+        if self._direct is None:
+            if self._queue_mode or self._state.closing:
+                self._direct = False
+                return False
+            try:
+                for index in range(len(self._rings)):
+                    self._reader(index)
+                fd = int(_ffi.lib().ring_buffer__epoll_fd(self._ptr))
+                self._waiter = select.epoll.fromfd(os.dup(fd))
+            except (NotSupportedError, OSError, BpfError):
+                self._direct = False
+                return False
+            self._keep.append(self._waiter)
+            self._direct = True
+        return self._direct
+
+    def _unheld_slice(self, slice_ms: int) -> int:
+        return self._unheld(lambda: self._poll_slice(slice_ms))()
+
+    def _poll_slice(self, slice_ms: int) -> int:
+        """Wait up to ``slice_ms`` on libbpf's epoll instance, then read the rings that woke
+        it (what ``ring_buffer__poll`` does in C: each ring is registered with its index)."""
+        assert self._waiter is not None
+        total = 0
+        for index, _events in self._waiter.poll(slice_ms / 1000):
+            done = self._consume_ring(index)
+            if done < 0:
+                return done
+            total += done
+        return total
+
+    def _consume_all(self) -> int:
+        total = 0
+        for index in range(len(self._rings)):
+            done = self._consume_ring(index)
+            if done < 0:
+                return done
+            total += done
+        return total
+
+    def _consume_ring(self, index: int) -> int:
+        """Hand ring ``index``'s records to its callback, read from the ring's memory, as
+        libbpf's consumer does: the count, or the negative value that stopped it (a callback's
+        return value, or ``_STOP`` after an exception, kept in the state, or on close)."""
+        handler = self._handlers[index]
+        assert handler is not None
+        reader = self._reader(index)
+        consumer = reader.consumer  # published after each record's callback, as libbpf does
+        callback = handler.callback
+        state = self._state
+        total = 0
+        while not state.closing:  # again until no record came meanwhile, as libbpf does
+            taken = reader.peek()
+            if taken is None:
+                return total
+            data, spans, end = taken
+            begin = spans[0][0]
+            for first, count, length, stride in spans:
+                values = handler.values(data, first - begin, count, length, stride)
+                pos = first
+                try:
+                    for value in values:
+                        if state.closing:  # close() from a callback: stop at this record
+                            return _STOP
+                        pos += stride
+                        result = callback(value)
+                        consumer[0] = pos  # release: the record was copied out before
+                        if result is not None:
+                            rc = _stop_or_go(state, result)
+                            if rc < 0:
+                                return rc
+                except BaseException as exc:  # noqa: BLE001 - re-raised by poll()
+                    # the record that raised (in the decoder or the callback) is consumed,
+                    # the following ones stay in the ring
+                    state.error = exc
+                    consumer[0] = pos
+                    return _STOP
+                total += count
+            consumer[0] = end  # (discarded records after the last one handed out)
+        return _STOP
+
     # ----------------------------------------------------------------------------- queue mode
 
-    def _require_queue(self) -> deque[Any]:
+    def _require_queue(self) -> deque[Iterator[Any]]:
         if not self._queue_mode:
             raise StateError(_errno.EINVAL, "this ring buffer hands records to callbacks; "
                              "create it without a callback to iterate over its records")
@@ -316,7 +464,7 @@ class RingBuffer(Handle, QueuedEvents[Any]):
     @property
     def pending(self) -> int:
         """Records consumed from the rings but not yet taken from the queue (queue mode)."""
-        return len(self._state.queue)
+        return sum(map(_remaining, self._state.queue))
 
     # ----------------------------------------------------------------------------- batch path
 
@@ -346,7 +494,16 @@ class RingBuffer(Handle, QueuedEvents[Any]):
         for reader in readers:
             batch = reader.read()
             done += len(batch)
-            queue.extend(records_of(batch))
+            if not len(batch):
+                continue
+            records = records_of(batch)
+            if isinstance(records, map):  # made as they are taken, from the batch's copy
+                queue.append(records)
+                continue
+            # gaps or lengths that differ: made now, in chunks of a bounded size (a reader
+            # that took a chunk's last record holds the chunk until its next step)
+            made = list(records)
+            queue.extend(iter(made[i:i + _CHUNK]) for i in range(0, len(made), _CHUNK))
         return done
 
     def read_batch(self, ring: int | str = 0, max_events: int | None = None, *,
@@ -539,6 +696,24 @@ class Ring:
         return f"<Ring {self.index}: {self.name}, {self.size} bytes>"
 
 
+def _stop_or_go(state: _State, result: Any) -> int:
+    """What a callback that returned ``result`` (not None) means: 0 to go on, or the negative
+    value that stops the read (kept in ``state``); ``int()`` raising is the callback's error."""
+    rc = int(result)
+    if rc < 0:
+        state.stopped = rc
+        return rc
+    return 0
+
+
+def _remaining(chunk: Iterator[Any]) -> int:
+    """The records a chunk of the queue still holds: a ``map`` cutting a batch (see
+    :func:`records_of`) tells it through the unpack iterator under it."""
+    if type(chunk) is map:
+        return length_hint(chunk.__reduce__()[1][1])
+    return length_hint(chunk)
+
+
 def records_of(batch: EventBatch) -> Iterator[bytes]:
     """The records of a copied batch as ``bytes``: cut by one ``struct.Struct.iter_unpack``
     when they are evenly spaced and of one length (no Python code per record)."""
@@ -558,6 +733,15 @@ def _record_layout(stride: int, length: int) -> struct.Struct:
     """A ring record taking ``stride`` bytes with ``length`` bytes of data, as a ``Struct``
     whose one field is the data."""
     return struct.Struct(f"{HEADER_SIZE}x{length}s{stride - HEADER_SIZE - length}x")
+
+
+def _typed_record_layout(flat: struct.Struct, length: int, stride: int) -> struct.Struct | None:
+    """A ring record taking ``stride`` bytes with ``length`` bytes of data, as a ``Struct``
+    whose fields are those of ``flat`` (a flat codec's, whose ``build`` takes the tuple); None
+    when the data is shorter than ``flat`` (the decoder then says what is wrong, per record)."""
+    if length < flat.size:
+        return None
+    return struct.Struct(f"={HEADER_SIZE}x{flat.format[1:]}{stride - HEADER_SIZE - flat.size}x")
 
 
 def _sample_type() -> Any:
