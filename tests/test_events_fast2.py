@@ -1,8 +1,9 @@
-"""The perf buffer's typed runs and lazy queue: samples of a flat type decoded a run at a time
-(one ``iter_unpack``, the codec's ``build`` per sample) give exactly what the codec gives for
-each sample's bytes; queue mode without a decoder keeps each ring's copy and makes the samples as
-they are taken, in order, with nothing lost across partial reads, batches, wake-ups and
-cancellation."""
+"""Events read from Python, typed runs and lazy queues: samples of a flat type decoded a run at a
+time (one ``iter_unpack``, the codec's ``build`` per sample) give exactly what the codec gives
+for each sample's bytes; queue mode keeps each ring's copy and makes the records as they are
+taken, in order, with nothing lost across partial reads, batches, wake-ups and cancellation;
+ring buffer callbacks fed from the rings' memory behave as libbpf's consumer does (every such
+test runs on both paths)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,18 @@ import gc
 import os
 import platform
 import struct
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from pylibbpf import Object, PerfBuffer, PerfSample
+from pylibbpf import ClosedError, Object, PerfBuffer, PerfSample, RingBuffer
 from pylibbpf.elf.codec import codec
 from pylibbpf.events import _perf_rings, perf
 from pylibbpf.typed import decoder
 from pylibbpf.typesource import Types
-from tests.support.ring_producer import NO_THREAD, seq_of, traced_getpid
+from tests.support.ring_producer import NO_THREAD, emit, loaded_producer, seq_of, traced_getpid
 
 X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 SAMPLE_TYPE = "struct perf_sample"  # tests/bpf/events_perf.bpf.c
@@ -188,8 +190,6 @@ def traced_thread(path: str) -> Iterator[Object]:
 
 
 def _thread_calls(obj: Object, n: int) -> None:
-    import threading
-
     def run() -> None:
         obj.bss["target_tid"] = threading.get_native_id()
         calls(n)
@@ -299,3 +299,153 @@ def test_lost_samples_are_counted_when_read_not_when_taken(traced: Object, path:
         got = list(pb.events(0))
     seqs = _seqs(got)
     assert seqs == sorted(seqs) and len(seqs) + failed == 201
+
+
+# --------------------------------------------------------------------------- ring callbacks
+
+RING_EVENT_C = "struct event { __u64 seq; __u32 cpu; __u32 size; char payload[48]; };"
+
+
+@pytest.fixture(params=["python", "libbpf"])
+def ring_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Callbacks fed from the rings' memory (x86) or by libbpf's consumer."""
+    if request.param == "libbpf":
+        monkeypatch.setattr(RingBuffer, "_direct_ready", lambda self: False)
+    elif not X86:
+        pytest.skip("the rings are read from Python on x86 only")
+    return str(request.param)
+
+
+@pytest.fixture
+def ring_producer() -> Iterator[Object]:
+    with loaded_producer() as obj:
+        yield obj
+
+
+def _ring_uses(rb: RingBuffer, path: str) -> None:
+    assert bool(rb._direct) is (path == "python")
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("knobs", [{}, {"discard_every": 3}, {"variable": 1}])
+def test_ring_callbacks_order_discards_and_lengths(ring_producer: Object, ring_path: str,
+                                                   knobs: dict[str, int]) -> None:
+    got: list[bytes] = []
+    with RingBuffer(ring_producer.maps["rb"], got.append) as rb:
+        total = 0
+        for _round in range(3):
+            emit(ring_producer, 150, **knobs)
+            total += rb.consume()
+            _ring_uses(rb, ring_path)
+        assert total == len(got) and rb.consume() == 0
+    seqs = [seq_of(d) for d in got]
+    if knobs.get("discard_every"):
+        assert seqs == [n for n in range(450) if n % 3 != 2]
+    else:
+        assert seqs == list(range(450))
+    if knobs.get("variable"):
+        assert all(len(d) == 8 + (i % 7) * 8 + 1 for i, d in zip(seqs, got, strict=True))
+    assert all(type(d) is bytes for d in got)
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("knobs", [{}, {"discard_every": 4}])
+def test_ring_typed_callback_equals_the_generic_codec(ring_producer: Object, ring_path: str,
+                                                      knobs: dict[str, int]) -> None:
+    c = decoder(ring_producer, "struct event", source=RING_EVENT_C)
+    assert c.flat is not None
+    got: list[Any] = []
+    with RingBuffer(ring_producer.maps["rb"], got.append, decode=c) as rb:
+        emit(ring_producer, 60, **knobs)
+        assert rb.consume() == len(got)
+        _ring_uses(rb, ring_path)
+    every = knobs.get("discard_every", 0)
+    assert [v["seq"] for v in got] == [n for n in range(60) if not every or n % every != every - 1]
+    for value in got:
+        n = value["seq"]
+        raw = struct.pack("<QII48s", n, value["cpu"], 64, bytes([97 + n % 26]))
+        assert value == c._decode_generic(raw, 0)
+
+
+@pytest.mark.kernel
+def test_ring_stop_exception_and_positions(ring_producer: Object, ring_path: str) -> None:
+    """A negative return stops at its record, an exception at its record (both consumed),
+    the rest stay in the ring; the consumer position moves after each record's callback."""
+    seen: list[int] = []
+    positions: list[int] = []
+
+    def callback(data: bytes) -> int:
+        n = seq_of(data)
+        seen.append(n)
+        positions.append(rb.ring().consumer_pos)
+        if n == 2:
+            return -7
+        if n == 5:
+            raise LookupError("record 5")
+        return 0
+
+    with RingBuffer(ring_producer.maps["rb"], callback) as rb:
+        emit(ring_producer, 9)
+        assert rb.poll(1000) == -7
+        assert seen == [0, 1, 2]
+        with pytest.raises(LookupError, match="record 5"):
+            rb.consume()
+        assert seen == list(range(6))
+        assert rb.consume() == 3
+        _ring_uses(rb, ring_path)
+    assert seen == list(range(9))
+    assert positions == sorted(positions) and len(set(positions)) == 9
+
+
+@pytest.mark.kernel
+def test_ring_callback_closing_its_buffer(ring_producer: Object, ring_path: str) -> None:
+    seen: list[int] = []
+
+    def callback(data: bytes) -> None:
+        seen.append(seq_of(data))
+        if len(seen) == 3:
+            rb.close()
+
+    rb = RingBuffer(ring_producer.maps["rb"], callback)
+    emit(ring_producer, 10)
+    with pytest.raises(ClosedError):
+        rb.consume()
+    assert rb.closed and seen == [0, 1, 2]
+
+
+@pytest.mark.kernel
+def test_ring_two_rings_and_poll_wakes(ring_producer: Object, ring_path: str) -> None:
+    first: list[int] = []
+    second: list[int] = []
+    with RingBuffer(ring_producer.maps["rb"], lambda d: first.append(seq_of(d))) as rb:
+        rb.add(ring_producer.maps["tiny"], lambda d: second.append(seq_of(d)))
+        emit(ring_producer, 4)
+        emit(ring_producer, 3, target=2)
+        assert rb.consume() == 7
+        assert first == [0, 1, 2, 3] and second == [4, 5, 6]
+        timer = threading.Timer(0.05, emit, (ring_producer, 5))
+        timer.start()
+        try:
+            assert rb.poll(5000) == 5  # woken by the epoll fd, then read
+        finally:
+            timer.join()
+        assert first == [0, 1, 2, 3, 7, 8, 9, 10, 11]
+        _ring_uses(rb, ring_path)
+
+
+@pytest.mark.kernel
+def test_ring_queue_pending_across_partial_reads(ring_producer: Object) -> None:
+    with RingBuffer(ring_producer.maps["rb"]) as rb:
+        emit(ring_producer, 40)
+        assert rb.consume() == 40 and rb.pending == 40
+        got = []
+        for data in rb.events(0):
+            got.append(seq_of(data))
+            if len(got) == 15:
+                break
+        assert rb.pending == 25
+        emit(ring_producer, 10)
+        assert rb.consume() == 10 and rb.pending == 35
+        got += [seq_of(d) for d in rb.events(0)]
+        assert rb.pending == 0
+    assert got == list(range(50))
