@@ -224,7 +224,6 @@ class PerfBuffer(Handle, QueuedEvents[PerfSample]):
     """
 
     _what = "perf buffer"
-    _chunked = True
 
     def __init__(self, events: Map | int, sample: SampleCallback | None = None,
                  lost: LostCallback | None = None, *, page_count: int = 64,
