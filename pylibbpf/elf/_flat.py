@@ -45,7 +45,7 @@ class FlatCodec:
     """The compiled halves of a flat type: ``decode(data, offset=0)`` and ``encode(value)``
     (both fall back to the generic functions given for anything off the fast path)."""
 
-    __slots__ = ("struct", "decode", "encode", "build", "source")
+    __slots__ = ("struct", "decode", "encode", "build", "source", "_value", "_consts")
 
     def __init__(self, packer: struct.Struct, decode: Callable[..., Any],
                  encode: Callable[[Any], bytes], build: Callable[[tuple[Any, ...]], Any],
@@ -58,6 +58,18 @@ class FlatCodec:
         #: bytes (a reader that unpacks many records at once calls only this per record)
         self.build = build
         self.source = source
+        self._value = ""  # the expression of the value over the unpacked tuple ``t``
+        self._consts: dict[str, Any] = {}  # the names it uses
+
+    def inline(self, template: str, name: str, **names: Any) -> Callable[..., Any]:
+        """Function ``name`` of ``template``, Python source in which ``{value}`` stands for
+        the expression of the value over an unpacked tuple ``t`` (what ``build(t)`` returns),
+        compiled with ``names`` in scope: a loop over many records then makes each value with
+        no call of ``build``."""
+        scope: dict[str, Any] = dict(self._consts, **names)
+        code = template.replace("{value}", self._value)
+        exec(compile(code, f"<flat codec loop {name}>", "exec"), scope)  # noqa: S102
+        return scope[name]  # type: ignore[no-any-return]
 
 
 class _Gen:
@@ -290,4 +302,6 @@ def compile_flat(btf: Btf, type_id: int, resolve: Callable[[int], BtfType],
     scope: dict[str, Any] = dict(gen.consts, unpack_from=packer.unpack_from, pack=packer.pack,
                                  slow_decode=slow_decode, slow=slow_encode)
     exec(compile(source, f"<flat codec of BTF type {type_id}>", "exec"), scope)  # noqa: S102
-    return FlatCodec(packer, scope["decode"], scope["encode"], scope["build"], source)
+    flat = FlatCodec(packer, scope["decode"], scope["encode"], scope["build"], source)
+    flat._value, flat._consts = expr, gen.consts
+    return flat

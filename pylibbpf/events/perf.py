@@ -206,6 +206,12 @@ def _free(ptr: Any, keep: list[Any], guard: PollGuard) -> None:
 
 _first = itemgetter(0)
 
+_HAND = """
+def hand(source, callback, cpu):
+    for t in source:
+        callback(cpu, {value})
+"""
+
 
 def _flat_of(decode: Decoder | None) -> Any:
     """The compiled flat codec behind ``decode`` (a :class:`~pylibbpf.typed.Codec` of a flat
@@ -239,6 +245,9 @@ class PerfBuffer(Handle, QueuedEvents[PerfSample]):
         self._queue_mode = sample is None
         self._sample = sample
         self._flat = _flat_of(decode)
+        # typed callbacks: a loop over unpacked tuples making each value inline
+        self._hand: Callable[..., None] | None = None if self._flat is None or sample is None \
+            else self._flat.inline(_HAND, "hand")
         self._run_layouts: dict[tuple[int, int], struct.Struct | None] = {}
         self._decode = decode = direct_decoder(decode)
         self._lost_cb = lost
@@ -409,6 +418,9 @@ class PerfBuffer(Handle, QueuedEvents[PerfSample]):
                 assert callback is not None
                 for index in range(len(runs)):
                     source, values = self._run(chunk, runs[index])
+                    if self._hand is not None and self._run_layouts.get(runs[index][2:]):
+                        self._hand(source, callback, cpu)  # a typed run: values made inline
+                        continue
                     for value in values:
                         callback(cpu, value)
         except BaseException as exc:  # noqa: BLE001 - re-raised by poll, after the others
