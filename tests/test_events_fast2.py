@@ -368,14 +368,18 @@ def test_ring_typed_callback_equals_the_generic_codec(ring_producer: Object, rin
 
 
 @pytest.mark.kernel
-def test_ring_stop_exception_and_positions(ring_producer: Object, ring_path: str) -> None:
+@pytest.mark.parametrize("typed", [False, True])
+def test_ring_stop_exception_and_positions(ring_producer: Object, ring_path: str,
+                                           typed: bool) -> None:
     """A negative return stops at its record, an exception at its record (both consumed),
-    the rest stay in the ring; the consumer position moves after each record's callback."""
+    the rest stay in the ring; the consumer position moves after each record's callback.
+    Typed: the same through the loop compiled for the flat type."""
     seen: list[int] = []
     positions: list[int] = []
+    decode = decoder(ring_producer, "struct event", source=RING_EVENT_C) if typed else None
 
-    def callback(data: bytes) -> int:
-        n = seq_of(data)
+    def callback(data: Any) -> int:
+        n = data["seq"] if typed else seq_of(data)
         seen.append(n)
         positions.append(rb.ring().consumer_pos)
         if n == 2:
@@ -384,7 +388,7 @@ def test_ring_stop_exception_and_positions(ring_producer: Object, ring_path: str
             raise LookupError("record 5")
         return 0
 
-    with RingBuffer(ring_producer.maps["rb"], callback) as rb:
+    with RingBuffer(ring_producer.maps["rb"], callback, decode=decode) as rb:
         emit(ring_producer, 9)
         assert rb.poll(1000) == -7
         assert seen == [0, 1, 2]
@@ -398,15 +402,18 @@ def test_ring_stop_exception_and_positions(ring_producer: Object, ring_path: str
 
 
 @pytest.mark.kernel
-def test_ring_callback_closing_its_buffer(ring_producer: Object, ring_path: str) -> None:
+@pytest.mark.parametrize("typed", [False, True])
+def test_ring_callback_closing_its_buffer(ring_producer: Object, ring_path: str,
+                                          typed: bool) -> None:
     seen: list[int] = []
+    decode = decoder(ring_producer, "struct event", source=RING_EVENT_C) if typed else None
 
-    def callback(data: bytes) -> None:
-        seen.append(seq_of(data))
+    def callback(data: Any) -> None:
+        seen.append(data["seq"] if typed else seq_of(data))
         if len(seen) == 3:
             rb.close()
 
-    rb = RingBuffer(ring_producer.maps["rb"], callback)
+    rb = RingBuffer(ring_producer.maps["rb"], callback, decode=decode)
     emit(ring_producer, 10)
     with pytest.raises(ClosedError):
         rb.consume()

@@ -162,7 +162,7 @@ class _Handler:
     """What one ring's records go to when the ring is read from Python: the callback, and
     how each record becomes its argument."""
 
-    __slots__ = ("callback", "decode", "flat", "layouts")
+    __slots__ = ("callback", "decode", "flat", "layouts", "hand")
 
     def __init__(self, callback: Callback, decode: Decoder | None) -> None:
         from ..elf.codec import Codec
@@ -171,22 +171,35 @@ class _Handler:
         self.flat = decode.flat if isinstance(decode, Codec) else None
         self.decode = direct_decoder(decode)
         self.layouts: dict[tuple[int, int], struct.Struct | None] = {}
+        #: a flat type's loop over unpacked records, each value made inline (see _HAND)
+        self.hand: Callable[..., tuple[int, int]] | None = None if self.flat is None else \
+            self.flat.inline(_HAND, "hand", STOP=_STOP, stop_or_go=_stop_or_go)
+
+    def _part(self, data: bytes, start: int, count: int, stride: int) -> bytes:
+        if start == 0 and count * stride == len(data):
+            return data
+        return data[start:start + count * stride]  # bytes, never a view (_perf_rings.records)
+
+    def typed(self, data: bytes, start: int, count: int, length: int,
+              stride: int) -> Iterator[tuple[Any, ...]] | None:
+        """The unpacked tuples of ``count`` records of ``data`` from byte ``start`` on (at
+        their headers) for :attr:`hand`, or None (no flat type, or records too short)."""
+        flat = self.flat
+        if flat is None:
+            return None
+        key = (length, stride)
+        if key in self.layouts:
+            layout = self.layouts[key]
+        else:
+            layout = self.layouts[key] = _typed_record_layout(flat.struct, length, stride)
+        return None if layout is None else layout.iter_unpack(
+            self._part(data, start, count, stride))
 
     def values(self, data: bytes, start: int, count: int, length: int,
                stride: int) -> Iterator[Any]:
         """What the callback gets for each of ``count`` records of ``data`` from byte
         ``start`` on (at their headers)."""
-        part = data if start == 0 and count * stride == len(data) else \
-            data[start:start + count * stride]  # bytes, never a view (see _perf_rings.records)
-        flat = self.flat
-        if flat is not None:
-            key = (length, stride)
-            if key in self.layouts:
-                layout = self.layouts[key]
-            else:
-                layout = self.layouts[key] = _typed_record_layout(flat.struct, length, stride)
-            if layout is not None:
-                return map(flat.build, layout.iter_unpack(part))
+        part = self._part(data, start, count, stride)
         records = map(_first, _record_layout(stride, length).iter_unpack(part))
         decode = self.decode
         return records if decode is None else map(decode, records)
@@ -430,9 +443,17 @@ class RingBuffer(Handle, QueuedEvents[Any]):
             data, spans, end = taken
             begin = spans[0][0]
             for first, count, length, stride in spans:
-                values = handler.values(data, first - begin, count, length, stride)
+                source = handler.typed(data, first - begin, count, length, stride)
                 pos = first
                 try:
+                    if source is not None:
+                        assert handler.hand is not None
+                        pos, rc = handler.hand(source, callback, state, consumer, pos, stride)
+                        if rc < 0:
+                            return rc
+                        total += count
+                        continue
+                    values = handler.values(data, first - begin, count, length, stride)
                     for value in values:
                         if state.closing:  # close() from a callback: stop at this record
                             return _STOP
@@ -447,6 +468,8 @@ class RingBuffer(Handle, QueuedEvents[Any]):
                     # the record that raised (in the decoder or the callback) is consumed,
                     # the following ones stay in the ring
                     state.error = exc
+                    if source is not None:  # (its loop's position: from the records left)
+                        pos = first + (count - length_hint(source)) * stride
                     consumer[0] = pos
                     return _STOP
                 total += count
@@ -694,6 +717,24 @@ class Ring:
         if self._rb.closed:
             return "<Ring of a closed ring buffer>"
         return f"<Ring {self.index}: {self.name}, {self.size} bytes>"
+
+
+# _consume_ring's loop over a run of records of a flat type, compiled per type with the value's
+# expression inline: (position after the last record handed out, 0 or the negative stop value)
+_HAND = """
+def hand(source, callback, state, consumer, pos, stride):
+    for t in source:
+        if state.closing:
+            return pos, STOP
+        pos += stride
+        result = callback({value})
+        consumer[0] = pos
+        if result is not None:
+            rc = stop_or_go(state, result)
+            if rc < 0:
+                return pos, rc
+    return pos, 0
+"""
 
 
 def _stop_or_go(state: _State, result: Any) -> int:
