@@ -129,9 +129,13 @@ def check(c: Codec, rng: random.Random, mutations: int | None = 0) -> None:
         assert outcome(c.decode, raw) == outcome(slow_decode, raw)
         assert outcome(c, raw) == outcome(slow_decode, raw)
         # build: what the readers that unpack many records at once call per record
+        inline = c.flat.inline("def make(t):\n    return {value}\n", "make")
         for around, at in ((raw, 0), (b"ab" + raw + b"z", 2)):
             built = c.flat.build(c.flat.struct.unpack_from(around, at))
             assert normal(built) == normal(slow_decode(around, at))
+            # the expression a loop compiled with inline() makes per record
+            made = inline(c.flat.struct.unpack_from(around, at))
+            assert normal(made) == normal(slow_decode(around, at))
         for data, off in ((bytearray(raw), 0), (memoryview(b"ab" + raw), 2), (raw + b"z", 0),
                           (raw[:-1], 0), (raw, 1), (b"", 0)):
             assert outcome(c.decode, data, off) == outcome(slow_decode, data, off)
