@@ -29,11 +29,15 @@ def _histogram_of_sleeper(*args: str) -> tuple[str, int, dict[int, int]]:
 
 
 def _check(out: str, pid: int, counts: dict[int, int]) -> None:
-    # one histogram (one process: the filter), in microseconds; every wake-up of the child
-    # is followed by a switch to it, and a few more waits (start-up, preemptions) may count
+    # one histogram (one process: the filter), in microseconds; a wake-up of the child is
+    # followed by a switch to it, and a few more waits (start-up, preemptions) may count.  On
+    # a loaded machine a sleep's timer can fire before the child has switched out (its vCPU
+    # was descheduled between arming the timer and blocking): the wake-up then finds it still
+    # running, no switch follows, and the next wake-up replaces that start time, so a few of
+    # the sleeps may count no wait of their own.
     assert out.count("\npid = ") == 1, out
     assert "usecs               : count     distribution" in out
-    assert SLEEPS <= sum(counts.values()) <= 20 * SLEEPS, out
+    assert SLEEPS - SLEEPS // 20 <= sum(counts.values()) <= 20 * SLEEPS, out
 
 
 @pytest.mark.needs("tp_btf")
