@@ -541,6 +541,11 @@ class RingBuffer(Handle, QueuedEvents[Any]):
         until ``batch.release()`` (use ``with rb.read_batch(copy=False) as batch:``); until
         then this ring cannot be read again and :meth:`poll`/:meth:`consume` raise
         :class:`~pylibbpf.StateError` (EBUSY).  :meth:`close` invalidates a held batch.
+
+        A record committed while the read runs (or while a zero-copy batch is held) sends no
+        wake-up of its own (the kernel wakes a reader only once it has caught up): after
+        waiting on :attr:`epoll_fd`, call this until it returns an empty batch, as :meth:`poll`
+        does with libbpf's consumer.
         """
         index = self._ring_index(ring)
         if max_events is not None:
