@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import platform
 import struct
-import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -23,35 +20,14 @@ from pylibbpf import (
     RingBuffer,
     StateError,
 )
-from pylibbpf.events import _perf_rings, perf
-from tests.support.ring_producer import NO_THREAD, emit, loaded_producer, seq_of, traced_getpid
+from pylibbpf.events import _perf_rings
+from tests.support.event_paths import RAW_SIZE, X86, assert_emitted, calls, thread_calls
+from tests.support.ring_producer import emit, seq_of
 
 SAMPLE = struct.Struct("<QII48s")
-# the kernel pads a 64-byte sample's raw data so that size field + data is 8-byte aligned
-RAW_SIZE = 68
-X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 
 
-def calls(n: int) -> None:
-    for _ in range(n):
-        os.getpid()
 
-
-@pytest.fixture(params=["python", "libbpf"])
-def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Which consumer the perf buffers of the test use: the rings read from Python (where the
-    machine allows it) or libbpf's ``perf_buffer__consume`` with a ctypes callback."""
-    if request.param == "libbpf":
-        monkeypatch.setattr(perf, "_python_rings", lambda ptr, page_count: None)
-    elif not X86:
-        pytest.skip("the perf rings are read from Python on x86 only")
-    return str(request.param)
-
-
-@pytest.fixture
-def traced(path: str) -> Iterator[Object]:
-    with traced_getpid() as (obj, _link):
-        yield obj
 
 
 def _uses(pb: PerfBuffer, path: str) -> None:
@@ -232,40 +208,35 @@ def test_a_callback_closing_its_buffer(traced: Object, path: str) -> None:
 # --------------------------------------------------------------------------- asyncio
 
 
-def _thread_calls(obj: Object, n: int) -> None:
-    """``n`` traced getpid() calls from a thread of our own (asyncio calls getpid() too)."""
-    def run() -> None:
-        obj.bss["target_tid"] = threading.get_native_id()
-        calls(n)
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-
-
-@pytest.fixture
-def traced_thread(path: str) -> Iterator[Object]:
-    with traced_getpid(tid=NO_THREAD) as (obj, _link):
-        yield obj
 
 
 @pytest.mark.kernel
-def test_async_for_across_wakeups_and_cancellation(traced_thread: Object, path: str) -> None:
+@pytest.mark.parametrize("decoded", [True, False])
+def test_async_for_across_wakeups_and_cancellation(traced_thread: Object, path: str,
+                                                   decoded: bool) -> None:
     """Bursts arriving while ``async for`` runs come out in order; a task cancelled in the
-    middle of a batch loses nothing: the next iteration starts where it stopped."""
+    middle of a batch (of decoded samples, or of a queued ring copy made into samples as they
+    are taken) loses nothing: the next iteration starts where it stopped."""
     obj = traced_thread
+
+    def seq(sample: PerfSample) -> int:
+        assert sample.cpu == 0
+        if decoded:
+            return int(sample.data)
+        assert type(sample) is PerfSample and len(sample.data) == RAW_SIZE
+        return seq_of(sample.data)
 
     async def main() -> list[int]:
         got: list[int] = []
-        with PerfBuffer(obj.maps["samples"], decode=seq_of) as pb:
+        with PerfBuffer(obj.maps["samples"], decode=seq_of if decoded else None) as pb:
             _uses(pb, path)
             loop = asyncio.get_running_loop()
             for burst in range(4):
-                loop.call_later(0.02 * (burst + 1), _thread_calls, obj, 50)
+                loop.call_later(0.02 * (burst + 1), thread_calls, obj, 50)
 
             async def take(n: int) -> None:
-                async for cpu, seq in pb:
-                    assert cpu == 0
-                    got.append(seq)
+                async for sample in pb:
+                    got.append(seq(sample))
                     if len(got) == n:
                         await asyncio.sleep(10)  # cancelled here, mid-batch
 
@@ -275,8 +246,8 @@ def test_async_for_across_wakeups_and_cancellation(traced_thread: Object, path: 
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            async for _cpu, seq in pb:
-                got.append(seq)
+            async for sample in pb:
+                got.append(seq(sample))
                 if len(got) == 200:
                     break
             assert pb.lost == 0
@@ -291,7 +262,7 @@ def test_events_after_a_partial_async_for(traced_thread: Object, path: str) -> N
 
     async def main() -> list[PerfSample]:
         with PerfBuffer(obj.maps["samples"]) as pb:
-            _thread_calls(obj, 40)
+            thread_calls(obj, 40)
             got = []
             async for sample in pb:
                 got.append(sample)
@@ -318,11 +289,6 @@ def ring_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     return str(request.param)
 
 
-@pytest.fixture
-def ring_producer() -> Iterator[Object]:
-    with loaded_producer() as obj:
-        yield obj
-
 
 @pytest.mark.kernel
 @pytest.mark.parametrize("knobs", [{}, {"discard_every": 3}, {"variable": 1}])
@@ -335,14 +301,7 @@ def test_ring_queue_mode_order_discards_and_lengths(ring_producer: Object, ring_
             assert rb.consume() == rb.pending - before
             assert rb._batched is (True if ring_path == "batched" else None)
         got = list(rb.events(0))
-    seqs = [seq_of(d) for d in got]
-    if knobs.get("discard_every"):
-        assert seqs == [n for n in range(450) if n % 3 != 2]
-    else:
-        assert seqs == list(range(450))
-    if knobs.get("variable"):
-        assert all(len(d) == 8 + (i % 7) * 8 + 1 for i, d in zip(seqs, got, strict=True))
-    assert all(type(d) is bytes for d in got)
+    assert_emitted(got, 450, knobs)
 
 
 @pytest.mark.kernel

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
-import platform
 import struct
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,33 +20,14 @@ from pylibbpf.elf.codec import codec
 from pylibbpf.events import _perf_rings, perf
 from pylibbpf.typed import decoder
 from pylibbpf.typesource import Types
-from tests.support.ring_producer import NO_THREAD, emit, loaded_producer, seq_of, traced_getpid
+from tests.support.event_paths import RAW_SIZE, X86, assert_emitted, calls, thread_calls
+from tests.support.ring_producer import emit, seq_of
 
-X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 SAMPLE_TYPE = "struct perf_sample"  # tests/bpf/events_perf.bpf.c
 SAMPLE_C = "struct perf_sample { __u64 seq; __u32 cpu; __u32 pad; char payload[48]; };"
-RAW_SIZE = 68  # the 64-byte sample, padded by the kernel
 
 
-def calls(n: int) -> None:
-    for _ in range(n):
-        os.getpid()
 
-
-@pytest.fixture(params=["python", "libbpf"])
-def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The rings read from Python (x86) or libbpf's consumer with a ctypes callback."""
-    if request.param == "libbpf":
-        monkeypatch.setattr(perf, "_python_rings", lambda ptr, page_count: None)
-    elif not X86:
-        pytest.skip("the perf rings are read from Python on x86 only")
-    return str(request.param)
-
-
-@pytest.fixture
-def traced(path: str) -> Iterator[Object]:
-    with traced_getpid() as (obj, _link):
-        yield obj
 
 
 def typed(obj: Object) -> tuple[Any, int]:
@@ -183,19 +161,6 @@ def test_an_exception_held_in_a_cycle_is_collected(traced: Object, path: str) ->
 # --------------------------------------------------------------------------- the lazy queue
 
 
-@pytest.fixture
-def traced_thread(path: str) -> Iterator[Object]:
-    with traced_getpid(tid=NO_THREAD) as (obj, _link):
-        yield obj
-
-
-def _thread_calls(obj: Object, n: int) -> None:
-    def run() -> None:
-        obj.bss["target_tid"] = threading.get_native_id()
-        calls(n)
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
 
 
 def _seqs(samples: list[PerfSample]) -> list[int]:
@@ -232,13 +197,13 @@ def test_batches_after_a_partial_async_for(traced_thread: Object, path: str) -> 
 
     async def main() -> list[PerfSample]:
         with PerfBuffer(obj.maps["samples"]) as pb:
-            _thread_calls(obj, 30)
+            thread_calls(obj, 30)
             got: list[PerfSample] = []
             async for sample in pb:
                 got.append(sample)
                 if len(got) == 7:
                     break
-            _thread_calls(obj, 30)
+            thread_calls(obj, 30)
             async for batch in pb.batches():
                 assert batch
                 got += batch
@@ -248,40 +213,6 @@ def test_batches_after_a_partial_async_for(traced_thread: Object, path: str) -> 
             return got
 
     assert _seqs(asyncio.run(main())) == list(range(60))
-
-
-@pytest.mark.kernel
-def test_async_for_without_decoder_across_wakeups_and_cancellation(
-        traced_thread: Object, path: str) -> None:
-    obj = traced_thread
-
-    async def main() -> list[PerfSample]:
-        got: list[PerfSample] = []
-        with PerfBuffer(obj.maps["samples"]) as pb:
-            loop = asyncio.get_running_loop()
-            for burst in range(4):
-                loop.call_later(0.02 * (burst + 1), _thread_calls, obj, 40)
-
-            async def take(n: int) -> None:
-                async for sample in pb:
-                    got.append(sample)
-                    if len(got) == n:
-                        await asyncio.sleep(10)  # cancelled here, mid-chunk
-
-            task = asyncio.create_task(take(25))
-            while len(got) < 25:
-                await asyncio.sleep(0.01)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            async for sample in pb:
-                got.append(sample)
-                if len(got) == 160:
-                    break
-            assert pb.lost == 0
-        return got
-
-    assert _seqs(asyncio.run(main())) == list(range(160))
 
 
 @pytest.mark.kernel
@@ -316,11 +247,6 @@ def ring_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     return str(request.param)
 
 
-@pytest.fixture
-def ring_producer() -> Iterator[Object]:
-    with loaded_producer() as obj:
-        yield obj
-
 
 def _ring_uses(rb: RingBuffer, path: str) -> None:
     assert bool(rb._direct) is (path == "python")
@@ -338,14 +264,7 @@ def test_ring_callbacks_order_discards_and_lengths(ring_producer: Object, ring_p
             total += rb.consume()
             _ring_uses(rb, ring_path)
         assert total == len(got) and rb.consume() == 0
-    seqs = [seq_of(d) for d in got]
-    if knobs.get("discard_every"):
-        assert seqs == [n for n in range(450) if n % 3 != 2]
-    else:
-        assert seqs == list(range(450))
-    if knobs.get("variable"):
-        assert all(len(d) == 8 + (i % 7) * 8 + 1 for i, d in zip(seqs, got, strict=True))
-    assert all(type(d) is bytes for d in got)
+    assert_emitted(got, 450, knobs)
 
 
 @pytest.mark.kernel
