@@ -165,6 +165,9 @@ class Lifetime:
         """Mark the owner closed after running the borrowers' callbacks (each once)."""
         if self.closed:
             return
+        if not self._closers:  # nothing borrowed from the owner (an open + load + close)
+            self.closed = True
+            return
         closers, self._closers = self._closers, []
         try:
             for callback in closers:
@@ -219,8 +222,12 @@ class Handle:
             return
         self._life.close()
         ref = self._finalizer
-        if ref is not None and _pending.pop(id(ref), None) is not None:
-            self._release()
+        if ref is not None:
+            # dropped, so that the reference dies first and the collection of the handle
+            # calls nothing (another thread's close() that read it still holds it: no id reuse)
+            self._finalizer = None
+            if _pending.pop(id(ref), None) is not None:
+                self._release()
 
     def __enter__(self: _H) -> _H:
         self._check()
