@@ -321,7 +321,8 @@ def read_object_file(path: str | bytes | os.PathLike[str] | os.PathLike[bytes],
         if info.st_size > max_size:
             raise ElfError(f"{info.st_size} bytes is more than the {max_size} an object file "
                            "may have")
-        os.set_blocking(fd, True)
+        # O_NONBLOCK changes nothing for a regular file on Linux (no fcntl calls to clear it);
+        # should a filesystem still refuse a read with EAGAIN, the reads below go on blocking.
         chunks = []
         total = 0
         while total <= max_size:
@@ -330,7 +331,11 @@ def read_object_file(path: str | bytes | os.PathLike[str] | os.PathLike[bytes],
             # 64 KiB reads until read() returns nothing
             want = info.st_size - total + 1 if info.st_size > total else 1 << 16
             want = min(want, max_size + 1 - total)
-            chunk = os.read(fd, want)
+            try:
+                chunk = os.read(fd, want)
+            except BlockingIOError:
+                os.set_blocking(fd, True)
+                continue
             if not chunk:
                 break
             chunks.append(chunk)
