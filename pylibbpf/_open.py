@@ -75,7 +75,7 @@ def open_opts(object_name: str | bytes | None,
         fields["kernel_log_size"] = ctypes.sizeof(log_buf)
     return new_opts(bpf_object_open_opts, **fields), log_buf
 
-def validate_blob(blob: bytes, name: str, context: Callable[[], str]) -> Verdict:
+def validate_blob(blob: bytes, name: str | bytes, context: Callable[[], str]) -> Verdict:
     """Refuse, before libbpf parses it, an object its parser would trust into a crash; the
     verdict on one that passes (remembered by content: the same bytes are parsed once).
     ``context()`` says what failed (made only on failure)."""

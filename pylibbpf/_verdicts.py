@@ -26,6 +26,7 @@ A verdict also keeps what the load needs to know from the same parse: the object
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -64,7 +65,7 @@ def _content(blob: bytes) -> bytes:
     return blob if len(blob) <= KEEP_MAX else hashlib.sha256(blob).digest()
 
 
-def check(blob: bytes, name: str = "") -> Verdict:
+def check(blob: bytes, name: str | bytes = "") -> Verdict:
     """The verdict on ``blob``: remembered if these exact bytes passed before, else
     :func:`~pylibbpf.elf.validate.validate_object` runs (raising its
     :class:`~pylibbpf.elf.errors.ElfError` on a malformed object, which is not remembered)."""
@@ -79,6 +80,8 @@ def check(blob: bytes, name: str = "") -> Verdict:
         except KeyError:
             pass  # another thread's insertion evicted it meanwhile: the verdict still holds
         return found[1]
+    if type(name) is not str:  # a name taken from a path: decoded only when it is needed
+        name = os.fsdecode(name)
     parsed = validate.validate_object(blob, name)  # outside the lock: other threads go on
     verdict = Verdict(struct_ops_link=tuple(
         sec.name for sec in parsed.sections if sec.name.lstrip("?") == _STRUCT_OPS_LINK))

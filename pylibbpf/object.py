@@ -62,15 +62,15 @@ class Object(Handle):
 
     _what = "BPF object"
 
-    def __init__(self, ptr: Any, *, source: str | None, data: bytes | None,
+    def __init__(self, ptr: Any, *, source: str | bytes | None, data: bytes | None,
                  log_buf: Any = None, verdict: Verdict | None = None) -> None:
         super().__init__()
         self._verdict = verdict  # the validator's findings (None: opened without validation)
         self._ptr = ptr
-        self._source = source  # the path as given (a Path is made when asked for)
+        self._source = source  # the path (str, or bytes decoded when asked for)
         self._data = data  # open_mem: libbpf keeps pointers into it until close
         self._log_buf = log_buf  # kernel_log_buf: libbpf keeps the pointer until load
-        self._globals: dict[str, GlobalData] = {}
+        self._globals: dict[str, GlobalData] | None = None  # made by the first global_data()
         links: dict[str, Link] = {}  # what attach() made, by program name; freed with us
         self._links = links
         self._life.name = self._read_name()
@@ -142,17 +142,16 @@ class Object(Handle):
         alone.
         """
         fspath = cpath(path)
-        shown = os.fsdecode(fspath)
 
         def context() -> str:
-            return f"failed to open BPF object {shown!r}"
+            return f"failed to open BPF object {os.fsdecode(fspath)!r}"
 
         if not validate:
             check_regular(fspath, context())
             opts, log_buf = open_opts(object_name, btf_custom_path, kconfig,
                                       pin_root_path, kernel_log_level, kernel_log_buf)
             ptr = call_open(context, "bpf_object__open_file", fspath, ctypes.byref(opts))
-            return cls(ptr, source=shown, data=None, log_buf=log_buf)
+            return cls(ptr, source=fspath, data=None, log_buf=log_buf)
         try:
             blob = read_object_file(fspath)
         except ElfError as exc:
@@ -161,11 +160,11 @@ class Object(Handle):
             raise error_from_errno(exc.errno, f"{context()}: {exc.strerror}") from None
         name: str | bytes = object_name if object_name is not None else \
             name_from_path(fspath)
-        verdict = validate_blob(blob, name if type(name) is str else os.fsdecode(name), context)
+        verdict = validate_blob(blob, name, context)
         opts, log_buf = open_opts(name, btf_custom_path, kconfig, pin_root_path,
                                   kernel_log_level, kernel_log_buf)
         ptr = call_open(context, "bpf_object__open_mem", blob, len(blob), ctypes.byref(opts))
-        return cls(ptr, source=shown, data=blob, log_buf=log_buf, verdict=verdict)
+        return cls(ptr, source=fspath, data=blob, log_buf=log_buf, verdict=verdict)
 
     @classmethod
     def open_mem(
@@ -233,7 +232,9 @@ class Object(Handle):
     @property
     def path(self) -> Path | None:
         """The file the object was opened from (``None`` for :meth:`open_mem`)."""
-        return None if self._source is None else Path(self._source)
+        source = self._source
+        return None if source is None else Path(
+            source if type(source) is str else os.fsdecode(source))
 
     @property
     def loaded(self) -> bool:
@@ -261,8 +262,9 @@ class Object(Handle):
         """The ELF image the object was opened from (read from disk for :meth:`open_file`)."""
         if self._data is not None:
             return self._data
-        assert self._source is not None
-        return Path(self._source).read_bytes()
+        path = self.path
+        assert path is not None
+        return path.read_bytes()
 
     # ----------------------------------------------------------------------------- contents
 
@@ -513,12 +515,15 @@ class Object(Handle):
         """The global variables of ``section`` (``".bss"``, ``".data"``, ``".rodata"``,
         ``".data.custom"``...), readable and writable by name.  See :class:`GlobalData`."""
         self._check()
-        view = self._globals.get(section)
+        views = self._globals
+        if views is None:
+            views = self._globals = {}
+        view = views.get(section)
         if view is None:
             from .global_data import GlobalData
 
             view = GlobalData(self, self._life, section)
-            self._globals[section] = view
+            views[section] = view
         return view
 
     @property
