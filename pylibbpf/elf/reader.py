@@ -323,8 +323,21 @@ def read_object_file(path: str | bytes | os.PathLike[str] | os.PathLike[bytes],
                            "may have")
         # O_NONBLOCK changes nothing for a regular file on Linux (no fcntl calls to clear it);
         # should a filesystem still refuse a read with EAGAIN, the reads below go on blocking.
-        chunks = []
+        chunks: list[bytes] = []
         total = 0
+        size = info.st_size
+        if size:
+            try:
+                first = os.read(fd, size + 1)
+            except BlockingIOError:
+                os.set_blocking(fd, True)
+            else:
+                if len(first) == size:  # the common case: it ended at its size
+                    return first
+                if not first:
+                    return first
+                chunks.append(first)
+                total = len(first)
         while total <= max_size:
             # one byte more than the size left, so that one read of an unchanging file sees
             # its end (a short read at exactly the size); a pseudo-file of size 0 goes on by
