@@ -189,3 +189,47 @@ def test_libbpf_messages_reach_logging_only_when_someone_listens(
     debug = [r for r in caplog.records
              if r.name == "pylibbpf.libbpf" and r.levelno == logging.DEBUG]
     assert any("minimal" in r.getMessage() or "on_getpid" in r.getMessage() for r in debug)
+
+
+def _same_size_same_end(data: bytes) -> bytes:
+    """``data`` with one byte of its ELF header's padding (``EI_PAD``, read by no one)
+    changed: the same size and the same last bytes, other content."""
+    changed = bytearray(data)
+    changed[9] ^= 0xFF  # e_ident padding (EI_PAD): ignored by every reader
+    return bytes(changed)
+
+
+def test_objects_of_one_size_and_ending_do_not_share_a_verdict(
+        minimal_o: Path, validations: list[int]) -> None:
+    data = minimal_o.read_bytes()
+    twin = _same_size_same_end(data)
+    assert len(twin) == len(data) and twin[-64:] == data[-64:] and twin != data
+    Object.open_mem(data).close()
+    Object.open_mem(twin).close()  # same key, other bytes: validated, not trusted
+    Object.open_mem(twin).close()  # now remembered
+    Object.open_mem(data).close()  # the twin took its place: validated again
+    assert validations == [len(data)] * 3
+
+
+def test_a_malformed_twin_is_refused_after_its_sibling_passed(
+        counters_o: Path, validations: list[int]) -> None:
+    data = counters_o.read_bytes()
+    bad = _cycle(data)
+    assert len(bad) == len(data) and bad[-32:] == data[-32:]
+    Object.open_mem(data).close()
+    with pytest.raises(MalformedObjectError, match="cyclic"):
+        Object.open_mem(bad)
+    assert len(validations) == 2
+
+
+def test_large_objects_are_remembered_by_digest(minimal_o: Path, validations: list[int],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    data = minimal_o.read_bytes()
+    monkeypatch.setattr(_verdicts, "KEEP_MAX", len(data) - 1)
+    Object.open_mem(data).close()
+    Object.open_mem(bytes(bytearray(data))).close()  # equal bytes, another object: a hit
+    assert validations == [len(data)]
+    stored = next(iter(_verdicts._verdicts.values()))[0]
+    assert len(stored) == 32  # a SHA-256, not the object
+    Object.open_mem(_same_size_same_end(data)).close()
+    assert len(validations) == 2

@@ -1,10 +1,12 @@
-"""What makes open + load + close cheap must not change what it does.
+"""The print gate and the one-read object reader (what makes open + load + close cheap) must
+not change what they do.
 
 libbpf's print function is a level gate (a few instructions of machine code, x86-64) in front
 of the Python callback: debug lines nobody listens to never enter Python, warnings always do,
 and without a gate (another machine, executable memory refused, ``PYLIBBPF_PRINT_GATE=0``)
-every message reaches the callback as before.  Validation verdicts are found by comparing the
-object's bytes whole, so objects that share a size and an ending never share a verdict.
+every message reaches the callback as before.  An object file is read in one ``read()`` when
+it does not change, and whole when it does.  (The verdict cache's tests are in
+``test_open_cache.py``.)
 """
 
 from __future__ import annotations
@@ -20,11 +22,9 @@ from typing import Any
 
 import pytest
 
-from pylibbpf import MalformedObjectError, Object, _ffi, _verdicts
+from pylibbpf import Object, _ffi
 from pylibbpf._ffi import libc, printcb, printgate
 from pylibbpf._ffi.types import libbpf_print_fn_t
-from pylibbpf.elf import ObjectFile
-from pylibbpf.elf import validate as validate_module
 
 ROOT = Path(__file__).resolve().parent.parent
 X86_64 = os.uname().machine in ("x86_64", "amd64")
@@ -233,70 +233,6 @@ def test_a_rejected_program_still_reports_the_verifier_log(
             obj.load()
     assert "invalid mem access 'map_value_or_null'" in str(info.value)
     assert len(info.value.log.splitlines()) > 1000
-
-
-# ------------------------------------------------------------------------------- verdicts
-
-
-@pytest.fixture
-def validations(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    seen: list[int] = []
-    real = validate_module.validate_object
-
-    def counting(data: bytes, name: str = "") -> ObjectFile:
-        seen.append(len(data))
-        return real(data, name)
-
-    monkeypatch.setattr(validate_module, "validate_object", counting)
-    _verdicts.clear()
-    yield seen
-    _verdicts.clear()
-
-
-def _same_size_same_end(data: bytes) -> bytes:
-    """``data`` with one byte of its ELF header's padding (``EI_PAD``, read by no one)
-    changed: the same size and the same last bytes, other content."""
-    changed = bytearray(data)
-    changed[9] ^= 0xFF  # e_ident padding (EI_PAD): ignored by every reader
-    return bytes(changed)
-
-
-def test_objects_of_one_size_and_ending_do_not_share_a_verdict(
-        minimal_o: Path, validations: list[int]) -> None:
-    data = minimal_o.read_bytes()
-    twin = _same_size_same_end(data)
-    assert len(twin) == len(data) and twin[-64:] == data[-64:] and twin != data
-    Object.open_mem(data).close()
-    Object.open_mem(twin).close()  # same key, other bytes: validated, not trusted
-    Object.open_mem(twin).close()  # now remembered
-    Object.open_mem(data).close()  # the twin took its place: validated again
-    assert validations == [len(data)] * 3
-
-
-def test_a_malformed_twin_is_refused_after_its_sibling_passed(
-        counters_o: Path, validations: list[int]) -> None:
-    from tests.test_open_cache import _cycle
-
-    data = counters_o.read_bytes()
-    bad = _cycle(data)
-    assert len(bad) == len(data) and bad[-32:] == data[-32:]
-    Object.open_mem(data).close()
-    with pytest.raises(MalformedObjectError, match="cyclic"):
-        Object.open_mem(bad)
-    assert len(validations) == 2
-
-
-def test_large_objects_are_remembered_by_digest(minimal_o: Path, validations: list[int],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    data = minimal_o.read_bytes()
-    monkeypatch.setattr(_verdicts, "KEEP_MAX", len(data) - 1)
-    Object.open_mem(data).close()
-    Object.open_mem(bytes(bytearray(data))).close()  # equal bytes, another object: a hit
-    assert validations == [len(data)]
-    stored = next(iter(_verdicts._verdicts.values()))[0]
-    assert len(stored) == 32  # a SHA-256, not the object
-    Object.open_mem(_same_size_same_end(data)).close()
-    assert len(validations) == 2
 
 
 # ------------------------------------------------------------------------------- reading
