@@ -115,9 +115,14 @@ def test_every_batched_kind_reads_ahead_the_same(kind: MapType,
     with Map.create(kind, 4, 4, 1024, name="t_kind") as m:
         keys = list(range(0, 1000)) if kind in (MapType.ARRAY, MapType.PERCPU_ARRAY) else [
             k * 31 for k in range(1000)]
-        m.update_batch(keys, [[k + c for c in range(NCPU)] if percpu else k for k in keys])
+        for k in keys:  # one by one: Linux 5.10 has no batch updates of a PERCPU_ARRAY
+            m.update(k, [k + c for c in range(NCPU)] if percpu else k)
         items = m.items()
-        assert small_batches and small_batches[-1] is not None
+        if m._no_batch:
+            # the kernel refused batch lookups of this kind: items() walked the keys, alone
+            assert small_batches == []
+        else:
+            assert small_batches and small_batches[-1] is not None
         assert dict(items) == walked(m)
         got = {int.from_bytes(k, "little"): v for k, v in items}
         for k in keys:
