@@ -125,7 +125,10 @@ def _store_bytes(state: _State, base: Tag, off: int, size: int, value: Tag) -> N
 def _alu(insn: Instruction, state: _State) -> None:
     regs = state.regs
     is64 = insn.cls == I.ALU64
-    src: Tag = regs[insn.src] if insn.source == I.SRC_X else ("const", insn.imm)
+    # neg and byte swaps read no source register (a byte swap's source bit is its byte order,
+    # and its src field is not checked against r0-r10 by rewrite(): see Instruction.reads)
+    uses_src = insn.source == I.SRC_X and insn.op not in (I.ALU_NEG, I.ALU_END)
+    src: Tag = regs[insn.src] if uses_src else ("const", insn.imm)
     dst = regs[insn.dst]
     op = insn.op
     result: Tag = None

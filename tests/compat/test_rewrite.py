@@ -96,3 +96,14 @@ def test_missing_and_duplicate_names(legacy_object: Callable[..., bytes]) -> Non
             parse_legacy_elf(data, names)
         assert exc.value.errno == errno.ENOENT
         assert "map_array" in str(exc.value)
+
+
+@pytest.mark.parametrize("op", [I.ALU_END, I.ALU_NEG])
+def test_a_byte_swap_or_neg_with_a_stray_src_field(op: int) -> None:
+    """A byte swap's source bit is its byte order, and neither it nor neg reads a source
+    register: a src field past r10 there (found by fuzzing bpf_prog_load_ex) is not read."""
+    insns = [I.Instruction(I.ALU64 | I.ALU_MOV, dst=0, imm=7),
+             I.Instruction(I.ALU | op | I.SRC_X, dst=0, src=13, imm=32),
+             I.Instruction(I.JMP | I.JMP_EXIT)]
+    rw = rewrite(insns, {}, {})
+    assert [i.code for i in rw.insns] == [i.code for i in insns]
