@@ -352,9 +352,15 @@ def test_ring_two_rings_and_poll_wakes(ring_producer: Object, ring_path: str) ->
         timer = threading.Timer(0.05, emit, (ring_producer, 5))
         timer.start()
         try:
-            assert rb.poll(5000) == 5  # woken by the epoll fd, then read
+            # woken by the epoll fd, then read: the first wake-up reads at least one record.
+            # The producer's five runs may be preempted between commits (a busy machine), and a
+            # read ends where the committed records end, as libbpf's does: poll until all five.
+            got = [rb.poll(5000)]
+            while got[0] >= 1 and sum(got) < 5 and len(got) < 50:
+                got.append(rb.poll(5000))
         finally:
             timer.join()
+        assert got[0] >= 1 and sum(got) == 5, got
         assert first == [0, 1, 2, 3, 7, 8, 9, 10, 11]
         _ring_uses(rb, ring_path)
 
