@@ -183,6 +183,60 @@ def test_batches_hand_out_every_event_in_order_one_list_per_wakeup(producer: Obj
     assert producer.bss.get_int("dropped") == 0
 
 
+def test_batches_are_at_most_limit_long_and_the_rings_wait_for_the_caller(producer: Object
+                                                                           ) -> None:
+    """Lists of at most ``limit`` records, the default :data:`aio.BATCH_LIMIT`; while the lists
+    of one read are handed out the rings are not read again (a slow consumer leaves records in
+    the ring, not in this process), and records not yet in a list stay queued for the next
+    loop."""
+    async def main() -> tuple[list[int], list[int], list[int], int, int]:
+        with RingBuffer(producer.maps["rb"], decode=seq_of) as rb:
+            emit(producer, 300)
+            sizes: list[int] = []
+            got: list[int] = []
+            async for batch in rb.batches(100):
+                sizes.append(len(batch))
+                got += batch
+                if len(sizes) == 1:
+                    emit(producer, 50)  # arrives while the first read is handed out
+                if len(sizes) == 2:
+                    break
+            queued = rb.pending  # the rest of the first read, not the 50 in the ring
+            default: list[int] = []
+            emit(producer, 400)
+            async for batch in rb.batches():
+                default.append(len(batch))
+                got += batch
+                if len(got) == 750:
+                    break
+            return sizes, default, got, queued, rb.consume()
+
+    sizes, default, got, queued, left = asyncio.run(main())
+    assert sizes == [100, 100] and queued == 100
+    # the 100 still queued first, then one read of the ring's 450
+    assert default[0] == 100 and default[1:] == [aio.BATCH_LIMIT, 450 - aio.BATCH_LIMIT]
+    assert got == list(range(750)) and left == 0
+    assert producer.bss.get_int("dropped") == 0
+
+
+@pytest.mark.parametrize(("limit", "error"), [(0, ValueError), (-3, ValueError),
+                                              (True, TypeError), ("8", TypeError),
+                                              (2.0, TypeError)])
+def test_batches_refuse_a_bad_limit_at_the_call(producer: Object, limit: object,
+                                                error: type[Exception]) -> None:
+    with RingBuffer(producer.maps["rb"]) as rb:
+        with pytest.raises(error, match="limit"):
+            rb.batches(limit)  # type: ignore[arg-type]
+        with pytest.raises(error, match="limit"):
+            aio.batches(rb, limit)  # type: ignore[arg-type]
+
+
+def test_batches_of_a_callback_buffer_are_refused_at_the_call(producer: Object) -> None:
+    with RingBuffer(producer.maps["rb"], lambda data: None) as rb:
+        with pytest.raises(StateError):
+            rb.batches()
+
+
 def test_batches_of_a_perf_buffer_and_its_reader_leaves_with_the_loop() -> None:
     with traced_getpid(tid=NO_THREAD) as (obj, _link):
         async def main() -> tuple[list[PerfSample], bool]:

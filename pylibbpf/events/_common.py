@@ -146,10 +146,10 @@ class QueuedEvents(Generic[_T]):
         self._require_queue()
         return iterate(self)  # type: ignore[arg-type]
 
-    def batches(self) -> AsyncIterator[list[_T]]:
-        """Queue mode, asyncio: a list of the records available per wake-up (see
-        :func:`pylibbpf.aio.batches`): ``async for batch in buffer.batches(): ...``."""
+    def batches(self, limit: int | None = None) -> AsyncIterator[list[_T]]:
+        """Queue mode, asyncio: the records as they arrive, in lists of at most ``limit``
+        (``None``: :data:`pylibbpf.aio.BATCH_LIMIT`; see :func:`pylibbpf.aio.batches`):
+        ``async for batch in buffer.batches(): ...``.  A bad ``limit`` raises here."""
         from .aio import batches
 
-        self._require_queue()
-        return batches(self)  # type: ignore[arg-type]
+        return batches(self, limit)  # type: ignore[arg-type]

@@ -8,7 +8,7 @@
     pb = PerfBuffer(obj.maps["perf"])
     async for cpu, data in pb:                   # PerfSample per sample
         ...
-    async for batch in pb.batches():             # a list per wake-up: one await per batch
+    async for batch in pb.batches():             # lists of up to BATCH_LIMIT: one await each
         ...
 
 The buffer's epoll fd is registered with the running loop (``loop.add_reader``) while the
@@ -32,13 +32,16 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing
-from itertools import chain
+from itertools import islice
 from typing import Any, Protocol
 
 from ..errors import ClosedError
 
 #: how often a coroutine waiting for data looks whether its buffer was closed meanwhile
 CLOSED_CHECK_S = 0.1
+
+#: the most records :func:`batches` puts in one list unless told otherwise
+BATCH_LIMIT = 256
 
 
 class Buffer(Protocol):
@@ -57,7 +60,7 @@ class Buffer(Protocol):
     def _require_queue(self) -> deque[Iterator[Any]]: ...
 
 
-__all__ = ["batches", "iterate", "poll", "wait_readable"]
+__all__ = ["BATCH_LIMIT", "batches", "iterate", "poll", "wait_readable"]
 
 
 async def wait_readable(fd: int, timeout: float | None = None) -> bool:
@@ -137,21 +140,59 @@ async def iterate(buffer: Buffer) -> AsyncIterator[Any]:
                     queue.popleft()
 
 
-async def batches(buffer: Buffer) -> AsyncIterator[list[Any]]:
-    """Yield, per wake-up, a list of every record the buffer's queue holds (never an empty
-    list): ``async for batch in buffer.batches(): for record in batch: ...``.
+def batches(buffer: Buffer, limit: int | None = None) -> AsyncIterator[list[Any]]:
+    """Yield the records of a queue-mode buffer as lists of at most ``limit`` records (``None``:
+    :data:`BATCH_LIMIT`), never an empty one: ``async for batch in buffer.batches(): ...``.
 
-    One step of the ``async for`` per wake-up instead of per record: with many small records
-    this is the cheaper loop (a step of an async generator costs about as much as a bare
-    callback).  The records of a list are the caller's once it is yielded."""
+    One step of the ``async for`` per list instead of per record: with many small records this
+    is the cheaper loop (a step of an async generator costs about as much as a bare callback).
+    A wake-up that brought more than ``limit`` records gives several lists in a row, with no
+    wait in between; the rings are read again only once the lists of what was read are handed
+    out, so a slow consumer leaves the records in the rings (where the kernel counts what it
+    cannot keep) rather than piling them up in this process.  The records of a list are the
+    caller's once it is yielded; records not yet in a list stay queued when the loop is left or
+    the task is cancelled.  Raises :class:`ValueError` for a ``limit`` below 1 (at the call)."""
+    count = batch_limit(limit)
     queue = buffer._require_queue()
+    return _batches(buffer, queue, count)
+
+
+def batch_limit(limit: int | None) -> int:
+    """``limit`` checked (an int of at least 1), or :data:`BATCH_LIMIT` for ``None``."""
+    if limit is None:
+        return BATCH_LIMIT
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise TypeError(f"limit must be an int or None, not {type(limit).__name__}")
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, not {limit}")
+    return limit
+
+
+async def _batches(buffer: Buffer, queue: deque[Iterator[Any]], limit: int
+                   ) -> AsyncIterator[list[Any]]:
     async with aclosing(_wakeups(buffer, queue)) as wakeups:
         async for _ in wakeups:
-            chunks = list(queue)
-            queue.clear()  # consume() runs only between steps, in this thread: nothing lost
-            batch = list(chain.from_iterable(chunks))
-            if batch:  # (chunks left empty by a reader that stopped at their end)
-                yield batch
+            # the wake-up's records, ``limit`` at a time; _wakeups reads the rings again only
+            # when it is resumed, after the queue was emptied here
+            while queue:
+                batch = take(queue, limit)
+                if batch:  # (a chunk left empty by a reader that stopped at its end)
+                    yield batch
+
+
+def take(queue: deque[Iterator[Any]], limit: int) -> list[Any]:
+    """Up to ``limit`` records from the head of ``queue``, across chunks; a chunk leaves the
+    queue once it is found empty (as :func:`~pylibbpf.events._common.take_chunks`)."""
+    batch: list[Any] = []
+    while queue:
+        head = queue[0]
+        want = limit - len(batch)
+        batch.extend(islice(head, want))
+        if len(batch) == limit:
+            return batch  # the head may hold more: it stays first
+        if queue and queue[0] is head:  # ran dry (not taken meanwhile by another reader)
+            queue.popleft()
+    return batch
 
 
 async def _wakeups(buffer: Buffer, queue: deque[Any]) -> AsyncGenerator[None, None]:
