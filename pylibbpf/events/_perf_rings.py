@@ -28,10 +28,12 @@ from __future__ import annotations
 import functools
 import mmap
 import struct
-from collections.abc import Iterator
+from array import array
+from collections.abc import Iterator, Sequence
 from itertools import chain
 from operator import itemgetter
 
+from ._batch import EventBatch, _Repeat, _spacing
 from ._common import require_ordered_memory
 
 RECORD_LOST = 2
@@ -167,6 +169,45 @@ def rest(chunk: bytes, runs: list[Run], index: int, left: int) -> Iterator[bytes
     pos, count, size, raw = runs[index]
     tail = [(pos + (count - left) * size, left, size, raw)] if left else []
     return samples(chunk, tail + runs[index + 1:])
+
+
+class PerfBatch(EventBatch):
+    """The samples of one perf ring read in one call (:meth:`PerfBuffer.read_batch
+    <pylibbpf.PerfBuffer.read_batch>`): an :class:`~pylibbpf.events._batch.EventBatch` whose
+    ``data`` is the copy of the ring (records with their headers), ``batch[i]`` sample ``i``'s
+    data as libbpf hands it to a callback (the raw data, padded by the kernel to keep the
+    records 8-byte aligned), :meth:`to_numpy` the samples as one array; :attr:`cpu` says whose
+    ring it was."""
+
+    __slots__ = ("cpu",)
+
+    def __init__(self, data: bytes, offsets: Sequence[int], sizes: Sequence[int],
+                 stride: int | None, cpu: int) -> None:
+        super().__init__(data, offsets, sizes, stride)
+        #: the CPU whose ring held the samples
+        self.cpu = cpu
+
+    def __repr__(self) -> str:
+        return f"<PerfBatch CPU {self.cpu}: {len(self)} samples, {len(self._data)} bytes>"
+
+
+def batch(chunk: bytes, runs: list[Run], cpu: int) -> PerfBatch:
+    """``runs`` of ``chunk`` (its :func:`cut`) as a :class:`PerfBatch` of ``cpu``'s ring: one
+    run is a ``range`` of offsets (no list at all), several an ``array`` of them."""
+    if not runs:
+        return PerfBatch(b"", (), (), None, cpu)
+    if len(runs) == 1:
+        pos, count, size, raw = runs[0]
+        first = pos + _RAW_OFFSET
+        return PerfBatch(chunk, range(first, first + count * size, size), _Repeat(raw, count),
+                         size, cpu)
+    offsets = array("Q")
+    sizes = array("I")
+    for pos, count, size, raw in runs:
+        first = pos + _RAW_OFFSET
+        offsets.extend(range(first, first + count * size, size))
+        sizes.extend(_Repeat(raw, count))
+    return PerfBatch(chunk, offsets, sizes, _spacing(offsets, sizes), cpu)
 
 
 _first = itemgetter(0)

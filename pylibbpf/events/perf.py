@@ -56,9 +56,11 @@ from ._common import (
 )
 from ._guard import PollGuard
 from ._perf_rings import (
+    PerfBatch,
     PerfRing,
     PerfRings,
     Run,
+    batch,
     cut,
     records,
     rest,
@@ -208,7 +210,7 @@ _first = itemgetter(0)
 
 _HAND = """
 def hand(source, callback, cpu):
-    for t in source:
+    for {t} in source:
         callback(cpu, {value})
 """
 
@@ -354,12 +356,15 @@ class PerfBuffer(Handle, QueuedEvents[PerfSample]):
         self._report_lost(before)
         return poll_result(rc, what)
 
-    def _report_lost(self, before: int) -> None:
+    def _report_lost(self, before: int, stacklevel: int = 4) -> None:
+        """Warn of the samples lost since ``before`` when no ``lost`` callback was given; the
+        warning names the line of the caller at ``stacklevel`` (from here: 4 is the caller of
+        a method that called :meth:`_finish`)."""
         if self._lost_cb is None and self._state.lost > before:
             warnings.warn(f"perf buffer on {self._what_map} lost "
                           f"{self._state.lost - before} samples "
                           f"({self._state.lost} in total): the rings are too small or read "
-                          "too slowly", EventsLostWarning, stacklevel=3)
+                          "too slowly", EventsLostWarning, stacklevel=stacklevel)
 
     def _run(self, chunk: bytes, run: Run) -> tuple[Iterator[Any], Iterator[Any]]:
         """(source, values) of one run of samples: ``values`` is what the callback or the
@@ -488,6 +493,55 @@ class PerfBuffer(Handle, QueuedEvents[PerfSample]):
         consume = _ffi.lib().perf_buffer__consume_buffer
         return self._finish(self._guard.call(lambda: int(consume(ptr, index))),
                             "perf_buffer__consume_buffer", before)
+
+    def read_batch(self, index: int = 0) -> PerfBatch:
+        """Read every sample in ring ``index`` (ValueError when out of range; ring ``i`` holds
+        the samples of CPU ``batch.cpu``) in one Python call, with no callback per sample: a
+        :class:`~pylibbpf.events._perf_rings.PerfBatch` (``batch[i]`` is sample ``i``'s
+        ``bytes``, ``batch.to_numpy(dtype)`` all of them as one array).
+
+        Lost samples are counted as :meth:`poll` counts them (:attr:`lost`, the ``lost``
+        callback, or an :class:`EventsLostWarning`); an exception of the ``lost`` callback is
+        raised from here, and the samples read with it are kept for the next :meth:`poll` or
+        :meth:`consume`.  Samples kept that way (also after a ``sample`` callback raised) come
+        before anything still in the rings: while they wait this raises
+        :class:`~pylibbpf.StateError` (EAGAIN), so that no sample is handed out of order.
+        Raises :class:`~pylibbpf.StateError` (EBUSY) inside a callback of this buffer, and
+        :class:`~pylibbpf.NotSupportedError` where the rings are read by libbpf's consumer
+        (off x86, or rings Python could not map): use a callback there.
+
+        :attr:`epoll_fd` becomes readable when any ring has samples, without saying which:
+        after waiting on it, read every ring (``for i in range(pb.buffer_count)``), as
+        :meth:`poll` does.
+        """
+        index = self._check_index(index)
+        rings = self._rings
+        if rings is None:
+            raise NotSupportedError("read_batch needs the perf rings read "
+                                    "from Python (x86, rings this process could map); here "
+                                    "libbpf's consumer reads them: give the buffer a callback")
+        ring = rings[index]
+        before = self._state.lost
+        got = self._guard.call(lambda: self._read_batch(ring))
+        self._report_lost(before, stacklevel=3)
+        return got
+
+    def _read_batch(self, ring: PerfRing) -> PerfBatch:
+        state = self._state
+        if state.backlog:
+            raise StateError(_errno.EAGAIN, f"{len(state.backlog)} samples read before wait "
+                             f"to be handed out first: poll() or consume() this buffer, then "
+                             f"read_batch() again")
+        chunk = ring.take()
+        runs, lost = cut(chunk)
+        if lost:
+            _count_lost(state, self._lost_cb, ring.cpu, lost)
+        error = state.error
+        if error is not None:  # the lost callback raised: keep the samples, in order
+            state.error = None
+            state.backlog.extend(zip(repeat(ring.cpu), samples(chunk, runs)))
+            raise error
+        return batch(chunk, runs, ring.cpu)
 
     def close(self) -> None:
         """Free libbpf's perf buffer.  Safe from any thread, and from a callback (see

@@ -20,7 +20,14 @@ from pylibbpf.elf.codec import codec
 from pylibbpf.events import _perf_rings, perf
 from pylibbpf.typed import decoder
 from pylibbpf.typesource import Types
-from tests.support.event_paths import RAW_SIZE, X86, assert_emitted, calls, thread_calls
+from tests.support.event_paths import (
+    RAW_SIZE,
+    X86,
+    assert_emitted,
+    calls,
+    sample_record,
+    thread_calls,
+)
 from tests.support.ring_producer import emit, seq_of
 
 SAMPLE_TYPE = "struct perf_sample"  # tests/bpf/events_perf.bpf.c
@@ -45,13 +52,6 @@ def expected(c: Any, n: int) -> Any:
 # --------------------------------------------------------------------------- no kernel
 
 
-def _sample(data: bytes) -> bytes:
-    raw = len(data)
-    size = (12 + raw + 7) & ~7
-    return struct.pack("<IHHI", _perf_rings.RECORD_SAMPLE, 0, size, raw) + data + bytes(
-        size - 12 - raw)
-
-
 def test_typed_runs_equal_the_codec_per_sample() -> None:
     c = codec(Types.from_c("enum kind { A = 1, B = 7 };"
                            "struct ev { unsigned long long seq; enum kind kind; char name[6];"
@@ -61,7 +61,8 @@ def test_typed_runs_equal_the_codec_per_sample() -> None:
     assert one.size == c.size
     datas = [one.pack(n, (1, 7, 3)[n % 3], b"ev%d" % n, n, -n, 2, n / 3) for n in range(7)]
     short = datas[0][:-8]  # shorter than the type: no typed layout, the codec per sample
-    chunk = b"".join(map(_sample, datas)) + _sample(short) + b"".join(map(_sample, datas[:2]))
+    chunk = (b"".join(map(sample_record, datas)) + sample_record(short)
+             + b"".join(map(sample_record, datas[:2])))
     runs, lost = _perf_rings.cut(chunk)
     assert lost == 0 and [count for _pos, count, _size, _raw in runs] == [7, 1, 2]
     got = []
@@ -81,7 +82,7 @@ def test_typed_runs_equal_the_codec_per_sample() -> None:
 def test_rest_after_a_stop_mid_run() -> None:
     datas = [bytes([n]) * 20 for n in range(6)]
     other = [bytes([n]) * 36 for n in range(2)]
-    chunk = b"".join(map(_sample, datas)) + b"".join(map(_sample, other))
+    chunk = b"".join(map(sample_record, datas)) + b"".join(map(sample_record, other))
     runs, _lost = _perf_rings.cut(chunk)
     assert list(_perf_rings.rest(chunk, runs, 0, 2)) == datas[4:] + other
     assert list(_perf_rings.rest(chunk, runs, 0, 0)) == other

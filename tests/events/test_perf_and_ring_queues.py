@@ -21,7 +21,15 @@ from pylibbpf import (
     StateError,
 )
 from pylibbpf.events import _perf_rings
-from tests.support.event_paths import RAW_SIZE, X86, assert_emitted, calls, thread_calls
+from tests.support.event_paths import (
+    RAW_SIZE,
+    X86,
+    assert_emitted,
+    calls,
+    lost_record,
+    sample_record,
+    thread_calls,
+)
 from tests.support.ring_producer import emit, seq_of
 
 SAMPLE = struct.Struct("<QII48s")
@@ -37,31 +45,20 @@ def _uses(pb: PerfBuffer, path: str) -> None:
 # --------------------------------------------------------------------------- split (no kernel)
 
 
-def _sample(data: bytes, size: int | None = None) -> bytes:
-    raw = len(data)
-    size = size or (12 + raw + 7) & ~7
-    return struct.pack("<IHHI", _perf_rings.RECORD_SAMPLE, 0, size, raw) + data + bytes(
-        size - 12 - raw)
-
-
-def _lost(count: int) -> bytes:
-    return struct.pack("<IHHQQQ", _perf_rings.RECORD_LOST, 0, 32, 7, count, 0)
-
-
 def test_split_runs_of_records_lost_and_unknown_records() -> None:
     first = [bytes([n]) * 20 for n in range(5)]
     second = [bytes([n]) * 36 for n in range(3)]
     other = struct.pack("<IHH", 3, 0, 16) + bytes(8)  # a record type BPF output never makes
-    chunk = (b"".join(map(_sample, first)) + _lost(5) + other
-             + b"".join(map(_sample, second)) + _lost(2) + _sample(b"last"))
+    chunk = (b"".join(map(sample_record, first)) + lost_record(5) + other
+             + b"".join(map(sample_record, second)) + lost_record(2) + sample_record(b"last"))
     samples, lost = _perf_rings.split(chunk)
     assert list(samples) == first + second + [b"last"]
     assert lost == 7
 
 
 def test_split_a_run_broken_by_a_different_header() -> None:
-    records = [_sample(bytes([n]) * 20) for n in range(6)]
-    records[3] = _sample(bytes([3]) * 19, size=32)  # same record size, other raw size
+    records = [sample_record(bytes([n]) * 20) for n in range(6)]
+    records[3] = sample_record(bytes([3]) * 19, size=32)  # same record size, other raw size
     samples, lost = _perf_rings.split(b"".join(records))
     assert list(samples) == [bytes([0]) * 20, bytes([1]) * 20, bytes([2]) * 20, bytes([3]) * 19,
                              bytes([4]) * 20, bytes([5]) * 20]
@@ -69,7 +66,7 @@ def test_split_a_run_broken_by_a_different_header() -> None:
 
 
 def test_split_stops_at_what_is_not_a_record() -> None:
-    good = _sample(b"a" * 8)
+    good = sample_record(b"a" * 8)
     for bad in (struct.pack("<IHH", 9, 0, 12), struct.pack("<IHH", 9, 0, 0),
                 struct.pack("<IHHI", 9, 0, 16, 200) + bytes(4),
                 struct.pack("<IHH", 9, 0, 64)):  # longer than what is left

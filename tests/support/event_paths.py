@@ -1,14 +1,16 @@
 """What the fast-path event tests share (their fixtures are in ``tests/events/conftest.py``):
-which machines have rings read from Python, the perf producer's sample size, a way to make
-samples."""
+which machines have rings read from Python, the perf producer's sample size, ways to make
+samples, perf records as the kernel writes them."""
 
 from __future__ import annotations
 
 import os
 import platform
+import struct
 import threading
 
 from pylibbpf import Object
+from pylibbpf.events import _perf_rings
 from tests.support.ring_producer import seq_of
 
 X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
@@ -17,6 +19,20 @@ X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 RAW_SIZE = 68
 """events_perf.bpf.c's 64-byte sample as the kernel stores it: padded so that the size field and
 the data are 8-byte aligned."""
+
+
+def sample_record(data: bytes, size: int | None = None) -> bytes:
+    """A ``PERF_RECORD_SAMPLE`` holding ``data`` as a perf ring stores it (``size``: the record
+    size, by default the smallest 8-byte multiple that holds it)."""
+    raw = len(data)
+    size = size or (12 + raw + 7) & ~7
+    return struct.pack("<IHHI", _perf_rings.RECORD_SAMPLE, 0, size, raw) + data + bytes(
+        size - 12 - raw)
+
+
+def lost_record(count: int) -> bytes:
+    """A ``PERF_RECORD_LOST`` reporting ``count`` lost samples."""
+    return struct.pack("<IHHQQQ", _perf_rings.RECORD_LOST, 0, 32, 7, count, 0)
 
 
 def calls(n: int) -> None:
