@@ -22,7 +22,9 @@ test per member.
 from __future__ import annotations
 
 import enum
+import io
 import struct
+import tokenize
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +37,7 @@ _INTS = {1: "b", 2: "h", 4: "i", 8: "q"}
 _FLOATS = {2: "e", 4: "f", 8: "d"}
 _MAX_LEAVES = 4096  # beyond this the generated code is too long to be worth it
 _UNROLL = 16  # scalar arrays up to this length are checked and built element by element inline
+_UNPACK_MAX = 255  # inline loops unpack a record's tuple into locals up to this many items
 
 
 class _NotFlat(Exception):
@@ -45,7 +48,7 @@ class FlatCodec:
     """The compiled halves of a flat type: ``decode(data, offset=0)`` and ``encode(value)``
     (both fall back to the generic functions given for anything off the fast path)."""
 
-    __slots__ = ("struct", "decode", "encode", "build", "source", "_value", "_consts")
+    __slots__ = ("struct", "decode", "encode", "build", "source", "_value", "_consts", "_items")
 
     def __init__(self, packer: struct.Struct, decode: Callable[..., Any],
                  encode: Callable[[Any], bytes], build: Callable[[tuple[Any, ...]], Any],
@@ -60,16 +63,48 @@ class FlatCodec:
         self.source = source
         self._value = ""  # the expression of the value over the unpacked tuple ``t``
         self._consts: dict[str, Any] = {}  # the names it uses
+        self._items = len(packer.unpack(bytes(packer.size)))  # the tuple's length
 
     def inline(self, template: str, name: str, **names: Any) -> Callable[..., Any]:
         """Function ``name`` of ``template``, Python source in which ``{value}`` stands for
-        the expression of the value over an unpacked tuple ``t`` (what ``build(t)`` returns),
-        compiled with ``names`` in scope: a loop over many records then makes each value with
-        no call of ``build``."""
+        the expression of the value (what ``build(t)`` returns) over the unpacked tuple that
+        ``{t}`` names, compiled with ``names`` in scope: ``for {t} in source: f({value})``
+        then makes each record's value with no call of ``build``.
+
+        ``{t}`` becomes a tuple of locals (``(_0, _1, ...)``, the record's items unpacked by
+        the loop itself) when the tuple has at most ``_UNPACK_MAX`` items and the value takes
+        them one by one, else the name ``t`` (the value then indexes and slices it)."""
         scope: dict[str, Any] = dict(self._consts, **names)
-        code = template.replace("{value}", self._value)
+        value, target = self._value, "t"
+        unpacked = _unpacked(value) if self._items <= _UNPACK_MAX else None
+        if unpacked is not None:
+            value = unpacked
+            target = "(" + "".join(f"_{k}, " for k in range(self._items)) + ")"
+        code = template.replace("{t}", target).replace("{value}", value)
         exec(compile(code, f"<flat codec loop {name}>", "exec"), scope)  # noqa: S102
         return scope[name]  # type: ignore[no-any-return]
+
+
+def _unpacked(expr: str) -> str | None:
+    """``expr`` with each ``t[k]`` (``k`` a number) turned into the local ``_k``, or None when
+    it uses ``t`` otherwise (a slice).  Token by token, so a string in it (a member name, as a
+    dict key) is never changed, whatever it holds."""
+    tokens = list(tokenize.generate_tokens(io.StringIO(expr).readline))
+    out: list[tuple[int, str]] = []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok.type == tokenize.NAME and tok.string == "t":
+            item = tokens[i + 1:i + 4]
+            if (len(item) == 3 and item[0].string == "[" and item[1].type == tokenize.NUMBER
+                    and item[1].string.isdigit() and item[2].string == "]"):
+                out.append((tokenize.NAME, f"_{item[1].string}"))
+                i += 4
+                continue
+            return None
+        out.append((tok.type, tok.string))
+        i += 1
+    return tokenize.untokenize(out).strip()
 
 
 class _Gen:

@@ -728,7 +728,7 @@ class Ring:
 # expression inline: (position after the last record handed out, 0 or the negative stop value)
 _HAND = """
 def hand(source, callback, state, consumer, pos, stride):
-    for t in source:
+    for {t} in source:
         if state.closing:
             return pos, STOP
         pos += stride

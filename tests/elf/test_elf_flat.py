@@ -129,13 +129,18 @@ def check(c: Codec, rng: random.Random, mutations: int | None = 0) -> None:
         assert outcome(c.decode, raw) == outcome(slow_decode, raw)
         assert outcome(c, raw) == outcome(slow_decode, raw)
         # build: what the readers that unpack many records at once call per record
-        inline = c.flat.inline("def make(t):\n    return {value}\n", "make")
+        inline = c.flat.inline("def make(t):\n    {t} = t\n    return {value}\n", "make")
+        loop = c.flat.inline("def loop(source):\n    return [{value} for {t} in source]\n",
+                             "loop")
         for around, at in ((raw, 0), (b"ab" + raw + b"z", 2)):
             built = c.flat.build(c.flat.struct.unpack_from(around, at))
             assert normal(built) == normal(slow_decode(around, at))
-            # the expression a loop compiled with inline() makes per record
+            # the expression a loop compiled with inline() makes per record (the tuple
+            # unpacked into locals by the loop, or indexed)
             made = inline(c.flat.struct.unpack_from(around, at))
             assert normal(made) == normal(slow_decode(around, at))
+        tuples = [c.flat.struct.unpack_from(raw), c.flat.struct.unpack_from(raw[::-1])]
+        assert normal(loop(tuples)) == normal([slow_decode(raw), slow_decode(raw[::-1])])
         for data, off in ((bytearray(raw), 0), (memoryview(b"ab" + raw), 2), (raw + b"z", 0),
                           (raw[:-1], 0), (raw, 1), (b"", 0)):
             assert outcome(c.decode, data, off) == outcome(slow_decode, data, off)
@@ -200,6 +205,32 @@ def test_every_flat_type_of_the_test_objects_matches_the_generic_codec() -> None
                 check(c, rng, mutations=40 if c.size <= 1024 else 0)
                 checked += 1
     assert checked > 50
+
+
+def test_inline_loops_unpack_into_locals_where_they_can() -> None:
+    """A record of up to 255 items taken one by one is unpacked by the loop itself; a long
+    array (a slice of the tuple) or more items keep the tuple whole; a member name that looks
+    like an item (from ctypes, which takes any string) stays the name it is."""
+    import ctypes
+
+    class Odd(ctypes.Structure):
+        _fields_ = [("t[0]", ctypes.c_uint32), ("t", ctypes.c_uint32), ("_1", ctypes.c_uint16)]
+
+    wide = "struct wide { " + " ".join(f"int f{k};" for k in range(300)) + " };"
+    cases = [(Types.from_ctypes(Odd), "Odd", True),
+             (Types.from_c(FLAT_C), "struct pair", True),
+             (Types.from_c(FLAT_C), "struct flat_all", False),  # many[20]: a slice
+             (Types.from_c(wide), "struct wide", False)]  # 300 items
+    rng = random.Random(5)
+    for types, name, unpacked in cases:
+        c = codec(types.btf, name)
+        assert c.flat is not None
+        source = c.flat.inline("def f(source):\n    for {t} in source:\n        pass\n", "f")
+        code = source.__code__
+        assert ("t" in code.co_varnames) is not unpacked, name
+        check(c, rng)
+    odd = codec(Types.from_ctypes(Odd).btf, "Odd")
+    assert odd.decode(struct.pack("<IIH2x", 7, 8, 9)) == {"t[0]": 7, "t": 8, "_1": 9}
 
 
 def test_not_flat_types_keep_the_generic_codec() -> None:
