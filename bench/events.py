@@ -1,6 +1,7 @@
 """The event groups: a ring buffer and a perf buffer, filled by a BPF program before each
 measured run (``BPF_PROG_TEST_RUN``), then consumed by one contender: C's callback, a raw
-ctypes callback, pylibbpf's bare and typed callbacks and its asyncio iteration, bcc."""
+ctypes callback, pylibbpf's bare and typed callbacks, its batch reads into NumPy and its asyncio
+iteration, bcc."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from pylibbpf import Object, PerfBuffer, RingBuffer
-from pylibbpf.typed import decoder
+from pylibbpf.typed import btf_of, decoder, numpy_dtype
 
 from ._core import Group, Timer
 from ._env import Env, bcc_module
@@ -67,7 +68,8 @@ def _drain(events: Any, expect: int, loop: asyncio.AbstractEventLoop,
 def _drain_batches(events: Any, expect: int, loop: asyncio.AbstractEventLoop,
                    stack: ExitStack) -> Callable[[], Any]:
     """As :func:`_drain`, through ``async for batch in events.batches()``: one step per
-    wake-up, each record handed to the loop body as the per-record iteration hands it."""
+    list (of up to ``aio.BATCH_LIMIT`` records), each record handed to the loop body as the
+    per-record iteration hands it."""
     iterator = events.batches()
     stack.callback(lambda: loop.run_until_complete(iterator.aclose()))
 
@@ -80,6 +82,30 @@ def _drain_batches(events: Any, expect: int, loop: asyncio.AbstractEventLoop,
         if left:
             raise RuntimeError(f"the batches held {-left} records more than produced")
     return drain
+
+
+def _numpy_turn(n: int, who: str, prepare: Callable[[], Any],
+                read: Callable[[], list[Any]], dtype: Any) -> Timer:
+    """A turn: ``prepare()`` (the producer writes ``n`` records), then the seconds per record
+    of reading them in batches (``read()``) and making each batch one NumPy array of
+    ``dtype``, which must hold all ``n`` records."""
+    def timer() -> float:
+        prepare()
+        t0 = _pc()
+        got = sum(len(batch.to_numpy(dtype)) for batch in read())
+        seconds = _pc() - t0
+        if got != n:
+            raise RuntimeError(f"{who} read {got} records of {n} into NumPy")
+        return seconds / n
+    return timer
+
+
+def _event_dtype(obj: Object) -> Any:
+    """``struct event`` as a NumPy dtype, or why there is none (no NumPy)."""
+    try:
+        return numpy_dtype(btf_of(obj), "struct event")
+    except ImportError as exc:
+        return f"skipped: {exc}"
 
 
 def _per_record(counter: Any, n: int, who: str, prepare: Callable[[], Any],
@@ -161,6 +187,9 @@ def ring_group(env: Env) -> Group:
             "asyncio": aio_timer,
             "asyncio batches": lambda: aio_timer(drain_batches),
         }
+        dtype = _event_dtype(obj)
+        got["numpy batch"] = dtype if isinstance(dtype, str) else _numpy_turn(
+            n, "ring read_batch", fill, lambda: [bare.read_batch()], dtype)
         b = bcc_module(env, f"""{EVENT_C}
 BPF_RINGBUF_OUTPUT(rb, {RING_PAGES});
 BPF_RINGBUF_OUTPUT(rb2, {RING_PAGES});
@@ -296,6 +325,22 @@ def perf_group(env: Env) -> Group:
             "asyncio": aio_timer,
             "asyncio batches": lambda: aio_timer(drain_batches),
         }
+        dtype = _event_dtype(obj)
+        if isinstance(dtype, str):
+            got["numpy batch"] = dtype
+        elif bare._rings is None:
+            got["numpy batch"] = "skipped: libbpf reads the perf rings on this machine"
+        else:
+            bare_fds = fds_of(bare)
+
+            def prepare_bare() -> None:
+                point(bare_fds)
+                fill()
+
+            def read_rings() -> list[Any]:
+                return [bare.read_batch(i) for i in range(bare.buffer_count)]
+            got["numpy batch"] = _numpy_turn(n, "perf read_batch", prepare_bare, read_rings,
+                                             dtype)
 
         def check_lost() -> None:
             lost = sum(pb.lost for pb in (bare, typed, queued))
