@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from .btf import object_btf
@@ -281,6 +281,9 @@ class TypedMap(Generic[_M]):
         self._encode_value = self.value.encoder
         self._decode_value = self.value.decoder
         self._value_is_array = self.value.type.kind == BtfKind.ARRAY
+        # a flat value decodes straight from the lookup's buffer (it copies what it takes)
+        self._lookup_decoded: Callable[..., Any] | None = getattr(
+            m, "_lookup_decoded", None) if self.value.flat is not None else None
         # an integer key packs with no call of its own (range errors: the codec's message)
         flat = None if self.key is None else self.key.flat
         self._pack_int_key = flat.struct.pack if flat is not None and flat.struct.format in (
@@ -321,7 +324,10 @@ class TypedMap(Generic[_M]):
 
     def lookup(self, key: Any, flags: int = 0) -> Any:
         """The decoded value at ``key``; :class:`KeyError` when absent."""
+        direct = self._lookup_decoded
         try:
+            if direct is not None and type(flags) is int and not flags:
+                return direct(self._k(key), self._decode_value, self._value_out)
             raw = self.map.lookup(self._k(key), flags)
         except KeyError:
             raise KeyError(key) from None

@@ -83,6 +83,34 @@ def test_nested_flat_values_round_trip_through_the_kernel(types: Types) -> None:
             view[1] = {**value, "comm": "toolong"}
 
 
+def test_flat_lookups_decode_from_the_lookup_buffer_and_keep_nothing_of_it(types: Types
+                                                                           ) -> None:
+    """A flat value is decoded straight from the lookup's (reused) buffer: each value is its
+    own, a later lookup changes none before it, a missing key is the caller's KeyError, and
+    flags take the checked path."""
+    c = types["struct tagged"]
+    with Map.create(MapType.HASH, 4, c.size, 8) as m:
+        view = TypedMap(m, key_type=types["__u32"], value_type=c)
+        assert view._lookup_decoded is not None
+        values = {k: {"port": k, "comm": f"c{k}", "st": 3 * (k % 2), "on": k % 2 == 1,
+                      "r": {"a": k, "b": 2 * k, "c": 3, "d": 4, "e": [k] * 5}}
+                  for k in range(1, 6)}
+        for k, v in values.items():
+            view[k] = v
+        got = [view.lookup(k) for k in values]
+        again = [view[k] for k in reversed(values)]
+        assert got == list(values.values()) and again == got[::-1]
+        assert got[0]["comm"] == "c1" and type(got[0]["comm"]) is str
+        with pytest.raises(KeyError) as missing:
+            view.lookup(99)
+        assert missing.value.args == (99,)
+        assert view.get(99, "none") == "none"
+        with pytest.raises(TypeError):
+            view.lookup(1, 0.0)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="-1 does not fit unsigned int"):
+            view.lookup(-1)  # not a __u32: the codec's error, before any lookup
+
+
 def test_per_cpu_values_of_a_flat_type(types: Types) -> None:
     with Map.create(MapType.PERCPU_ARRAY, 4, 64, 1) as m:
         view = TypedMap(m, key_type=types["__u32"], value_type=types["struct rec"])

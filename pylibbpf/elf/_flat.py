@@ -277,7 +277,10 @@ class _Gen:
                     self.leaf_check(f"{y}", kind, None)
                     self.enc[-1] = "    " + self.enc[-1]
                     self.enc.append("pass")  # ends the loop: no guard joins the one inside
-                self.args.append(f"*{var}")
+                if count <= _UNROLL:  # the locals just checked: no ``*`` call
+                    self.args.extend(locals_)
+                else:
+                    self.args.append(f"*{var}")
                 if count <= _UNROLL:  # a list display: cheaper than a slice and a copy
                     return "[" + ", ".join(f"t[{k}]" for k in range(i, i + count)) + "]"
                 return f"[*t[{i}:{i + count}]]"
@@ -313,15 +316,20 @@ def compile_flat(btf: Btf, type_id: int, resolve: Callable[[int], BtfType],
     if packer.size != size:
         return None
     body = "\n        ".join(gen.enc)
+    # decode unpacks into locals where the value takes the items one by one (as inline loops)
+    items = len(packer.unpack(bytes(packer.size)))
+    unpacked = _unpacked(expr) if 0 < items <= _UNPACK_MAX else None
+    target, made = ("t", expr) if unpacked is None else (
+        "".join(f"_{k}, " for k in range(items)), unpacked)
     source = (
         "def decode(data, off=0):\n"
         "    try:\n"
-        "        t = unpack_from(data, off)\n"
+        f"        {target} = unpack_from(data, off)\n"
         "    except Exception:\n"
         "        return slow_decode(data, off)\n"
         "    if off < 0:\n"
         "        return slow_decode(data, off)\n"
-        f"    return {expr}\n"
+        f"    return {made}\n"
         "\n"
         "def build(t):\n"
         f"    return {expr}\n"

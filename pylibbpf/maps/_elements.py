@@ -18,7 +18,7 @@ import functools
 import struct
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Union
 
 from .. import _args, _ffi
@@ -312,6 +312,30 @@ class Elements:
         value = buf.raw if unpack is None else [*unpack(buf)]  # [*...]: cheaper than list()
         buffers.append(buf)
         return value
+
+    def _lookup_decoded(self, key: KeyLike | None, decode: Callable[[Any], Any],
+                        general: Callable[[Any], Any]) -> Any:
+        """``decode`` of the value at ``key`` read straight from the lookup's buffer, with no
+        ``bytes`` made (typed views whose decoder copies all it takes out of the buffer: a
+        flat codec's); off the hot path (per-CPU maps, a map not bound yet) ``general`` of
+        what :meth:`lookup` returns.  Raises as :meth:`lookup` does."""
+        bound, fd, ks, key_pack, _vp, _vr, total, unpack, buffers, call, _u, _d = self._hot
+        if bound is not self._bound or unpack is not None:
+            return general(self.lookup(key))
+        kb = key if type(key) is bytes and len(key) == ks else self._hot_key(key, ks, key_pack)
+        try:
+            buf = buffers.pop()
+        except IndexError:
+            buf = _new_buffer(total)
+        try:
+            rc = call(fd, kb, buf)
+            if rc < 0:
+                if rc == -_errno.ENOENT:
+                    raise KeyError(key)
+                raise self._fail(rc, "lookup")
+            return decode(buf)
+        finally:
+            buffers.append(buf)
 
     def _lookup_checked(self, key: KeyLike | None, flags: int) -> Any:
         bound = self._bound or self._bind()
