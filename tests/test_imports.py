@@ -242,3 +242,18 @@ def test_elf_names_load_on_first_use() -> None:
     assert before == [], f"importing pylibbpf.errors and pylibbpf.elf read {before}"
     assert star == listed and "ObjectFile" in star and "ElfError" in star
     assert same
+
+
+def test_event_buffers_import_no_numpy() -> None:
+    """NumPy (about 90 ms to import) is loaded by the first batch that needs it (``to_numpy``,
+    a ring reader's header checks), not by importing the buffers."""
+    check = (
+        "import json, sys\n"
+        "import pylibbpf.events.ring, pylibbpf.events.perf, pylibbpf.events.aio\n"
+        "from pylibbpf.events import _batch\n"
+        "print(json.dumps(['numpy' in sys.modules, _batch._numpy() is not None,\n"
+        "                  'numpy' in sys.modules]))\n"
+    )
+    before, found, after = _fresh_interpreter(check)
+    assert before is False, "importing the event buffers imported numpy"
+    assert after is found

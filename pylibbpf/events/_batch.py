@@ -44,10 +44,19 @@ BUSY_BIT = 1 << 31
 DISCARD_BIT = 1 << 30
 _LEN_MASK = ~(BUSY_BIT | DISCARD_BIT) & 0xFFFFFFFF
 
-try:  # optional: vectorized header checks and structured arrays
-    import numpy as _np
-except ImportError:  # pragma: no cover - exercised where numpy is absent
-    _np = None  # type: ignore[assignment]
+_NUMPY: list[Any] = []  # [numpy or None] once looked for
+
+
+def _numpy() -> Any:
+    """NumPy (optional: vectorized header checks and structured arrays), or None; imported on
+    first use, not with this module (importing NumPy takes about 90 ms)."""
+    if not _NUMPY:
+        try:
+            import numpy
+        except ImportError:  # pragma: no cover - exercised where numpy is absent
+            numpy = None  # type: ignore[assignment]
+        _NUMPY.append(numpy)
+    return _NUMPY[0]
 
 
 class EventBatch(Sequence[Any]):
@@ -140,6 +149,7 @@ class EventBatch(Sequence[Any]):
         be larger than the records; without one each record is a row of ``uint8``.  Needs all
         records to have one length.
         """
+        _np = _numpy()
         if _np is None:
             raise ImportError("to_numpy needs NumPy: pip install 'pylibbpf[numpy]'")
         n = len(self)
@@ -193,8 +203,9 @@ class RingReader:
         self._held: EventBatch | None = None  # the unreleased zero-copy batch
         self._cons32 = memoryview(self._consumer).cast("Q")
         self._prod64 = memoryview(self._ring).cast("Q")
-        self._np_headers: Any = (None if _np is None else
-                            _np.frombuffer(self._ring, dtype=_np.uint32))
+        np = _numpy()
+        self._np_headers: Any = None if np is None else np.frombuffer(self._ring, dtype=np.uint32)
+        self._flatnonzero: Any = None if np is None else np.flatnonzero
 
     @property
     def held(self) -> bool:
@@ -251,7 +262,7 @@ class RingReader:
         headers: Any
         if self._np_headers is not None and count > 32:
             headers = self._np_headers[first:first + count * step:step]
-            bad = _np.flatnonzero(headers != header)
+            bad = self._flatnonzero(headers != header)
             return int(bad[0]) if bad.size else count
         values = self._u32[first:first + count * step:step].tolist()
         if values.count(header) == count:
