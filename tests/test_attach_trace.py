@@ -156,9 +156,10 @@ def _spin(seconds: float) -> None:
 def test_attach_perf_event_cpu_clock(load_trace: Load) -> None:
     obj = load_trace("on_sample")
     affinity = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {0})
+    cpu = min(affinity)  # the first CPU this process may use (a cpuset may leave out CPU 0)
+    os.sched_setaffinity(0, {cpu})
     try:
-        pfd = perf_event_open_cpu_clock(cpu=0, period_ns=100_000)
+        pfd = perf_event_open_cpu_clock(cpu=cpu, period_ns=100_000)
         try:
             link = obj.programs["on_sample"].attach_perf_event(pfd)
         except BaseException:

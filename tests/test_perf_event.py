@@ -234,14 +234,15 @@ def _spin(seconds: float) -> None:
 def test_cpu_clock_sampling() -> None:
     counter = Counter(ProgType.PERF_EVENT, os.getpid())
     affinity = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {0})
+    cpu = min(affinity)  # the first CPU this process may use (a cpuset may leave out CPU 0)
+    os.sched_setaffinity(0, {cpu})
     try:
-        with perf_event.attach_cpu_clock(counter.prog_fd, 0, period_ns=100_000):
+        with perf_event.attach_cpu_clock(counter.prog_fd, cpu, period_ns=100_000):
             _spin(0.1)
             first = counter.value
             _spin(0.1)
             second = counter.value
-        # 100 µs period, 100 ms of CPU on cpu 0: ~1000 samples each time (throttling allowed)
+        # 100 µs period, 100 ms of CPU on that CPU: ~1000 samples each time (throttling allowed)
         assert 10 < first < second
         after = counter.value
         _spin(0.05)
