@@ -231,6 +231,17 @@ def test_batches_refuse_a_bad_limit_at_the_call(producer: Object, limit: object,
             aio.batches(rb, limit)  # type: ignore[arg-type]
 
 
+def test_batches_with_a_limit_beyond_any_queue(producer: Object) -> None:
+    async def main() -> list[int]:
+        with RingBuffer(producer.maps["rb"], decode=seq_of) as rb:
+            emit(producer, 10)
+            async for batch in rb.batches(1 << 70):  # more than a Py_ssize_t: no limit
+                return batch
+        return []
+
+    assert asyncio.run(main()) == list(range(10))
+
+
 def test_batches_of_a_callback_buffer_are_refused_at_the_call(producer: Object) -> None:
     with RingBuffer(producer.maps["rb"], lambda data: None) as rb:
         with pytest.raises(StateError):

@@ -29,6 +29,7 @@ it (by another task or thread) ends the wait with :class:`~pylibbpf.ClosedError`
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing
@@ -165,7 +166,7 @@ def batch_limit(limit: int | None) -> int:
         raise TypeError(f"limit must be an int or None, not {type(limit).__name__}")
     if limit < 1:
         raise ValueError(f"limit must be at least 1, not {limit}")
-    return limit
+    return min(limit, sys.maxsize)  # more than any queue holds; islice takes no more
 
 
 async def _batches(buffer: Buffer, queue: deque[Iterator[Any]], limit: int
