@@ -63,7 +63,7 @@ class FlatCodec:
         self.source = source
         self._value = ""  # the expression of the value over the unpacked tuple ``t``
         self._consts: dict[str, Any] = {}  # the names it uses
-        self._items = len(packer.unpack(bytes(packer.size)))  # the tuple's length
+        self._items = 0  # the unpacked tuple's length
 
     def inline(self, template: str, name: str, **names: Any) -> Callable[..., Any]:
         """Function ``name`` of ``template``, Python source in which ``{value}`` stands for
@@ -75,14 +75,20 @@ class FlatCodec:
         the loop itself) when the tuple has at most ``_UNPACK_MAX`` items and the value takes
         them one by one, else the name ``t`` (the value then indexes and slices it)."""
         scope: dict[str, Any] = dict(self._consts, **names)
-        value, target = self._value, "t"
-        unpacked = _unpacked(value) if self._items <= _UNPACK_MAX else None
-        if unpacked is not None:
-            value = unpacked
-            target = "(" + "".join(f"_{k}, " for k in range(self._items)) + ")"
+        target, value = _unpacking(self._value, self._items)
         code = template.replace("{t}", target).replace("{value}", value)
         exec(compile(code, f"<flat codec loop {name}>", "exec"), scope)  # noqa: S102
         return scope[name]  # type: ignore[no-any-return]
+
+
+def _unpacking(expr: str, items: int) -> tuple[str, str]:
+    """(target, value): where the tuple of ``items`` items is unpacked and ``expr`` made from
+    it.  ``("(_0, _1, ...)", expr over those locals)`` when there are 1 to ``_UNPACK_MAX``
+    items and ``expr`` takes them one by one, else ``("t", expr)``."""
+    unpacked = _unpacked(expr) if 0 < items <= _UNPACK_MAX else None
+    if unpacked is None:
+        return "t", expr
+    return "(" + "".join(f"_{k}, " for k in range(items)) + ")", unpacked
 
 
 def _unpacked(expr: str) -> str | None:
@@ -271,18 +277,15 @@ class _Gen:
                     self.enc.append(", ".join(locals_) + f", = {var}")
                     for x in locals_:
                         self.leaf_check(x, kind, None)
-                else:
-                    y = self.local()
-                    self.enc.append(f"for {y} in {var}:")
-                    self.leaf_check(f"{y}", kind, None)
-                    self.enc[-1] = "    " + self.enc[-1]
-                    self.enc.append("pass")  # ends the loop: no guard joins the one inside
-                if count <= _UNROLL:  # the locals just checked: no ``*`` call
-                    self.args.extend(locals_)
-                else:
-                    self.args.append(f"*{var}")
-                if count <= _UNROLL:  # a list display: cheaper than a slice and a copy
+                    self.args.extend(locals_)  # the locals just checked: no ``*`` call
+                    # a list display: cheaper than a slice and a copy
                     return "[" + ", ".join(f"t[{k}]" for k in range(i, i + count)) + "]"
+                y = self.local()
+                self.enc.append(f"for {y} in {var}:")
+                self.leaf_check(f"{y}", kind, None)
+                self.enc[-1] = "    " + self.enc[-1]
+                self.enc.append("pass")  # ends the loop: no guard joins the one inside
+                self.args.append(f"*{var}")
                 return f"[*t[{i}:{i + count}]]"
         size = self.btf.size_of(elem)
         locals_ = [self.local() for _ in range(count)]
@@ -318,9 +321,7 @@ def compile_flat(btf: Btf, type_id: int, resolve: Callable[[int], BtfType],
     body = "\n        ".join(gen.enc)
     # decode unpacks into locals where the value takes the items one by one (as inline loops)
     items = len(packer.unpack(bytes(packer.size)))
-    unpacked = _unpacked(expr) if 0 < items <= _UNPACK_MAX else None
-    target, made = ("t", expr) if unpacked is None else (
-        "".join(f"_{k}, " for k in range(items)), unpacked)
+    target, made = _unpacking(expr, items)
     source = (
         "def decode(data, off=0):\n"
         "    try:\n"
@@ -346,5 +347,5 @@ def compile_flat(btf: Btf, type_id: int, resolve: Callable[[int], BtfType],
                                  slow_decode=slow_decode, slow=slow_encode)
     exec(compile(source, f"<flat codec of BTF type {type_id}>", "exec"), scope)  # noqa: S102
     flat = FlatCodec(packer, scope["decode"], scope["encode"], scope["build"], source)
-    flat._value, flat._consts = expr, gen.consts
+    flat._value, flat._consts, flat._items = expr, gen.consts, items
     return flat

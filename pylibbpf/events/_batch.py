@@ -27,6 +27,7 @@ installed, else ``memoryview`` slicing), so no Python code runs per record.
 from __future__ import annotations
 
 import errno as _errno
+import functools
 import mmap
 import threading
 from array import array
@@ -44,19 +45,15 @@ BUSY_BIT = 1 << 31
 DISCARD_BIT = 1 << 30
 _LEN_MASK = ~(BUSY_BIT | DISCARD_BIT) & 0xFFFFFFFF
 
-_NUMPY: list[Any] = []  # [numpy or None] once looked for
-
-
+@functools.cache
 def _numpy() -> Any:
     """NumPy (optional: vectorized header checks and structured arrays), or None; imported on
     first use, not with this module (importing NumPy takes about 90 ms)."""
-    if not _NUMPY:
-        try:
-            import numpy
-        except ImportError:  # pragma: no cover - exercised where numpy is absent
-            numpy = None  # type: ignore[assignment]
-        _NUMPY.append(numpy)
-    return _NUMPY[0]
+    try:
+        import numpy
+    except ImportError:  # pragma: no cover - exercised where numpy is absent
+        return None
+    return numpy
 
 
 class EventBatch(Sequence[Any]):

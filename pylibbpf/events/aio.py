@@ -36,6 +36,7 @@ from contextlib import aclosing
 from itertools import islice
 from typing import Any, Protocol
 
+from .. import _args
 from ..errors import ClosedError
 
 #: how often a coroutine waiting for data looks whether its buffer was closed meanwhile
@@ -162,8 +163,7 @@ def batch_limit(limit: int | None) -> int:
     """``limit`` checked (an int of at least 1), or :data:`BATCH_LIMIT` for ``None``."""
     if limit is None:
         return BATCH_LIMIT
-    if isinstance(limit, bool) or not isinstance(limit, int):
-        raise TypeError(f"limit must be an int or None, not {type(limit).__name__}")
+    limit = _args.integer(limit, "limit")
     if limit < 1:
         raise ValueError(f"limit must be at least 1, not {limit}")
     return min(limit, sys.maxsize)  # more than any queue holds; islice takes no more

@@ -387,21 +387,33 @@ class PerfBuffer(Handle, QueuedEvents[PerfSample]):
         decode = self._decode
         return source, (values if decode is None else map(decode, values))
 
+    def _take(self, ring: PerfRing) -> tuple[bytes, list[Run]]:
+        """Copy out one ring (giving its space back) and cut it into runs of samples, counting
+        the lost samples it reports (the ``lost`` callback may set the state's error)."""
+        chunk = ring.take()
+        if not chunk:
+            return chunk, []
+        runs, lost = cut(chunk)
+        if lost:
+            _count_lost(self._state, self._lost_cb, ring.cpu, lost)
+        return chunk, runs
+
+    def _keep(self, chunk: bytes, runs: list[Run], cpu: int) -> None:
+        """Keep the samples of ``runs`` in the backlog, in order, for the next poll."""
+        self._state.backlog.extend(zip(repeat(cpu), samples(chunk, runs)))
+
     def _read(self, ring: PerfRing) -> bool:
         """Hand one ring's samples to the callback or the queue, read from Python (see
         ``_perf_rings``); True if the ring had any record.  Runs under the guard."""
-        chunk = ring.take()
+        chunk, runs = self._take(ring)
         if not chunk:
             return False
-        runs, lost = cut(chunk)
-        state = self._state
-        cpu = ring.cpu
-        if lost:
-            _count_lost(state, self._lost_cb, cpu, lost)
         if not runs:
             return True
+        state = self._state
+        cpu = ring.cpu
         if state.error is not None:  # kept, in order, for the next poll (see the docstring)
-            state.backlog.extend(zip(repeat(cpu), samples(chunk, runs)))
+            self._keep(chunk, runs, cpu)
             return True
         if self._queue_mode and self._decode is None:
             # the samples are made as the consumer takes them (see QueuedEvents)
@@ -532,14 +544,11 @@ class PerfBuffer(Handle, QueuedEvents[PerfSample]):
             raise StateError(_errno.EAGAIN, f"{len(state.backlog)} samples read before wait "
                              f"to be handed out first: poll() or consume() this buffer, then "
                              f"read_batch() again")
-        chunk = ring.take()
-        runs, lost = cut(chunk)
-        if lost:
-            _count_lost(state, self._lost_cb, ring.cpu, lost)
+        chunk, runs = self._take(ring)
         error = state.error
         if error is not None:  # the lost callback raised: keep the samples, in order
             state.error = None
-            state.backlog.extend(zip(repeat(ring.cpu), samples(chunk, runs)))
+            self._keep(chunk, runs, ring.cpu)
             raise error
         return batch(chunk, runs, ring.cpu)
 
